@@ -1,0 +1,3 @@
+from resumespec.cli import main
+
+raise SystemExit(main())
