@@ -1,0 +1,39 @@
+"""Injected faults (docs/model.md: WriteError, Heartbeat, Abort, plus an
+allocation failure). Each may happen at most once per run.
+
+* ``write_error(r)``: a data write of room ``r`` fails; the sender's batch
+  stops (the room's writes still in flight never land) and it sends Failed.
+* ``heartbeat(r)``: the encode side serving ``r`` dies: its writes stop, and
+  the language side, after missing heartbeats, marks the room Failed on every
+  rank.
+* ``abort(r)``: the receiver aborts the request (``Receiver.abort``).
+* ``alloc_fail(s)``: the next allocation on rank ``s`` returns None.
+"""
+
+from __future__ import annotations
+
+FAULTS = ("write_error", "heartbeat", "abort", "alloc_fail")
+
+
+def write_error(world, req: int) -> None:
+    room = world.sender.rooms[req]
+    victim = world.transport.pending_writes(req)[0]
+    world.sender._emit("write_error", req=req, session=victim.session)
+    world.drop_writes(req)
+    world.sender.fail_room(req)
+
+
+def heartbeat(world, req: int) -> None:
+    room = world.sender.rooms[req]
+    world.drop_writes(req)
+    room.in_round = False
+    room.state = "dead"
+    world.receiver.heartbeat_lost(req)
+
+
+def abort(world, req: int) -> None:
+    world.receiver.abort(req)
+
+
+def alloc_fail(world, session: int) -> None:
+    world.allocators[session].fail_next = True

@@ -1,0 +1,467 @@
+"""The language side: one receiver acting for every rank (session) of a request.
+
+Protocol steps (docs/model.md), one method each:
+
+* ``init_request``  -> ReceiverInit(r)
+* ``recv_status``   -> DeliverStatus(r, s)
+* ``poll``          -> ReceiverPoll(r): combined (MIN) status, then the
+  variant's decision, acting on all sessions of the request in one step as the
+  engine's SPMD scheduler does
+* ``prefill_done``  -> PrefillDone(r)
+* ``abort``         -> Abort(r)
+
+The variants differ only in what ``poll`` does when the combined status is
+Transferring; each has its own method, named after the variant:
+``_transferring_flag``, ``_transferring_indices``, ``_transferring_sent_tokens``,
+``_transferring_cached_sent``, ``_transferring_once``, ``_transferring_corrected``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .allocator import BlockAllocator
+from .buffers import BlockBuffers
+from .checks import PoolChecker
+from .trace import TraceLog, language_proc
+from .transport import (FAILED, STATUS_NAMES, SUCCESS, TRANSFERRING, WAITING,
+                        AbortMsg, Init, Resume, Status, Transport, merge_status)
+
+VARIANTS = ("flag", "indices", "sent_tokens", "cached_sent", "once", "corrected")
+HISTORICAL = VARIANTS[:-1]
+RESUME_ORDERS = ("alloc_first", "free_first")
+ENGINE_RESUME_ORDER = {"flag": "free_first", "indices": "free_first",
+                       "sent_tokens": "free_first", "cached_sent": "free_first",
+                       "once": "alloc_first", "corrected": "alloc_first"}
+
+
+class Assembly:
+    """What a session has copied out of its blocks so far, in token order,
+    in preallocated output tensors (one slice copy per block, no concat)."""
+
+    def __init__(self, hidden: int, device: torch.device, capacity: int = 0) -> None:
+        self.hidden, self.device, self.length = hidden, device, 0
+        self._alloc(capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        self.emb = torch.empty(capacity, self.hidden, dtype=torch.bfloat16, device=self.device)
+        self.ids = torch.empty(capacity, dtype=torch.int32, device=self.device)
+        self.mrope = torch.empty(3, capacity, dtype=torch.int32, device=self.device)
+
+    def reserve(self, capacity: int) -> None:
+        if capacity > self.emb.shape[0]:
+            old = (self.emb, self.ids, self.mrope)
+            self._alloc(capacity)
+            self.emb[:self.length].copy_(old[0][:self.length])
+            self.ids[:self.length].copy_(old[1][:self.length])
+            self.mrope[:, :self.length].copy_(old[2][:, :self.length])
+
+    def append(self, pool: BlockBuffers, blocks: list[int], tokens: int) -> None:
+        self.reserve(self.length + tokens)
+        pool.gather_into(blocks, tokens, self.emb, self.ids, self.mrope, self.length)
+        self.length += tokens
+
+    def view(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = self.length
+        return self.emb[:n], self.ids[:n], self.mrope[:, :n]
+
+
+@dataclass
+class SessionState:
+    """One rank's view of one request (the engine's ``MultimodalLanguageRequest``
+    on that rank, plus our per-variant dedup state)."""
+
+    blocks: list[int] = field(default_factory=list)     # embedding_indices
+    status: int = WAITING
+    last_status: Status | None = None
+    assembly: Assembly | None = None
+    cached: bool = False            # partial data cached (historical designs)
+    cached_total: int = 0           # total length cached from round 1's aux
+    partial_sent: int = 0
+    triggered: bool = False         # flag
+    last_resume_indices: list[int] | None = None   # indices
+    last_resume_at: int = -1        # sent_tokens, cached_sent
+    cached_round: int = 0           # corrected: last round copied out
+    last_resumed_round: int = 0     # corrected: last round a resume was sent for
+
+
+@dataclass
+class Request:
+    req: int
+    phase: str = "new"              # new, queued, aborting, prefill, done, failed
+    sessions: dict[int, SessionState] = field(default_factory=dict)
+    resumes: int = 0
+    fail_reason: str | None = None
+
+
+class RequestFailed(Exception):
+    """Raised inside a poll when the variant fails the request on the spot."""
+
+
+class Receiver:
+    def __init__(self, variant: str, pools: dict[int, BlockBuffers],
+                 allocators: dict[int, BlockAllocator], checkers: dict[int, PoolChecker],
+                 transport: Transport, trace: TraceLog, init_tokens: int, cap_blocks: int,
+                 resume_order: str, on_handoff, trace_ids_max: int = 256) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        if resume_order not in RESUME_ORDERS:
+            raise ValueError(f"unknown resume order {resume_order!r}; expected alloc_first or free_first")
+        self.variant = variant
+        self.pools, self.allocators, self.checkers = pools, allocators, checkers
+        self.transport, self.trace = transport, trace
+        self.init_tokens = init_tokens
+        self.cap_blocks = cap_blocks
+        self.resume_order = resume_order
+        self.on_handoff = on_handoff
+        self.trace_ids_max = trace_ids_max
+        self.block_size = next(iter(pools.values())).block_size
+        self.requests: dict[int, Request] = {}
+
+    def add_request(self, req: int) -> None:
+        self.requests[req] = Request(req, sessions={s: SessionState() for s in self.pools})
+
+    # -- helpers: every pool touch goes through these (trace + checks) -----
+    def _emit(self, on_rank: int, event: str, **fields) -> None:
+        self.trace.emit(language_proc(on_rank), event, **fields)
+
+    def _alloc(self, req: int, s: int, tokens: int) -> list[int] | None:
+        blocks = self.allocators[s].alloc(tokens)
+        self._emit(s, "alloc", rank=s, req=req, tokens=tokens, blocks=blocks)
+        if blocks is not None:
+            self.checkers[s].on_alloc(req, blocks)
+        return blocks
+
+    def _free(self, req: int, s: int, blocks: list[int]) -> None:
+        if not blocks:
+            return
+        self._emit(s, "free", rank=s, req=req, blocks=list(blocks))
+        self.checkers[s].on_free(req, blocks)
+        self.allocators[s].free(blocks)
+
+    def _aux_length(self, s: int, blocks: list[int]) -> tuple[int, int]:
+        """(aux total of the first block, tokens get_buf would gather)."""
+        if not blocks:
+            return 0, 0
+        total = self.pools[s].aux_total(blocks[0])
+        return total, max(0, min(total, len(blocks) * self.block_size))
+
+    def _read(self, req: int, s: int, tokens: int, into: Assembly) -> None:
+        """Copy ``tokens`` tokens out of the session's current blocks."""
+        sess = self.requests[req].sessions[s]
+        tokens = max(0, min(tokens, len(sess.blocks) * self.block_size))
+        touched = sess.blocks[:-(-tokens // self.block_size)] if tokens > 0 else []
+        aux_total = self.pools[s].aux_total(sess.blocks[0]) if sess.blocks else 0
+        fields = dict(req=req, session=s, blocks=list(touched), aux_total=aux_total, tokens=tokens)
+        if tokens and tokens <= self.trace_ids_max:
+            ids = self.pools[s].gather(touched, tokens).fill_ids.tolist()
+            fields["ids"] = [[i >> 20, i & ((1 << 20) - 1)] for i in ids]
+        self._emit(s, "buffer_read", **fields)
+        self.checkers[s].on_read(req, touched)
+        into.append(self.pools[s], touched, tokens)
+
+    def _probe_read(self, req: int, s: int) -> int:
+        """A read the engine does only to learn a length (get_buf on the
+        current blocks): checked and traced like any read, data dropped."""
+        sess = self.requests[req].sessions[s]
+        aux_total, n = self._aux_length(s, sess.blocks)
+        touched = sess.blocks[:-(-n // self.block_size)] if n > 0 else sess.blocks[:1]
+        self._emit(s, "buffer_read", req=req, session=s, blocks=list(touched),
+                   aux_total=aux_total, tokens=n)
+        self.checkers[s].on_read(req, touched)
+        return n
+
+    def _new_assembly(self, capacity: int) -> Assembly:
+        pool = next(iter(self.pools.values()))
+        return Assembly(pool.hidden, pool.device, capacity)
+
+    def _resume_tokens(self, remaining: int) -> int:
+        if self.cap_blocks:
+            remaining = min(remaining, self.cap_blocks * self.block_size)
+        if self.variant == "corrected":
+            # never ask for more than a rank's whole pool: it could never be granted
+            pool_blocks = min(p.num_blocks for p in self.pools.values())
+            remaining = min(remaining, pool_blocks * self.block_size)
+        return remaining
+
+    # -- ReceiverInit --------------------------------------------------------
+    def init_request(self, req: int) -> None:
+        rq = self.requests[req]
+        got: dict[int, list[int]] = {}
+        for s in rq.sessions:
+            blocks = self._alloc(req, s, self.init_tokens)
+            if blocks is None:  # all ranks or none: give back and retry later
+                for t, b in got.items():
+                    self._free(req, t, b)
+                return
+            got[s] = blocks
+        for s, blocks in got.items():
+            sess = rq.sessions[s]
+            sess.blocks = blocks
+            sess.status = WAITING
+            allocated = len(blocks) * self.block_size
+            self.transport.send_ctl(req, s, Init(blocks, allocated))
+            self._emit(s, "init_sent", req=req, session=s, blocks=list(blocks),
+                       allocated_tokens=allocated)
+        rq.phase = "queued"
+
+    # -- DeliverStatus -------------------------------------------------------
+    def recv_status(self, req: int, s: int) -> None:
+        msg = self.transport.st[(req, s)].popleft()
+        sess = self.requests[req].sessions[s]
+        sess.status = merge_status(sess.status, msg.status)
+        sess.last_status = msg
+        fields = dict(req=req, session=s, status=STATUS_NAMES[msg.status])
+        if msg.round is not None:
+            fields.update(round=msg.round, sent_tokens=msg.sent_tokens, total=msg.total)
+        self._emit(s, "status_recv", **fields)
+
+    # -- ReceiverPoll --------------------------------------------------------
+    def combined_status(self, req: int) -> int:
+        return min(sess.status for sess in self.requests[req].sessions.values())
+
+    def poll(self, req: int) -> str:
+        rq = self.requests[req]
+        status = self.combined_status(req)
+        decisions: dict[int, str]
+        try:
+            if status == FAILED:
+                self._fail(req, "status Failed")
+                decisions = {s: "fail" for s in rq.sessions}
+            elif rq.phase == "aborting":
+                decisions = {s: "wait" for s in rq.sessions}
+            elif status == SUCCESS:
+                self._handoff(req)
+                decisions = {s: "handoff" for s in rq.sessions}
+            elif status == TRANSFERRING:
+                decisions = getattr(self, f"_transferring_{self.variant}")(req)
+            else:
+                decisions = {s: "wait" for s in rq.sessions}
+        except RequestFailed as exc:
+            decisions = {s: "fail" for s in rq.sessions}
+            self._fail(req, str(exc))
+        for s, d in decisions.items():
+            self._emit(s, "poll", req=req, status=STATUS_NAMES[status], decision=d)
+        return "resume" if "resume" in decisions.values() else next(iter(decisions.values()))
+
+    def _fail(self, req: int, reason: str) -> None:
+        """The failure path: free whatever ``embedding_indices`` holds now."""
+        rq = self.requests[req]
+        rq.phase = "failed"
+        rq.fail_reason = reason
+        for s, sess in rq.sessions.items():
+            self._emit(s, "fail", req=req, reason=reason)
+        for s, sess in rq.sessions.items():
+            self._free(req, s, sess.blocks)
+            sess.blocks = []
+
+    def _handoff(self, req: int) -> None:
+        rq = self.requests[req]
+        for s, sess in rq.sessions.items():
+            if self.variant == "corrected":
+                total = sess.last_status.total
+                if sess.assembly is None:
+                    sess.assembly = self._new_assembly(total)
+                self._read(req, s, total - sess.assembly.length, sess.assembly)
+            elif sess.cached:
+                self._read(req, s, sess.cached_total - sess.partial_sent, sess.assembly)
+            else:
+                aux_total, n = self._aux_length(s, sess.blocks)
+                sess.assembly = self._new_assembly(n)
+                self._read(req, s, n, sess.assembly)
+            handed = sess.assembly.view()
+            fields = dict(req=req, session=s, tokens=int(handed[1].shape[0]))
+            if fields["tokens"] <= self.trace_ids_max:
+                fields["ids"] = [[i >> 20, i & ((1 << 20) - 1)] for i in handed[1].tolist()]
+            self._emit(s, "handoff", **fields)
+            self.on_handoff(req, s, handed)
+        rq.phase = "prefill"
+
+    # -- the historical designs: one decision each -------------------------
+    def _first_look(self, req: int, s: int) -> tuple[int, int]:
+        """Read the current blocks as ``get_buf`` does: (total from aux, tokens)."""
+        sess = self.requests[req].sessions[s]
+        n = self._probe_read(req, s)
+        return self.pools[s].aux_total(sess.blocks[0]), n
+
+    def _transferring_flag(self, req: int) -> dict[int, str]:
+        out = {}
+        for s, sess in self.requests[req].sessions.items():
+            if sess.triggered:
+                out[s] = "wait"
+                continue
+            total, sent = self._first_look(req, s)
+            out[s] = self._historical_resume(req, s, total, sent) if total > sent else "wait"
+        return out
+
+    def _transferring_indices(self, req: int) -> dict[int, str]:
+        out = {}
+        for s, sess in self.requests[req].sessions.items():
+            if sess.last_resume_indices is not None and sess.blocks == sess.last_resume_indices:
+                out[s] = "wait"
+                continue
+            total, sent = self._first_look(req, s)
+            out[s] = self._historical_resume(req, s, total, sent) if total > sent else "wait"
+        return out
+
+    def _transferring_sent_tokens(self, req: int) -> dict[int, str]:
+        out = {}
+        for s, sess in self.requests[req].sessions.items():
+            if sess.cached:
+                total = sess.cached_total
+                n = self._probe_read(req, s)  # length from a stale aux row after round 1
+                sent = sess.partial_sent + n if n > 0 else sess.partial_sent
+            else:
+                total, sent = self._first_look(req, s)
+            if sent == sess.last_resume_at and sent > 0:
+                out[s] = "wait"
+            elif total > sent:
+                out[s] = self._historical_resume(req, s, total, sent)
+            else:
+                out[s] = "wait"
+        return out
+
+    def _transferring_cached_sent(self, req: int) -> dict[int, str]:
+        out = {}
+        for s, sess in self.requests[req].sessions.items():
+            if sess.cached:
+                total, sent = sess.cached_total, sess.partial_sent  # never read again
+            else:
+                total, sent = self._first_look(req, s)
+            if sent == sess.last_resume_at and sent > 0:
+                out[s] = "wait"
+            elif total > sent:
+                out[s] = self._historical_resume(req, s, total, sent)
+            else:
+                out[s] = "wait"
+        return out
+
+    def _transferring_once(self, req: int) -> dict[int, str]:
+        out = {}
+        for s, sess in self.requests[req].sessions.items():
+            if sess.cached:
+                out[s] = "wait"
+                continue
+            total, sent = self._first_look(req, s)
+            out[s] = self._historical_resume(req, s, total, sent) if total > sent else "wait"
+        return out
+
+    def _historical_resume(self, req: int, s: int, total: int, sent: int) -> str:
+        """Cache (first time only), swap blocks, send resume(sent, allocated)."""
+        rq = self.requests[req]
+        sess = rq.sessions[s]
+        want = self._resume_tokens(total - sent)
+        if self.resume_order == "alloc_first":
+            new = self._alloc(req, s, want)
+            if new is None:
+                return "retry_alloc"  # keep everything, try again next poll
+            self._cache_first_round(req, s, total, sent)
+            self._free(req, s, sess.blocks)
+        else:
+            self._cache_first_round(req, s, total, sent)
+            self._free(req, s, sess.blocks)
+            new = self._alloc(req, s, want)
+            if new is None:
+                # embedding_indices still names the blocks just freed
+                raise RequestFailed("resume allocation failed")
+        sess.blocks = new
+        allocated = len(new) * self.block_size
+        self.transport.send_ctl(req, s, Resume(new, sent, allocated))
+        self._emit(s, "resume_sent", req=req, session=s, blocks=list(new),
+                   sent_tokens=sent, allocated_tokens=allocated)
+        sess.partial_sent = sent
+        sess.last_resume_at = sent
+        sess.last_resume_indices = list(new)
+        sess.triggered = True
+        rq.resumes += 1
+        return "resume"
+
+    def _cache_first_round(self, req: int, s: int, total: int, sent: int) -> None:
+        sess = self.requests[req].sessions[s]
+        if sess.cached:
+            return  # the engine caches the first round only
+        sess.assembly = self._new_assembly(max(total, sent))
+        self._read(req, s, sent, sess.assembly)
+        sess.cached = True
+        sess.cached_total = total
+
+    # -- the corrected design ---------------------------------------------
+    def _transferring_corrected(self, req: int) -> dict[int, str]:
+        """Resume exactly once per round that ended partial, on every rank."""
+        rq = self.requests[req]
+        infos = {s: sess.last_status for s, sess in rq.sessions.items()}
+        if any(i is None or i.round is None for i in infos.values()):
+            return {s: "wait" for s in rq.sessions}
+        k = min(i.round for i in infos.values())
+        if any(sess.last_resumed_round >= k for sess in rq.sessions.values()):
+            return {s: "wait" for s in rq.sessions}
+        # 1. copy out this round's tokens (all its writes landed before the status)
+        for s, sess in rq.sessions.items():
+            info = infos[s]
+            if sess.cached_round < k:
+                if sess.assembly is None:
+                    sess.assembly = self._new_assembly(info.total)
+                self._read(req, s, info.sent_tokens - sess.assembly.length, sess.assembly)
+                sess.cached_round = k
+        # 2. new blocks on every rank, all or none
+        if self.resume_order == "free_first":
+            for s, sess in rq.sessions.items():
+                self._free(req, s, sess.blocks)
+                sess.blocks = []
+        new: dict[int, list[int]] = {}
+        for s in rq.sessions:
+            blocks = self._alloc(req, s, self._resume_tokens(infos[s].total - infos[s].sent_tokens))
+            if blocks is None:
+                for t, b in new.items():
+                    self._free(req, t, b)
+                # The old blocks hold nothing we still need: release them so
+                # that other requests can finish, and retry on a later poll.
+                for t, sess in rq.sessions.items():
+                    self._free(req, t, sess.blocks)
+                    sess.blocks = []
+                return {t: "retry_alloc" for t in rq.sessions}
+            new[s] = blocks
+        # 3. swap and resume
+        for s, sess in rq.sessions.items():
+            self._free(req, s, sess.blocks)
+            sess.blocks = new[s]
+            allocated = len(new[s]) * self.block_size
+            self.transport.send_ctl(req, s, Resume(new[s], infos[s].sent_tokens, allocated, round=k))
+            self._emit(s, "resume_sent", req=req, session=s, blocks=list(new[s]),
+                       sent_tokens=infos[s].sent_tokens, allocated_tokens=allocated, round=k)
+            sess.last_resumed_round = k
+        rq.resumes += 1
+        return {s: "resume" for s in rq.sessions}
+
+    # -- PrefillDone -----------------------------------------------------------
+    def prefill_done(self, req: int) -> None:
+        rq = self.requests[req]
+        for s, sess in rq.sessions.items():
+            self._emit(s, "prefill_done", req=req)
+            self._free(req, s, sess.blocks)
+            sess.blocks = []
+            sess.assembly = None  # prefill consumed it
+        rq.phase = "done"
+
+    # -- Abort -------------------------------------------------------------------
+    def abort(self, req: int) -> None:
+        rq = self.requests[req]
+        for s in rq.sessions:
+            self._emit(s, "abort", req=req)
+        if self.variant == "corrected":
+            # Ask the sender; free only once it acknowledges (status Failed).
+            rq.phase = "aborting"
+            for s in rq.sessions:
+                self.transport.send_ctl(req, s, AbortMsg())
+                self._emit(s, "abort_sent", req=req, session=s)
+        else:
+            # The engine: local Failed, blocks freed now, nothing sent.
+            self._fail(req, "aborted")
+
+    def heartbeat_lost(self, req: int) -> None:
+        rq = self.requests[req]
+        for s, sess in rq.sessions.items():
+            self._emit(s, "heartbeat_fail", req=req)
+            sess.status = merge_status(sess.status, FAILED)

@@ -1,0 +1,262 @@
+"""One simulated system: a sender, the receiving sessions, transport, pools.
+
+``World.enabled_steps()`` lists every protocol step that may happen now, as
+``{"step": <spec action name>, <parameters>}``; ``World.apply(step)`` runs it.
+The step names are the spec's actions (docs/model.md); ``STEP_NAMES`` lists
+them. A scheduler (``scheduler.py``) decides the interleaving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import faults as fault_steps
+from .allocator import BlockAllocator, blocks_for
+from .buffers import BlockBuffers, make_source_embedding
+from .checks import PoolChecker, Violation, check_handoff
+from .device import choose_device
+from .receiver import ENGINE_RESUME_ORDER, HISTORICAL, Receiver
+from .sender import Sender
+from .trace import TraceLog
+from .transport import AbortMsg, Init, Resume, Transport
+
+STEP_NAMES = ("ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand",
+              "SenderEndRound", "DeliverStatus", "ReceiverPoll", "SenderRecvResume",
+              "SenderRecvAbort", "PrefillDone", "WriteError", "Heartbeat", "Abort",
+              "AllocFail")
+FAULT_STEPS = {"WriteError": "write_error", "Heartbeat": "heartbeat",
+               "Abort": "abort", "AllocFail": "alloc_fail"}
+
+
+@dataclass
+class Config:
+    variant: str = "corrected"
+    tokens: list[int] = field(default_factory=lambda: [6])   # one entry per request
+    block_size: int = 2
+    pool: int = 4                 # blocks per language rank
+    sessions: int = 1
+    order: str = "fifo"
+    cap: int = 0                  # blocks per resume allocation, 0 = all remaining
+    resume_order: str | None = None   # None: the engine's order for the variant
+    barrier: bool = True
+    faults: tuple[str, ...] = ()
+    seed: int = 0
+    hidden: int = 8
+    device: str = "auto"
+    init_tokens: int | None = None    # None: one block
+    max_steps: int = 100_000
+
+    def effective_resume_order(self) -> str:
+        return self.resume_order or ENGINE_RESUME_ORDER[self.variant]
+
+    def validate(self) -> None:
+        from .allocator import ORDERS
+        from .receiver import RESUME_ORDERS, VARIANTS
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown order {self.order!r}; expected one of {', '.join(ORDERS)}")
+        if self.resume_order is not None and self.resume_order not in RESUME_ORDERS:
+            raise ValueError(f"unknown resume order {self.resume_order!r}; expected alloc_first or free_first")
+        for f in self.faults:
+            if f not in fault_steps.FAULTS:
+                raise ValueError(f"unknown fault {f!r}; expected some of {', '.join(fault_steps.FAULTS)}")
+        if not self.tokens or any(t < 1 for t in self.tokens):
+            raise ValueError("--tokens: every request needs at least 1 token")
+        if len(self.tokens) >= 2048 or max(self.tokens) >= 1 << 20:
+            raise ValueError("at most 2047 requests of fewer than 2**20 tokens each")
+        for name in ("block_size", "pool", "sessions", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.cap < 0:
+            raise ValueError("--cap must be 0 (all remaining) or a number of blocks")
+        if blocks_for(self.init_tokens or self.block_size, self.block_size) > self.pool:
+            raise ValueError("the initial allocation does not fit in the pool (--pool too small)")
+
+
+class World:
+    def __init__(self, cfg: Config) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.device = choose_device(cfg.device)
+        self.trace = TraceLog()
+        self.transport = Transport()
+        bs = cfg.block_size
+        ranks = range(1, cfg.sessions + 1)
+        self.pools = {s: BlockBuffers(cfg.pool, bs, cfg.hidden, self.device) for s in ranks}
+        self.allocators = {s: BlockAllocator(cfg.pool, bs, cfg.order, seed=cfg.seed * 31 + s)
+                           for s in ranks}
+        self.checkers = {s: PoolChecker(s, cfg.pool) for s in ranks}
+        # Source side: every request's embedding in the sender's own blocks.
+        src_blocks_total = sum(blocks_for(t, bs) for t in cfg.tokens)
+        self.source = BlockBuffers(src_blocks_total, bs, cfg.hidden, self.device)
+        self.sender = Sender(self.source, self.transport, self.trace,
+                             corrected=cfg.variant == "corrected", barrier=cfg.barrier,
+                             on_write_issue=self._on_write_issue)
+        self.receiver = Receiver(cfg.variant, self.pools, self.allocators, self.checkers,
+                                 self.transport, self.trace,
+                                 init_tokens=cfg.init_tokens or bs, cap_blocks=cfg.cap,
+                                 resume_order=cfg.effective_resume_order(),
+                                 on_handoff=self._on_handoff)
+        self.sources: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        next_block = 0
+        for req, total in enumerate(cfg.tokens, start=1):
+            emb, ids, mrope = make_source_embedding(req, total, cfg.hidden, self.device, cfg.seed)
+            self.sources[req] = (emb, ids, mrope)
+            blocks = list(range(next_block, next_block + blocks_for(total, bs)))
+            next_block += len(blocks)
+            for i, b in enumerate(blocks):
+                lo, hi = i * bs, min(total, (i + 1) * bs)
+                self.source.load(b, emb[lo:hi], ids[lo:hi], mrope[:, lo:hi])
+            self.source.write_aux(blocks[0], total, mrope_delta=req)
+            self.sender.add_room(req, total, blocks, cfg.sessions)
+            self.receiver.add_request(req)
+        self.faults_left = set(cfg.faults)
+        self.bytes_landed = 0
+
+    # -- hooks from the actors ----------------------------------------------
+    def _on_write_issue(self, w) -> None:
+        self.checkers[w.session].on_write_issue(w.dst_block)
+
+    def _on_handoff(self, req, session, handed) -> None:
+        check_handoff(req, session, handed, self.sources[req])
+
+    def drop_writes(self, req: int) -> None:
+        for w in self.transport.drop_writes(req):
+            self.checkers[w.session].on_write_gone(w.dst_block)
+
+    # -- WriteLand ---------------------------------------------------------
+    def land_write(self, session: int, write_id: int) -> None:
+        w = self.transport.take_write(session, write_id)
+        checker = self.checkers[session]
+        checker.on_write_gone(w.dst_block)
+        checker.on_write_land(w.req, w.dst_block)
+        self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
+                                            w.tokens, w.with_aux)
+        self.bytes_landed += w.tokens * (self.cfg.hidden * 2 + 4 + 12)
+
+    # -- what may happen now ---------------------------------------------------
+    def enabled_steps(self) -> list[dict]:
+        steps: list[dict] = []
+        rx, tx, net = self.receiver, self.sender, self.transport
+        for req, rq in rx.requests.items():
+            room = tx.rooms[req]
+            if rq.phase == "new":
+                steps.append({"step": "ReceiverInit", "req": req})
+            for s in rq.sessions:
+                head = net.head_ctl(req, s)
+                if isinstance(head, Init):
+                    steps.append({"step": "SenderRecvInit", "req": req, "session": s})
+                elif isinstance(head, Resume):
+                    steps.append({"step": "SenderRecvResume", "req": req, "session": s})
+                elif isinstance(head, AbortMsg):
+                    steps.append({"step": "SenderRecvAbort", "req": req, "session": s})
+                if net.head_status(req, s) is not None:
+                    steps.append({"step": "DeliverStatus", "req": req, "session": s})
+            if tx.can_start_round(req):
+                steps.append({"step": "SenderStartRound", "req": req})
+            if tx.can_end_round(req):
+                steps.append({"step": "SenderEndRound", "req": req})
+            if rq.phase in ("queued", "aborting"):
+                steps.append({"step": "ReceiverPoll", "req": req})
+            if rq.phase == "prefill":
+                steps.append({"step": "PrefillDone", "req": req})
+            if "write_error" in self.faults_left and room.state == "open" and net.pending_writes(req):
+                steps.append({"step": "WriteError", "req": req})
+            if "heartbeat" in self.faults_left and room.state == "open" and rq.phase in ("queued", "aborting"):
+                steps.append({"step": "Heartbeat", "req": req})
+            if "abort" in self.faults_left and rq.phase == "queued":
+                steps.append({"step": "Abort", "req": req})
+        for s, ws in net.wire.items():
+            for w in ws.values():
+                steps.append({"step": "WriteLand", "session": s, "req": w.req,
+                              "write": w.id, "dst": w.dst_block, "pos": w.pos})
+        if "alloc_fail" in self.faults_left and any(
+                rq.phase in ("new", "queued") for rq in rx.requests.values()):
+            for s in self.allocators:
+                steps.append({"step": "AllocFail", "session": s})
+        return steps
+
+    def apply(self, step: dict) -> None:
+        name = step["step"]
+        rx, tx = self.receiver, self.sender
+        if name == "ReceiverInit":
+            rx.init_request(step["req"])
+        elif name == "SenderRecvInit":
+            tx.recv_init(step["req"], step["session"])
+        elif name == "SenderRecvResume":
+            tx.recv_resume(step["req"], step["session"])
+        elif name == "SenderRecvAbort":
+            tx.recv_abort(step["req"], step["session"])
+        elif name == "SenderStartRound":
+            tx.start_round(step["req"])
+        elif name == "WriteLand":
+            self.land_write(step["session"], step["write"])
+        elif name == "SenderEndRound":
+            tx.end_round(step["req"])
+        elif name == "DeliverStatus":
+            rx.recv_status(step["req"], step["session"])
+        elif name == "ReceiverPoll":
+            rx.poll(step["req"])
+        elif name == "PrefillDone":
+            rx.prefill_done(step["req"])
+        elif name in FAULT_STEPS:
+            fault = FAULT_STEPS[name]
+            self.faults_left.discard(fault)
+            arg = step["session"] if name == "AllocFail" else step["req"]
+            getattr(fault_steps, fault)(self, arg)
+        else:
+            raise KeyError(name)
+
+    # -- progress and the end ------------------------------------------------
+    def fingerprint(self) -> str:
+        """Everything that makes a state differ, apart from tensor contents
+        (which change only through WriteLand, whose effect shows in ``wire``)."""
+        parts = []
+        for req, rq in self.receiver.requests.items():
+            parts.append((req, rq.phase, tuple(
+                (tuple(ss.blocks), ss.status, ss.cached, ss.partial_sent, ss.triggered,
+                 ss.last_resume_at, tuple(ss.last_resume_indices or ()), ss.cached_round,
+                 ss.last_resumed_round, ss.assembly.length if ss.assembly else -1)
+                for ss in rq.sessions.values())))
+        for req, room in self.sender.rooms.items():
+            parts.append((room.round, room.in_round, room.state, room.abort_pending, tuple(
+                (i.sent, i.alloc, tuple(i.dst), i.ready, i.known) for i in room.sessions.values())))
+        net = self.transport
+        parts.append(tuple((k, len(q)) for k, q in sorted(net.ctl.items())))
+        parts.append(tuple((k, len(q)) for k, q in sorted(net.st.items())))
+        parts.append(tuple(sorted((s, tuple(ws)) for s, ws in net.wire.items())))
+        parts.append(tuple((tuple(a.free_list), a.fail_next) for a in self.allocators.values()))
+        parts.append(tuple(sorted(self.faults_left)))
+        return repr(parts)
+
+    def finished(self) -> bool:
+        return (all(rq.phase in ("done", "failed") for rq in self.receiver.requests.values())
+                and all(room.state != "open" for room in self.sender.rooms.values())
+                and not self.transport.pending_writes())
+
+    def stuck_report(self) -> str:
+        from .transport import STATUS_NAMES
+        out = []
+        for req, rq in self.receiver.requests.items():
+            if rq.phase not in ("done", "failed"):
+                st = STATUS_NAMES[self.receiver.combined_status(req)]
+                room = self.sender.rooms[req]
+                out.append(f"req {req}: receiver {rq.phase}, status {st}, after {rq.resumes} resume(s); "
+                           f"sender round {room.round} ({room.state}), sent "
+                           + "/".join(str(i.sent) for i in room.sessions.values())
+                           + f" of {room.total}")
+        for req, room in self.sender.rooms.items():
+            rq = self.receiver.requests[req]
+            if room.state == "open" and rq.phase in ("done", "failed"):
+                out.append(f"req {req}: sender room never closes (round {room.round}, receiver {rq.phase})")
+        if self.transport.pending_writes():
+            out.append(f"{len(self.transport.pending_writes())} write(s) never land")
+        return "; ".join(out) or "no progress"
+
+    def check_end(self) -> None:
+        """At the end of a finished run: no block leaked, free lists intact."""
+        for s, checker in self.checkers.items():
+            checker.check_no_leak(self.allocators[s].free_list)
