@@ -1,0 +1,1063 @@
+"""The native streaming checker: replays a trace through the spec's state, event by event.
+
+``NativeChecker.feed(line, event)`` takes one event of the merged trace (see
+docs/trace-format.md for the merge) and applies the spec action it belongs
+to (spec/ResumeProtocol.tla; the names are docs/model.md's).  It stops at the
+first event that
+
+* no spec step can explain (a status received that nobody sent, a round that
+  does not start where the last resume said, ...): property ``SpecStep``; or
+* reaches a state where a safety property is false: one function per
+  property in ``conformance/properties.py``.
+
+``finish()`` then judges what a finite log can say about liveness: requests
+still unfinished, blocks never given back, rooms the sender never closed
+(verdict *incomplete*), and, with ``bound=K``, every round that ended partial
+must be answered (a resume, or the request ending) within K events.
+
+What the log does not show is filled in as the spec allows it: a data write
+lands at some point between its ``round_start`` and its ``round_end`` (the
+spec's ``WriteLand``), so the checker treats the write as *in flight* in
+between, and a property that fails for some landing order fails.
+
+The state holds only what is live: blocks held, writes and messages in
+flight, requests not finished (plus the ids of finished requests, to reject
+events about them).  Nothing grows with the length of the trace.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import properties as P
+from .properties import PropertyViolation, SPEC_STEP
+from .trace import STATUS_RANK, STATUSES
+
+FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = range(5)
+
+# Spec actions a trace can exercise (coverage).  Every name is an operator of
+# spec/ResumeProtocol.tla (a test checks it).
+SPEC_ACTIONS = (
+    "ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand", "SenderEndRound",
+    "DeliverStatus", "PollSuccess", "PollFailed", "PollTransferringHistorical",
+    "PollTransferringCorrected", "PollReadOnly", "SenderRecvResume", "SenderRecvAbort",
+    "PrefillDone", "WriteError", "Heartbeat", "Abort",
+)
+
+HISTORY = 12          # events remembered per request, for the story
+
+
+class Violation(Exception):
+    """Raised inside the checker: the trace leaves the spec at this event."""
+
+    def __init__(self, prop: str, message: str, expected: str):
+        super().__init__(message)
+        self.prop = prop
+        self.message = message
+        self.expected = expected
+
+
+def step_error(message: str, expected: str) -> Violation:
+    return Violation(SPEC_STEP, message, expected)
+
+
+@dataclass
+class Write:
+    """A data write in flight into one block (spec: an element of wire[s])."""
+    req: int
+    session: int
+    round_sent: int       # the round's starting offset
+    first: int | None     # position (1-based) of the block's first token; None: block size unknown
+    count: int            # tokens written into the block
+    aux: int | None       # aux value written (the total), or None
+
+
+@dataclass
+class TxSession:
+    """The sender's view of one receiving session (txSent, txAlloc, txDst, txReady)."""
+    sent: int
+    alloc: int
+    dst: list
+    ready: bool
+    source: str           # "init" or "resume": which message set these
+    tokens: int = 0       # tokens of the current round
+    started: bool = False
+    ended: bool = False
+    expect_status: int | None = None   # status the sender owes this session
+    dst_written: list = field(default_factory=list)   # blocks of the current round
+
+
+@dataclass
+class Config:
+    block_size: int | None = None
+    nblocks: int | None = None
+    nsess: int | None = None
+    variant: str | None = None
+    barrier: bool | None = None
+
+
+@dataclass
+class Verdict:
+    verdict: str                         # conforms | violates | incomplete | malformed
+    checker: str = "native"
+    prop: str | None = None
+    message: str = ""
+    expected: str = ""
+    file: str | None = None
+    line: int | None = None
+    event: dict | None = None
+    story: list = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+    unfinished: list = field(default_factory=list)
+    events: int = 0
+    coverage: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        d = {"verdict": self.verdict, "checker": self.checker, "events": self.events,
+             "seconds": round(self.seconds, 6)}
+        if self.verdict != "conforms":
+            d.update(property=self.prop, message=self.message, expected=self.expected,
+                     file=self.file, line=self.line, event=self.event, story=self.story,
+                     state=self.state)
+        if self.unfinished:
+            d["unfinished"] = self.unfinished
+        d["coverage"] = self.coverage
+        return d
+
+
+def describe(ev: dict) -> str:
+    """One event in words."""
+    e = ev["event"]
+    r = ev.get("req")
+    s = ev.get("session")
+    if e == "alloc":
+        got = "None (too few free blocks)" if ev["blocks"] is None else f"blocks {ev['blocks']}"
+        return f"rank {ev['rank']} allocated {ev['tokens']} tokens for req {r}: {got}"
+    if e == "free":
+        return f"rank {ev['rank']} freed blocks {ev['blocks']} of req {r}"
+    if e == "init_sent":
+        return f"req {r} sent init on session {s}: blocks {ev['blocks']}, {ev['allocated_tokens']} tokens"
+    if e == "status_recv":
+        return f"req {r} received {ev['status']} on session {s}" + _extra(ev)
+    if e == "poll":
+        return f"req {r} polled: combined status {ev['status']}, decided {ev['decision']}"
+    if e == "buffer_read":
+        return (f"req {r} read blocks {ev['blocks']} on session {s}: aux total "
+                f"{ev['aux_total']}, {ev['tokens']} tokens")
+    if e == "resume_sent":
+        return (f"req {r} sent resume on session {s}: offset {ev['sent_tokens']}, blocks "
+                f"{ev['blocks']}, {ev['allocated_tokens']} tokens")
+    if e == "handoff":
+        return f"req {r} handed {ev['tokens']} tokens (session {s}) to prefill"
+    if e == "fail":
+        return f"req {r} failed" + (f" ({ev['reason']})" if ev.get("reason") else "")
+    if e == "prefill_done":
+        return f"req {r} finished prefill"
+    if e == "abort":
+        return f"req {r} was aborted"
+    if e == "abort_sent":
+        return f"req {r} sent abort on session {s}"
+    if e == "heartbeat_fail":
+        return f"the language side lost the encode heartbeat: req {r} Failed"
+    if e == "init_recv":
+        return f"the sender got init of req {r} from session {s}: blocks {ev['blocks']}"
+    if e == "resume_recv":
+        return (f"the sender got resume of req {r} from session {s}: offset "
+                f"{ev['sent_tokens']}, blocks {ev['blocks']}")
+    if e == "abort_recv":
+        return f"the sender got abort of req {r} from session {s}"
+    if e == "round_start":
+        return (f"the sender started a round of req {r} for session {s}: tokens "
+                f"{ev['sent_tokens']}..{ev['sent_tokens'] + ev['tokens']} of {ev['total']} into "
+                f"blocks {ev['dst_blocks']}" + (" (partial)" if ev["partial"] else ""))
+    if e == "round_end":
+        return (f"the sender's round of req {r} for session {s} ended "
+                + ("ok" if ev["ok"] else "with an error") + f" at offset {ev['sent_tokens']}")
+    if e == "status_sent":
+        return f"the sender sent {ev['status']} for req {r} to session {s}" + _extra(ev)
+    if e == "write_error":
+        return f"a write of req {r} failed"
+    if e == "config":
+        return "configuration: " + ", ".join(f"{k}={v}" for k, v in ev.items()
+                                           if k not in ("v", "proc", "seq", "event", "ts"))
+    return e
+
+
+def _extra(ev: dict) -> str:
+    parts = [f"{k} {ev[k]}" for k in ("round", "sent_tokens", "total") if k in ev]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+class State:
+    """The spec's state, as far as the trace determines it (see module doc)."""
+
+    def __init__(self) -> None:
+        self.config = Config()
+        self.block_size: int | None = None
+        # language ranks: allocator and blocks
+        self.owner: dict[tuple, int] = {}          # (rank, block) -> req holding it
+        self.held_count: Counter = Counter()        # req -> blocks held (all ranks)
+        self.inflight: dict[tuple, Write] = {}     # (rank, block) -> write in flight
+        self.content: dict[tuple, tuple] = {}      # (rank, block) -> (req, first, count) landed
+        self.aux: dict[tuple, int] = {}            # (rank, block) -> aux slot 0 landed
+        # receiver
+        self.rx_phase: dict[int, str] = {}         # req -> new/queued/aborting/prefill/done/failed
+        self.rx_status: dict[tuple, int] = {}      # (req, s) -> local status
+        self.rx_blocks: dict[tuple, list] = {}     # (req, s) -> current blocks
+        self.rx_resumes: dict[tuple, int] = {}     # (req, s) -> resumes sent
+        self.rx_decision: dict[tuple, str] = {}    # (req, s) -> decision of the last poll
+        self.rx_sessions: dict[int, set] = {}      # req -> sessions that sent init
+        self.rx_prefill_done: dict[int, set] = {}  # req -> ranks that logged prefill_done
+        # sender
+        self.total: dict[int, int] = {}            # req -> Total[r]
+        self.tx_phase: dict[int, str] = {}         # req -> init/writing/await/done/failed/dead
+        self.tx_session: dict[tuple, TxSession] = {}
+        self.tx_sessions: dict[int, set] = {}      # req -> sessions that sent init (sender side)
+        self.tx_round: dict[int, int] = {}         # req -> rounds started
+        self.tx_round_partial: dict[int, bool] = {}
+        self.tx_partials: dict[int, int] = {}      # req -> rounds ended partial
+        self.tx_status_sent: dict[tuple, int] = {} # (req, s) -> last status sent
+        # network: FIFO channels
+        self.ctl: dict[tuple, deque] = {}          # (req, s) -> language -> encode messages
+        self.st: dict[tuple, deque] = {}           # (req, s) -> encode -> language statuses
+        # bookkeeping
+        self.finished: set[int] = set()            # requests forgotten after they closed
+        self.history: dict[int, deque] = {}        # req -> recent (line, file, event)
+
+    # -- helpers used by the property checks --------------------------------
+    def held_by(self, rank: int, req: int) -> list:
+        return sorted(b for (k, b), r in self.owner.items() if k == rank and r == req)
+
+    def rx_alive(self, req: int) -> bool:
+        return self.rx_phase.get(req) in ("queued", "aborting")
+
+    def rx_phase_word(self, req: int) -> str:
+        return {"prefill": "been handed to prefill", "done": "finished",
+                "failed": "failed", "new": "not started"}.get(self.rx_phase.get(req, "new"),
+                                                              "ended")
+
+    def summary(self, req: int | None) -> dict:
+        """The state around one request, for a verdict."""
+        if req is None:
+            return {}
+        sessions = sorted(self.rx_sessions.get(req, set()) | self.tx_sessions.get(req, set()))
+        out: dict[str, Any] = {
+            "req": req,
+            "receiver_phase": self.rx_phase.get(req, "finished" if req in self.finished else "new"),
+            "sender_phase": self.tx_phase.get(req),
+            "total": self.total.get(req),
+            "rounds_started": self.tx_round.get(req, 0),
+            "rounds_ended_partial": self.tx_partials.get(req, 0),
+            "sessions": {},
+        }
+        for s in sessions:
+            tx = self.tx_session.get((req, s))
+            st = self.rx_status.get((req, s))
+            out["sessions"][str(s)] = {
+                "receiver_status": STATUSES[st] if st is not None else None,
+                "receiver_blocks": self.rx_blocks.get((req, s)),
+                "blocks_held": self.held_by(s, req),
+                "resumes_sent": self.rx_resumes.get((req, s), 0),
+                "sender_sent_tokens": tx.sent if tx else None,
+                "sender_allocated": tx.alloc if tx else None,
+                "sender_dst": tx.dst if tx else None,
+                "writes_in_flight": sorted(b for (k, b), w in self.inflight.items()
+                                           if k == s and w.req == req),
+                "messages_to_sender": [m[0] for m in self.ctl.get((req, s), ())],
+                "statuses_in_flight": [STATUSES[m[0]] for m in self.st.get((req, s), ())],
+            }
+        return out
+
+
+class NativeChecker:
+    """Feed events of one merged trace; ask for the verdict at the end."""
+
+    def __init__(self, bound: int | None = None):
+        self.state = State()
+        self.bound = bound
+        self.count = 0
+        self.coverage: Counter = Counter()
+        self.next_seq: dict[str, int] = {}
+        self.deadlines: deque = deque()      # (deadline, req, session, token)
+        self.open_partial: dict[tuple, int] = {}   # (req, s) -> token of the open obligation
+        self._token = 0
+        self.verdict: Verdict | None = None
+        self._handlers = {name: getattr(self, "on_" + name) for name in (
+            "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
+            "handoff", "fail", "prefill_done", "abort", "abort_sent", "heartbeat_fail",
+            "init_recv", "resume_recv", "abort_recv", "round_start", "round_end",
+            "status_sent", "write_error", "config")}
+
+    # -- driving --------------------------------------------------------------
+    def feed(self, line: int, ev: dict, file: str | None = None) -> Verdict | None:
+        """Apply one event.  Returns a Verdict when the trace left the spec."""
+        if self.verdict is not None:
+            return self.verdict
+        self.count += 1
+        proc = ev["proc"]
+        want = self.next_seq.get(proc, 0)
+        seq = ev["seq"]
+        if seq != want:
+            from .trace import MalformedTrace
+            what = ("an event is missing" if seq > want else "a line is repeated or out of order")
+            raise MalformedTrace(line, "seq", f"seq {want} for {proc} ({what})", file, seq)
+        self.next_seq[proc] = want + 1
+        req = ev.get("req")
+        st = self.state
+        if req is not None:
+            h = st.history.get(req)
+            if h is None:
+                h = st.history[req] = deque(maxlen=HISTORY)
+            h.append((line, file, ev))
+        try:
+            self._handlers[ev["event"]](ev)
+            if self.deadlines and self.deadlines[0][0] < self.count:
+                self._check_deadlines()
+        except (Violation, PropertyViolation) as v:
+            self.verdict = self._violation(v, line, file, ev)
+            return self.verdict
+        return None
+
+    def _violation(self, v, line, file, ev) -> Verdict:
+        st = self.state
+        req = ev.get("req")
+        story = []
+        for (ln, f, e) in st.history.get(req, ()):
+            where = f"{f}:{ln}" if f else f"line {ln}"
+            story.append(f"{where} ({e['proc']}): {describe(e)}")
+        return Verdict("violates", prop=v.prop, message=v.message, expected=v.expected,
+                       file=file, line=line, event=ev, story=story, state=st.summary(req),
+                       events=self.count, coverage=self.coverage_report())
+
+    def finish(self) -> Verdict:
+        if self.verdict is not None:
+            return self.verdict
+        unfinished = self._open_obligations()
+        cov = self.coverage_report()
+        if unfinished:
+            first = unfinished[0]
+            return Verdict("incomplete", prop=first["property"], message=first["message"],
+                           expected=first["expected"], unfinished=unfinished,
+                           state=self.state.summary(first.get("req")),
+                           story=self._story(first.get("req")),
+                           events=self.count, coverage=cov)
+        return Verdict("conforms", events=self.count, coverage=cov)
+
+    def _story(self, req):
+        return [(f"{f}:{ln}" if f else f"line {ln}") + f" ({e['proc']}): {describe(e)}"
+                for (ln, f, e) in self.state.history.get(req, ())]
+
+    def coverage_report(self) -> dict:
+        return {a: self.coverage.get(a, 0) for a in SPEC_ACTIONS}
+
+    # -- liveness on a finite log ----------------------------------------------
+    def _open_partial(self, req: int, s: int) -> None:
+        if self.bound is None:
+            return
+        self._token += 1
+        self.open_partial[(req, s)] = self._token
+        self.deadlines.append((self.count + self.bound, req, s, self._token))
+
+    def _close_partial(self, req: int, s: int | None = None) -> None:
+        if self.bound is None or not self.open_partial:
+            return
+        if s is None:
+            for key in [k for k in self.open_partial if k[0] == req]:
+                del self.open_partial[key]
+        else:
+            self.open_partial.pop((req, s), None)
+
+    def _check_deadlines(self) -> None:
+        while self.deadlines and self.deadlines[0][0] < self.count:
+            _, req, s, token = self.deadlines.popleft()
+            if self.open_partial.get((req, s)) == token:
+                raise Violation(
+                    "NoWaitForUnrequestedRound",
+                    f"req {req}: a round ended partial (status Transferring sent to session "
+                    f"{s}) and no resume or end of the request followed within "
+                    f"{self.bound} events",
+                    f"a resume_sent for req {req} session {s}, or the request ending, within "
+                    f"{self.bound} events (--bound)")
+
+    def _open_obligations(self) -> list:
+        st = self.state
+        out = []
+        for req, phase in st.rx_phase.items():
+            if phase in ("new", "queued", "aborting"):
+                dead = (st.tx_phase.get(req) == "await"
+                        and not any(st.ctl.get((req, s)) for s in st.tx_sessions.get(req, ()))
+                        and not any(st.st.get((req, s)) for s in st.tx_sessions.get(req, ())))
+                if dead:
+                    out.append({"property": "NoWaitForUnrequestedRound", "req": req,
+                                "message": f"req {req} waits for data while the sender waits "
+                                           f"for a resume that was never sent",
+                                "expected": "a resume from the receiver, or the request ending"})
+                else:
+                    out.append({"property": "EveryRequestEnds", "req": req,
+                                "message": f"req {req} never ended (receiver still {phase})",
+                                "expected": "a handoff or a fail for every request"})
+            elif phase == "prefill":
+                out.append({"property": "BlocksEventuallyFree", "req": req,
+                            "message": f"req {req} was handed to prefill but prefill never "
+                                       f"finished",
+                            "expected": "prefill_done and the free of its blocks"})
+            elif st.held_count.get(req):
+                out.append({"property": "BlocksEventuallyFree", "req": req,
+                            "message": f"req {req} ended ({phase}) but still holds "
+                                       f"{st.held_count[req]} block(s)",
+                            "expected": "free of every block of an ended request"})
+        for req, phase in st.tx_phase.items():
+            if phase not in ("done", "failed", "dead"):
+                out.append({"property": "SenderRoomsClose", "req": req,
+                            "message": f"the sender never closed room {req} (still {phase})",
+                            "expected": "Success, Failed or the sender's death for every room"})
+        out.sort(key=lambda o: (o["req"], o["property"]))
+        return out
+
+    # -- bookkeeping ----------------------------------------------------------
+    def _known(self, req: int, ev: dict) -> None:
+        if req in self.state.finished:
+            raise step_error(f"{ev['event']} for req {req}, which had already finished and "
+                             f"closed", "no more events for a finished request")
+
+    def _maybe_forget(self, req: int) -> None:
+        """Drop every trace of a request once both sides are done with it."""
+        st = self.state
+        if st.rx_phase.get(req) not in ("done", "failed"):
+            return
+        if st.tx_phase.get(req) not in ("done", "failed", "dead", None):
+            return
+        if st.held_count.get(req):
+            return
+        sessions = st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set())
+        for s in sessions:
+            if st.ctl.get((req, s)) or st.st.get((req, s)):
+                return
+        for s in sessions:
+            for d in (st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
+                      st.tx_session, st.tx_status_sent, st.ctl, st.st):
+                d.pop((req, s), None)
+        for d in (st.rx_phase, st.rx_sessions, st.rx_prefill_done, st.total, st.tx_phase,
+                  st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials,
+                  st.history):
+            d.pop(req, None)
+        st.held_count.pop(req, None)
+        self._close_partial(req)
+        st.finished.add(req)
+
+    def _rank(self, ev: dict) -> int:
+        return int(ev["proc"][9:])
+
+    def _same_rank(self, ev: dict, s: int, what: str) -> None:
+        rank = self._rank(ev)
+        if rank != s:
+            raise step_error(f"{ev['proc']} logged {what} {s}", f"{what} {rank} (the logging rank)")
+
+    # -- language side -----------------------------------------------------------
+    def on_alloc(self, ev: dict) -> None:
+        st = self.state
+        req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
+        self._known(req, ev)
+        self._same_rank(ev, rank, "rank")
+        phase = st.rx_phase.get(req, "new")
+        decision = st.rx_decision.get((req, rank))
+        if not (phase == "new" or (phase == "queued" and decision in ("resume", "retry_alloc"))):
+            raise step_error(
+                f"rank {rank} allocated blocks for req {req} ({phase}, last poll decided "
+                f"{decision})", "an alloc only for a new request, or after a poll that "
+                "decided resume or retry_alloc")
+        bs = st.block_size
+        if blocks is None:
+            return
+        if bs is not None and len(blocks) != -(-ev["tokens"] // bs):
+            raise step_error(
+                f"alloc of {ev['tokens']} tokens returned {len(blocks)} block(s) of {bs}",
+                f"{-(-ev['tokens'] // bs)} block(s) (all or nothing)")
+        nb = st.config.nblocks
+        if nb is not None:
+            for b in blocks:
+                if b >= nb:
+                    raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
+                                     f"block ids 0..{nb - 1}")
+        P.check_NoSharedBlock(st, rank, req, blocks)
+        owner = st.owner
+        for b in blocks:
+            owner[(rank, b)] = req
+        st.held_count[req] += len(blocks)
+
+    def on_free(self, ev: dict) -> None:
+        st = self.state
+        req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
+        self._known(req, ev)
+        self._same_rank(ev, rank, "rank")
+        P.check_NoFreeAndHeld(st, rank, req, blocks)
+        P.check_NoDoubleFree(st, rank, req, blocks)
+        P.check_WritesOnlyIntoOwnedBlocks_at_free(st, rank, req, blocks)
+        owner = st.owner
+        for b in blocks:
+            del owner[(rank, b)]
+        st.held_count[req] -= len(blocks)
+        cur = st.rx_blocks.get((req, rank))
+        if cur:
+            gone = set(blocks)
+            st.rx_blocks[(req, rank)] = [b for b in cur if b not in gone]
+        self._maybe_forget(req)
+
+    def on_init_sent(self, ev: dict) -> None:
+        st = self.state
+        req, s, blocks = ev["req"], ev["session"], ev["blocks"]
+        self._known(req, ev)
+        self._same_rank(ev, s, "session")
+        phase = st.rx_phase.get(req, "new")
+        sessions = st.rx_sessions.setdefault(req, set())
+        if phase not in ("new", "queued") or s in sessions:
+            raise step_error(f"req {req} sent init on session {s} again ({phase})",
+                             "one init per request and session, before anything else")
+        for b in blocks:
+            if st.owner.get((s, b)) != req:
+                raise step_error(f"req {req} sent init with block {b}, which it does not hold "
+                                 f"on rank {s}", f"blocks req {req} holds: "
+                                 f"{st.held_by(s, req)}")
+        bs = st.block_size
+        if bs is not None and ev["allocated_tokens"] != len(blocks) * bs:
+            raise step_error(f"init says {ev['allocated_tokens']} tokens for {len(blocks)} "
+                             f"block(s) of {bs}", f"allocated_tokens = {len(blocks) * bs}")
+        sessions.add(s)
+        st.rx_phase[req] = "queued"
+        st.rx_blocks[(req, s)] = list(blocks)
+        st.rx_status[(req, s)] = WAITING
+        st.ctl.setdefault((req, s), deque()).append(
+            ("init", blocks, 0, ev["allocated_tokens"], None))
+        self.coverage["ReceiverInit"] += 1
+
+    def on_status_recv(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        self._same_rank(ev, s, "session")
+        status = STATUS_RANK[ev["status"]]
+        ch = st.st.get((req, s))
+        if not ch:
+            raise step_error(f"req {req} received {ev['status']} on session {s}, but no "
+                             f"status message is on its way",
+                             "a status_recv only after the matching status_sent")
+        m = ch[0]
+        if m[0] != status:
+            raise step_error(f"req {req} received {ev['status']} on session {s}, but the "
+                             f"next status sent was {STATUSES[m[0]]}",
+                             f"status {STATUSES[m[0]]} (status messages arrive in order)")
+        for i, k in ((1, "round"), (2, "sent_tokens"), (3, "total")):
+            if k in ev and m[i] is not None and ev[k] != m[i]:
+                raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent {m[i]}",
+                                 f"{k} = {m[i]}")
+        ch.popleft()
+        old = st.rx_status.get((req, s), BOOTSTRAPPING)
+        if status == FAILED:
+            new = FAILED
+        elif st.config.variant == "corrected" and old == FAILED:
+            new = FAILED
+        else:
+            new = max(old, status)
+        st.rx_status[(req, s)] = new
+        self.coverage["DeliverStatus"] += 1
+        self._maybe_forget(req)
+
+    def on_poll(self, ev: dict) -> None:
+        st = self.state
+        req = ev["req"]
+        self._known(req, ev)
+        s = self._rank(ev)
+        phase = st.rx_phase.get(req, "new")
+        status = STATUS_RANK[ev["status"]]
+        decision = ev["decision"]
+        last = st.rx_decision.get((req, s))
+        # One poll step of the spec covers every rank (SPMD); the ranks log it
+        # one after the other, so a rank may still poll what another ended.
+        late_rank = ((phase == "prefill" and decision == "handoff" and last not in
+                      ("handoff", "handed"))
+                     or (phase == "failed" and decision == "fail" and last != "fail"))
+        if phase not in ("queued", "aborting") and not late_rank:
+            raise step_error(f"req {req} was polled while {phase}",
+                             "polls only while the request waits for its embedding")
+        local = st.rx_status.get((req, s))
+        if local is None:
+            raise step_error(f"rank {s} polled req {req}, which never sent init on it",
+                             "init before the first poll")
+        if status > local or (status != local and len(st.rx_sessions.get(req, ())) <= 1
+                              and (st.config.nsess or 1) == 1):
+            raise step_error(
+                f"req {req} polled with combined status {ev['status']}, but rank {s} has "
+                f"received {STATUSES[local]}",
+                f"combined status = MIN over ranks <= {STATUSES[local]}")
+        allowed = {FAILED: ("fail",), SUCCESS: ("handoff",),
+                   TRANSFERRING: ("wait", "resume", "retry_alloc")}.get(status, ("wait",))
+        if phase == "aborting" and status != FAILED:
+            allowed = ("wait",)
+        if decision not in allowed:
+            raise step_error(f"req {req} polled {ev['status']} and decided {decision}",
+                             "with " + ev["status"] + ": " + " or ".join(allowed))
+        st.rx_decision[(req, s)] = decision
+        cov = self.coverage
+        if decision == "handoff":
+            P.check_NoReadDuringWrite(st, s, req, st.rx_blocks.get((req, s), ()))
+            if st.rx_phase[req] != "prefill":
+                P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
+                cov["PollSuccess"] += 1
+            st.rx_phase[req] = "prefill"
+        elif decision == "fail":
+            if st.rx_phase[req] != "failed":
+                P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
+                cov["PollFailed"] += 1
+            st.rx_phase[req] = "failed"
+            self._close_partial(req)
+        elif decision in ("resume", "retry_alloc"):
+            cov["PollTransferringCorrected" if st.config.variant == "corrected"
+                else "PollTransferringHistorical"] += 1
+
+    def on_buffer_read(self, ev: dict) -> None:
+        st = self.state
+        req, s, blocks = ev["req"], ev["session"], ev["blocks"]
+        self._known(req, ev)
+        self._same_rank(ev, s, "session")
+        decision = st.rx_decision.get((req, s))
+        if decision is None or st.rx_phase.get(req) not in ("queued", "prefill", "aborting"):
+            raise step_error(f"req {req} read its buffer on session {s} outside a poll",
+                             "a buffer_read only after a poll of that request")
+        cur = st.rx_blocks.get((req, s), [])
+        if list(blocks) != cur[:len(blocks)] or (not blocks and cur):
+            raise step_error(f"req {req} read blocks {blocks} on rank {s}, but its current "
+                             f"blocks are {cur}", f"read the current blocks {cur}")
+        P.check_NoReadDuringWrite(st, s, req, blocks)
+        if decision == "wait":
+            self.coverage["PollReadOnly"] += 1
+        if blocks:
+            aux = st.aux.get((s, blocks[0]))
+            if aux is not None and aux != ev["aux_total"]:
+                raise step_error(f"req {req} read aux total {ev['aux_total']} from block "
+                                 f"{blocks[0]}, which holds {aux}",
+                                 f"aux_total = {aux} (the last aux row written there)")
+        bs = st.block_size
+        if bs is not None:
+            if ev["tokens"] > len(blocks) * bs:
+                raise step_error(f"req {req} gathered {ev['tokens']} tokens from "
+                                 f"{len(blocks)} block(s) of {bs}",
+                                 f"at most {len(blocks) * bs} tokens")
+            ids = ev.get("ids")
+            if ids is not None:
+                self._check_read_ids(req, s, blocks, ev["tokens"], ids, bs)
+
+    def _check_read_ids(self, req, s, blocks, tokens, ids, bs) -> None:
+        st = self.state
+        if len(ids) != tokens:
+            raise step_error(f"req {req} read {len(ids)} ids for {tokens} tokens",
+                             "one id per token gathered")
+        for i, t in enumerate(ids):
+            b = blocks[i // bs]
+            c = st.content.get((s, b))
+            if c is None:
+                continue
+            k = i % bs
+            if k < c[2] and c[1] is not None and (t[0] != c[0] or t[1] != c[1] + k):
+                raise step_error(
+                    f"req {req} read token {t[0]}:{t[1]} from slot {k} of block {b}, which "
+                    f"holds {c[0]}:{c[1] + k}", f"{c[0]}:{c[1] + k}")
+
+    def on_resume_sent(self, ev: dict) -> None:
+        st = self.state
+        req, s, blocks = ev["req"], ev["session"], ev["blocks"]
+        self._known(req, ev)
+        self._same_rank(ev, s, "session")
+        if st.rx_decision.get((req, s)) != "resume" or st.rx_phase.get(req) != "queued":
+            raise step_error(f"req {req} sent resume on session {s} without a poll that "
+                             f"decided resume", "a poll deciding resume first")
+        for b in blocks:
+            if st.owner.get((s, b)) != req:
+                raise step_error(f"req {req} sent resume with block {b}, which it does not "
+                                 f"hold on rank {s}",
+                                 f"blocks req {req} holds: {st.held_by(s, req)}")
+        bs = st.block_size
+        if bs is not None and ev["allocated_tokens"] != len(blocks) * bs:
+            raise step_error(f"resume says {ev['allocated_tokens']} tokens for {len(blocks)} "
+                             f"block(s) of {bs}", f"allocated_tokens = {len(blocks) * bs}")
+        P.check_AtMostOneResumePerRound(st, req, s)
+        st.rx_resumes[(req, s)] = st.rx_resumes.get((req, s), 0) + 1
+        st.rx_blocks[(req, s)] = list(blocks)
+        st.rx_decision[(req, s)] = "resumed"
+        st.ctl.setdefault((req, s), deque()).append(
+            ("resume", blocks, ev["sent_tokens"], ev["allocated_tokens"], ev.get("round")))
+        self._close_partial(req, s)
+
+    def on_handoff(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        self._same_rank(ev, s, "session")
+        if st.rx_decision.get((req, s)) != "handoff":
+            raise step_error(f"req {req} handed data to prefill on session {s} without a "
+                             f"poll that saw Success", "a poll deciding handoff first")
+        P.check_HandedDataIsSource(st, req, s, ev["tokens"], ev.get("ids"))
+        st.rx_decision[(req, s)] = "handed"
+        self._close_partial(req)
+
+    def on_fail(self, ev: dict) -> None:
+        st = self.state
+        req = ev["req"]
+        self._known(req, ev)
+        s = self._rank(ev)
+        phase = st.rx_phase.get(req, "new")
+        decision = st.rx_decision.get((req, s))
+        if phase == "failed" or (phase == "queued" and decision == "resume"):
+            # PollFailed, Abort, or free_first's failure path (alloc returned None)
+            if phase != "failed":
+                P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
+            st.rx_phase[req] = "failed"
+            self._close_partial(req)
+            self._maybe_forget(req)
+            return
+        raise step_error(f"req {req} failed while {phase} (last poll decided {decision})",
+                         "a fail after a poll that saw Failed, an abort, a heartbeat loss, "
+                         "or a resume whose allocation returned None")
+
+    def on_prefill_done(self, ev: dict) -> None:
+        st = self.state
+        req = ev["req"]
+        self._known(req, ev)
+        s = self._rank(ev)
+        phase = st.rx_phase.get(req, "new")
+        done = st.rx_prefill_done.setdefault(req, set())
+        if phase not in ("prefill", "done") or s in done:
+            raise step_error(f"prefill of req {req} finished on rank {s} while {phase}",
+                             "prefill_done once per rank, after the handoff")
+        done.add(s)
+        if phase == "prefill":
+            self.coverage["PrefillDone"] += 1
+        st.rx_phase[req] = "done"
+        self._maybe_forget(req)
+
+    def on_abort(self, ev: dict) -> None:
+        st = self.state
+        req = ev["req"]
+        self._known(req, ev)
+        phase = st.rx_phase.get(req, "new")
+        if phase == "failed" and st.config.variant != "corrected":
+            return  # another rank already logged the abort of this request
+        if phase != "queued":
+            raise step_error(f"req {req} was aborted while {phase}",
+                             "abort only while the request waits for its embedding")
+        self.coverage["Abort"] += 1
+        if st.config.variant == "corrected":
+            st.rx_phase[req] = "aborting"
+        else:
+            P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
+            st.rx_phase[req] = "failed"
+            self._close_partial(req)
+
+    def on_abort_sent(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        self._same_rank(ev, s, "session")
+        if st.rx_phase.get(req) != "aborting":
+            raise step_error(f"req {req} sent abort on session {s} while "
+                             f"{st.rx_phase.get(req, 'new')}",
+                             "abort_sent only after abort (corrected design)")
+        st.ctl.setdefault((req, s), deque()).append(("abort", [], 0, 0, None))
+
+    def on_heartbeat_fail(self, ev: dict) -> None:
+        st = self.state
+        req = ev["req"]
+        self._known(req, ev)
+        if st.rx_phase.get(req) not in ("queued", "aborting"):
+            raise step_error(f"heartbeat loss failed req {req} while "
+                             f"{st.rx_phase.get(req, 'new')}",
+                             "a heartbeat loss only for a request still waiting")
+        if st.tx_phase.get(req) in ("done", "failed", "dead"):
+            # another rank already logged it (the sender is dead), or the room closed
+            if st.tx_phase.get(req) != "dead":
+                raise step_error(f"heartbeat loss for req {req}, whose room the sender "
+                                 f"already closed ({st.tx_phase[req]})",
+                                 "a heartbeat loss only while the sender is alive")
+        else:
+            self.coverage["Heartbeat"] += 1
+        # The encode side dies: its writes stop (spec: wire loses them).
+        for key in [k for k, w in st.inflight.items() if w.req == req]:
+            del st.inflight[key]
+        st.tx_phase[req] = "dead"
+        for s in st.rx_sessions.get(req, ()):
+            st.rx_status[(req, s)] = FAILED
+        self._close_partial(req)
+
+    # -- encode side -------------------------------------------------------------
+    def _take_ctl(self, ev: dict, kind: str) -> tuple:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        ch = st.ctl.get((req, s))
+        if not ch:
+            raise step_error(f"the sender received {kind} of req {req} from session {s}, but "
+                             f"no such message was sent", f"{kind}_recv only after {kind}_sent")
+        m = ch[0]
+        if m[0] != kind:
+            raise step_error(f"the sender received {kind} of req {req} from session {s}, but "
+                             f"the next message on that channel is {m[0]}",
+                             f"{m[0]}_recv (messages arrive in order)")
+        if kind != "abort":
+            for i, k in ((1, "blocks"), (2, "sent_tokens"), (3, "allocated_tokens"),
+                         (4, "round")):
+                if k == "sent_tokens" and kind == "init":
+                    continue
+                if k in ev and ev[k] != m[i] and not (k == "round" and m[i] is None):
+                    raise step_error(f"the sender received {kind} of req {req} with {k} "
+                                     f"{ev[k]}, but {m[i]} was sent", f"{k} = {m[i]}")
+        ch.popleft()
+        return m
+
+    def on_init_recv(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        self._take_ctl(ev, "init")
+        phase = st.tx_phase.get(req)
+        if phase not in (None, "init"):
+            raise step_error(f"the sender received init of req {req} while {phase}",
+                             "init before the first round")
+        st.tx_phase[req] = "init"
+        st.tx_sessions.setdefault(req, set()).add(s)
+        st.tx_session[(req, s)] = TxSession(0, ev["allocated_tokens"], list(ev["blocks"]),
+                                            True, "init")
+        self.coverage["SenderRecvInit"] += 1
+        self._maybe_forget(req)
+
+    def on_resume_recv(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        self._take_ctl(ev, "resume")
+        self.coverage["SenderRecvResume"] += 1
+        if st.tx_phase.get(req) in ("done", "failed", "dead"):
+            self._maybe_forget(req)
+            return   # room closed: the resume is dropped
+        tx = st.tx_session.get((req, s))
+        if tx is None:
+            raise step_error(f"the sender received resume of req {req} from session {s} "
+                             f"before its init", "init_recv first")
+        tx.sent = ev["sent_tokens"]
+        tx.alloc = ev["allocated_tokens"]
+        tx.dst = list(ev["blocks"])
+        tx.ready = True
+        tx.source = "resume"
+
+    def on_abort_recv(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        self._take_ctl(ev, "abort")
+        for w in st.inflight.values():
+            if w.req == req:
+                raise step_error(f"the sender took the abort of req {req} while its writes "
+                                 f"were in flight",
+                                 "SenderRecvAbort waits until no write of the room is in flight")
+        self.coverage["SenderRecvAbort"] += 1
+        phase = st.tx_phase.get(req)
+        if phase != "dead":
+            if phase != "done":
+                st.tx_phase[req] = "failed"
+            tx = st.tx_session.get((req, s))
+            if tx is None:
+                tx = st.tx_session[(req, s)] = TxSession(0, 0, [], False, "abort")
+            tx.expect_status = FAILED
+
+    def on_round_start(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        phase = st.tx_phase.get(req)
+        tx = st.tx_session.get((req, s))
+        if tx is None:
+            raise step_error(f"the sender started a round of req {req} for session {s} "
+                             f"before receiving its init", "init_recv first")
+        new_round = phase in ("init", "await")
+        if not (new_round or (phase == "writing" and not tx.started)):
+            raise step_error(f"the sender started a round of req {req} for session {s} while "
+                             f"{phase}" + (" and this session's round already started"
+                                           if tx.started else ""),
+                             "a round starts after init, or after the last round ended partial")
+        if not tx.ready:
+            raise step_error(f"the sender started a round of req {req} for session {s} "
+                             f"without a new init or resume from it",
+                             "a resume_recv for this session first")
+        total = ev["total"]
+        known = st.total.get(req)
+        if known is None:
+            st.total[req] = total
+        elif known != total:
+            raise step_error(f"the sender says req {req} has {total} tokens, earlier {known}",
+                             f"total = {known}")
+        P.check_SenderOffsetFollowsResume(st, ev)
+        P.check_AuxOnlyInFirstRound(st, ev)
+        dst = ev["dst_blocks"]
+        P.check_WritesOnlyIntoOwnedBlocks_at_write(st, req, s, dst)
+        if new_round:
+            st.tx_round[req] = st.tx_round.get(req, 0) + 1
+            st.tx_round_partial[req] = False
+            for other in st.tx_sessions.get(req, ()):
+                o = st.tx_session[(req, other)]
+                o.started = o.ended = False
+            self.coverage["SenderStartRound"] += 1
+        st.tx_phase[req] = "writing"
+        if ev["partial"]:
+            st.tx_round_partial[req] = True
+        tokens, sent = ev["tokens"], ev["sent_tokens"]
+        bs = st.block_size
+        inflight = st.inflight
+        for j, b in enumerate(dst):
+            if bs is not None:
+                first, count = sent + j * bs + 1, max(0, min(bs, tokens - j * bs))
+            else:
+                first, count = None, 0
+            aux = total if (ev["aux_written"] and j == 0) else None
+            inflight[(s, b)] = Write(req, s, sent, first, count, aux)
+        tx.tokens = tokens
+        tx.started = True
+        tx.ended = False
+        tx.ready = False
+        tx.dst_written = list(dst)
+
+    def on_round_end(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        tx = st.tx_session.get((req, s))
+        if tx is None or st.tx_phase.get(req) != "writing" or not tx.started or tx.ended:
+            raise step_error(f"the round of req {req} for session {s} ended, but none was "
+                             f"being written", "round_end after its round_start")
+        written = tx.dst_written
+        inflight = st.inflight
+        if ev["ok"]:
+            if ev["sent_tokens"] != tx.sent + tx.tokens:
+                raise step_error(
+                    f"the round of req {req} for session {s} ended at offset "
+                    f"{ev['sent_tokens']}, but it started at {tx.sent} with {tx.tokens} tokens",
+                    f"sent_tokens = {tx.sent + tx.tokens}")
+            for b in written:          # WriteLand, for every block of the round
+                w = inflight.pop((s, b), None)
+                if w is None or w.req != req:
+                    continue
+                if w.first is not None and w.count:
+                    st.content[(s, b)] = (req, w.first, w.count)
+                if w.aux is not None:
+                    st.aux[(s, b)] = w.aux
+                self.coverage["WriteLand"] += 1
+            tx.sent = ev["sent_tokens"]
+        else:
+            for b in written:
+                w = inflight.get((s, b))
+                if w is not None and w.req == req:
+                    del inflight[(s, b)]
+            st.tx_phase[req] = "failed"
+            for other in st.tx_sessions.get(req, ()):
+                st.tx_session[(req, other)].expect_status = FAILED
+        tx.ended = True
+        if st.tx_phase.get(req) != "writing":
+            return
+        sessions = st.tx_sessions.get(req, ())
+        if all(st.tx_session[(req, o)].ended for o in sessions):
+            partial = st.tx_round_partial.get(req, False)
+            st.tx_phase[req] = "await" if partial else "done"
+            if partial:
+                st.tx_partials[req] = st.tx_partials.get(req, 0) + 1
+            status = TRANSFERRING if partial else SUCCESS
+            for o in sessions:
+                st.tx_session[(req, o)].expect_status = status
+            self.coverage["SenderEndRound"] += 1
+
+    def on_status_sent(self, ev: dict) -> None:
+        st = self.state
+        req, s = ev["req"], ev["session"]
+        self._known(req, ev)
+        status = STATUS_RANK[ev["status"]]
+        tx = st.tx_session.get((req, s))
+        expect = tx.expect_status if tx is not None else None
+        P.check_StatusMonotone(st, req, s, status)
+        if expect is None or status != expect:
+            want = f"{STATUSES[expect]}" if expect is not None else "no status now"
+            raise step_error(f"the sender sent {ev['status']} for req {req} to session {s}",
+                             f"{want} (a status follows the end of a round, a write error, "
+                             f"or an abort)")
+        if st.config.variant == "corrected" and status != FAILED:
+            want_round = st.tx_round.get(req, 0)
+            for k, v in (("round", want_round), ("sent_tokens", tx.sent),
+                         ("total", st.total.get(req))):
+                if k in ev and v is not None and ev[k] != v:
+                    raise step_error(f"the sender's status for req {req} says {k} {ev[k]}",
+                                     f"{k} = {v}")
+        tx.expect_status = None
+        st.tx_status_sent[(req, s)] = status
+        st.st.setdefault((req, s), deque()).append(
+            (status, ev.get("round"), ev.get("sent_tokens"), ev.get("total")))
+        if status == TRANSFERRING:
+            self._open_partial(req, s)
+
+    def on_write_error(self, ev: dict) -> None:
+        st = self.state
+        req = ev["req"]
+        self._known(req, ev)
+        phase = st.tx_phase.get(req)
+        if phase == "failed":
+            return   # already failed by a round_end with ok=false
+        if phase != "writing":
+            raise step_error(f"a write of req {req} failed while the sender was {phase}",
+                             "a write error only while a round is being written")
+        for key in [k for k, w in st.inflight.items() if w.req == req]:
+            del st.inflight[key]
+        st.tx_phase[req] = "failed"
+        for o in st.tx_sessions.get(req, ()):
+            st.tx_session[(req, o)].expect_status = FAILED
+        self.coverage["WriteError"] += 1
+
+    def on_config(self, ev: dict) -> None:
+        c = self.state.config
+        for k in ("block_size", "nblocks", "nsess", "variant", "barrier"):
+            if k in ev:
+                old = getattr(c, k)
+                if old is not None and old != ev[k]:
+                    raise step_error(f"{ev['proc']} logged {k}={ev[k]}, another process "
+                                     f"{old}", f"{k} = {old} (one configuration per run)")
+                setattr(c, k, ev[k])
+        self.state.block_size = c.block_size
+
+
+# ---------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------
+def check_native(paths: list[str], bound: int | None = None, progress=None) -> Verdict:
+    """Check one merged trace or several per-process traces with the native checker.
+
+    ``progress(events, seconds)`` is called about every 65536 events.
+    """
+    import time
+
+    from .merge import merge_files
+    from .trace import MalformedTrace
+
+    t0 = time.perf_counter()
+    checker = NativeChecker(bound=bound)
+    feed = checker.feed
+    n = 0
+    try:
+        for path, line, ev in merge_files(list(paths)):
+            if feed(line, ev, path) is not None:
+                break
+            n += 1
+            if progress is not None and not (n & 0xFFFF):
+                progress(n, time.perf_counter() - t0)
+        verdict = checker.finish()
+    except MalformedTrace as e:
+        verdict = Verdict("malformed", prop=None, message=e.message(), expected=e.expected,
+                          file=e.path, line=e.line,
+                          event={"field": e.field} if e.field else None,
+                          events=checker.count, coverage=checker.coverage_report())
+    verdict.seconds = time.perf_counter() - t0
+    return verdict
