@@ -211,8 +211,11 @@ class Receiver:
     def recv_status(self, req: int, s: int) -> None:
         msg = self.transport.st[(req, s)].popleft()
         sess = self.requests[req].sessions[s]
-        sess.status = merge_status(sess.status, msg.status)
-        sess.last_status = msg
+        if self.variant == "corrected" and sess.status == FAILED:
+            pass  # corrected: Failed is final (the engine lets a later status lift it)
+        else:
+            sess.status = merge_status(sess.status, msg.status)
+            sess.last_status = msg
         fields = dict(req=req, session=s, status=STATUS_NAMES[msg.status])
         if msg.round is not None:
             fields.update(round=msg.round, sent_tokens=msg.sent_tokens, total=msg.total)
@@ -225,25 +228,32 @@ class Receiver:
     def poll(self, req: int) -> str:
         rq = self.requests[req]
         status = self.combined_status(req)
-        decisions: dict[int, str]
-        try:
-            if status == FAILED:
-                self._fail(req, "status Failed")
+        decisions: dict[int, str] = {}
+        with self.trace.hold() as held:
+            try:
+                if status == FAILED:
+                    self._fail(req, "status Failed")
+                    decisions = {s: "fail" for s in rq.sessions}
+                elif rq.phase == "aborting":
+                    decisions = {s: "wait" for s in rq.sessions}
+                elif status == SUCCESS:
+                    self._handoff(req)
+                    decisions = {s: "handoff" for s in rq.sessions}
+                elif status == TRANSFERRING:
+                    decisions = getattr(self, f"_transferring_{self.variant}")(req)
+                else:
+                    decisions = {s: "wait" for s in rq.sessions}
+            except RequestFailed as exc:
                 decisions = {s: "fail" for s in rq.sessions}
-            elif rq.phase == "aborting":
-                decisions = {s: "wait" for s in rq.sessions}
-            elif status == SUCCESS:
-                self._handoff(req)
-                decisions = {s: "handoff" for s in rq.sessions}
-            elif status == TRANSFERRING:
-                decisions = getattr(self, f"_transferring_{self.variant}")(req)
-            else:
-                decisions = {s: "wait" for s in rq.sessions}
-        except RequestFailed as exc:
-            decisions = {s: "fail" for s in rq.sessions}
-            self._fail(req, str(exc))
-        for s, d in decisions.items():
-            self._emit(s, "poll", req=req, status=STATUS_NAMES[status], decision=d)
+                self._fail(req, str(exc))
+            finally:
+                # Log each rank's poll first, then what its decision did. A
+                # violation raised above still leaves the events that led to it.
+                # (A poll cut short by a violation is logged as "fail".)
+                for s in rq.sessions:
+                    self.trace.release(held, language_proc(s), first=(
+                        "poll", dict(req=req, status=STATUS_NAMES[status],
+                                     decision=decisions.get(s, "fail"))))
         return "resume" if "resume" in decisions.values() else next(iter(decisions.values()))
 
     def _fail(self, req: int, reason: str) -> None:
@@ -252,10 +262,9 @@ class Receiver:
         rq.phase = "failed"
         rq.fail_reason = reason
         for s, sess in rq.sessions.items():
-            self._emit(s, "fail", req=req, reason=reason)
-        for s, sess in rq.sessions.items():
             self._free(req, s, sess.blocks)
             sess.blocks = []
+            self._emit(s, "fail", req=req, reason=reason)
 
     def _handoff(self, req: int) -> None:
         rq = self.requests[req]
@@ -458,7 +467,11 @@ class Receiver:
                 self._emit(s, "abort_sent", req=req, session=s)
         else:
             # The engine: local Failed, blocks freed now, nothing sent.
-            self._fail(req, "aborted")
+            rq.phase = "failed"
+            rq.fail_reason = "aborted"
+            for s, sess in rq.sessions.items():
+                self._free(req, s, sess.blocks)
+                sess.blocks = []
 
     def heartbeat_lost(self, req: int) -> None:
         rq = self.requests[req]

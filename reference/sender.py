@@ -149,8 +149,8 @@ class Sender:
             info.ready = False
             self._emit("round_start", req=req, session=s, sent_tokens=info.sent, tokens=tokens,
                        src_blocks=src_used, dst_blocks=dst_used,
-                       partial=remaining > info.alloc, aux_written=with_aux_round and tokens > 0,
-                       round=room.round)
+                       total=room.total, partial=remaining > info.alloc,
+                       aux_written=with_aux_round and tokens > 0, x_round=room.round)
 
     # -- SenderEndRound ----------------------------------------------------
     def can_end_round(self, req: int) -> bool:
@@ -164,7 +164,7 @@ class Sender:
             info.sent += info.round_tokens
             info.round_tokens = 0
             self._emit("round_end", req=req, session=s, sent_tokens=info.sent, ok=True,
-                       round=room.round)
+                       x_round=room.round)
         if room.abort_pending:
             self._send_status(room, FAILED)
             room.state = "closed"
@@ -183,14 +183,11 @@ class Sender:
 
     def _send_status(self, room: Room, status: int) -> None:
         for s, info in room.sessions.items():
+            fields = dict(req=room.req, session=s, status=STATUS_NAMES[status])
             if self.corrected:
                 msg = Status(status, room.round, info.sent, room.total)
+                fields.update(round=room.round, sent_tokens=info.sent, total=room.total)
             else:
                 msg = Status(status)
             self.transport.send_status(room.req, s, msg)
-        fields = dict(req=room.req, status=STATUS_NAMES[status])
-        if self.corrected:
-            fields.update(round=room.round,
-                          sent_tokens=min(i.sent for i in room.sessions.values()),
-                          total=room.total)
-        self._emit("status_sent", **fields)
+            self._emit("status_sent", **fields)

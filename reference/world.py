@@ -115,6 +115,19 @@ class World:
             self.receiver.add_request(req)
         self.faults_left = set(cfg.faults)
         self.bytes_landed = 0
+        self._log_config()
+
+    def _log_config(self) -> None:
+        cfg = self.cfg
+        fields = dict(block_size=cfg.block_size, nblocks=cfg.pool, nsess=cfg.sessions,
+                      init_tokens=cfg.init_tokens or cfg.block_size, cap=cfg.cap,
+                      order="any" if cfg.order == "random" else cfg.order,
+                      variant=cfg.variant, resume_order=cfg.effective_resume_order(),
+                      barrier=cfg.barrier or cfg.variant == "corrected",
+                      faults=sorted(f for f in cfg.faults if f != "alloc_fail"))
+        self.trace.emit("encode", "config", **fields)
+        for s in self.pools:
+            self.trace.emit(f"language/{s}", "config", **fields)
 
     # -- hooks from the actors ----------------------------------------------
     def _on_write_issue(self, w) -> None:

@@ -1,0 +1,145 @@
+"""``resumespec simulate``: run the reference implementation once and check it.
+
+Prints a summary (text, or ``--json``); exits 0 when the run passes its
+self-checks, ``exitcodes.SIM_FAILED`` when it ends in a hang, corruption,
+leak, double free, ..., ``exitcodes.USAGE`` / ``BAD_INPUT`` on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from resumespec import exitcodes
+
+
+def register(sub) -> None:
+    p = sub.add_parser("simulate", help="run the reference implementation on real tensors and check it",
+                       description="Run sender, receiving sessions, transport and faults under a "
+                       "deterministic scheduler (from --seed or --schedule) and verify the run.")
+    p.add_argument("--variant", default="corrected",
+                   help="receiver design: flag, indices, sent_tokens, cached_sent, once, corrected (default)")
+    p.add_argument("--requests", type=int, default=None, help="number of requests (default: one per --tokens entry)")
+    p.add_argument("--tokens", default="3",
+                   help="tokens per request: one number for all, or a comma list (one per request)")
+    p.add_argument("--block-size", type=int, default=1)
+    p.add_argument("--pool", type=int, default=4, help="blocks in each language rank's pool")
+    p.add_argument("--sessions", type=int, default=1, help="receiving sessions (language ranks) per request")
+    p.add_argument("--order", default="fifo", help="allocator reuse order: fifo, lifo, random")
+    p.add_argument("--cap", type=int, default=0, help="blocks per resume allocation at most (0 = all remaining)")
+    p.add_argument("--resume-order", default=None,
+                   help="alloc_first or free_first (default: the engine's order for the variant)")
+    p.add_argument("--init-tokens", type=int, default=None, help="first allocation (default: one block)")
+    p.add_argument("--barrier", action=argparse.BooleanOptionalAction, default=True,
+                   help="sender starts a resumed round only when every session resumed (default on)")
+    p.add_argument("--faults", default="",
+                   help="comma list of faults that may happen: write_error, heartbeat, abort, alloc_fail")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--schedule", default=None,
+                   help="replay this schedule (JSON list, or one step per line: 'Name key=value ...')")
+    p.add_argument("--schedule-only", action="store_true",
+                   help="stop when the schedule ends instead of completing the run from --seed")
+    p.add_argument("--save-schedule", default=None, help="write the steps taken (JSON) to this file")
+    p.add_argument("--shrink", action="store_true",
+                   help="when the run fails, shrink its schedule (with --save-schedule: save the shrunk one)")
+    p.add_argument("--trace", default=None, help="write the trace (JSON Lines) to this file")
+    p.add_argument("--hidden", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=simulate)
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"resumespec simulate: {msg}", file=sys.stderr)
+    return code
+
+
+def build_config(args):
+    from .world import Config
+    try:
+        tokens = [int(t) for t in str(args.tokens).split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--tokens: expected a number or a comma list of numbers, got {args.tokens!r}") from None
+    n = args.requests if args.requests is not None else len(tokens)
+    if n < 1:
+        raise ValueError("--requests must be at least 1")
+    if len(tokens) == 1:
+        tokens = tokens * n
+    elif len(tokens) != n:
+        raise ValueError(f"--tokens lists {len(tokens)} requests but --requests is {n}")
+    faults = tuple(f.strip() for f in args.faults.split(",") if f.strip())
+    cfg = Config(variant=args.variant, tokens=tokens, block_size=args.block_size, pool=args.pool,
+                 sessions=args.sessions, order=args.order, cap=args.cap,
+                 resume_order=args.resume_order, barrier=args.barrier, faults=faults,
+                 seed=args.seed, hidden=args.hidden, device=args.device,
+                 init_tokens=args.init_tokens, max_steps=args.max_steps)
+    cfg.validate()
+    return cfg
+
+
+def simulate(args) -> int:
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+    from .device import DeviceError, choose_device
+    from .scheduler import ScheduleError, load_schedule, run, shrink
+    try:
+        cfg = build_config(args)
+        choose_device(cfg.device)
+    except (ValueError, DeviceError) as exc:
+        return _fail(str(exc), exitcodes.USAGE)
+    schedule = None
+    if args.schedule:
+        try:
+            schedule = load_schedule(args.schedule)
+        except ScheduleError as exc:
+            return _fail(str(exc), exitcodes.BAD_INPUT)
+
+    def progress(n: int) -> None:
+        print(f"simulate: {n} steps", file=sys.stderr, flush=True)
+
+    try:
+        result = run(cfg, schedule, complete=not args.schedule_only, progress=progress)
+    except ScheduleError as exc:
+        return _fail(f"{args.schedule}: {exc}", exitcodes.BAD_INPUT)
+    steps = result.steps
+    if args.shrink and not result.ok and result.outcome != "incomplete":
+        print(f"simulate: shrinking a {len(steps)}-step schedule ({result.outcome})", file=sys.stderr)
+        steps = shrink(cfg, steps, result.outcome)
+        result = run(cfg, steps, complete=True, strict=False)
+        steps = steps
+    if args.trace:
+        try:
+            result.world.trace.write_jsonl(args.trace)
+        except OSError as exc:
+            return _fail(f"{args.trace}: cannot write ({exc.strerror})", exitcodes.BAD_INPUT)
+    if args.save_schedule:
+        try:
+            with open(args.save_schedule, "w", encoding="utf-8") as fh:
+                json.dump(steps, fh, indent=0)
+        except OSError as exc:
+            return _fail(f"{args.save_schedule}: cannot write ({exc.strerror})", exitcodes.BAD_INPUT)
+    summary = result.summary()
+    summary["schedule_steps"] = len(steps)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_text(summary)
+    if result.ok:
+        return exitcodes.OK
+    if result.outcome == "incomplete":
+        return exitcodes.OK
+    return exitcodes.SIM_FAILED
+
+
+def _print_text(s: dict) -> None:
+    print(f"outcome: {s['outcome']}" + (f" ({s['property']})" if s["property"] else ""))
+    if s["where"]:
+        print(f"where:   {s['where']}")
+    print(f"variant: {s['variant']} ({s['resume_order']}), device {s['device']}, {s['steps']} steps")
+    for r in s["rounds"]:
+        print(f"  req {r}: {s['rounds'][r]} round(s), {s['resumes'][r]} resume(s), {s['requests'][r]}")
+    mbps = s["throughput_MBps"]
+    print(f"bytes moved: {s['bytes_moved']}, {s['elapsed_s']:.4f} s"
+          + (f", {mbps} MB/s" if mbps is not None else "") + f", {s['us_per_round']} us/round")
