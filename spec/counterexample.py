@@ -1,0 +1,309 @@
+"""Counterexample traces: read them from TLC's output, print them for people.
+
+A trace is a list of states; each state but the first was reached by an
+action. Liveness counterexamples are lassos: the trace ends by going back to
+an earlier state (``loop_to``) or by stuttering forever in its last state.
+
+``parse_trace`` reads the state messages of TLC's ``-tool`` output (codes
+2217 state, 2218 stuttering, 2122 back to state k). ``render_text`` prints
+each step as the action taken and only what changed (``path: old -> new``),
+and draws the protocol state compactly when the spec has the block-pool
+variables of docs/model.md (``free``, ``rxBlocks``, ``data``, ``aux``): per
+language rank one row of blocks with owner request and content.
+``trace_to_json`` gives the parsed trace for ``--json``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from resumespec.spec import tla_values as tv
+
+MSG_BACK_TO_STATE = 2122
+MSG_STATE_PRINT1 = 2216
+MSG_STATE_PRINT2 = 2217
+MSG_STATE_PRINT3 = 2218  # "N: Stuttering"
+
+
+@dataclass(frozen=True)
+class ActionLabel:
+    """What TLC printed in ``<...>`` before a state."""
+
+    name: str                        # "Initial predicate", "ReceiverPoll", ...
+    params: str | None = None        # "(1, 2)" when TLC printed parameters
+    module: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    @property
+    def is_initial(self) -> bool:
+        return self.name == "Initial predicate"
+
+    def describe(self) -> str:
+        text = self.name + (self.params or "")
+        if self.module and self.line:
+            text += f"  ({self.module}:{self.line})"
+        return text
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "params": self.params, "module": self.module,
+                "line": self.line, "column": self.column}
+
+
+_LABEL = re.compile(
+    r"^(?P<name>[A-Za-z_][A-Za-z0-9_!]*)(?P<params>\(.*\))?\s+line (?P<line>\d+), col (?P<col>\d+)"
+    r" to line \d+, col \d+ of module (?P<module>\w+)$"
+)
+
+
+def parse_action_label(text: str) -> ActionLabel:
+    text = text.strip()
+    m = _LABEL.match(text)
+    if m:
+        return ActionLabel(m.group("name"), m.group("params"), m.group("module"),
+                           int(m.group("line")), int(m.group("col")))
+    m = re.match(r"^(?P<name>[A-Za-z_][A-Za-z0-9_!]*)(?P<params>\(.*\))?$", text)
+    if m:
+        return ActionLabel(m.group("name"), m.group("params"))
+    return ActionLabel(text)
+
+
+@dataclass
+class TraceState:
+    number: int                      # TLC's 1-based state number
+    action: ActionLabel | None
+    values: dict[str, Any]           # variable -> parsed value
+    raw: dict[str, str] = field(default_factory=dict)  # variable -> text, when it did not parse
+
+    def to_json(self) -> dict:
+        return {
+            "number": self.number,
+            "action": self.action.to_json() if self.action else None,
+            "values": {k: tv.to_json(v) for k, v in self.values.items()},
+            "unparsed": self.raw or None,
+        }
+
+
+@dataclass
+class Trace:
+    states: list[TraceState]
+    loop_to: int | None = None       # liveness lasso: last state goes back to this state number
+    loop_action: ActionLabel | None = None
+    stuttering: bool = False         # liveness lasso: stutters forever in the last state
+
+    @property
+    def is_lasso(self) -> bool:
+        return self.loop_to is not None or self.stuttering
+
+    def to_json(self) -> dict:
+        return {
+            "states": [s.to_json() for s in self.states],
+            "loop_to": self.loop_to,
+            "loop_action": self.loop_action.to_json() if self.loop_action else None,
+            "stuttering": self.stuttering,
+        }
+
+
+_STATE_HEAD = re.compile(r"^\s*(\d+):\s*(?:<(.*)>)?\s*$")
+
+
+def parse_state_message(text: str) -> TraceState | None:
+    lines = text.strip("\n").splitlines()
+    if not lines:
+        return None
+    m = _STATE_HEAD.match(lines[0])
+    if not m:
+        return None
+    action = parse_action_label(m.group(2)) if m.group(2) else None
+    values: dict[str, Any] = {}
+    raw: dict[str, str] = {}
+    for name, value_text in tv.iter_state_assignments("\n".join(lines[1:])):
+        try:
+            values[name] = tv.parse_value(value_text)
+        except tv.TlaValueError:
+            raw[name] = value_text
+            values[name] = tv.Opaque(" ".join(value_text.split()))
+    return TraceState(int(m.group(1)), action, values, raw)
+
+
+def parse_trace(messages: Iterable[Any]) -> Trace:
+    """Build a Trace from TLC tool messages (objects with .code and .text).
+
+    If TLC printed several traces (it does not with default options), the
+    last one wins: a new initial state starts a new trace.
+    """
+    trace = Trace(states=[])
+    for msg in messages:
+        if msg.code in (MSG_STATE_PRINT1, MSG_STATE_PRINT2):
+            state = parse_state_message(msg.text)
+            if state is None:
+                continue
+            if state.number == 1 and trace.states:
+                trace = Trace(states=[])
+            trace.states.append(state)
+        elif msg.code == MSG_STATE_PRINT3:
+            trace.stuttering = True
+        elif msg.code == MSG_BACK_TO_STATE:
+            m = re.match(r"\s*(\d+):\s*Back to state(?::\s*<(.*)>)?", msg.text)
+            if m:
+                trace.loop_to = int(m.group(1))
+                trace.loop_action = parse_action_label(m.group(2)) if m.group(2) else None
+    return trace
+
+
+# ---------------------------------------------------------------------------
+# Differences between states
+
+
+def diff_values(old: Any, new: Any, path: str, depth: int = 3) -> list[tuple[str, Any, Any]]:
+    """The changed places between two values, descending into functions.
+
+    ``[("rxBlocks[1][2]", <<>>, <<3>>), ...]``; descends ``depth`` levels into
+    functions/records/tuples that keep their domain, else reports the whole
+    value.
+    """
+    if old == new:
+        return []
+    if depth > 0 and not _is_leaf(old) and tv.is_function_like(old) and tv.is_function_like(new) \
+            and type(old) is type(new) and tv.domain(old) == tv.domain(new):
+        out: list[tuple[str, Any, Any]] = []
+        for key in tv.domain(old):
+            sub = f"{path}.{key}" if isinstance(old, tv.Record) else f"{path}[{tv.format_value(key)}]"
+            out.extend(diff_values(tv.lookup(old, key), tv.lookup(new, key), sub, depth - 1))
+        return out
+    return [(path, old, new)]
+
+
+def _is_leaf(value: Any) -> bool:
+    """A tuple of scalars such as a token <<r, i>> is shown whole."""
+    return (type(value) is tuple and len(value) > 0
+            and all(isinstance(v, (int, str)) for v in value))
+
+
+def state_changes(prev: TraceState | None, cur: TraceState) -> list[tuple[str, Any, Any]]:
+    if prev is None:
+        return [(name, None, value) for name, value in cur.values.items()]
+    out: list[tuple[str, Any, Any]] = []
+    for name, value in cur.values.items():
+        if name not in prev.values:
+            out.append((name, None, value))
+        else:
+            out.extend(diff_values(prev.values[name], value, name))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Drawing the block pools
+
+
+def _short(value: Any) -> str:
+    """Compact text for a block's content: <<1, 2>> -> 1.2, strings bare."""
+    if isinstance(value, tuple) and not isinstance(value, (tv.TlaSet, tv.Record, tv.TlaFunction)) \
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and value:
+        return ".".join(str(v) for v in value)
+    if isinstance(value, str) and not isinstance(value, (tv.ModelValue, tv.Opaque)):
+        return value
+    return tv.format_value(value)
+
+
+def _owners(rx_blocks: Any, rank: Any) -> dict[Any, list[Any]]:
+    """block -> requests holding it at ``rank``, from rxBlocks[r][s]."""
+    owners: dict[Any, list[Any]] = {}
+    for r in tv.domain(rx_blocks):
+        try:
+            held = tv.lookup(tv.lookup(rx_blocks, r), rank)
+        except KeyError:
+            continue
+        blocks = held if isinstance(held, tuple) else ()
+        for b in blocks:
+            owners.setdefault(b, []).append(r)
+    return owners
+
+
+def draw_pools(values: dict[str, Any]) -> list[str]:
+    """One row per language rank: ``[b owner content]`` per block.
+
+    Owner is ``rN`` for the request whose ``rxBlocks`` lists the block,
+    ``-`` for a block on the free list, ``?`` for neither (leaked), and
+    ``r1+r2`` or ``-r1`` when a block is held twice or held and free at once.
+    Returns [] when the state lacks ``data`` and ``free``.
+    """
+    data, free = values.get("data"), values.get("free")
+    if not tv.is_function_like(data) or not tv.is_function_like(free):
+        return []
+    rx = values.get("rxBlocks")
+    aux = values.get("aux")
+    rows = []
+    for s in tv.domain(data):
+        pool = tv.lookup(data, s)
+        try:
+            free_list = tv.lookup(free, s)
+        except KeyError:
+            free_list = ()
+        free_set = set(free_list) if isinstance(free_list, tuple) else set()
+        owners = _owners(rx, s) if tv.is_function_like(rx) else {}
+        cells = []
+        for b in tv.domain(pool):
+            who = "+".join(f"r{r}" for r in owners.get(b, []))
+            if b in free_set:
+                who = "-" + who
+            if not who:
+                who = "?"
+            content = _short(tv.lookup(pool, b))
+            if tv.is_function_like(aux):
+                try:
+                    a = tv.lookup(tv.lookup(aux, s), b)
+                    content += f"|{_short(a)}"
+                except KeyError:
+                    pass
+            cells.append(f"[{b} {who} {content}]")
+        head = f"rank {s}:"
+        if isinstance(free_list, tuple):
+            head += f" free={'<' + ','.join(_short(x) for x in free_list) + '>'}"
+        rows.append(f"{head} " + " ".join(cells))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Text rendering
+
+
+def render_text(trace: Trace, title: str = "", draw: bool = True) -> str:
+    out: list[str] = []
+    if title:
+        out.append(title)
+    prev: TraceState | None = None
+    for state in trace.states:
+        if state.action is None or state.action.is_initial:
+            head = f"State {state.number}: initial state"
+        else:
+            head = f"State {state.number}: after {state.action.describe()}"
+        if trace.loop_to == state.number:
+            head += "   <- loop starts here"
+        out.append(head)
+        changes = state_changes(prev, state)
+        for path, old, new in changes:
+            if prev is None:
+                out.append(f"    {path} = {tv.format_value(new)}")
+            elif old is None:
+                out.append(f"    {path}: (new) {tv.format_value(new)}")
+            else:
+                out.append(f"    {path}: {tv.format_value(old)} -> {tv.format_value(new)}")
+        if prev is not None and not changes:
+            out.append("    (nothing changed)")
+        if draw:
+            for row in draw_pools(state.values):
+                out.append("    | " + row)
+        prev = state
+    if trace.loop_to is not None:
+        action = f" by {trace.loop_action.describe()}" if trace.loop_action else ""
+        out.append(f"Back to state {trace.loop_to}{action}: the behaviour repeats forever from there.")
+    elif trace.stuttering:
+        out.append("Stuttering: the behaviour stays in the last state forever.")
+    return "\n".join(out)
+
+
+def trace_to_json(trace: Trace) -> dict:
+    return trace.to_json()
