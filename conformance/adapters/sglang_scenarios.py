@@ -1,0 +1,165 @@
+"""Scenarios that drive the fork's real code through ``Cluster``.
+
+Every scenario is one fixed interleaving.  The common rhythm (``settle``) is
+the one a loaded server shows: each tick the language scheduler loop runs
+twice (it polls far more often than a transfer round takes), then the encode
+side runs its receive loop, sends what is ready and runs its transfer worker,
+then prefill finishes for the requests handed over (unless held).  A run stops
+when a tick changes nothing (no message in flight, allocator, queues and
+statuses unchanged for QUIET_TICKS ticks in a row): that is either the end or
+a hang, and the trace ends there.  A hung request keeps being polled during
+those ticks, as it would be in a server, so a bounded-response check
+(``resumespec conform --bound K``) sees it wait.
+
+Sizes are tiny (block_size 4 tokens, hidden size 2) so that traces stay small;
+the protocol does not depend on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .sglang_cluster import Cluster, Config
+
+MAX_TICKS = 40
+QUIET_TICKS = 5     # a run ends after this many ticks without progress
+
+
+def fingerprint(c: Cluster) -> tuple:
+    """Everything whose change means progress."""
+    return (
+        tuple(c.lang_alloc.free_blocks),
+        tuple(c.enc_alloc.free_blocks),
+        tuple((lr.req.bootstrap_room, tuple(lr.embedding_indices or ()))
+              for lr in c.transfer_queue.queue),
+        tuple(lr.req.bootstrap_room for lr in c.prealloc.queue),
+        tuple(sorted((k, int(v)) for k, v in c.lang_mgr.request_status.items())),
+        tuple(sorted((k, int(v)) for k, v in c.enc_mgr.request_status.items())),
+        tuple(sorted(c.handed)), tuple(sorted(c.finished)), tuple(c.enc_ready),
+        c.pending_messages(),
+    )
+
+
+def tick(c: Cluster, hold: set[int] = frozenset()) -> None:
+    c.language_step()
+    c.language_step()
+    c.encode_step()
+    for room in sorted(c.handed):
+        if room not in hold:
+            c.prefill_done(room)
+
+
+def settle(c: Cluster, hold: set[int] = frozenset(), max_ticks: int = MAX_TICKS) -> int:
+    """Tick until nothing changes QUIET_TICKS times in a row; returns the ticks run."""
+    quiet = 0
+    for n in range(1, max_ticks + 1):
+        before = fingerprint(c)
+        tick(c, hold)
+        quiet = quiet + 1 if fingerprint(c) == before else 0
+        if quiet >= QUIET_TICKS:
+            return n
+    return max_ticks
+
+
+def submit(c: Cluster, room: int, total: int, ready: bool = True) -> None:
+    c.encode_submit(room, total)
+    c.language_submit(room)
+    if ready:
+        c.encode_ready(room)
+
+
+@dataclass
+class Scenario:
+    name: str
+    config: Config
+    drive: Callable[[Cluster], None]
+    shows: str
+
+
+# ---------------------------------------------------------------------------
+def two_rounds(c: Cluster) -> None:
+    # 10 tokens, the receiver allocates one block (4 tokens) first: round 1
+    # sends 4 (partial), the resume asks for the 6 left (2 blocks), round 2.
+    submit(c, 1, 10)
+    settle(c)
+
+
+def stale_aux(c: Cluster) -> None:
+    # Three short requests leave their aux rows (total = 3) in blocks 0, 1, 2.
+    # Then a 10-token request starts in block 3 and resumes into blocks 0, 1,
+    # whose aux row still says 3 (rounds after the first never write it).
+    for room in (1, 2, 3):
+        submit(c, room, 3)
+        settle(c)
+    submit(c, 4, 10)
+    settle(c)
+
+
+def capped_resume(c: Cluster) -> None:
+    # The adapter caps each resume allocation at one block (Cap = 1 of the
+    # model; the engine's allocator never does this): 14 tokens need rounds
+    # of 4, 4, 4, 2, that is three resumes.
+    submit(c, 1, 14)
+    settle(c)
+
+
+def alloc_fail_resume(c: Cluster) -> None:
+    # Pool of 3 blocks: request 1 (10 tokens) and requests 2, 3 (3 tokens,
+    # held in prefill for a while) take one block each.  Request 1's resume
+    # needs 2 blocks while none is free.
+    submit(c, 1, 10)
+    submit(c, 2, 3)
+    submit(c, 3, 3)
+    for _ in range(3):
+        tick(c, hold={2, 3})
+    settle(c)
+    # Two more short requests: with a doubly freed block in the free list,
+    # both get the same block.
+    submit(c, 4, 3)
+    submit(c, 5, 3)
+    settle(c)
+
+
+def resume_needs_whole_pool(c: Cluster) -> None:
+    # Pool of 2 blocks, one 10-token request: it holds 1 block and its resume
+    # needs 2.  Freeing first makes room; allocating first can never succeed.
+    submit(c, 1, 10)
+    settle(c)
+
+
+def abort(c: Cluster) -> None:
+    # Pool of 2 blocks.  Requests 1 and 2 are initialised; request 1 is
+    # aborted before its embedding is ready, its block is freed and reused
+    # by request 3; the sender, never told, later writes request 1 into it.
+    submit(c, 1, 3, ready=False)
+    submit(c, 2, 3, ready=False)
+    c.language_step()
+    c.encode_step()
+    c.abort(1)
+    c.language_step()
+    submit(c, 3, 3, ready=False)
+    c.language_step()
+    c.encode_step()
+    c.encode_ready(3)
+    c.encode_step()
+    c.encode_ready(1)
+    c.encode_step()
+    c.encode_ready(2)
+    settle(c)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("two_rounds", Config(nblocks=4), two_rounds,
+             "a request longer than the default allocation: two rounds, one resume"),
+    Scenario("stale_aux", Config(nblocks=4), stale_aux,
+             "the resume blocks carry aux rows left by earlier requests"),
+    Scenario("capped_resume", Config(nblocks=4, cap=1), capped_resume,
+             "resume allocations capped at one block (adapter knob, Cap=1): three resumes"),
+    Scenario("alloc_fail_resume", Config(nblocks=3), alloc_fail_resume,
+             "the resume allocation fails while other requests hold the pool"),
+    Scenario("resume_needs_whole_pool", Config(nblocks=2), resume_needs_whole_pool,
+             "the resume needs every block of the pool, one of which the request holds"),
+    Scenario("abort", Config(nblocks=2, faults=("abort",)), abort,
+             "a request aborted on the language side before its round"),
+)}
