@@ -473,11 +473,12 @@ class ProgressDisplay:
 
     On a terminal: one line rewritten in place at most every ``interval``
     seconds (elapsed time and TLC's latest counts). Elsewhere (CI logs): a
-    line when the run starts and one per TLC progress report (TLC reports
-    once a minute), nothing else.
+    line when the run starts and, once the run has taken ``quiet_period``
+    seconds, one per TLC progress report (TLC reports once a minute).
     """
 
     SPINNER = "|/-\\"
+    quiet_period = 20.0
 
     def __init__(self, label: str, stream: TextIO | None = None, interval: float = 2.0, enabled: bool = True) -> None:
         self.label = label
@@ -523,7 +524,9 @@ class ProgressDisplay:
             return
         if self.tty:
             self._draw(force=True)
-        else:
+        elif time.monotonic() - self.start >= self.quiet_period:
+            # TLC reports once a minute and once more at the end; a log
+            # gets those of long runs only.
             print(self._line(), file=self.stream, flush=True)
 
     def tick(self) -> None:
@@ -801,6 +804,12 @@ def interpret_output(
         m = _SIM_STATS.search(sim.text)
         if m:
             generated = _int(m.group(1))
+    if generated is None:
+        last = parser.last(MSG_PROGRESS, MSG_PROGRESS_SIMULATION)
+        stats_now = parse_progress(last.text) if last else None
+        if stats_now:
+            generated = stats_now.generated
+            distinct = stats_now.distinct if stats_now.distinct >= 0 else None
     depth_msg = parser.last(MSG_SEARCH_DEPTH)
     if depth_msg:
         m = _DEPTH.search(depth_msg.text)
