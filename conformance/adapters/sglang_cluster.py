@@ -636,6 +636,10 @@ class Cluster:
                 self.enc_alloc.free(block_indices=self.enc_reqs[room].embedding_indices)
                 self.enc_src_freed.add(room)
 
+    def fail_next_write(self) -> None:
+        """The encode side's next transfer batch returns an error (a write error)."""
+        self.enc_mgr.engine.fail_next = True
+
     # ------------------------------------------------------------------
     def pending_messages(self) -> int:
         return self.fork.network.pending()

@@ -75,6 +75,7 @@ class Scenario:
     config: Config
     drive: Callable[[Cluster], None]
     shows: str
+    in_corpus: bool = True   # recorded by default and committed with a verdict
 
 
 # ---------------------------------------------------------------------------
@@ -149,6 +150,15 @@ def abort(c: Cluster) -> None:
     settle(c)
 
 
+def write_error(c: Cluster) -> None:
+    # Round 1 of a 10-token request lands; the transfer engine fails the
+    # resumed round's writes: the sender fails the room and says so.
+    submit(c, 1, 10)
+    tick(c)
+    c.fail_next_write()
+    settle(c)
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("two_rounds", Config(nblocks=4), two_rounds,
              "a request longer than the default allocation: two rounds, one resume"),
@@ -162,4 +172,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "the resume needs every block of the pool, one of which the request holds"),
     Scenario("abort", Config(nblocks=2, faults=("abort",)), abort,
              "a request aborted on the language side before its round"),
+    Scenario("write_error", Config(nblocks=4, faults=("write_error",)), write_error,
+             "the transfer engine fails the second round's writes",
+             in_corpus=False),   # see docs/sglang-adapter.md, "Known gaps"
 )}
