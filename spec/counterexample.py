@@ -157,16 +157,20 @@ def parse_trace(messages: Iterable[Any]) -> Trace:
 # Differences between states
 
 
-def diff_values(old: Any, new: Any, path: str, depth: int = 3) -> list[tuple[str, Any, Any]]:
+DIFF_DEPTH = 3
+
+
+def diff_values(old: Any, new: Any, path: str, depth: int = DIFF_DEPTH) -> list[tuple[str, Any, Any]]:
     """The changed places between two values, descending into functions.
 
     ``[("rxBlocks[1][2]", <<>>, <<3>>), ...]``; descends ``depth`` levels into
     functions/records/tuples that keep their domain, else reports the whole
-    value.
+    value; tuples of scalars below the top level count as one value.
     """
     if old == new:
         return []
-    if depth > 0 and not _is_leaf(old) and tv.is_function_like(old) and tv.is_function_like(new) \
+    nested = depth < DIFF_DEPTH
+    if depth > 0 and not (nested and _is_leaf(old)) and tv.is_function_like(old) and tv.is_function_like(new) \
             and type(old) is type(new) and tv.domain(old) == tv.domain(new):
         out: list[tuple[str, Any, Any]] = []
         for key in tv.domain(old):
@@ -177,7 +181,8 @@ def diff_values(old: Any, new: Any, path: str, depth: int = 3) -> list[tuple[str
 
 
 def _is_leaf(value: Any) -> bool:
-    """A tuple of scalars such as a token <<r, i>> is shown whole."""
+    """Below the top level, a tuple of scalars (a token <<r, i>>, a block
+    list) is shown whole rather than element by element."""
     return (type(value) is tuple and len(value) > 0
             and all(isinstance(v, (int, str)) for v in value))
 

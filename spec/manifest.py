@@ -248,6 +248,11 @@ def load_manifest(path: Path | str | None = None) -> Manifest:
 # Comparing results with expectations
 
 
+def verdict_matches(entry: ModelEntry, kind: str, prop: str | None) -> bool:
+    """Result kind and (where named) property are the expected ones."""
+    return kind == entry.expected.kind and (entry.expected.property is None or prop == entry.expected.property)
+
+
 def compare(entry: ModelEntry, kind: str, prop: str | None, distinct_states: int | None) -> list[str]:
     """Reasons why a result does not match ``entry``; [] when it matches."""
     problems: list[str] = []

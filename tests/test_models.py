@@ -1,0 +1,53 @@
+"""Every model of the quick set in spec/manifest.json gives its expected
+result: success (with the recorded number of distinct states), or the
+expected violation of the expected property. A historical variant that stops
+failing fails here, as does a fixed design that starts failing.
+
+The deep set runs with ``resumespec check --deep`` (minutes), not here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from resumespec.spec import manifest as mf
+from resumespec.spec import tlc
+from resumespec.spec.cli import model_run_for
+
+MANIFEST = mf.load_manifest()
+QUICK = MANIFEST.in_set("quick")
+NO_QUICK_MODELS = "<no quick models in spec/manifest.json>"
+
+
+@pytest.fixture(scope="module")
+def settings() -> tlc.TlcSettings:
+    return tlc.prepare_settings(timeout_s=600)
+
+
+def test_manifest_has_a_quick_set():
+    assert QUICK, "spec/manifest.json lists no model in the quick set"
+
+
+def test_manifest_has_an_expected_success_model():
+    assert any(m.expected.kind == "success" for m in MANIFEST.models), \
+        "spec/manifest.json has no model expected to pass"
+
+
+def test_every_failing_model_says_why():
+    for m in MANIFEST.models:
+        if m.expected.kind != "success":
+            assert m.why and m.why.strip(), m.name
+
+
+@pytest.mark.parametrize("name", [m.name for m in QUICK] or [NO_QUICK_MODELS])
+def test_quick_model_gives_expected_result(name, settings):
+    entry = MANIFEST.by_name(name)
+    if entry is None:
+        pytest.fail("spec/manifest.json lists no model in the quick set")
+    result = tlc.check_model(model_run_for(MANIFEST, entry), settings)
+    assert result.kind == entry.expected.kind, f"{name}: expected {entry.expected}, got {result.verdict}"
+    if entry.expected.property is not None:
+        assert result.property == entry.expected.property, f"{name}: expected {entry.expected}, got {result.verdict}"
+    if result.kind != "success":
+        assert result.trace is not None and result.trace.states, f"{name}: no counterexample trace"
+    assert mf.compare(entry, result.kind, result.property, result.distinct_states) == []
