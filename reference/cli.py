@@ -19,7 +19,9 @@ def register(sub) -> None:
     p = sub.add_parser("simulate", help="run the reference implementation on real tensors and check it",
                        description="Run sender, receiving sessions, transport and faults under a "
                        "deterministic scheduler (from --seed or --schedule) and verify the run.")
-    p.add_argument("--variant", default="corrected",
+    p.add_argument("--counterexample", default=None, metavar="NAME",
+                   help="replay a built-in counterexample (its configuration and schedule); 'list' lists them")
+    p.add_argument("--variant", default=None,
                    help="receiver design: flag, indices, sent_tokens, cached_sent, once, corrected (default)")
     p.add_argument("--requests", type=int, default=None, help="number of requests (default: one per --tokens entry)")
     p.add_argument("--tokens", default="3",
@@ -27,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--block-size", type=int, default=1)
     p.add_argument("--pool", type=int, default=4, help="blocks in each language rank's pool")
     p.add_argument("--sessions", type=int, default=1, help="receiving sessions (language ranks) per request")
-    p.add_argument("--order", default="fifo", help="allocator reuse order: fifo, lifo, random")
+    p.add_argument("--order", default="fifo", help="allocator reuse order: fifo, lifo, random (= any)")
     p.add_argument("--cap", type=int, default=0, help="blocks per resume allocation at most (0 = all remaining)")
     p.add_argument("--resume-order", default=None,
                    help="alloc_first or free_first (default: the engine's order for the variant)")
@@ -70,9 +72,10 @@ def build_config(args):
         tokens = tokens * n
     elif len(tokens) != n:
         raise ValueError(f"--tokens lists {len(tokens)} requests but --requests is {n}")
+    order = "random" if args.order == "any" else args.order
     faults = tuple(f.strip() for f in args.faults.split(",") if f.strip())
-    cfg = Config(variant=args.variant, tokens=tokens, block_size=args.block_size, pool=args.pool,
-                 sessions=args.sessions, order=args.order, cap=args.cap,
+    cfg = Config(variant=args.variant or "corrected", tokens=tokens, block_size=args.block_size, pool=args.pool,
+                 sessions=args.sessions, order=order, cap=args.cap,
                  resume_order=args.resume_order, barrier=args.barrier, faults=faults,
                  seed=args.seed, hidden=args.hidden, device=args.device,
                  init_tokens=args.init_tokens, max_steps=args.max_steps)
@@ -84,12 +87,27 @@ def simulate(args) -> int:
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     from .device import DeviceError, choose_device
     from .scheduler import ScheduleError, load_schedule, run, shrink
+    from .counterexamples import COUNTEREXAMPLES, config_of, steps_of
+    if args.counterexample == "list":
+        for cx in COUNTEREXAMPLES.values():
+            print(f"{cx.name:32} {cx.variant:12} -> {cx.outcome:20} {cx.why}")
+        return exitcodes.OK
     try:
         cfg = build_config(args)
         choose_device(cfg.device)
     except (ValueError, DeviceError) as exc:
         return _fail(str(exc), exitcodes.USAGE)
     schedule = None
+    if args.counterexample:
+        cx = COUNTEREXAMPLES.get(args.counterexample)
+        if cx is None:
+            return _fail(f"unknown counterexample {args.counterexample!r}; "
+                         f"'--counterexample list' lists them", exitcodes.USAGE)
+        over = dict(hidden=cfg.hidden, device=cfg.device, seed=cfg.seed)
+        if args.variant:
+            over["variant"] = args.variant
+        cfg = config_of(cx, **over)
+        schedule = steps_of(cx)
     if args.schedule:
         try:
             schedule = load_schedule(args.schedule)

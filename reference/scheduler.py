@@ -189,7 +189,9 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
         elif schedule is not None and not complete and not pending:
             result = RunResult("incomplete", None, "schedule ended before the run did")
         else:
-            result = RunResult("hang", "EveryRequestEnds",
+            receivers_ended = all(rq.phase in ("done", "failed")
+                                  for rq in world.receiver.requests.values())
+            result = RunResult("hang", "SenderRoomsClose" if receivers_ended else "EveryRequestEnds",
                                f"no progress after step {last_progress}: {world.stuck_report()}",
                                stalled_at=last_progress)
     result.steps = taken
