@@ -449,6 +449,21 @@ _DEPTH = re.compile(r"depth of the complete state graph search is (\d+)")
 _SIM_STATS = re.compile(r"number of states generated:\s*([\d,]+)")
 
 
+_DURATION_PART = re.compile(r"(\d+)\s*(ms|min|h|d|s)\b")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_finished_time(text: str) -> float | None:
+    """Seconds from "Finished in 519ms at ..." / "Finished in 01min 02s at ..."."""
+    m = re.search(r"Finished in (.+?)(?: at |$)", text)
+    if not m:
+        return None
+    parts = _DURATION_PART.findall(m.group(1))
+    if not parts:
+        return None
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
 def _int(text: str) -> int:
     return int(text.replace(",", ""))
 
@@ -584,7 +599,8 @@ class TlcResult:
     trace: Trace | None
     tlc_version: str | None
     exit_code: int
-    property_named_by: str | None = None   # "tlc" or "rerun" (liveness properties)
+    property_named_by: str | None = None   # "tlc", "cfg" or "rerun" (liveness properties)
+    tlc_time_s: float | None = None        # TLC's own "Finished in" time (no JVM start-up)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -820,10 +836,12 @@ def interpret_output(
     if depth is None and trace is not None:
         depth = len(trace.states)
     warnings = [_first_line(m.text) for m in parser.messages if m.severity == 3 and m.code != 2401]
+    finished = parser.last(MSG_FINISHED)
+    tlc_time = parse_finished_time(finished.text) if finished else None
     return TlcResult(
         kind=kind, property=prop, distinct_states=distinct, states_generated=generated, depth=depth,
         runtime_s=runtime_s, trace=trace, tlc_version=version, exit_code=exit_code,
-        property_named_by=named_by, warnings=warnings,
+        property_named_by=named_by, warnings=warnings, tlc_time_s=tlc_time,
     )
 
 

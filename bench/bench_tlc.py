@@ -1,0 +1,201 @@
+"""TLC throughput and the effect of each state-space reduction, side by side.
+
+    python -m bench tlc [--model=NAME] [--timeout=SECONDS] [--workers=N] [--json]
+
+1. Throughput: distinct states per second on one fixed model (``--model``;
+   default: the quick-set BFS success model with the most recorded distinct
+   states in spec/manifest.json), with 1 worker and with N workers, so the
+   ratio shows what the extra cores buy. States per second use TLC's own
+   "Finished in" time (no JVM start-up); the wall time is printed too.
+2. Reductions: for each reduction a model's cfg uses (SYMMETRY, VIEW,
+   CONSTRAINT bounding counters), the model is run as configured and with
+   that one line removed, and the ratios of distinct states and time are
+   printed. Per reduction the smallest quick-set BFS model (by recorded
+   runtime) that uses it is taken. Removing a reduction may make the state
+   space explode: such a run stops at --timeout and is reported as at least
+   the states TLC had found.
+
+While the manifest lists no model, the toy tests/fixtures/tla/SymPool.tla
+stands in (it uses all three reductions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from resumespec import exitcodes
+from resumespec.spec import manifest as mf
+from resumespec.spec import tlc
+from resumespec.spec.cli import model_run_for
+
+REDUCTIONS = {
+    "SYMMETRY": "symmetry (interchangeable model values)",
+    "VIEW": "view (fingerprint only part of the state)",
+    "CONSTRAINT": "state constraint (bounded counters)",
+}
+TOY = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tla"
+
+
+@dataclass
+class Measured:
+    label: str
+    distinct: int | None
+    generated: int | None
+    wall_s: float
+    tlc_s: float | None
+    complete: bool            # False: stopped by the timeout
+    verdict: str
+
+    @property
+    def rate(self) -> float | None:
+        t = self.tlc_s if self.tlc_s else self.wall_s
+        return self.distinct / t if self.distinct and t else None
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "distinct_states": self.distinct, "states_generated": self.generated,
+                "wall_s": round(self.wall_s, 2), "tlc_s": self.tlc_s, "complete": self.complete,
+                "verdict": self.verdict, "distinct_per_s": round(self.rate, 1) if self.rate else None}
+
+
+def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measured:
+    seen: list[tlc.ProgressStats] = []
+
+    def on_line(line: str) -> None:
+        st = tlc.parse_progress(line)
+        if st:
+            seen.append(st)
+
+    progress = tlc.ProgressDisplay(f"bench {label}")
+    try:
+        r = tlc.run_tlc(run, settings, progress, on_line=on_line)
+    except tlc.TlcFailure as failure:
+        if failure.exit_code != exitcodes.TIMEOUT:
+            raise
+        last = seen[-1] if seen else None
+        return Measured(label, last.distinct if last else None, last.generated if last else None,
+                        settings.timeout_s or 0.0, None, False, "timeout")
+    return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict)
+
+
+def _fmt(n: int | None, complete: bool = True) -> str:
+    if n is None:
+        return "?"
+    return f"{n:,}" if complete else f">={n:,}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "?"
+    return f"x{a / b:.2f}"
+
+
+def _toy_runs() -> tuple[tlc.ModelRun, dict[str, tlc.ModelRun]]:
+    run = tlc.ModelRun(TOY / "SymPool.tla", TOY / "SymPool.cfg", label="toy SymPool",
+                       cfg_text=(TOY / "SymPool.cfg").read_text().replace("NBlocks = 6", "NBlocks = 8"))
+    return run, {kw: run for kw in REDUCTIONS}
+
+
+def _manifest_runs(manifest: mf.Manifest, name: str | None) -> tuple[tlc.ModelRun, dict[str, tlc.ModelRun]] | None:
+    candidates = [m for m in manifest.in_set("quick") if m.mode == "bfs"]
+    if name:
+        entry = manifest.by_name(name)
+        if entry is None:
+            raise SystemExit(f"bench tlc: unknown model {name!r}")
+        fixed = entry
+    else:
+        successes = [m for m in candidates if m.expected.kind == "success"]
+        if not successes:
+            return None
+        fixed = max(successes, key=lambda m: m.distinct_states or 0)
+    per_reduction: dict[str, tlc.ModelRun] = {}
+    for kw in REDUCTIONS:
+        using = [m for m in candidates if m.expected.kind == "success" and tlc.TlcConfig.read(m.cfg).has(kw)]
+        if using:
+            smallest = min(using, key=lambda m: m.runtime_s if m.runtime_s is not None else float("inf"))
+            per_reduction[kw] = model_run_for(manifest, smallest)
+    return model_run_for(manifest, fixed), per_reduction
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench tlc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="model for the throughput measurement")
+    parser.add_argument("--timeout", type=float, default=120.0, help="per TLC run (default 120 s)")
+    parser.add_argument("--workers", type=int, default=tlc.default_workers())
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--manifest")
+    args = parser.parse_args(argv)
+    try:
+        settings = tlc.prepare_settings(workers=args.workers, timeout_s=args.timeout)
+        manifest = mf.load_manifest(args.manifest)
+    except tlc.TlcFailure as exc:
+        print(f"bench tlc: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except mf.ManifestError as exc:
+        print(f"bench tlc: {exc}", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    chosen = _manifest_runs(manifest, args.model)
+    source = "spec/manifest.json"
+    if chosen is None:
+        chosen = _toy_runs()
+        source = "toy (the manifest has no quick BFS success model yet)"
+    fixed, per_reduction = chosen
+    report: dict = {"source": source, "tlc_jar": str(settings.jar.path), "workers": settings.workers}
+
+    # 1. Throughput, 1 worker vs N workers.
+    one = tlc.TlcSettings(**{**settings.__dict__, "workers": 1})
+    runs = [measure(fixed, one, f"{fixed.label} workers=1")]
+    if settings.workers > 1:
+        runs.append(measure(fixed, settings, f"{fixed.label} workers={settings.workers}"))
+    report["throughput"] = [m.to_json() for m in runs]
+    lines = [f"TLC throughput on {fixed.label} ({source}), jar {settings.jar.path.name} ({settings.jar.source}):"]
+    for m in runs:
+        rate = f"{m.rate:,.0f} distinct/s" if m.rate else "? distinct/s"
+        lines.append(f"  {m.label:<40} {_fmt(m.distinct, m.complete):>12} distinct  "
+                     f"{m.wall_s:6.1f}s wall  {(m.tlc_s or 0):6.1f}s TLC  {rate}")
+    if len(runs) == 2:
+        lines.append(f"  speed-up {settings.workers} workers / 1 worker: {_ratio(runs[1].rate, runs[0].rate)}")
+
+    # 2. Reductions, each removed alone.
+    report["reductions"] = []
+    configured: dict[tuple[str, str], Measured] = {}   # one "as configured" run per model
+    if not per_reduction:
+        lines.append("No quick-set BFS success model uses SYMMETRY, VIEW or CONSTRAINT.")
+    for kw, run in per_reduction.items():
+        base_text = run.cfg_text if run.cfg_text is not None else run.cfg.read_text()
+        config = tlc.TlcConfig.parse(base_text)
+        if not config.has(kw):
+            continue
+        key = (str(run.module), base_text)
+        if key not in configured:
+            configured[key] = measure(run, settings, f"{run.label} as configured")
+        with_it = configured[key]
+        without_run = tlc.ModelRun(run.module, run.cfg, label=run.label, check_deadlock=run.check_deadlock,
+                                   simulate=run.simulate, library_dirs=run.library_dirs,
+                                   cfg_text=config.without(kw).render())
+        without = measure(without_run, settings, f"{run.label} without {kw}")
+        state_ratio = _ratio(without.distinct, with_it.distinct)
+        time_ratio = _ratio(without.wall_s, with_it.wall_s)
+        if not without.complete:
+            state_ratio, time_ratio = ">=" + state_ratio, ">=" + time_ratio
+        lines.append(f"{REDUCTIONS[kw]} on {run.label}:")
+        for m in (with_it, without):
+            lines.append(f"  {m.label:<40} {_fmt(m.distinct, m.complete):>12} distinct  {m.wall_s:6.1f}s wall  {m.verdict}")
+        lines.append(f"  without/with: distinct states {state_ratio}, wall time {time_ratio}")
+        if with_it.verdict != without.verdict and without.complete:
+            lines.append(f"  note: the verdict changes without {kw} ({with_it.verdict} -> {without.verdict})")
+        report["reductions"].append({"reduction": kw, "model": run.label, "with": with_it.to_json(),
+                                     "without": without.to_json(), "distinct_ratio": state_ratio,
+                                     "time_ratio": time_ratio})
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(lines))
+    return exitcodes.OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
