@@ -27,6 +27,7 @@ events about them).  Nothing grows with the length of the trace.
 
 from __future__ import annotations
 
+import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,8 @@ SPEC_ACTIONS = (
     "PrefillDone", "WriteError", "Heartbeat", "Abort",
 )
 
-HISTORY = 12          # events remembered per request, for the story
+HISTORY = 12          # events of the request told in a violation's story
+RECENT = 4096         # events remembered (a ring), to tell that story
 
 
 class Violation(Exception):
@@ -204,13 +206,12 @@ class State:
         self.content: dict[tuple, tuple] = {}      # (rank, block) -> (req, first, count) landed
         self.aux: dict[tuple, int] = {}            # (rank, block) -> aux slot 0 landed
         # receiver
-        self.rx_phase: dict[int, str] = {}         # req -> new/queued/aborting/prefill/done/failed
+        self.rx_phase: dict[tuple, str] = {}       # (req, s) -> receiver phase on rank s
         self.rx_status: dict[tuple, int] = {}      # (req, s) -> local status
         self.rx_blocks: dict[tuple, list] = {}     # (req, s) -> current blocks
         self.rx_resumes: dict[tuple, int] = {}     # (req, s) -> resumes sent
         self.rx_decision: dict[tuple, str] = {}    # (req, s) -> decision of the last poll
         self.rx_sessions: dict[int, set] = {}      # req -> sessions that sent init
-        self.rx_prefill_done: dict[int, set] = {}  # req -> ranks that logged prefill_done
         # sender
         self.total: dict[int, int] = {}            # req -> Total[r]
         self.tx_phase: dict[int, str] = {}         # req -> init/writing/await/done/failed/dead
@@ -225,19 +226,18 @@ class State:
         self.st: dict[tuple, deque] = {}           # (req, s) -> encode -> language statuses
         # bookkeeping
         self.finished: set[int] = set()            # requests forgotten after they closed
-        self.history: dict[int, deque] = {}        # req -> recent (line, file, event)
 
     # -- helpers used by the property checks --------------------------------
     def held_by(self, rank: int, req: int) -> list:
         return sorted(b for (k, b), r in self.owner.items() if k == rank and r == req)
 
-    def rx_alive(self, req: int) -> bool:
-        return self.rx_phase.get(req) in ("queued", "aborting")
+    def rx_alive(self, req: int, s: int) -> bool:
+        return self.rx_phase.get((req, s)) in ("queued", "aborting")
 
-    def rx_phase_word(self, req: int) -> str:
+    def rx_phase_word(self, req: int, s: int) -> str:
         return {"prefill": "been handed to prefill", "done": "finished",
-                "failed": "failed", "new": "not started"}.get(self.rx_phase.get(req, "new"),
-                                                              "ended")
+                "failed": "failed", "failing": "failed", "new": "not started"}.get(
+                    self.rx_phase.get((req, s), "new"), "ended")
 
     def summary(self, req: int | None) -> dict:
         """The state around one request, for a verdict."""
@@ -246,7 +246,7 @@ class State:
         sessions = sorted(self.rx_sessions.get(req, set()) | self.tx_sessions.get(req, set()))
         out: dict[str, Any] = {
             "req": req,
-            "receiver_phase": self.rx_phase.get(req, "finished" if req in self.finished else "new"),
+            "finished": req in self.finished,
             "sender_phase": self.tx_phase.get(req),
             "total": self.total.get(req),
             "rounds_started": self.tx_round.get(req, 0),
@@ -257,6 +257,7 @@ class State:
             tx = self.tx_session.get((req, s))
             st = self.rx_status.get((req, s))
             out["sessions"][str(s)] = {
+                "receiver_phase": self.rx_phase.get((req, s), "new"),
                 "receiver_status": STATUSES[st] if st is not None else None,
                 "receiver_blocks": self.rx_blocks.get((req, s)),
                 "blocks_held": self.held_by(s, req),
@@ -285,6 +286,8 @@ class NativeChecker:
         self.open_partial: dict[tuple, int] = {}   # (req, s) -> token of the open obligation
         self._token = 0
         self.verdict: Verdict | None = None
+        self.recent: deque = deque(maxlen=RECENT)
+        self.late: list = []                 # bounded-response obligations missed
         self._handlers = {name: getattr(self, "on_" + name) for name in (
             "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
             "handoff", "fail", "prefill_done", "abort", "abort_sent", "heartbeat_fail",
@@ -298,20 +301,12 @@ class NativeChecker:
             return self.verdict
         self.count += 1
         proc = ev["proc"]
-        want = self.next_seq.get(proc, 0)
-        seq = ev["seq"]
-        if seq != want:
-            from .trace import MalformedTrace
-            what = ("an event is missing" if seq > want else "a line is repeated or out of order")
-            raise MalformedTrace(line, "seq", f"seq {want} for {proc} ({what})", file, seq)
-        self.next_seq[proc] = want + 1
-        req = ev.get("req")
-        st = self.state
-        if req is not None:
-            h = st.history.get(req)
-            if h is None:
-                h = st.history[req] = deque(maxlen=HISTORY)
-            h.append((line, file, ev))
+        next_seq = self.next_seq
+        want = next_seq.get(proc, 0)
+        if ev["seq"] != want:
+            self._bad_seq(line, ev, want, file)
+        next_seq[proc] = want + 1
+        self.recent.append((line, file, ev))
         try:
             self._handlers[ev["event"]](ev)
             if self.deadlines and self.deadlines[0][0] < self.count:
@@ -321,13 +316,16 @@ class NativeChecker:
             return self.verdict
         return None
 
+    def _bad_seq(self, line, ev, want, file):
+        from .trace import MalformedTrace
+        seq, proc = ev["seq"], ev["proc"]
+        what = "an event is missing" if seq > want else "a line is repeated or out of order"
+        raise MalformedTrace(line, "seq", f"seq {want} for {proc} ({what})", file, seq)
+
     def _violation(self, v, line, file, ev) -> Verdict:
         st = self.state
         req = ev.get("req")
-        story = []
-        for (ln, f, e) in st.history.get(req, ()):
-            where = f"{f}:{ln}" if f else f"line {ln}"
-            story.append(f"{where} ({e['proc']}): {describe(e)}")
+        story = self._story(req)
         return Verdict("violates", prop=v.prop, message=v.message, expected=v.expected,
                        file=file, line=line, event=ev, story=story, state=st.summary(req),
                        events=self.count, coverage=self.coverage_report())
@@ -335,7 +333,7 @@ class NativeChecker:
     def finish(self) -> Verdict:
         if self.verdict is not None:
             return self.verdict
-        unfinished = self._open_obligations()
+        unfinished = self.late + self._open_obligations()
         cov = self.coverage_report()
         if unfinished:
             first = unfinished[0]
@@ -347,8 +345,18 @@ class NativeChecker:
         return Verdict("conforms", events=self.count, coverage=cov)
 
     def _story(self, req):
-        return [(f"{f}:{ln}" if f else f"line {ln}") + f" ({e['proc']}): {describe(e)}"
-                for (ln, f, e) in self.state.history.get(req, ())]
+        """The last events about ``req`` (from the recent-events ring), in words."""
+        mine = [x for x in self.recent if x[2].get("req") == req][-HISTORY:]
+        files = {x[1] for x in mine}
+        def where(f, ln):
+            if f is None or len(files) == 1:
+                return f"line {ln}"
+            return f"{os.path.basename(f)}:{ln}"
+        story = [f"{where(f, ln)} ({e['proc']}): {describe(e)}" for (ln, f, e) in mine]
+        if len(mine) == HISTORY or (mine and len(self.recent) == RECENT
+                                    and self.recent[0] is mine[0]):
+            story.insert(0, "(earlier events not shown)")
+        return story
 
     def coverage_report(self) -> dict:
         return {a: self.coverage.get(a, 0) for a in SPEC_ACTIONS}
@@ -362,7 +370,7 @@ class NativeChecker:
         self.deadlines.append((self.count + self.bound, req, s, self._token))
 
     def _close_partial(self, req: int, s: int | None = None) -> None:
-        if self.bound is None or not self.open_partial:
+        if not self.open_partial:
             return
         if s is None:
             for key in [k for k in self.open_partial if k[0] == req]:
@@ -374,37 +382,38 @@ class NativeChecker:
         while self.deadlines and self.deadlines[0][0] < self.count:
             _, req, s, token = self.deadlines.popleft()
             if self.open_partial.get((req, s)) == token:
-                raise Violation(
-                    "NoWaitForUnrequestedRound",
-                    f"req {req}: a round ended partial (status Transferring sent to session "
-                    f"{s}) and no resume or end of the request followed within "
-                    f"{self.bound} events",
-                    f"a resume_sent for req {req} session {s}, or the request ending, within "
-                    f"{self.bound} events (--bound)")
+                del self.open_partial[(req, s)]
+                if len(self.late) < 100:
+                    self.late.append({
+                        "property": "NoWaitForUnrequestedRound", "req": req,
+                        "message": f"req {req}: a round ended partial (status Transferring "
+                                   f"sent to session {s}) and no resume or end of the request "
+                                   f"followed within {self.bound} events",
+                        "expected": f"a resume_sent for req {req} session {s}, or the request "
+                                    f"ending, within {self.bound} events (--bound)"})
 
     def _open_obligations(self) -> list:
         st = self.state
         out = []
-        for req, phase in st.rx_phase.items():
-            if phase in ("new", "queued", "aborting"):
-                dead = (st.tx_phase.get(req) == "await"
-                        and not any(st.ctl.get((req, s)) for s in st.tx_sessions.get(req, ()))
-                        and not any(st.st.get((req, s)) for s in st.tx_sessions.get(req, ())))
-                if dead:
+        reported = set()
+        for (req, s), phase in st.rx_phase.items():
+            if phase in ("new", "queued", "aborting", "failing", "aborted"):
+                if self._dead_wait(req, s):
                     out.append({"property": "NoWaitForUnrequestedRound", "req": req,
-                                "message": f"req {req} waits for data while the sender waits "
-                                           f"for a resume that was never sent",
+                                "message": f"req {req} (rank {s}) waits for data while the "
+                                           f"sender waits for a resume that was never sent",
                                 "expected": "a resume from the receiver, or the request ending"})
                 else:
                     out.append({"property": "EveryRequestEnds", "req": req,
-                                "message": f"req {req} never ended (receiver still {phase})",
+                                "message": f"req {req} never ended on rank {s} (still {phase})",
                                 "expected": "a handoff or a fail for every request"})
             elif phase == "prefill":
                 out.append({"property": "BlocksEventuallyFree", "req": req,
-                            "message": f"req {req} was handed to prefill but prefill never "
-                                       f"finished",
+                            "message": f"req {req} was handed to prefill on rank {s} but "
+                                       f"prefill never finished",
                             "expected": "prefill_done and the free of its blocks"})
-            elif st.held_count.get(req):
+            elif req not in reported and st.held_count.get(req):
+                reported.add(req)
                 out.append({"property": "BlocksEventuallyFree", "req": req,
                             "message": f"req {req} ended ({phase}) but still holds "
                                        f"{st.held_count[req]} block(s)",
@@ -417,6 +426,18 @@ class NativeChecker:
         out.sort(key=lambda o: (o["req"], o["property"]))
         return out
 
+    def _dead_wait(self, req: int, s: int) -> bool:
+        """The spec's DeadWait, as a finite log shows it: the receiver saw the
+        last status, polled and decided to wait; the sender waits for a resume;
+        no message is on its way."""
+        st = self.state
+        sessions = st.tx_sessions.get(req, ())
+        return (st.tx_phase.get(req) == "await"
+                and st.rx_decision.get((req, s)) in ("wait", "retry_alloc")
+                and st.rx_status.get((req, s)) == TRANSFERRING
+                and not any(st.ctl.get((req, o)) for o in sessions)
+                and not any(st.st.get((req, o)) for o in sessions))
+
     # -- bookkeeping ----------------------------------------------------------
     def _known(self, req: int, ev: dict) -> None:
         if req in self.state.finished:
@@ -426,23 +447,23 @@ class NativeChecker:
     def _maybe_forget(self, req: int) -> None:
         """Drop every trace of a request once both sides are done with it."""
         st = self.state
-        if st.rx_phase.get(req) not in ("done", "failed"):
-            return
+        sessions = st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set())
+        for s in sessions:
+            if st.rx_phase.get((req, s)) not in ("done", "failed"):
+                return
         if st.tx_phase.get(req) not in ("done", "failed", "dead", None):
             return
-        if st.held_count.get(req):
+        if st.held_count.get(req) or not sessions:
             return
-        sessions = st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set())
         for s in sessions:
             if st.ctl.get((req, s)) or st.st.get((req, s)):
                 return
         for s in sessions:
-            for d in (st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
+            for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
                       st.tx_session, st.tx_status_sent, st.ctl, st.st):
                 d.pop((req, s), None)
-        for d in (st.rx_phase, st.rx_sessions, st.rx_prefill_done, st.total, st.tx_phase,
-                  st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials,
-                  st.history):
+        for d in (st.rx_sessions, st.total, st.tx_phase,
+                  st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials):
             d.pop(req, None)
         st.held_count.pop(req, None)
         self._close_partial(req)
@@ -457,21 +478,29 @@ class NativeChecker:
             raise step_error(f"{ev['proc']} logged {what} {s}", f"{what} {rank} (the logging rank)")
 
     # -- language side -----------------------------------------------------------
+    # Each rank logs its own steps; the spec's receiver steps cover every rank
+    # at once (SPMD), so the checker keeps the receiver's phase per (req, rank):
+    #   new -> queued -> (aborting) -> prefill -> done
+    #                              \-> failing -> failed      (poll saw Failed)
+    #                              \-> aborted -> failed      (abort, historical designs)
+    #                              \-> failed                 (free_first's failed resume)
     def on_alloc(self, ev: dict) -> None:
         st = self.state
         req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
-        self._known(req, ev)
         self._same_rank(ev, rank, "rank")
-        phase = st.rx_phase.get(req, "new")
+        if blocks:
+            P.check_NoSharedBlock(st, rank, req, blocks)
+        self._known(req, ev)
+        phase = st.rx_phase.get((req, rank), "new")
         decision = st.rx_decision.get((req, rank))
         if not (phase == "new" or (phase == "queued" and decision in ("resume", "retry_alloc"))):
             raise step_error(
                 f"rank {rank} allocated blocks for req {req} ({phase}, last poll decided "
                 f"{decision})", "an alloc only for a new request, or after a poll that "
                 "decided resume or retry_alloc")
-        bs = st.block_size
         if blocks is None:
             return
+        bs = st.block_size
         if bs is not None and len(blocks) != -(-ev["tokens"] // bs):
             raise step_error(
                 f"alloc of {ev['tokens']} tokens returned {len(blocks)} block(s) of {bs}",
@@ -482,7 +511,6 @@ class NativeChecker:
                 if b >= nb:
                     raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
                                      f"block ids 0..{nb - 1}")
-        P.check_NoSharedBlock(st, rank, req, blocks)
         owner = st.owner
         for b in blocks:
             owner[(rank, b)] = req
@@ -491,11 +519,11 @@ class NativeChecker:
     def on_free(self, ev: dict) -> None:
         st = self.state
         req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
-        self._known(req, ev)
         self._same_rank(ev, rank, "rank")
         P.check_NoFreeAndHeld(st, rank, req, blocks)
         P.check_NoDoubleFree(st, rank, req, blocks)
         P.check_WritesOnlyIntoOwnedBlocks_at_free(st, rank, req, blocks)
+        self._known(req, ev)
         owner = st.owner
         for b in blocks:
             del owner[(rank, b)]
@@ -511,9 +539,8 @@ class NativeChecker:
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
         self._known(req, ev)
         self._same_rank(ev, s, "session")
-        phase = st.rx_phase.get(req, "new")
-        sessions = st.rx_sessions.setdefault(req, set())
-        if phase not in ("new", "queued") or s in sessions:
+        phase = st.rx_phase.get((req, s), "new")
+        if phase != "new":
             raise step_error(f"req {req} sent init on session {s} again ({phase})",
                              "one init per request and session, before anything else")
         for b in blocks:
@@ -525,13 +552,15 @@ class NativeChecker:
         if bs is not None and ev["allocated_tokens"] != len(blocks) * bs:
             raise step_error(f"init says {ev['allocated_tokens']} tokens for {len(blocks)} "
                              f"block(s) of {bs}", f"allocated_tokens = {len(blocks) * bs}")
+        sessions = st.rx_sessions.setdefault(req, set())
+        if not sessions:
+            self.coverage["ReceiverInit"] += 1
         sessions.add(s)
-        st.rx_phase[req] = "queued"
+        st.rx_phase[(req, s)] = "queued"
         st.rx_blocks[(req, s)] = list(blocks)
         st.rx_status[(req, s)] = WAITING
         st.ctl.setdefault((req, s), deque()).append(
             ("init", blocks, 0, ev["allocated_tokens"], None))
-        self.coverage["ReceiverInit"] += 1
 
     def on_status_recv(self, ev: dict) -> None:
         st = self.state
@@ -570,24 +599,15 @@ class NativeChecker:
         req = ev["req"]
         self._known(req, ev)
         s = self._rank(ev)
-        phase = st.rx_phase.get(req, "new")
+        phase = st.rx_phase.get((req, s), "new")
         status = STATUS_RANK[ev["status"]]
         decision = ev["decision"]
-        last = st.rx_decision.get((req, s))
-        # One poll step of the spec covers every rank (SPMD); the ranks log it
-        # one after the other, so a rank may still poll what another ended.
-        late_rank = ((phase == "prefill" and decision == "handoff" and last not in
-                      ("handoff", "handed"))
-                     or (phase == "failed" and decision == "fail" and last != "fail"))
-        if phase not in ("queued", "aborting") and not late_rank:
-            raise step_error(f"req {req} was polled while {phase}",
+        if phase not in ("queued", "aborting"):
+            raise step_error(f"rank {s} polled req {req} while {phase}",
                              "polls only while the request waits for its embedding")
-        local = st.rx_status.get((req, s))
-        if local is None:
-            raise step_error(f"rank {s} polled req {req}, which never sent init on it",
-                             "init before the first poll")
-        if status > local or (status != local and len(st.rx_sessions.get(req, ())) <= 1
-                              and (st.config.nsess or 1) == 1):
+        local = st.rx_status[(req, s)]
+        if status > local or (status != local and (st.config.nsess or 1) == 1
+                              and len(st.rx_sessions.get(req, ())) <= 1):
             raise step_error(
                 f"req {req} polled with combined status {ev['status']}, but rank {s} has "
                 f"received {STATUSES[local]}",
@@ -601,21 +621,27 @@ class NativeChecker:
                              "with " + ev["status"] + ": " + " or ".join(allowed))
         st.rx_decision[(req, s)] = decision
         cov = self.coverage
+        first_rank = not self._any_rank_in(req, ("prefill", "done", "failing", "failed"))
         if decision == "handoff":
             P.check_NoReadDuringWrite(st, s, req, st.rx_blocks.get((req, s), ()))
-            if st.rx_phase[req] != "prefill":
-                P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
+            st.rx_phase[(req, s)] = "prefill"
+            P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
+            if first_rank:
                 cov["PollSuccess"] += 1
-            st.rx_phase[req] = "prefill"
+            self._close_partial(req, s)
         elif decision == "fail":
-            if st.rx_phase[req] != "failed":
-                P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
+            st.rx_phase[(req, s)] = "failing"
+            P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
+            if first_rank:
                 cov["PollFailed"] += 1
-            st.rx_phase[req] = "failed"
-            self._close_partial(req)
+            self._close_partial(req, s)
         elif decision in ("resume", "retry_alloc"):
             cov["PollTransferringCorrected" if st.config.variant == "corrected"
                 else "PollTransferringHistorical"] += 1
+
+    def _any_rank_in(self, req: int, phases: tuple) -> bool:
+        st = self.state
+        return any(st.rx_phase.get((req, s)) in phases for s in st.rx_sessions.get(req, ()))
 
     def on_buffer_read(self, ev: dict) -> None:
         st = self.state
@@ -623,7 +649,8 @@ class NativeChecker:
         self._known(req, ev)
         self._same_rank(ev, s, "session")
         decision = st.rx_decision.get((req, s))
-        if decision is None or st.rx_phase.get(req) not in ("queued", "prefill", "aborting"):
+        if decision is None or st.rx_phase.get((req, s)) not in ("queued", "prefill",
+                                                                 "aborting"):
             raise step_error(f"req {req} read its buffer on session {s} outside a poll",
                              "a buffer_read only after a poll of that request")
         cur = st.rx_blocks.get((req, s), [])
@@ -670,7 +697,8 @@ class NativeChecker:
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
         self._known(req, ev)
         self._same_rank(ev, s, "session")
-        if st.rx_decision.get((req, s)) != "resume" or st.rx_phase.get(req) != "queued":
+        if (st.rx_decision.get((req, s)) != "resume"
+                or st.rx_phase.get((req, s)) != "queued"):
             raise step_error(f"req {req} sent resume on session {s} without a poll that "
                              f"decided resume", "a poll deciding resume first")
         for b in blocks:
@@ -695,74 +723,72 @@ class NativeChecker:
         req, s = ev["req"], ev["session"]
         self._known(req, ev)
         self._same_rank(ev, s, "session")
-        if st.rx_decision.get((req, s)) != "handoff":
+        if st.rx_decision.get((req, s)) != "handoff" or st.rx_phase.get((req, s)) != "prefill":
             raise step_error(f"req {req} handed data to prefill on session {s} without a "
                              f"poll that saw Success", "a poll deciding handoff first")
         P.check_HandedDataIsSource(st, req, s, ev["tokens"], ev.get("ids"))
         st.rx_decision[(req, s)] = "handed"
-        self._close_partial(req)
 
     def on_fail(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
         self._known(req, ev)
         s = self._rank(ev)
-        phase = st.rx_phase.get(req, "new")
+        phase = st.rx_phase.get((req, s), "new")
         decision = st.rx_decision.get((req, s))
-        if phase == "failed" or (phase == "queued" and decision == "resume"):
-            # PollFailed, Abort, or free_first's failure path (alloc returned None)
-            if phase != "failed":
-                P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
-            st.rx_phase[req] = "failed"
-            self._close_partial(req)
+        if phase in ("failing", "aborted") or (phase == "queued" and decision == "resume"):
+            # PollFailed, an abort, or free_first's failure path (allocation returned None)
+            if phase == "queued":
+                P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
+            st.rx_phase[(req, s)] = "failed"
+            self._close_partial(req, s)
             self._maybe_forget(req)
             return
-        raise step_error(f"req {req} failed while {phase} (last poll decided {decision})",
-                         "a fail after a poll that saw Failed, an abort, a heartbeat loss, "
-                         "or a resume whose allocation returned None")
+        raise step_error(f"rank {s} failed req {req} while {phase} (last poll decided "
+                         f"{decision})",
+                         "a fail after a poll that saw Failed, or after a resume whose "
+                         "allocation returned None")
 
     def on_prefill_done(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
         self._known(req, ev)
         s = self._rank(ev)
-        phase = st.rx_phase.get(req, "new")
-        done = st.rx_prefill_done.setdefault(req, set())
-        if phase not in ("prefill", "done") or s in done:
+        phase = st.rx_phase.get((req, s), "new")
+        if phase != "prefill" or st.rx_decision.get((req, s)) != "handed":
             raise step_error(f"prefill of req {req} finished on rank {s} while {phase}",
                              "prefill_done once per rank, after the handoff")
-        done.add(s)
-        if phase == "prefill":
+        if not self._any_rank_in(req, ("done",)):
             self.coverage["PrefillDone"] += 1
-        st.rx_phase[req] = "done"
+        st.rx_phase[(req, s)] = "done"
         self._maybe_forget(req)
 
     def on_abort(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
         self._known(req, ev)
-        phase = st.rx_phase.get(req, "new")
-        if phase == "failed" and st.config.variant != "corrected":
-            return  # another rank already logged the abort of this request
+        s = self._rank(ev)
+        phase = st.rx_phase.get((req, s), "new")
         if phase != "queued":
-            raise step_error(f"req {req} was aborted while {phase}",
+            raise step_error(f"req {req} was aborted on rank {s} while {phase}",
                              "abort only while the request waits for its embedding")
-        self.coverage["Abort"] += 1
+        if not self._any_rank_in(req, ("aborting", "aborted")):
+            self.coverage["Abort"] += 1
         if st.config.variant == "corrected":
-            st.rx_phase[req] = "aborting"
+            st.rx_phase[(req, s)] = "aborting"
         else:
-            P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req)
-            st.rx_phase[req] = "failed"
-            self._close_partial(req)
+            st.rx_phase[(req, s)] = "aborted"   # a `fail` may follow
+            P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
+            self._close_partial(req, s)
 
     def on_abort_sent(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
         self._known(req, ev)
         self._same_rank(ev, s, "session")
-        if st.rx_phase.get(req) != "aborting":
+        if st.rx_phase.get((req, s)) != "aborting":
             raise step_error(f"req {req} sent abort on session {s} while "
-                             f"{st.rx_phase.get(req, 'new')}",
+                             f"{st.rx_phase.get((req, s), 'new')}",
                              "abort_sent only after abort (corrected design)")
         st.ctl.setdefault((req, s), deque()).append(("abort", [], 0, 0, None))
 
@@ -770,25 +796,24 @@ class NativeChecker:
         st = self.state
         req = ev["req"]
         self._known(req, ev)
-        if st.rx_phase.get(req) not in ("queued", "aborting"):
-            raise step_error(f"heartbeat loss failed req {req} while "
-                             f"{st.rx_phase.get(req, 'new')}",
+        s = self._rank(ev)
+        if st.rx_phase.get((req, s)) not in ("queued", "aborting"):
+            raise step_error(f"heartbeat loss failed req {req} on rank {s} while "
+                             f"{st.rx_phase.get((req, s), 'new')}",
                              "a heartbeat loss only for a request still waiting")
-        if st.tx_phase.get(req) in ("done", "failed", "dead"):
-            # another rank already logged it (the sender is dead), or the room closed
-            if st.tx_phase.get(req) != "dead":
-                raise step_error(f"heartbeat loss for req {req}, whose room the sender "
-                                 f"already closed ({st.tx_phase[req]})",
-                                 "a heartbeat loss only while the sender is alive")
-        else:
+        tx_phase = st.tx_phase.get(req)
+        if tx_phase in ("done", "failed"):
+            raise step_error(f"heartbeat loss for req {req}, whose room the sender "
+                             f"already closed ({tx_phase})",
+                             "a heartbeat loss only while the sender is alive")
+        if tx_phase != "dead":
             self.coverage["Heartbeat"] += 1
-        # The encode side dies: its writes stop (spec: wire loses them).
-        for key in [k for k, w in st.inflight.items() if w.req == req]:
-            del st.inflight[key]
-        st.tx_phase[req] = "dead"
-        for s in st.rx_sessions.get(req, ()):
-            st.rx_status[(req, s)] = FAILED
-        self._close_partial(req)
+            # The encode side dies: its writes stop (spec: wire loses them).
+            for key in [k for k, w in st.inflight.items() if w.req == req]:
+                del st.inflight[key]
+            st.tx_phase[req] = "dead"
+        st.rx_status[(req, s)] = FAILED
+
 
     # -- encode side -------------------------------------------------------------
     def _take_ctl(self, ev: dict, kind: str) -> tuple:
@@ -1053,6 +1078,9 @@ def check_native(paths: list[str], bound: int | None = None, progress=None) -> V
             n += 1
             if progress is not None and not (n & 0xFFFF):
                 progress(n, time.perf_counter() - t0)
+        if checker.count == 0:
+            raise MalformedTrace(1, None, "at least one event (the trace is empty)",
+                                 "+".join(str(p) for p in paths))
         verdict = checker.finish()
     except MalformedTrace as e:
         verdict = Verdict("malformed", prop=None, message=e.message(), expected=e.expected,

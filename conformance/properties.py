@@ -106,12 +106,13 @@ def check_WritesOnlyIntoOwnedBlocks_at_write(st: "State", req: int, session: int
                                              dst: list) -> None:
     """round_start writes only into blocks the session holds at that point."""
     owner = st.owner
-    alive = st.rx_alive(req)
+    alive = st.rx_alive(req, session)
     for b in dst:
         holder = owner.get((session, b))
         if holder != req or not alive:
             if not alive:
-                why = f"req {req} has already {st.rx_phase_word(req)} on the language side"
+                why = (f"req {req} has already {st.rx_phase_word(req, session)} on rank "
+                       f"{session}")
             elif holder is None:
                 why = f"block {b} is free on rank {session}"
             else:
@@ -140,15 +141,15 @@ def check_WritesOnlyIntoOwnedBlocks_at_free(st: "State", rank: int, req: int,
                 "free a block only after the round writing it has ended")
 
 
-def check_WritesOnlyIntoOwnedBlocks_at_end(st: "State", req: int) -> None:
-    """When a request stops being alive on the language side (failed, aborted,
-    handed over), no write into its blocks may be in flight."""
-    for (rank, b), w in st.inflight.items():
-        if w.req == req:
+def check_WritesOnlyIntoOwnedBlocks_at_end(st: "State", req: int, rank: int) -> None:
+    """When a request stops waiting on a rank (failed, aborted, handed over),
+    no write into its blocks on that rank may be in flight."""
+    for (k, b), w in st.inflight.items():
+        if w.req == req and k == rank:
             raise PropertyViolation(
                 "WritesOnlyIntoOwnedBlocks",
-                f"req {req} ended on the language side while the sender's write into "
-                f"block {b} of rank {rank} was in flight",
+                f"req {req} ended on rank {rank} while the sender's write into "
+                f"block {b} was in flight",
                 "end a request only after the round writing its blocks has ended")
 
 
