@@ -144,7 +144,7 @@ def make_source_embedding(req: int, total: int, hidden: int, device: torch.devic
                           seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A request's embedding, fill ids and mrope rows, deterministic per seed."""
     gen = torch.Generator(device="cpu").manual_seed(seed * 7919 + req)
-    emb = torch.randn(total, hidden, generator=gen, dtype=torch.float32).to(torch.bfloat16)
+    emb = torch.randn(total, hidden, generator=gen, dtype=torch.bfloat16)
     ids = token_ids(req, total, torch.device("cpu"))
     pos = torch.arange(total, dtype=torch.int32)
     mrope = torch.stack([pos, pos + 1, pos + 2]) + req

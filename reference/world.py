@@ -8,6 +8,7 @@ them. A scheduler (``scheduler.py``) decides the interleaving.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -16,7 +17,7 @@ from . import faults as fault_steps
 from .allocator import BlockAllocator, blocks_for
 from .buffers import BlockBuffers, make_source_embedding
 from .checks import PoolChecker, Violation, check_handoff
-from .device import choose_device
+from .device import choose_device, synchronize
 from .receiver import ENGINE_RESUME_ORDER, HISTORICAL, Receiver
 from .sender import Sender
 from .trace import TraceLog
@@ -47,6 +48,8 @@ class Config:
     device: str = "auto"
     init_tokens: int | None = None    # None: one block
     max_steps: int = 100_000
+    verify_inline: bool = True        # check each handoff when it happens
+    time_writes: bool = False         # measure the time spent landing writes
 
     def effective_resume_order(self) -> str:
         return self.resume_order or ENGINE_RESUME_ORDER[self.variant]
@@ -100,17 +103,18 @@ class World:
                                  init_tokens=cfg.init_tokens or bs, cap_blocks=cfg.cap,
                                  resume_order=cfg.effective_resume_order(),
                                  on_handoff=self._on_handoff)
-        self.sources: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.handed: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.write_seconds = 0.0
         next_block = 0
         for req, total in enumerate(cfg.tokens, start=1):
             emb, ids, mrope = make_source_embedding(req, total, cfg.hidden, self.device, cfg.seed)
-            self.sources[req] = (emb, ids, mrope)
             blocks = list(range(next_block, next_block + blocks_for(total, bs)))
             next_block += len(blocks)
             for i, b in enumerate(blocks):
                 lo, hi = i * bs, min(total, (i + 1) * bs)
                 self.source.load(b, emb[lo:hi], ids[lo:hi], mrope[:, lo:hi])
             self.source.write_aux(blocks[0], total, mrope_delta=req)
+            del emb, ids, mrope  # the source blocks hold the only copy
             self.sender.add_room(req, total, blocks, cfg.sessions)
             self.receiver.add_request(req)
         self.faults_left = set(cfg.faults)
@@ -134,7 +138,20 @@ class World:
         self.checkers[w.session].on_write_issue(w.dst_block)
 
     def _on_handoff(self, req, session, handed) -> None:
-        check_handoff(req, session, handed, self.sources[req])
+        self.handed[(req, session)] = handed
+        if self.cfg.verify_inline:
+            check_handoff(req, session, handed, self.source_of(req))
+
+    def source_of(self, req: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The request's embedding, generated again from the seed (independent
+        of every buffer of the run, so no buffer bug can hide itself)."""
+        return make_source_embedding(req, self.sender.rooms[req].total, self.cfg.hidden,
+                                     self.device, self.cfg.seed)
+
+    def verify_handed(self) -> None:
+        """Check every handoff of the run (when ``verify_inline`` was off)."""
+        for (req, session), handed in sorted(self.handed.items()):
+            check_handoff(req, session, handed, self.source_of(req))
 
     def drop_writes(self, req: int) -> None:
         for w in self.transport.drop_writes(req):
@@ -146,8 +163,14 @@ class World:
         checker = self.checkers[session]
         checker.on_write_gone(w.dst_block)
         checker.on_write_land(w.req, w.dst_block)
+        if self.cfg.time_writes:
+            synchronize(self.device)
+            t0 = time.perf_counter()
         self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
                                             w.tokens, w.with_aux)
+        if self.cfg.time_writes:
+            synchronize(self.device)
+            self.write_seconds += time.perf_counter() - t0
         self.bytes_landed += w.tokens * (self.cfg.hidden * 2 + 4 + 12)
 
     # -- what may happen now ---------------------------------------------------
