@@ -148,7 +148,8 @@ class Outcome:
 def run_entry(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSettings, args) -> Outcome:
     outcome = Outcome(entry)
     try:
-        outcome.result = tlc.check_model(model_run_for(manifest, entry), settings, _progress_factory(args))
+        prefer = entry.expected.property if entry.expected.kind == "liveness" else None
+        outcome.result = tlc.check_model(model_run_for(manifest, entry), settings, _progress_factory(args), prefer=prefer)
     except tlc.TlcFailure as exc:
         if exc.exit_code in (exitcodes.NO_JAVA, exitcodes.BAD_JAR):
             raise _Fail(exc.exit_code, exc.one_line())

@@ -1035,13 +1035,16 @@ def check_model(
     run: ModelRun,
     settings: TlcSettings,
     progress_factory: Callable[[str], ProgressDisplay] | None = None,
+    prefer: str | None = None,
 ) -> TlcResult:
     """``run_tlc``, naming the violated temporal property when TLC did not.
 
     TLC reports a liveness violation as "Temporal properties were violated"
     without saying which PROPERTY failed. When the cfg lists several, each is
-    checked alone (in cfg order) until one fails; that run's name and
-    counterexample are reported. Invariants stay in the cfg of those runs.
+    checked alone until one fails (``prefer``, e.g. the property the manifest
+    expects, first; then cfg order); that run's name and counterexample are
+    reported. Those runs keep everything of the cfg but the other PROPERTY
+    lines and the INVARIANTs (the question is only which property fails).
     """
     make = progress_factory or (lambda label: ProgressDisplay(label, enabled=False))
     result = run_tlc(run, settings, make(run.label))
@@ -1054,10 +1057,11 @@ def check_model(
         result.property = properties[0]
         result.property_named_by = "cfg"
         return result
+    if prefer in properties:
+        properties = [prefer] + [p for p in properties if p != prefer]
     for name in properties:
-        single = dataclasses.replace(
-            run, cfg_text=config.with_properties([name]).render(), label=f"{run.label} [{name}]"
-        )
+        alone_cfg = config.without("INVARIANT", "INVARIANTS").with_properties([name])
+        single = dataclasses.replace(run, cfg_text=alone_cfg.render(), label=f"{run.label} [{name}]")
         alone = run_tlc(single, settings, make(single.label))
         if alone.kind == "liveness":
             alone.property = name

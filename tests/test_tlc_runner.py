@@ -513,3 +513,11 @@ def test_cli_counterexample_json_lasso(capsys):
     assert trace["loop_to"] is not None and not trace["stuttering"]
     assert trace["states"][0]["values"]["seen"] == {"function": [[0, False], [1, False], [2, False]]}
     assert trace["states"][1]["action"]["name"] == "Next"
+
+
+def test_preferred_property_is_tried_first(settings):
+    r = tlc.check_model(model("Lasso", "Lasso"), settings, prefer="Settles")
+    assert (r.property, r.property_named_by) == ("Settles", "rerun")
+    # Cycles holds, so preferring it still ends with Settles named
+    r = tlc.check_model(model("Lasso", "Lasso"), settings, prefer="Cycles")
+    assert r.property == "Settles"
