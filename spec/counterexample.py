@@ -203,42 +203,87 @@ def state_changes(prev: TraceState | None, cur: TraceState) -> list[tuple[str, A
 # Drawing the block pools
 
 
+NO_TOKEN = (0, 0)
+HOLDING_PHASES = ("queued", "aborting", "prefill")
+
+
+def _is_token(value: Any) -> bool:
+    return (type(value) is tuple and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+
+
 def _short(value: Any) -> str:
-    """Compact text for a block's content: <<1, 2>> -> 1.2, strings bare."""
-    if isinstance(value, tuple) and not isinstance(value, (tv.TlaSet, tv.Record, tv.TlaFunction)) \
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and value:
+    """Compact text for a block's content: token <<1, 2>> -> 1.2, empty -> _."""
+    if _is_token(value):
+        return "_" if value == NO_TOKEN else f"{value[0]}.{value[1]}"
+    if type(value) is tuple and value and all(_is_token(v) for v in value):
+        return ",".join(_short(v) for v in value)       # the slots of a block
+    if type(value) is tuple and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return ".".join(str(v) for v in value)
     if isinstance(value, str) and not isinstance(value, (tv.ModelValue, tv.Opaque)):
         return value
     return tv.format_value(value)
 
 
-def _owners(rx_blocks: Any, rank: Any) -> dict[Any, list[Any]]:
-    """block -> requests holding it at ``rank``, from rxBlocks[r][s]."""
+def _owners(values: dict[str, Any], rank: Any) -> dict[Any, list[Any]]:
+    """block -> requests holding it at ``rank``, from rxBlocks[r][s].
+
+    When the state has ``rxPhase``, only requests in a phase that holds
+    blocks (queued, aborting, prefill) count, as in the spec's ``Held``.
+    """
+    rx_blocks = values.get("rxBlocks")
+    phases = values.get("rxPhase")
     owners: dict[Any, list[Any]] = {}
+    if not tv.is_function_like(rx_blocks):
+        return owners
     for r in tv.domain(rx_blocks):
+        if tv.is_function_like(phases):
+            try:
+                if tv.lookup(phases, r) not in HOLDING_PHASES:
+                    continue
+            except KeyError:
+                pass
         try:
             held = tv.lookup(tv.lookup(rx_blocks, r), rank)
         except KeyError:
             continue
-        blocks = held if isinstance(held, tuple) else ()
+        blocks = held if type(held) is tuple else ()
         for b in blocks:
             owners.setdefault(b, []).append(r)
     return owners
 
 
+def _writes_in_flight(values: dict[str, Any], rank: Any) -> set[Any]:
+    """Blocks of ``rank`` with a write on the wire (wire[s]: set of [b |-> ...])."""
+    wire = values.get("wire")
+    if not tv.is_function_like(wire):
+        return set()
+    try:
+        writes = tv.lookup(wire, rank)
+    except KeyError:
+        return set()
+    out = set()
+    if isinstance(writes, tv.TlaSet):
+        for w in writes:
+            if isinstance(w, tv.Record) and "b" in w.keys():
+                out.add(w["b"])
+    return out
+
+
 def draw_pools(values: dict[str, Any]) -> list[str]:
-    """One row per language rank: ``[b owner content]`` per block.
+    """One row per language rank: the free list, then ``[b owner content]``
+    per block.
 
     Owner is ``rN`` for the request whose ``rxBlocks`` lists the block,
     ``-`` for a block on the free list, ``?`` for neither (leaked), and
-    ``r1+r2`` or ``-r1`` when a block is held twice or held and free at once.
-    Returns [] when the state lacks ``data`` and ``free``.
+    ``r1+r2`` or ``-r1`` when a block is held twice or held and free at
+    once. Content is the block's slots (token ``r.i``, ``_`` empty), then
+    ``|n`` when its aux row holds n, then ``*`` when a write to it is in
+    flight. Returns [] when the state lacks ``data`` and ``free``.
     """
     data, free = values.get("data"), values.get("free")
     if not tv.is_function_like(data) or not tv.is_function_like(free):
         return []
-    rx = values.get("rxBlocks")
     aux = values.get("aux")
     rows = []
     for s in tv.domain(data):
@@ -247,8 +292,9 @@ def draw_pools(values: dict[str, Any]) -> list[str]:
             free_list = tv.lookup(free, s)
         except KeyError:
             free_list = ()
-        free_set = set(free_list) if isinstance(free_list, tuple) else set()
-        owners = _owners(rx, s) if tv.is_function_like(rx) else {}
+        free_set = set(free_list) if type(free_list) is tuple else set()
+        owners = _owners(values, s)
+        pending = _writes_in_flight(values, s)
         cells = []
         for b in tv.domain(pool):
             who = "+".join(f"r{r}" for r in owners.get(b, []))
@@ -260,13 +306,16 @@ def draw_pools(values: dict[str, Any]) -> list[str]:
             if tv.is_function_like(aux):
                 try:
                     a = tv.lookup(tv.lookup(aux, s), b)
-                    content += f"|{_short(a)}"
+                    if a != 0:
+                        content += f"|{_short(a)}"
                 except KeyError:
                     pass
+            if b in pending:
+                content += " *"
             cells.append(f"[{b} {who} {content}]")
         head = f"rank {s}:"
-        if isinstance(free_list, tuple):
-            head += f" free={'<' + ','.join(_short(x) for x in free_list) + '>'}"
+        if type(free_list) is tuple:
+            head += f" free=<{','.join(_short(x) for x in free_list)}>"
         rows.append(f"{head} " + " ".join(cells))
     return rows
 

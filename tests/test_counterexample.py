@@ -243,9 +243,26 @@ def test_draw_pools_shows_owner_and_content_per_rank():
     state = cx.parse_state_message(POOL_STATE)
     rows = cx.draw_pools(state.values)
     assert rows == [
-        "rank 1: free=<1,2> [1 -r1+r2 1.1|1] [2 - 0.0|0]",
-        "rank 2: free=<1> [1 - 0.0|0] [2 r2 2.1|1]",
+        "rank 1: free=<1,2> [1 -r1+r2 1.1|1] [2 - _]",
+        "rank 2: free=<1> [1 - _] [2 r2 2.1|1]",
     ]
+
+
+SPEC_STATE = """5: <WriteLand line 306, col 5 to line 311, col 60 of module ResumeProtocol>
+/\\ free = <<<<3>>>>
+/\\ data = <<<<<<<<1, 1>>, <<1, 2>>>>, <<<<0, 0>>, <<0, 0>>>>, <<<<0, 0>>, <<0, 0>>>>>>>>
+/\\ aux = <<<<3, 0, 0>>>>
+/\\ rxPhase = <<"queued", "done">>
+/\\ rxBlocks = <<<<<<1, 2>>>>, <<<<3>>>>>>
+/\\ wire = <<{[r |-> 1, b |-> 2, toks |-> <<<<1, 3>>>>, aux |-> 0]}>>
+"""
+
+
+def test_draw_pools_with_the_specs_shapes():
+    # data[s][b] is a tuple of slots; a request that is done holds nothing;
+    # a block with a write on the wire is starred.
+    state = cx.parse_state_message(SPEC_STATE)
+    assert cx.draw_pools(state.values) == ["rank 1: free=<3> [1 r1 1.1,1.2|3] [2 r1 _,_ *] [3 - _,_]"]
 
 
 def test_draw_pools_absent_variables_render_nothing():
