@@ -41,54 +41,55 @@ def observed_facts(path: Path) -> dict:
     """What a trace shows, read back from the file (independent of the checker)."""
     from resumespec.conformance.trace import read_trace
 
-    free: set[int] | None = None
     nblocks = None
-    double_frees, handoffs, bad_handoffs, resumes, fails = [], [], [], Counter(), []
+    free: dict[int, set[int]] = {}              # rank -> free blocks
+    owner: dict[tuple[int, int], int] = {}      # (rank, block) -> req
+    double_frees, handoffs, bad_handoffs, fails = [], [], [], []
+    resumes: Counter = Counter()
     totals: dict[int, int] = {}
-    held: dict[int, list[int]] = {}
-    owner: dict[int, int] = {}
     foreign_writes = []
     last_status: dict[int, str] = {}
+
+    def pool(rank: int) -> set[int]:
+        return free.setdefault(rank, set(range(nblocks or 0)))
+
     for _, ev in read_trace(path):
         e = ev["event"]
-        if e == "config" and ev["proc"] != "encode":
-            nblocks = ev.get("nblocks")
-            free = set(range(nblocks)) if nblocks else None
+        if e == "config":
+            nblocks = ev.get("nblocks", nblocks)
         elif e == "alloc" and ev["blocks"] is not None:
             for b in ev["blocks"]:
-                if free is not None:
-                    free.discard(b)
-                owner[b] = ev["req"]
+                pool(ev["rank"]).discard(b)
+                owner[(ev["rank"], b)] = ev["req"]
         elif e == "free":
             for b in ev["blocks"]:
-                if free is not None and b in free:
-                    double_frees.append({"req": ev["req"], "block": b})
-                if free is not None:
-                    free.add(b)
-                owner.pop(b, None)
+                if b in pool(ev["rank"]):
+                    double_frees.append({"rank": ev["rank"], "req": ev["req"], "block": b})
+                pool(ev["rank"]).add(b)
+                owner.pop((ev["rank"], b), None)
         elif e == "round_start":
             totals[ev["req"]] = ev["total"]
             for b in ev["dst_blocks"]:
-                if owner.get(b) != ev["req"]:
-                    foreign_writes.append({"req": ev["req"], "block": b,
-                                           "owner": owner.get(b)})
+                if owner.get((ev["session"], b)) != ev["req"]:
+                    foreign_writes.append({"req": ev["req"], "rank": ev["session"], "block": b,
+                                           "owner": owner.get((ev["session"], b))})
         elif e == "resume_sent":
             resumes[ev["req"]] += 1
         elif e == "handoff":
             want = [[ev["req"], i] for i in range(1, totals.get(ev["req"], 0) + 1)]
             handoffs.append(ev["req"])
             if ev.get("ids") != want:
-                bad_handoffs.append({"req": ev["req"], "got": ev.get("ids"),
-                                     "tokens": ev["tokens"]})
+                bad_handoffs.append({"req": ev["req"], "session": ev["session"],
+                                     "tokens": ev["tokens"], "got": ev.get("ids")})
         elif e == "fail":
             fails.append(ev["req"])
         elif e == "poll":
             last_status[ev["req"]] = f'{ev["status"]}/{ev["decision"]}'
-    del held
     open_reqs = sorted(r for r in last_status if r not in handoffs and r not in fails)
-    return {"handoffs": handoffs, "bad_handoffs": bad_handoffs, "double_frees": double_frees,
-            "writes_into_blocks_not_owned": foreign_writes, "fails": fails,
-            "resumes": dict(resumes), "never_finished": {r: last_status[r] for r in open_reqs}}
+    return {"handoffs": sorted(set(handoffs)), "bad_handoffs": bad_handoffs,
+            "double_frees": double_frees, "writes_into_blocks_not_owned": foreign_writes,
+            "fails": sorted(set(fails)), "resumes": dict(resumes),
+            "never_finished": {r: last_status[r] for r in open_reqs}}
 
 
 def main(argv: list[str] | None = None) -> int:

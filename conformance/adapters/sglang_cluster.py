@@ -1,18 +1,22 @@
-"""One encode rank and one language rank of the fork, in one process, traced.
+"""One encode rank and N language ranks of the fork, in one process, traced.
 
 ``Cluster`` builds the fork's real objects the way its schedulers do:
 
 * encode side: ``MultimodalDataBuffers`` + ``ReqToMetadataBlockAllocator``
   (source blocks), ``MooncakeEmbeddingManager`` in ENCODE mode (its receive
   loop and transfer worker), one ``MooncakeEmbeddingSender`` per request;
-* language side: ``MultimodalDataBuffers`` + ``ReqToMetadataBlockAllocator``
-  (destination blocks), ``MultimodalLanguagePreallocQueue`` (which builds the
+* language side, per rank (``LanguageRank``; several ranks = tensor
+  parallelism, each rank one receiving session): ``MultimodalDataBuffers`` +
+  ``ReqToMetadataBlockAllocator`` (destination blocks), ``MultimodalLanguagePreallocQueue`` (which builds the
   LANGUAGE manager and one ``MooncakeEmbeddingReceiver`` per request) and
   ``MultimodalLanguageTransferQueue`` (``pop_transferred``: the poll loop);
 
 and wires them through the in-process transport of ``sglang_inprocess``.
 The driver decides when each side runs (``language_step``, ``encode_step``),
-so a scenario is one fixed interleaving of real code.
+so a scenario is one fixed interleaving of real code.  With one rank the
+all-reduces go through a real one-process gloo group; with several, every
+rank runs its scheduler step in its own thread and ``LockstepGroup`` performs
+the all-reduces, the ranks taking turns so that the run stays reproducible.
 
 Observation (what an engine could log, see docs/trace-format.md), all by
 wrapping the fork's objects without changing what they do:
@@ -51,8 +55,10 @@ import torch
 
 from .sglang_inprocess import (
     InProcessTransferEngine,
+    LockstepGroup,
     ManualThreads,
     make_draining_queue,
+    route_all_reduce_to_lockstep_groups,
 )
 from .sglang_loader import Fork
 
@@ -87,6 +93,7 @@ class Config:
     enc_nblocks: int = 16       # encode pool
     init_tokens: int = 4        # SGLANG_EMBEDDING_DEFAULT_ALLOCATE_BUFFER_SIZE
     cap: int = 0                # >0: the adapter caps resume allocations (not the engine)
+    nsess: int = 1              # language ranks (tensor parallel), each a session
     faults: tuple[str, ...] = ()
 
 
@@ -161,237 +168,114 @@ def ids_of(fill_ids: Any) -> list[list[int]]:
 
 
 class _WatchedQueue(list):
-    """The transfer queue's list; iterating it tells the cluster which request
+    """The transfer queue's list; iterating it tells the rank which request
     the poll loop is handling (the loop zips the queue with the polls)."""
 
-    def __init__(self, items: list, cluster: "Cluster"):
+    def __init__(self, items: list, rank: "LanguageRank"):
         super().__init__(items)
-        self._cluster = cluster
+        self._rank = rank
 
     def __iter__(self):
         for item in list.__iter__(self):
-            self._cluster._pop_current = item.req.bootstrap_room
+            self._rank.pop_current = item.req.bootstrap_room
             yield item
 
 
-class Cluster:
-    def __init__(self, fork: Fork, commit: str, cfg: Config, trace_path: Path):
+def room_of_rid(rid: Any) -> int | None:
+    if isinstance(rid, str) and rid.startswith("req-"):
+        return int(rid[4:])
+    return None
+
+
+class LanguageRank:
+    """One language rank: its pool, buffers, queues, manager, and its trace."""
+
+    def __init__(self, cluster: "Cluster", rank: int, group: Any, server_args: Any):
         from resumespec.conformance.recorder import recorder_for
 
-        self.fork = fork
-        self.cfg = cfg
-        self.commit, self.design = design_of(commit)
-        u, conn, base = fork.utils, fork.conn, fork.base
-        self.KVPoll = base.KVPoll
-
-        # Recorders: both processes into one merged file (one OS process, so
-        # the line order is the real order of events).
-        trace_path.parent.mkdir(parents=True, exist_ok=True)
-        if trace_path.exists():
-            trace_path.unlink()
-        self.trace_path = trace_path
-        self.enc_rec = recorder_for("encode", str(trace_path), check=True)
-        self.lang_rec = recorder_for("language/1", str(trace_path), check=True)
-        config = dict(block_size=cfg.block_size, nblocks=cfg.nblocks, nsess=1,
-                      init_tokens=cfg.init_tokens, cap=cfg.cap, order="fifo",
-                      variant=self.design["variant"],
-                      resume_order=self.design["resume_order"],
-                      barrier=self.design["barrier"], faults=list(cfg.faults))
-        self.lang_rec.log("config", **config)
-        self.enc_rec.log("config", **config)
-
-        # Threads run on demand; queues raise Drained when empty.
-        os.environ["SGLANG_DISAGGREGATION_QUEUE_SIZE"] = "1"
-        os.environ["SGLANG_DISAGGREGATION_THREAD_POOL_SIZE"] = "1"
-        os.environ["SGLANG_EMBEDDING_DEFAULT_ALLOCATE_BUFFER_SIZE"] = str(cfg.init_tokens)
-        self.threads = ManualThreads()
-        conn.threading = self.threads.module
-        conn.FastQueue = make_draining_queue(fork.common.FastQueue)
-        InProcessTransferEngine.reset()
-        fork.network.inboxes.clear()
-        fork.network.on_recv.clear()
-        self.server_args = types.SimpleNamespace(
-            disaggregation_bootstrap_port=BOOTSTRAP_PORT, dist_init_addr=None, tp_size=1,
-            dp_size=1, disaggregation_ib_device=None)
-        self.gloo_group = one_process_gloo_group()
-
-        # ---- encode rank ------------------------------------------------
-        self.enc_buffers = u.MultimodalDataBuffers(cfg.enc_nblocks, cfg.block_size,
-                                                   embedding_dim=cfg.hidden)
-        self.enc_alloc = u.ReqToMetadataBlockAllocator(cfg.enc_nblocks, cfg.block_size)
-        kv = base.KVArgs()
-        kv.engine_rank = 0
-        kv.aux_data_ptrs, kv.aux_data_lens, kv.aux_item_lens = self.enc_buffers.get_buf_infos()
-        kv.ib_device = None
-        kv.gpu_id = 0
-        n0 = len(self.threads.started)
-        self.enc_mgr = conn.MooncakeEmbeddingManager(kv, u.DisaggregationMode.ENCODE,
-                                                     self.server_args)
-        self.enc_threads = self.threads.started[n0:]
-        self.senders: dict[int, Any] = {}
-        self.enc_reqs: dict[int, EncodeReq] = {}
-        self.enc_ready: list[int] = []          # embeddings computed, not yet sent
-        self.enc_sent: set[int] = set()
-        self.enc_src_freed: set[int] = set()
-
-        # ---- language rank ----------------------------------------------
-        self.lang_buffers = u.MultimodalDataBuffers(cfg.nblocks, cfg.block_size,
-                                                    embedding_dim=cfg.hidden)
-        self.lang_alloc = u.ReqToMetadataBlockAllocator(cfg.nblocks, cfg.block_size)
-        self.scheduler = FakeScheduler(self.server_args)
-        n1 = len(self.threads.started)
+        fork, u, cfg = cluster.fork, cluster.fork.utils, cluster.cfg
+        self.cluster = cluster
+        self.rank = rank                                   # 1-based, = session
+        self.rec = recorder_for(f"language/{rank}", str(cluster.trace_path), check=True)
+        self.buffers = u.MultimodalDataBuffers(cfg.nblocks, cfg.block_size,
+                                               embedding_dim=cfg.hidden)
+        self.alloc = u.ReqToMetadataBlockAllocator(cfg.nblocks, cfg.block_size)
+        self.scheduler = FakeScheduler(server_args)
+        self.scheduler.tp_rank = rank - 1
+        n = len(cluster.threads.started)
         self.prealloc = fork.language.MultimodalLanguagePreallocQueue(
-            self.lang_alloc, self.lang_buffers, 0, 1, self.scheduler,
-            u.TransferBackend.MOONCAKE, BOOTSTRAP_PORT, self.gloo_group)
-        self.lang_threads = self.threads.started[n1:]
-        self.lang_mgr = self.prealloc.data_manager
+            self.alloc, self.buffers, rank - 1, cluster.nsess, self.scheduler,
+            u.TransferBackend.MOONCAKE, BOOTSTRAP_PORT, group)
+        self.threads = cluster.threads.started[n:]
+        self.mgr = self.prealloc.data_manager
         self.transfer_queue = fork.language.MultimodalLanguageTransferQueue(
-            self.gloo_group, self.lang_alloc, self.lang_buffers, self.scheduler, None)
-        self.lang_reqs: dict[int, LanguageReq] = {}
-        self.language_reqs_by_room: dict[int, Any] = {}   # MultimodalLanguageRequest
+            group, self.alloc, self.buffers, self.scheduler, None)
+        self.endpoint = f"127.0.0.1:{self.mgr.rank_port}"
+        self.reqs: dict[int, LanguageReq] = {}
+        self.by_room: dict[int, Any] = {}            # MultimodalLanguageRequest
         self.handed: dict[int, LanguageReq] = {}
-        self.finished: set[int] = set()               # prefill done or failed
-        self.failed: set[int] = set()
+        self.finished: set[int] = set()              # prefill done or failed
         self.aborted: set[int] = set()               # abort() called, not yet polled
-
-        self.session_of = {self.lang_mgr.get_session_id(): 1}
-        self.lang_endpoint = f"127.0.0.1:{self.lang_mgr.rank_port}"
-        self.enc_endpoint = f"127.0.0.1:{self.enc_mgr.rank_port}"
-        self.events_logged = 0
+        # state of the pop_transferred call in progress
+        self.buffer: list | None = None
+        self.pop_current: int | None = None
+        self.in_pop = False
+        self.pop_polls: list[int] | None = None
+        self.pop_resumed: set[int] = set()
+        self.pop_failed: set[int] = set()
+        self.pop_alloc_none: set[int] = set()
+        self.pop_resume_alloc: set[int] = set()
         self._install_observers()
 
-    # ------------------------------------------------------------------
-    # logging helpers
-    # ------------------------------------------------------------------
-    def room_of_rid(self, rid: Any) -> int | None:
-        if isinstance(rid, str) and rid.startswith("req-"):
-            return int(rid[4:])
-        return None
-
-    def log_lang(self, event: str, **f: Any) -> None:
-        if self._poll_buffer is not None:
-            self._poll_buffer.append((self._pop_current, event, f))
+    # -- logging ------------------------------------------------------------
+    def log(self, event: str, **f: Any) -> None:
+        if self.buffer is not None:
+            self.buffer.append((self.pop_current, event, f))
         else:
-            self._write_lang(event, **f)
+            self.write(event, **f)
 
-    def _write_lang(self, event: str, **f: Any) -> None:
-        self.lang_rec.log(event, **f)
-        self.events_logged += 1
+    def write(self, event: str, **f: Any) -> None:
+        self.rec.log(event, **f)
+        self.cluster.events_logged += 1
 
-    def log_enc(self, event: str, **f: Any) -> None:
-        self.enc_rec.log(event, **f)
-        self.events_logged += 1
-
-    # ------------------------------------------------------------------
-    # observers
-    # ------------------------------------------------------------------
     def _install_observers(self) -> None:
-        fork, conn = self.fork, self.fork.conn
-        self._poll_buffer: list | None = None
-        self._pop_current: int | None = None
-        self._in_pop = False
-        self._pop_polls: list[int] | None = None
-        self._pop_resumed: set[int] = set()
-        self._pop_failed: set[int] = set()
-        self._pop_alloc_none: set[int] = set()
-        self._pop_resume_alloc: set[int] = set()
-        cluster = self
-
-        # allocator (language rank)
-        real_alloc, real_free = self.lang_alloc.alloc, self.lang_alloc.free
+        me, cfg = self, self.cluster.cfg
+        real_alloc, real_free = self.alloc.alloc, self.alloc.free
 
         def alloc(num_tokens=None, req_id=None, fake=False):
             asked = num_tokens
-            if cluster.cfg.cap and cluster._in_pop and num_tokens is not None:
-                num_tokens = min(num_tokens, cluster.cfg.cap * cluster.cfg.block_size)
+            if cfg.cap and me.in_pop and num_tokens is not None:
+                num_tokens = min(num_tokens, cfg.cap * cfg.block_size)
             blocks = real_alloc(num_tokens=num_tokens, req_id=req_id, fake=fake)
-            room = cluster.room_of_rid(req_id)
+            room = room_of_rid(req_id)
             extra = {"x_asked": asked} if asked != num_tokens else {}
-            cluster.log_lang("alloc", rank=1, req=room, tokens=int(num_tokens),
-                             blocks=None if blocks is None else list(blocks), **extra)
-            if cluster._in_pop:
-                cluster._pop_resume_alloc.add(room)
+            me.log("alloc", rank=me.rank, req=room, tokens=int(num_tokens),
+                   blocks=None if blocks is None else list(blocks), **extra)
+            if me.in_pop:
+                me.pop_resume_alloc.add(room)
                 if blocks is None:
-                    cluster._pop_alloc_none.add(room)
+                    me.pop_alloc_none.add(room)
             return blocks
 
         def free(block_indices=None, req_id=None, fake=False):
             blocks = list(block_indices) if block_indices is not None else None
             real_free(block_indices=block_indices, req_id=req_id, fake=fake)
-            room = cluster.room_of_rid(req_id)
+            room = room_of_rid(req_id)
             if blocks is not None and room is not None:
-                cluster.log_lang("free", rank=1, req=room, blocks=blocks)
-        self.lang_alloc.alloc = alloc
-        self.lang_alloc.free = free
+                me.log("free", rank=me.rank, req=room, blocks=blocks)
+        self.alloc.alloc = alloc
+        self.alloc.free = free
 
-        # receiver messages (class-level wrappers; they report to the cluster
-        # that is current, one cluster runs at a time)
-        Receiver = conn.MooncakeEmbeddingReceiver
-        Receiver._resumespec_cluster = self
-        if not hasattr(Receiver, "_resumespec_real_init"):
-            real_init, real_resume = Receiver.init, Receiver.resume_transfer
-            Receiver._resumespec_real_init = real_init
-
-            def r_init(rself, embedding_indices=None, allocated_tokens=None):
-                real_init(rself, embedding_indices=embedding_indices,
-                          allocated_tokens=allocated_tokens)
-                Receiver._resumespec_cluster.log_lang(
-                    "init_sent", req=rself.bootstrap_room, session=1,
-                    blocks=list(embedding_indices), allocated_tokens=int(allocated_tokens))
-
-            def r_resume(rself, embedding_indices, sent_tokens, allocated_tokens):
-                real_resume(rself, embedding_indices=embedding_indices,
-                            sent_tokens=sent_tokens, allocated_tokens=allocated_tokens)
-                c = Receiver._resumespec_cluster
-                c.log_lang("resume_sent", req=rself.bootstrap_room, session=1,
-                           blocks=list(embedding_indices), sent_tokens=int(sent_tokens),
-                           allocated_tokens=int(allocated_tokens))
-                c._pop_resumed.add(rself.bootstrap_room)
-            Receiver.init = r_init
-            Receiver.resume_transfer = r_resume
-
-        # messages taken by the receive loops
-        def on_recv(endpoint: str, frames: list) -> None:
-            if endpoint == cluster.lang_endpoint:
-                room, status = int(frames[0]), int(frames[1])
-                cluster.log_lang("status_recv", req=room, session=1,
-                                 status=STATUS_NAMES[status])
-            elif endpoint == cluster.enc_endpoint:
-                if frames[0] == b"None":
-                    return          # buffer registration (once per connection)
-                room = int(frames[0])
-                session = cluster.session_of.get(frames[3].decode(), 1)
-                blocks = [int(x) for x in frames[4].decode().split(",") if x]
-                if len(frames) >= 8:
-                    cluster.log_enc("resume_recv", req=room, session=session, blocks=blocks,
-                                    sent_tokens=int(frames[6]), allocated_tokens=int(frames[7]))
-                else:
-                    cluster.log_enc("init_recv", req=room, session=session, blocks=blocks,
-                                    allocated_tokens=int(frames[6]))
-        fork.network.on_recv.append(on_recv)
-
-        # the poll loop
-        lang_mod = fork.language
-        real_poll_reduce = fork.utils.poll_and_all_reduce
-
-        def poll_and_all_reduce(pollers, gloo_group):
-            polls = real_poll_reduce(pollers, gloo_group)
-            if cluster._in_pop:
-                cluster._pop_polls = list(polls)
-            return polls
-        lang_mod.poll_and_all_reduce = poll_and_all_reduce
-
-        real_get_buf = self.lang_buffers.get_buf
+        real_get_buf = self.buffers.get_buf
 
         def get_buf(block_indices=None, **kw):
             out = real_get_buf(block_indices=block_indices, **kw)
             fill_ids = out[1]
-            room = cluster._pop_current
-            cluster.log_lang("buffer_read", req=room, session=1, blocks=list(block_indices),
-                             aux_total=int(out[3][0]), tokens=int(len(fill_ids)),
-                             ids=ids_of(fill_ids))
+            me.log("buffer_read", req=me.pop_current, session=me.rank,
+                   blocks=list(block_indices), aux_total=int(out[3][0]),
+                   tokens=int(len(fill_ids)), ids=ids_of(fill_ids))
             return out
-        self.lang_buffers.get_buf = get_buf
+        self.buffers.get_buf = get_buf
 
         tq = self.transfer_queue
         real_handle_failed = tq._handle_failed_request
@@ -399,108 +283,27 @@ class Cluster:
         def handle_failed(language_req):
             real_handle_failed(language_req)
             room = language_req.req.bootstrap_room
-            cluster._pop_failed.add(room)
+            me.pop_failed.add(room)
             reason = getattr(language_req.req.finished_reason, "message", "") or "failed"
-            cluster.log_lang("fail", req=room, reason=reason[:200])
+            me.log("fail", req=room, reason=reason[:200])
         tq._handle_failed_request = handle_failed
 
-        # sender side: rounds and statuses
-        self._open_rounds: dict[tuple[int, int], dict] = {}
-        self._sending: dict | None = None
-        real_send = self.enc_mgr.send_embedding
-
-        def send_embedding(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
-                           dst_embedding_indices, total_tokens, block_size, sent_tokens=0,
-                           allocated_tokens=None):
-            room = cluster._worker_room
-            cluster._sending = {"room": room, "session": cluster.session_of.get(
-                mooncake_session_id, 1), "sent_tokens": int(sent_tokens),
-                "total": int(total_tokens)}
-            try:
-                return real_send(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
-                                 dst_embedding_indices, total_tokens, block_size,
-                                 sent_tokens, allocated_tokens)
-            finally:
-                cluster._sending = None
-        self.enc_mgr.send_embedding = send_embedding
-
-        enc_ptrs = list(self.enc_buffers.get_buf_infos()[0])
-        enc_items = list(self.enc_buffers.get_buf_infos()[2])
-        lang_ptrs = list(self.lang_buffers.get_buf_infos()[0])
-        lang_items = list(self.lang_buffers.get_buf_infos()[2])
-
-        def block_of(addr: int, ptrs: list, items: list, kind: int) -> int:
-            return (addr - ptrs[kind]) // items[kind]
-
-        def in_kind(addr: int, ptrs: list, items: list, kind: int, nblocks: int) -> bool:
-            return ptrs[kind] <= addr < ptrs[kind] + items[kind] * nblocks
-
-        def on_batch(engine, session_id, src, dst, lengths) -> None:
-            ctx = cluster._sending
-            if ctx is None or engine is not cluster.enc_mgr.engine:
-                return
-            src_blocks, dst_blocks, tokens, aux = [], [], 0, False
-            for s, d, n in zip(src, dst, lengths):
-                if in_kind(d, lang_ptrs, lang_items, 1, cluster.cfg.nblocks):   # fill_ids
-                    dst_blocks.append(block_of(d, lang_ptrs, lang_items, 1))
-                    src_blocks.append(block_of(s, enc_ptrs, enc_items, 1))
-                    tokens += n // 4
-                if in_kind(d, lang_ptrs, lang_items, 3, cluster.cfg.nblocks):   # aux row
-                    aux = True
-            remaining = ctx["total"] - ctx["sent_tokens"]
-            cluster.log_enc("round_start", req=ctx["room"], session=ctx["session"],
-                            sent_tokens=ctx["sent_tokens"], tokens=tokens, total=ctx["total"],
-                            src_blocks=src_blocks, dst_blocks=dst_blocks,
-                            partial=remaining > tokens, aux_written=aux)
-            cluster._open_rounds[(ctx["room"], ctx["session"])] = ctx
-        InProcessTransferEngine.observers.append(on_batch)
-
-        real_sync = self.enc_mgr.sync_status_to_language_endpoint
-
-        def sync_status(remote, dst_port, room, status):
-            status = int(status)
-            infos = cluster.enc_mgr.transfer_infos.get(room, {}) \
-                if hasattr(cluster.enc_mgr, "transfer_infos") else {}
-            for (r, s), ctx in sorted(cluster._open_rounds.items()):
-                if r != room:
-                    continue
-                info = next((i for sid, i in infos.items()
-                             if cluster.session_of.get(sid, 1) == s), None)
-                sent = int(info.sent_tokens) if info is not None else ctx["sent_tokens"]
-                cluster.log_enc("round_end", req=room, session=s, sent_tokens=sent,
-                                ok=status != 0)
-                if status == 0:
-                    cluster.log_enc("write_error", req=room, session=s)
-                del cluster._open_rounds[(r, s)]
-            real_sync(remote, dst_port, room, status)
-            cluster.log_enc("status_sent", req=room, session=1, status=STATUS_NAMES[status])
-        self.enc_mgr.sync_status_to_language_endpoint = sync_status
-
-        self._worker_room: int | None = None
-
-        def on_get(item: Any) -> None:
-            cluster._worker_room = item.room
-        for q in self.enc_mgr.transfer_queues:
-            q.on_get = on_get
-
-    # ------------------------------------------------------------------
-    # driving the language rank
-    # ------------------------------------------------------------------
-    def language_submit(self, room: int) -> None:
+    # -- driving ------------------------------------------------------------
+    def submit(self, room: int) -> None:
         req = LanguageReq(room)
-        self.lang_reqs[room] = req
+        self.reqs[room] = req
         self.prealloc.add(req)
 
-    def language_recv(self) -> None:
-        for _name, target, args in self.lang_threads:
+    def recv(self) -> None:
+        for _name, target, args in self.threads:
             if getattr(target, "__name__", "") == "language_thread":
                 ManualThreads.run_until_drained(target, args)
 
-    def language_step(self) -> list[int]:
+    def step(self) -> list[int]:
         """One scheduler loop: receive statuses, preallocate, poll the transfer queue."""
-        self.language_recv()
+        self.recv()
         for lr in self.prealloc.pop_preallocated():
-            self.language_reqs_by_room[lr.req.bootstrap_room] = lr
+            self.by_room[lr.req.bootstrap_room] = lr
             self.transfer_queue.extend([lr])
         return self.pop_transferred()
 
@@ -515,22 +318,22 @@ class Cluster:
         queue_before = list(self.transfer_queue.queue)
         if not queue_before:
             return []
-        self._in_pop = True
-        self._pop_polls = None
-        self._pop_resumed, self._pop_failed, self._pop_alloc_none = set(), set(), set()
-        self._pop_resume_alloc = set()
-        self._poll_buffer = []
-        self._pop_current = None
+        self.in_pop = True
+        self.pop_polls = None
+        self.pop_resumed, self.pop_failed, self.pop_alloc_none = set(), set(), set()
+        self.pop_resume_alloc = set()
+        self.buffer = []
+        self.pop_current = None
         self.transfer_queue.queue = _WatchedQueue(queue_before, self)
         try:
             handed = self.transfer_queue.pop_transferred()
         finally:
-            self._in_pop = False
-            self._pop_current = None
-            buffered, self._poll_buffer = self._poll_buffer, None
+            self.in_pop = False
+            self.pop_current = None
+            buffered, self.buffer = self.buffer, None
             if isinstance(self.transfer_queue.queue, _WatchedQueue):
                 self.transfer_queue.queue = list(self.transfer_queue.queue)
-        polls = self._pop_polls or []
+        polls = self.pop_polls or []
         handed_rooms = [r.bootstrap_room for r in handed]
         by_room: dict[Any, list] = {}
         for room, event, f in buffered:
@@ -538,59 +341,336 @@ class Cluster:
         for lr, poll in zip(queue_before, polls):
             room = lr.req.bootstrap_room
             status = STATUS_NAMES[int(poll)]
-            tried_resume = room in self._pop_resume_alloc
             if status == "Failed" and room in self.aborted:
                 # The abort takes effect here: receiver.abort() only marked the
                 # request Failed locally; this poll frees its blocks and fails
                 # it.  Logged as the spec's Abort step: abort, free, fail.
                 self.aborted.discard(room)
-                self.failed.add(room)
                 self.finished.add(room)
-                self._write_lang("abort", req=room)
+                self.write("abort", req=room)
                 for event, f in by_room.pop(room, []):
-                    self._write_lang(event, **f)
+                    self.write(event, **f)
                 continue
             if room in handed_rooms:
                 decision = "handoff"
-            elif status == "Transferring" and (room in self._pop_resumed or
-                                               (tried_resume and room in self._pop_failed)):
+            elif status == "Transferring" and (room in self.pop_resumed or
+                                               (room in self.pop_resume_alloc
+                                                and room in self.pop_failed)):
                 # free_first: the design decided to resume; its allocation
                 # returning None fails the request inside the same poll
                 decision = "resume"
-            elif status == "Transferring" and room in self._pop_alloc_none:
+            elif status == "Transferring" and room in self.pop_alloc_none:
                 decision = "retry_alloc"
-            elif room in self._pop_failed:
+            elif room in self.pop_failed:
                 decision = "fail"
             else:
                 decision = "wait"
-            if room in self._pop_failed:
-                self.failed.add(room)
+            if room in self.pop_failed:
                 self.finished.add(room)
-            self._write_lang("poll", req=room, status=status, decision=decision)
+            self.write("poll", req=room, status=status, decision=decision)
             for event, f in by_room.pop(room, []):
-                self._write_lang(event, **f)
+                self.write(event, **f)
             if decision == "handoff":
-                req = self.lang_reqs[room]
+                req = self.reqs[room]
                 ids = ids_of(req.origin_input_ids)
-                self._write_lang("handoff", req=room, session=1, tokens=len(ids), ids=ids)
+                self.write("handoff", req=room, session=self.rank, tokens=len(ids), ids=ids)
                 self.handed[room] = req
         for events in by_room.values():   # not attributable to a polled request
             for event, f in events:
-                self._write_lang(event, **f)
+                self.write(event, **f)
         return handed_rooms
 
     def prefill_done(self, room: int) -> None:
         req = self.handed.pop(room)
-        self.log_lang("prefill_done", req=room)
-        self.lang_alloc.free_with_req(req)
+        self.log("prefill_done", req=room)
+        self.alloc.free_with_req(req)
         self.finished.add(room)
 
     def abort(self, room: int) -> None:
-        lr = self.language_reqs_by_room.get(room)
+        lr = self.by_room.get(room)
         if lr is None:
-            raise KeyError(f"request {room} is not in the transfer queue")
+            raise KeyError(f"request {room} is not in the transfer queue of rank {self.rank}")
         lr.embedding_receiver.abort()
         self.aborted.add(room)     # logged when it takes effect (next poll)
+
+
+class Cluster:
+    """The encode rank and ``cfg.nsess`` language ranks, wired and traced."""
+
+    def __init__(self, fork: Fork, commit: str, cfg: Config, trace_path: Path):
+        from resumespec.conformance.recorder import recorder_for
+
+        self.fork = fork
+        self.cfg = cfg
+        self.nsess = cfg.nsess
+        self.commit, self.design = design_of(commit)
+        u, conn, base = fork.utils, fork.conn, fork.base
+        self.KVPoll = base.KVPoll
+        self.events_logged = 0
+
+        # Recorders: every process into one merged file (one OS process, so
+        # the line order is the real order of events).
+        trace_path.parent.mkdir(parents=True, exist_ok=True)
+        if trace_path.exists():
+            trace_path.unlink()
+        self.trace_path = trace_path
+        self.enc_rec = recorder_for("encode", str(trace_path), check=True)
+        self.config_event = dict(
+            block_size=cfg.block_size, nblocks=cfg.nblocks, nsess=cfg.nsess,
+            init_tokens=cfg.init_tokens, cap=cfg.cap, order="fifo",
+            variant=self.design["variant"], resume_order=self.design["resume_order"],
+            barrier=self.design["barrier"], faults=list(cfg.faults))
+        self.enc_rec.log("config", **self.config_event)
+
+        # Threads run on demand; queues raise Drained when empty.
+        os.environ["SGLANG_DISAGGREGATION_QUEUE_SIZE"] = "1"
+        os.environ["SGLANG_DISAGGREGATION_THREAD_POOL_SIZE"] = "1"
+        os.environ["SGLANG_EMBEDDING_DEFAULT_ALLOCATE_BUFFER_SIZE"] = str(cfg.init_tokens)
+        self.threads = ManualThreads()
+        conn.threading = self.threads.module
+        conn.FastQueue = make_draining_queue(fork.common.FastQueue)
+        InProcessTransferEngine.reset()
+        fork.network.inboxes.clear()
+        fork.network.budgets.clear()
+        fork.network.on_recv.clear()
+        enc_args = types.SimpleNamespace(
+            disaggregation_bootstrap_port=BOOTSTRAP_PORT, dist_init_addr=None, tp_size=1,
+            dp_size=1, disaggregation_ib_device=None)
+        lang_args = types.SimpleNamespace(
+            disaggregation_bootstrap_port=BOOTSTRAP_PORT, dist_init_addr=None,
+            tp_size=cfg.nsess, dp_size=1, disaggregation_ib_device=None)
+        if cfg.nsess == 1:
+            self.group = one_process_gloo_group()
+        else:
+            route_all_reduce_to_lockstep_groups()
+            self.group = LockstepGroup(cfg.nsess)
+
+        # ---- encode rank ------------------------------------------------
+        self.enc_buffers = u.MultimodalDataBuffers(cfg.enc_nblocks, cfg.block_size,
+                                                   embedding_dim=cfg.hidden)
+        self.enc_alloc = u.ReqToMetadataBlockAllocator(cfg.enc_nblocks, cfg.block_size)
+        kv = base.KVArgs()
+        kv.engine_rank = 0
+        kv.aux_data_ptrs, kv.aux_data_lens, kv.aux_item_lens = self.enc_buffers.get_buf_infos()
+        kv.ib_device = None
+        kv.gpu_id = 0
+        n0 = len(self.threads.started)
+        self.enc_mgr = conn.MooncakeEmbeddingManager(kv, u.DisaggregationMode.ENCODE, enc_args)
+        self.enc_threads = self.threads.started[n0:]
+        self.enc_endpoint = f"127.0.0.1:{self.enc_mgr.rank_port}"
+        self.senders: dict[int, Any] = {}
+        self.enc_reqs: dict[int, EncodeReq] = {}
+        self.enc_ready: list[int] = []          # embeddings computed, not yet sent
+        self.enc_sent: set[int] = set()
+        self.enc_src_freed: set[int] = set()
+
+        # ---- language ranks ---------------------------------------------
+        self.ranks: list[LanguageRank] = []
+        for r in range(1, cfg.nsess + 1):
+            lr = LanguageRank(self, r, self.group, lang_args)
+            lr.rec.log("config", **self.config_event)
+            self.ranks.append(lr)
+        self.session_of = {lr.mgr.get_session_id(): lr.rank for lr in self.ranks}
+        self.rank_of_port = {lr.mgr.rank_port: lr.rank for lr in self.ranks}
+        self.rank_of_endpoint = {lr.endpoint: lr for lr in self.ranks}
+        self.rank_of_mgr = {id(lr.mgr): lr for lr in self.ranks}
+        self._install_shared_observers()
+
+    # rank 1, for scenarios of one rank
+    @property
+    def lang(self) -> LanguageRank:
+        return self.ranks[0]
+
+    def log_enc(self, event: str, **f: Any) -> None:
+        self.enc_rec.log(event, **f)
+        self.events_logged += 1
+
+    # ------------------------------------------------------------------
+    # observers shared by the ranks, and the encode side's
+    # ------------------------------------------------------------------
+    def _install_shared_observers(self) -> None:
+        fork, conn = self.fork, self.fork.conn
+        cluster = self
+
+        # receiver messages (class-level wrappers; they report to the rank of
+        # the receiver's manager in the cluster that is current)
+        Receiver = conn.MooncakeEmbeddingReceiver
+        Receiver._resumespec_cluster = self
+        if not hasattr(Receiver, "_resumespec_real_init"):
+            real_init, real_resume = Receiver.init, Receiver.resume_transfer
+            Receiver._resumespec_real_init = real_init
+
+            def rank_of(rself) -> LanguageRank:
+                return Receiver._resumespec_cluster.rank_of_mgr[id(rself.embedding_mgr)]
+
+            def r_init(rself, embedding_indices=None, allocated_tokens=None):
+                real_init(rself, embedding_indices=embedding_indices,
+                          allocated_tokens=allocated_tokens)
+                lr = rank_of(rself)
+                lr.log("init_sent", req=rself.bootstrap_room, session=lr.rank,
+                       blocks=list(embedding_indices), allocated_tokens=int(allocated_tokens))
+
+            def r_resume(rself, embedding_indices, sent_tokens, allocated_tokens):
+                real_resume(rself, embedding_indices=embedding_indices,
+                            sent_tokens=sent_tokens, allocated_tokens=allocated_tokens)
+                lr = rank_of(rself)
+                lr.log("resume_sent", req=rself.bootstrap_room, session=lr.rank,
+                       blocks=list(embedding_indices), sent_tokens=int(sent_tokens),
+                       allocated_tokens=int(allocated_tokens))
+                lr.pop_resumed.add(rself.bootstrap_room)
+            Receiver.init = r_init
+            Receiver.resume_transfer = r_resume
+
+        # messages taken by the receive loops
+        def on_recv(endpoint: str, frames: list) -> None:
+            lr = cluster.rank_of_endpoint.get(endpoint)
+            if lr is not None:
+                room, status = int(frames[0]), int(frames[1])
+                lr.log("status_recv", req=room, session=lr.rank, status=STATUS_NAMES[status])
+            elif endpoint == cluster.enc_endpoint:
+                if frames[0] == b"None":
+                    return          # buffer registration (once per connection)
+                room = int(frames[0])
+                session = cluster.session_of[frames[3].decode()]
+                blocks = [int(x) for x in frames[4].decode().split(",") if x]
+                if len(frames) >= 8:
+                    cluster.log_enc("resume_recv", req=room, session=session, blocks=blocks,
+                                    sent_tokens=int(frames[6]), allocated_tokens=int(frames[7]))
+                else:
+                    cluster.log_enc("init_recv", req=room, session=session, blocks=blocks,
+                                    allocated_tokens=int(frames[6]))
+        fork.network.on_recv.append(on_recv)
+
+        # the poll loop's combined status
+        real_poll_reduce = fork.utils.poll_and_all_reduce
+
+        def poll_and_all_reduce(pollers, gloo_group):
+            polls = real_poll_reduce(pollers, gloo_group)
+            if pollers:
+                lr = cluster.rank_of_mgr.get(id(pollers[0].embedding_mgr))
+                if lr is not None and lr.in_pop:
+                    lr.pop_polls = list(polls)
+            return polls
+        fork.language.poll_and_all_reduce = poll_and_all_reduce
+
+        # sender side: rounds and statuses
+        self._open_rounds: dict[tuple[int, int], dict] = {}
+        self._sending: dict | None = None
+        self._worker_room: int | None = None
+        real_send = self.enc_mgr.send_embedding
+
+        def send_embedding(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
+                           dst_embedding_indices, total_tokens, block_size, sent_tokens=0,
+                           allocated_tokens=None):
+            cluster._sending = {"room": cluster._worker_room,
+                                "session": cluster.session_of[mooncake_session_id],
+                                "sent_tokens": int(sent_tokens), "total": int(total_tokens)}
+            try:
+                return real_send(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
+                                 dst_embedding_indices, total_tokens, block_size,
+                                 sent_tokens, allocated_tokens)
+            finally:
+                cluster._sending = None
+        self.enc_mgr.send_embedding = send_embedding
+
+        enc_ptrs, _, enc_items = (list(x) for x in self.enc_buffers.get_buf_infos())
+        lang_layout = {}
+        for lr in self.ranks:
+            ptrs, _, items = (list(x) for x in lr.buffers.get_buf_infos())
+            lang_layout[lr.rank] = (ptrs, items)
+        nblocks = self.cfg.nblocks
+
+        def block_of(addr: int, ptrs: list, items: list, kind: int) -> int:
+            return (addr - ptrs[kind]) // items[kind]
+
+        def in_kind(addr: int, ptrs: list, items: list, kind: int) -> bool:
+            return ptrs[kind] <= addr < ptrs[kind] + items[kind] * nblocks
+
+        def on_batch(engine, session_id, src, dst, lengths) -> None:
+            ctx = cluster._sending
+            if ctx is None or engine is not cluster.enc_mgr.engine:
+                return
+            ptrs, items = lang_layout[ctx["session"]]
+            src_blocks, dst_blocks, tokens, aux = [], [], 0, False
+            for s, d, n in zip(src, dst, lengths):
+                if in_kind(d, ptrs, items, 1):                   # fill_ids rows
+                    dst_blocks.append(block_of(d, ptrs, items, 1))
+                    src_blocks.append(block_of(s, enc_ptrs, enc_items, 1))
+                    tokens += n // 4
+                if in_kind(d, ptrs, items, 3):                   # aux rows
+                    aux = True
+            remaining = ctx["total"] - ctx["sent_tokens"]
+            cluster.log_enc("round_start", req=ctx["room"], session=ctx["session"],
+                            sent_tokens=ctx["sent_tokens"], tokens=tokens, total=ctx["total"],
+                            src_blocks=src_blocks, dst_blocks=dst_blocks,
+                            partial=remaining > tokens, aux_written=aux)
+            cluster._open_rounds[(ctx["room"], ctx["session"])] = ctx
+        InProcessTransferEngine.observers.append(on_batch)
+
+        real_sync = self.enc_mgr.sync_status_to_language_endpoint
+
+        def sync_status(remote, dst_port, room, status):
+            status = int(status)
+            infos = cluster.enc_mgr.transfer_infos.get(room, {})
+            for (r, s), ctx in sorted(cluster._open_rounds.items()):
+                if r != room:
+                    continue
+                info = next((i for sid, i in infos.items()
+                             if cluster.session_of.get(sid) == s), None)
+                sent = int(info.sent_tokens) if info is not None else ctx["sent_tokens"]
+                cluster.log_enc("round_end", req=room, session=s, sent_tokens=sent,
+                                ok=status != 0)
+                if status == 0:
+                    cluster.log_enc("write_error", req=room, session=s)
+                del cluster._open_rounds[(r, s)]
+            real_sync(remote, dst_port, room, status)
+            cluster.log_enc("status_sent", req=room, session=cluster.rank_of_port[int(dst_port)],
+                            status=STATUS_NAMES[status])
+        self.enc_mgr.sync_status_to_language_endpoint = sync_status
+
+        def on_get(item: Any) -> None:
+            cluster._worker_room = item.room
+        for q in self.enc_mgr.transfer_queues:
+            q.on_get = on_get
+
+    # ------------------------------------------------------------------
+    # driving the language ranks (SPMD: every rank runs the same step)
+    # ------------------------------------------------------------------
+    def language_submit(self, room: int) -> None:
+        for lr in self.ranks:
+            lr.submit(room)
+
+    def language_step(self) -> None:
+        if self.nsess == 1:
+            self.lang.step()
+        else:
+            self.group.run([lr.step for lr in self.ranks])
+
+    def prefill_ready(self) -> list[int]:
+        """Requests every rank has handed over (prefill runs on all ranks at once)."""
+        rooms = set(self.ranks[0].handed)
+        for lr in self.ranks[1:]:
+            rooms &= set(lr.handed)
+        return sorted(rooms)
+
+    def prefill_done(self, room: int) -> None:
+        for lr in self.ranks:
+            lr.prefill_done(room)
+
+    def abort(self, room: int) -> None:
+        for lr in self.ranks:
+            lr.abort(room)
+
+    @property
+    def handed(self) -> dict[int, LanguageReq]:
+        return {r: self.ranks[0].handed[r] for r in self.prefill_ready()}
+
+    @property
+    def finished(self) -> set[int]:
+        out = set(self.ranks[0].finished)
+        for lr in self.ranks[1:]:
+            out &= lr.finished
+        return out
 
     # ------------------------------------------------------------------
     # driving the encode rank
@@ -612,12 +692,21 @@ class Cluster:
         """The encoder finished this request's embedding: send it when the receiver is ready."""
         self.enc_ready.append(room)
 
-    def encode_step(self) -> None:
-        """Receive loop, then send what is ready, then the transfer worker."""
+    def encode_recv(self, max_messages: int | None = None) -> None:
+        """The encode receive loop: take init/resume messages (at most ``max_messages``)."""
+        net = self.fork.network
+        if max_messages is not None:
+            net.budgets[self.enc_endpoint] = max_messages
+        try:
+            for _name, target, args in self.enc_threads:
+                if getattr(target, "__name__", "") == "embedding_thread":
+                    ManualThreads.run_until_drained(target, args)
+        finally:
+            net.budgets.pop(self.enc_endpoint, None)
+
+    def encode_work(self) -> None:
+        """Send what is ready, run the transfer worker, free finished sources."""
         KVPoll = self.KVPoll
-        for _name, target, args in self.enc_threads:
-            if getattr(target, "__name__", "") == "embedding_thread":
-                ManualThreads.run_until_drained(target, args)
         for room in list(self.enc_ready):
             sender = self.senders[room]
             if sender.poll() == KVPoll.WaitingForInput:
@@ -636,6 +725,11 @@ class Cluster:
                 self.enc_alloc.free(block_indices=self.enc_reqs[room].embedding_indices)
                 self.enc_src_freed.add(room)
 
+    def encode_step(self) -> None:
+        """Receive loop, then send what is ready, then the transfer worker."""
+        self.encode_recv()
+        self.encode_work()
+
     def fail_next_write(self) -> None:
         """The encode side's next transfer batch returns an error (a write error)."""
         self.enc_mgr.engine.fail_next = True
@@ -645,7 +739,5 @@ class Cluster:
         return self.fork.network.pending()
 
     def close(self) -> None:
-        self.lang_rec.close()
-        self.enc_rec.close()
         from resumespec.conformance.recorder import close_all
         close_all()

@@ -45,6 +45,10 @@ class Network:
 
     def __init__(self) -> None:
         self.inboxes: dict[str, deque] = defaultdict(deque)
+        # endpoint -> messages a receive loop may still take before it is
+        # told the queue is empty (None: no limit); lets a scenario deliver
+        # messages one at a time
+        self.budgets: dict[str, int] = {}
         # observers called with (endpoint, frames) when a message is *received*
         self.on_recv: list[Callable[[str, list], None]] = []
 
@@ -75,8 +79,11 @@ class FakeSocket:
 
     def recv_multipart(self) -> list:
         inbox = self.network.inboxes[self.endpoint]
-        if not inbox:
+        budget = self.network.budgets.get(self.endpoint)
+        if not inbox or (budget is not None and budget <= 0):
             raise Drained()
+        if budget is not None:
+            self.network.budgets[self.endpoint] = budget - 1
         frames = inbox.popleft()
         for observe in self.network.on_recv:
             observe(self.endpoint, frames)
@@ -287,3 +294,147 @@ def make_draining_queue(base: type) -> type:
             return len(self._buf)
 
     return DrainingQueue
+
+
+# ---------------------------------------------------------------------------
+# Collectives of several ranks in one process
+# ---------------------------------------------------------------------------
+class RanksDiverged(RuntimeError):
+    """The ranks did not make the same collective calls (a real SPMD bug)."""
+
+
+class LockstepGroup:
+    """A process group of ``n`` rank threads that take turns, for all-reduce.
+
+    Exactly one rank thread runs at a time, in rank order, so a multi-rank
+    step is as reproducible as a single-rank one: rank 0 runs until its first
+    collective (or the end of its step), then rank 1, and so on; when the last
+    rank reaches the collective, the result is computed and rank 0 continues.
+    ``all_reduce`` has the signature of ``torch.distributed.all_reduce``.
+    """
+
+    def __init__(self, n: int, timeout: float = 10.0):
+        self.n = n
+        self.timeout = timeout
+        self.cond = threading.Condition()
+        self.turn = 0
+        self.deposits: dict[int, Any] = {}
+        self.result: Any = None
+        self.generation = 0
+        self.finished: set[int] = set()
+        self.rank_of_thread: dict[int, int] = {}
+        self.error: BaseException | None = None
+
+    def _wait_turn(self, r: int) -> None:
+        if not self.cond.wait_for(lambda: self.turn == r or self.error is not None,
+                                  timeout=self.timeout):
+            raise RanksDiverged(f"rank {r} waited {self.timeout}s for its turn")
+        if self.error is not None:
+            raise RanksDiverged(str(self.error))
+
+    def _pass_turn(self, r: int) -> None:
+        nxt = r + 1
+        self.turn = nxt if nxt < self.n else 0
+        self.cond.notify_all()
+
+    def all_reduce(self, tensor, op=None, group=None, async_op=False):
+        import torch
+        import torch.distributed as dist
+
+        r = self.rank_of_thread[threading.get_ident()]
+        with self.cond:
+            gen = self.generation
+            self.deposits[r] = tensor.clone()
+            if len(self.deposits) == self.n:
+                stacked = torch.stack([self.deposits[i] for i in range(self.n)])
+                if op == dist.ReduceOp.MAX:
+                    self.result = stacked.max(dim=0).values
+                elif op == dist.ReduceOp.MIN:
+                    self.result = stacked.min(dim=0).values
+                else:
+                    self.result = stacked.sum(dim=0).to(tensor.dtype)
+                self.deposits = {}
+                self.generation += 1
+                self.turn = 0
+                self.cond.notify_all()
+            else:
+                if any(i in self.finished for i in range(self.n) if i not in self.deposits):
+                    self.error = RanksDiverged(
+                        f"rank {r} entered an all-reduce that another rank never joined")
+                    self.cond.notify_all()
+                    raise self.error
+                self._pass_turn(r)
+            if not self.cond.wait_for(lambda: (self.generation != gen and self.turn == r)
+                                      or self.error is not None, timeout=self.timeout):
+                raise RanksDiverged(f"rank {r} waited {self.timeout}s in an all-reduce")
+            if self.error is not None:
+                raise RanksDiverged(str(self.error))
+            tensor.copy_(self.result)
+        return None
+
+    def run(self, steps: list[Callable[[], Any]]) -> list[Any]:
+        """Run one step per rank, each in its own thread, taking turns."""
+        results: list[Any] = [None] * self.n
+        errors: list[BaseException | None] = [None] * self.n
+        self.turn, self.deposits, self.finished, self.error = 0, {}, set(), None
+
+        def body(r: int) -> None:
+            self.rank_of_thread[threading.get_ident()] = r
+            try:
+                with self.cond:
+                    self._wait_turn(r)
+                results[r] = steps[r]()
+            except BaseException as e:   # noqa: BLE001 - reported to the caller
+                errors[r] = e
+                with self.cond:
+                    if self.error is None and not isinstance(e, RanksDiverged):
+                        self.error = e
+                    self.cond.notify_all()
+            finally:
+                with self.cond:
+                    self.finished.add(r)
+                    if self.deposits and all(i in self.finished or i in self.deposits
+                                             for i in range(self.n)) \
+                            and len(self.deposits) < self.n and self.error is None:
+                        self.error = RanksDiverged(
+                            f"rank {r} finished its step while others wait in an all-reduce")
+                    if self.turn == r:
+                        self._pass_turn(r)
+                    self.cond.notify_all()
+
+        threads = [threading.Thread(target=body, args=(r,), name=f"rank-{r}")
+                   for r in range(self.n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for e in errors:
+            if e is not None and not isinstance(e, RanksDiverged):
+                raise e
+        for e in errors:
+            if e is not None:
+                raise e
+        return results
+
+
+_real_all_reduce: Callable | None = None
+
+
+def route_all_reduce_to_lockstep_groups() -> None:
+    """Make ``torch.distributed.all_reduce`` hand LockstepGroup calls to the group.
+
+    Calls with any other group go to torch unchanged.  Idempotent.
+    """
+    global _real_all_reduce
+    import torch.distributed as dist
+
+    if _real_all_reduce is not None:
+        return
+    _real_all_reduce = dist.all_reduce
+
+    def all_reduce(tensor, op=dist.ReduceOp.SUM, group=None, async_op=False):
+        if isinstance(group, LockstepGroup):
+            return group.all_reduce(tensor, op=op)
+        return _real_all_reduce(tensor, op=op, group=group, async_op=async_op)
+
+    dist.all_reduce = all_reduce

@@ -28,15 +28,19 @@ QUIET_TICKS = 5     # a run ends after this many ticks without progress
 
 def fingerprint(c: Cluster) -> tuple:
     """Everything whose change means progress."""
+    ranks = tuple((
+        tuple(lr.alloc.free_blocks),
+        tuple((q.req.bootstrap_room, tuple(q.embedding_indices or ()))
+              for q in lr.transfer_queue.queue),
+        tuple(q.req.bootstrap_room for q in lr.prealloc.queue),
+        tuple(sorted((k, int(v)) for k, v in lr.mgr.request_status.items())),
+        tuple(sorted(lr.handed)), tuple(sorted(lr.finished)),
+    ) for lr in c.ranks)
     return (
-        tuple(c.lang_alloc.free_blocks),
+        ranks,
         tuple(c.enc_alloc.free_blocks),
-        tuple((lr.req.bootstrap_room, tuple(lr.embedding_indices or ()))
-              for lr in c.transfer_queue.queue),
-        tuple(lr.req.bootstrap_room for lr in c.prealloc.queue),
-        tuple(sorted((k, int(v)) for k, v in c.lang_mgr.request_status.items())),
         tuple(sorted((k, int(v)) for k, v in c.enc_mgr.request_status.items())),
-        tuple(sorted(c.handed)), tuple(sorted(c.finished)), tuple(c.enc_ready),
+        tuple(c.enc_ready),
         c.pending_messages(),
     )
 
@@ -150,12 +154,40 @@ def abort(c: Cluster) -> None:
     settle(c)
 
 
+def tp2_two_rounds(c: Cluster) -> None:
+    # Two language ranks (two receiving sessions of one room); the encode
+    # side takes both resumes before its worker runs.
+    submit(c, 1, 10)
+    settle(c)
+
+
+def tp2_resume_race(c: Cluster) -> None:
+    # Two language ranks resume in the same scheduler step; the encode side's
+    # receive loop takes the first resume and its transfer worker runs before
+    # the second resume is taken (two threads on the encode side).
+    submit(c, 1, 10)
+    tick(c)                      # init on both ranks, round 1 to both sessions
+    c.language_step()            # both ranks see Transferring and resume
+    c.encode_recv(max_messages=1)
+    c.encode_work()
+    settle(c)
+
+
 def write_error(c: Cluster) -> None:
     # Round 1 of a 10-token request lands; the transfer engine fails the
     # resumed round's writes: the sender fails the room and says so.
     submit(c, 1, 10)
     tick(c)
     c.fail_next_write()
+    settle(c)
+
+
+def dead_session(c: Cluster) -> None:
+    # After the write error the sender counts rank 1's session as dead: a
+    # later request on it is failed at once, without any write (until the
+    # rank registers its buffers again).
+    write_error(c)
+    submit(c, 2, 3)
     settle(c)
 
 
@@ -172,7 +204,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "the resume needs every block of the pool, one of which the request holds"),
     Scenario("abort", Config(nblocks=2, faults=("abort",)), abort,
              "a request aborted on the language side before its round"),
+    Scenario("tp2_two_rounds", Config(nblocks=4, nsess=2), tp2_two_rounds,
+             "two language ranks, one long request: both ranks resume, then one round"),
+    Scenario("tp2_resume_race", Config(nblocks=4, nsess=2), tp2_resume_race,
+             "two language ranks; the sender's worker runs between the two resumes"),
     Scenario("write_error", Config(nblocks=4, faults=("write_error",)), write_error,
-             "the transfer engine fails the second round's writes",
+             "the transfer engine fails the second round's writes"),
+    Scenario("dead_session", Config(nblocks=4, faults=("write_error",)), dead_session,
+             "after a write error, a new request on the same session",
              in_corpus=False),   # see docs/sglang-adapter.md, "Known gaps"
 )}
