@@ -264,9 +264,6 @@ class ManualThreads:
             Thread=Thread, Lock=threading.Lock, RLock=threading.RLock,
             Condition=threading.Condition, Event=threading.Event)
 
-    def targets(self, name: str, owner_args_filter: Callable[[tuple], bool] | None = None):
-        return [(t, a) for n, t, a in self.started if n == name]
-
     @staticmethod
     def run_until_drained(target: Callable, args: tuple = ()) -> None:
         try:
