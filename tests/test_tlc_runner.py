@@ -447,7 +447,7 @@ def test_cli_list(capsys):
     assert code == exitcodes.OK
     assert "counter_sim" in out and "deep" in out and "liveness:Settles" in out
     code, out, _ = run_cli(capsys, "check", "--manifest", str(FIXTURE_MANIFEST), "--list", "--json")
-    assert len(json.loads(out)["models"]) == 8
+    assert len(json.loads(out)["models"]) == 9
 
 
 def test_cli_unknown_model_and_bad_manifest(capsys, tmp_path):
@@ -520,3 +520,26 @@ def test_preferred_property_is_tried_first(settings):
     # Cycles holds, so preferring it still ends with Settles named
     r = tlc.check_model(model("Lasso", "Lasso"), settings, prefer="Cycles")
     assert r.property == "Settles"
+
+
+def test_parse_error_in_an_extended_module_names_that_module(settings, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "Proto.tla").write_text(
+        "---- MODULE Proto ----\nEXTENDS Naturals\nVARIABLE x\nInit == x = 0\n\nNext == x' = (x + 1\n====\n")
+    (tmp_path / "models" / "MC_P.tla").write_text("---- MODULE MC_P ----\nEXTENDS Proto\n====\n")
+    (tmp_path / "models" / "MC_P.cfg").write_text("INIT Init\nNEXT Next\n")
+    run = tlc.ModelRun(tmp_path / "models" / "MC_P.tla", tmp_path / "models" / "MC_P.cfg",
+                       library_dirs=(tmp_path,))
+    failure = fail_of(tlc.check_model, run, settings)
+    assert failure.exit_code == exitcodes.TLA_PARSE_ERROR
+    assert f"{tmp_path / 'Proto.tla'}:7:" in failure.message
+
+
+def test_bench_picks_the_largest_success_model_and_one_model_per_reduction():
+    from bench import bench_tlc
+    fixed, per_reduction = bench_tlc._manifest_runs(mf.load_manifest(FIXTURE_MANIFEST), None)
+    assert fixed.label == "sympool"
+    assert {kw: run.label for kw, run in per_reduction.items()} == {
+        "SYMMETRY": "sympool", "VIEW": "sympool", "CONSTRAINT": "sympool"}
+    fixed, _ = bench_tlc._manifest_runs(mf.load_manifest(FIXTURE_MANIFEST), "counter_ok")
+    assert fixed.label == "counter_ok"
