@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ from typing import Any
 import torch
 
 from .sglang_inprocess import (
+    Drained,
     InProcessTransferEngine,
     LockstepGroup,
     ManualThreads,
@@ -277,6 +279,16 @@ class LanguageRank:
             return out
         self.buffers.get_buf = get_buf
 
+        real_node_failure = self.mgr._handle_node_failure
+
+        def handle_node_failure(bootstrap_addr):
+            before = {k: int(v) for k, v in me.mgr.request_status.items()}
+            real_node_failure(bootstrap_addr)
+            for room, status in sorted(me.mgr.request_status.items()):
+                if int(status) == 0 and before.get(room) != 0:
+                    me.log("heartbeat_fail", req=room)
+        self.mgr._handle_node_failure = handle_node_failure
+
         tq = self.transfer_queue
         real_handle_failed = tq._handle_failed_request
 
@@ -386,6 +398,13 @@ class LanguageRank:
         self.alloc.free_with_req(req)
         self.finished.add(room)
 
+    def run_heartbeat_once(self) -> None:
+        """One pass of the fork's heartbeat checker (GET /health of each encode peer)."""
+        for _name, target, args in self.threads:
+            if getattr(target, "__name__", "") == "heartbeat_checker":
+                self.cluster.sleeps_left = 1      # the pass's sleep; the next ends it
+                ManualThreads.run_until_drained(target, args)
+
     def abort(self, room: int) -> None:
         lr = self.by_room.get(room)
         if lr is None:
@@ -426,8 +445,20 @@ class Cluster:
         os.environ["SGLANG_DISAGGREGATION_QUEUE_SIZE"] = "1"
         os.environ["SGLANG_DISAGGREGATION_THREAD_POOL_SIZE"] = "1"
         os.environ["SGLANG_EMBEDDING_DEFAULT_ALLOCATE_BUFFER_SIZE"] = str(cfg.init_tokens)
+        os.environ["SGLANG_DISAGGREGATION_HEARTBEAT_MAX_FAILURE"] = "1"
         self.threads = ManualThreads()
         conn.threading = self.threads.module
+        # the heartbeat loop sleeps between passes: here a sleep returns at
+        # once while passes are allowed, then ends the loop
+        self.sleeps_left = 0
+        self.encode_dead = False
+
+        def sleep(_seconds: float) -> None:
+            if self.sleeps_left <= 0:
+                raise Drained()
+            self.sleeps_left -= 1
+        conn.time = types.SimpleNamespace(time=time.time, sleep=sleep)
+        fork.bootstrap.dead = False
         conn.FastQueue = make_draining_queue(fork.common.FastQueue)
         InProcessTransferEngine.reset()
         fork.network.inboxes.clear()
@@ -727,8 +758,18 @@ class Cluster:
 
     def encode_step(self) -> None:
         """Receive loop, then send what is ready, then the transfer worker."""
+        if self.encode_dead:
+            return
         self.encode_recv()
         self.encode_work()
+
+    def encode_dies(self) -> None:
+        """The encode side stops: no more steps, /health fails; every language
+        rank's heartbeat checker then runs one pass and fails the rooms."""
+        self.encode_dead = True
+        self.fork.bootstrap.dead = True
+        for lr in self.ranks:
+            lr.run_heartbeat_once()
 
     def fail_next_write(self) -> None:
         """The encode side's next transfer batch returns an error (a write error)."""

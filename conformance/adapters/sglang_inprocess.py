@@ -127,6 +127,7 @@ class BootstrapRegistry:
         self.ranks: dict[int, dict] = {}
         self.tp_size = 1
         self.dp_size = 1
+        self.dead = False          # the encode side stopped answering /health
 
     def put(self, url: str, json: dict | None = None, **_: Any) -> _Response:
         payload = json or {}
@@ -152,9 +153,9 @@ class BootstrapRegistry:
 def make_fake_requests(registry: BootstrapRegistry) -> types.ModuleType:
     mod = types.ModuleType("requests")
 
-    class Session:  # the heartbeat thread's pool; never pumped here
+    class Session:  # the heartbeat thread's HTTP session (GET /health)
         def get(self, url: str, **kw: Any) -> _Response:
-            return _Response(200)
+            return _Response(503 if registry.dead else 200)
 
     mod.get = registry.get
     mod.put = registry.put

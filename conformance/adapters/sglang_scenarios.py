@@ -154,6 +154,17 @@ def abort(c: Cluster) -> None:
     settle(c)
 
 
+def heartbeat(c: Cluster) -> None:
+    # Round 1 of a 10-token request lands, the receiver resumes, and the
+    # encode side dies before the second round: the language side's
+    # heartbeat checker finds /health failing and fails the room.
+    submit(c, 1, 10)
+    tick(c)
+    c.language_step()
+    c.encode_dies()
+    settle(c)
+
+
 def tp2_two_rounds(c: Cluster) -> None:
     # Two language ranks (two receiving sessions of one room); the encode
     # side takes both resumes before its worker runs.
@@ -204,6 +215,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "the resume needs every block of the pool, one of which the request holds"),
     Scenario("abort", Config(nblocks=2, faults=("abort",)), abort,
              "a request aborted on the language side before its round"),
+    Scenario("heartbeat", Config(nblocks=4, faults=("heartbeat",)), heartbeat,
+             "the encode side dies after the resume; heartbeat loss fails the room"),
     Scenario("tp2_two_rounds", Config(nblocks=4, nsess=2), tp2_two_rounds,
              "two language ranks, one long request: both ranks resume, then one round"),
     Scenario("tp2_resume_race", Config(nblocks=4, nsess=2), tp2_resume_race,
