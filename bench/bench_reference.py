@@ -18,8 +18,9 @@ same device, measured side by side in this run. Printed:
   destination pool, the embedding handed to prefill).
 
 Verification (handed data == source) runs after the timed run, not in it.
-Flags: --device cpu|cuda|auto, --tokens N, --hidden H, --block-size B,
---pool P, --cap C, --repeats R, --quick (small sizes, for a dry run),
+Flags (write them as --name=value: `python -m bench` passes only words
+that start with a dash): --device=cpu|cuda|auto, --tokens=N, --hidden=H, --block-size=B,
+--pool=P, --cap=C, --repeats=R, --quick (small sizes, for a dry run),
 --json.
 """
 
