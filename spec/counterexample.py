@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 from resumespec.spec import tla_values as tv
 
@@ -29,13 +30,24 @@ MSG_STATE_PRINT3 = 2218  # "N: Stuttering"
 
 @dataclass(frozen=True)
 class ActionLabel:
-    """What TLC printed in ``<...>`` before a state."""
+    """What TLC printed in ``<...>`` before a state.
+
+    TLC names the operator whose body it evaluated and the source span of
+    that body. When the step was taken by an unnamed disjunct of another
+    operator (``\\E s \\in Sess : WriteLand(s, w)`` inside ``Next``), TLC says
+    "Next"; ``refine_action_labels`` then reads the span and names the one
+    action it calls (``name`` "WriteLand", ``via`` "Next", ``params`` the
+    formal text "(s, w)").
+    """
 
     name: str                        # "Initial predicate", "ReceiverPoll", ...
-    params: str | None = None        # "(1, 2)" when TLC printed parameters
+    params: str | None = None        # "(1, 2)" as TLC printed them, or the formal "(s, w)"
     module: str | None = None
     line: int | None = None
     column: int | None = None
+    end_line: int | None = None
+    end_column: int | None = None
+    via: str | None = None           # the operator TLC named when ``name`` was read from source
 
     @property
     def is_initial(self) -> bool:
@@ -44,17 +56,20 @@ class ActionLabel:
     def describe(self) -> str:
         text = self.name + (self.params or "")
         if self.module and self.line:
-            text += f"  ({self.module}:{self.line})"
+            where = f"{self.module}:{self.line}"
+            if self.via:
+                where += f", in {self.via}"
+            text += f"  ({where})"
         return text
 
     def to_json(self) -> dict:
         return {"name": self.name, "params": self.params, "module": self.module,
-                "line": self.line, "column": self.column}
+                "line": self.line, "column": self.column, "via": self.via}
 
 
 _LABEL = re.compile(
     r"^(?P<name>[A-Za-z_][A-Za-z0-9_!]*)(?P<params>\(.*\))?\s+line (?P<line>\d+), col (?P<col>\d+)"
-    r" to line \d+, col \d+ of module (?P<module>\w+)$"
+    r" to line (?P<eline>\d+), col (?P<ecol>\d+) of module (?P<module>\w+)$"
 )
 
 
@@ -63,11 +78,82 @@ def parse_action_label(text: str) -> ActionLabel:
     m = _LABEL.match(text)
     if m:
         return ActionLabel(m.group("name"), m.group("params"), m.group("module"),
-                           int(m.group("line")), int(m.group("col")))
+                           int(m.group("line")), int(m.group("col")),
+                           int(m.group("eline")), int(m.group("ecol")))
     m = re.match(r"^(?P<name>[A-Za-z_][A-Za-z0-9_!]*)(?P<params>\(.*\))?$", text)
     if m:
         return ActionLabel(m.group("name"), m.group("params"))
     return ActionLabel(text)
+
+
+# Operators of the standard modules that a disjunct may call besides the action.
+_STANDARD_OPERATORS = {
+    "Len", "Append", "Head", "Tail", "SubSeq", "SelectSeq", "Seq", "Cardinality", "IsFiniteSet",
+    "Print", "PrintT", "Assert", "Permutations", "SortSeq", "ToString", "TLCGet", "TLCSet",
+    "JavaTime", "RandomElement", "Any", "BOOLEAN", "SUBSET", "UNION", "DOMAIN", "UNCHANGED",
+    "ENABLED", "CHOOSE", "EXCEPT", "LET", "IF", "CASE", "WF_", "SF_",
+}
+_CALL = re.compile(r"(?<![A-Za-z0-9_!])([A-Z][A-Za-z0-9_]*)\s*\(")
+
+
+def _span_text(lines: list[str], label: ActionLabel) -> str | None:
+    if not (label.line and label.column and label.end_line and label.end_column):
+        return None
+    if label.end_line > len(lines) or label.end_line < label.line:
+        return None
+    chunk = lines[label.line - 1:label.end_line]
+    chunk[-1] = chunk[-1][:label.end_column]
+    chunk[0] = chunk[0][label.column - 1:]
+    return "\n".join(chunk)
+
+
+def refine_action_label(label: ActionLabel, source_lines: list[str]) -> ActionLabel:
+    """Name the action a short unnamed disjunct calls (see ActionLabel)."""
+    span = _span_text(source_lines, label)
+    if span is None or span.count("\n") > 2:
+        return label
+    before = "\n".join(source_lines[max(0, label.line - 4):label.line - 1]
+                        + [source_lines[label.line - 1][:label.column - 1]])
+    if re.search(rf"(?<![A-Za-z0-9_]){re.escape(label.name)}\s*(\([^()]*\))?\s*==\s*$", before):
+        return label      # the span is the named operator's whole body
+    calls = [m for m in _CALL.finditer(span) if m.group(1) not in _STANDARD_OPERATORS]
+    names = {m.group(1) for m in calls}
+    if len(names) != 1:
+        return label
+    call = calls[0]
+    depth, i = 0, call.end() - 1
+    while i < len(span):
+        depth += {"(": 1, ")": -1}.get(span[i], 0)
+        if depth == 0:
+            break
+        i += 1
+    formal = " ".join(span[call.end() - 1:i + 1].split())
+    return ActionLabel(call.group(1), formal, label.module, label.line, label.column,
+                       label.end_line, label.end_column, via=label.name)
+
+
+def refine_action_labels(trace: Trace, find_module: Callable[[str], Path | None]) -> None:
+    """Apply ``refine_action_label`` to every step, reading module sources."""
+    cache: dict[str, list[str] | None] = {}
+
+    def lines_of(module: str) -> list[str] | None:
+        if module not in cache:
+            path = find_module(module)
+            try:
+                cache[module] = path.read_text().splitlines() if path else None
+            except OSError:
+                cache[module] = None
+        return cache[module]
+
+    for state in trace.states:
+        if state.action and state.action.module and not state.action.is_initial:
+            src = lines_of(state.action.module)
+            if src:
+                state.action = refine_action_label(state.action, src)
+    if trace.loop_action and trace.loop_action.module:
+        src = lines_of(trace.loop_action.module)
+        if src:
+            trace.loop_action = refine_action_label(trace.loop_action, src)
 
 
 @dataclass

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
 from resumespec import exitcodes
-from resumespec.spec.counterexample import Trace, parse_trace
+from resumespec.spec.counterexample import Trace, parse_trace, refine_action_labels
 
 MIN_JAVA = 11
 DEFAULT_HEAP = "4g"
@@ -722,16 +722,23 @@ def name_assumption(location: str, run: ModelRun) -> str:
     if not m:
         return location
     line, module = int(m.group(1)), m.group(2)
-    for folder in (run.module.parent, *run.library_dirs):
-        source = Path(folder) / f"{module}.tla"
-        if source.is_file():
-            lines = source.read_text().splitlines()
-            for text in reversed(lines[max(0, line - 3):line]):
-                named = re.search(r"\b(?:ASSUME|ASSUMPTION|AXIOM)\s+(\w+)\s*==", text)
-                if named:
-                    return named.group(1)
-            break
+    source = find_module_source(run, module)
+    if source is not None:
+        lines = source.read_text().splitlines()
+        for text in reversed(lines[max(0, line - 3):line]):
+            named = re.search(r"\b(?:ASSUME|ASSUMPTION|AXIOM)\s+(\w+)\s*==", text)
+            if named:
+                return named.group(1)
     return f"{module}:{line}"
+
+
+def find_module_source(run: ModelRun, module: str) -> Path | None:
+    """The .tla file of ``module`` as TLC would find it for ``run``."""
+    for folder in (run.module.parent, *run.library_dirs):
+        candidate = Path(folder) / f"{module}.tla"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def interpret_output(
@@ -833,6 +840,8 @@ def interpret_output(
     trace = parse_trace(parser.messages) if kind != "success" else None
     if trace is not None and not trace.states:
         trace = None
+    if trace is not None:
+        refine_action_labels(trace, lambda name: find_module_source(run, name))
     if depth is None and trace is not None:
         depth = len(trace.states)
     warnings = [_first_line(m.text) for m in parser.messages if m.severity == 3 and m.code != 2401]

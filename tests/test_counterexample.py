@@ -275,3 +275,26 @@ def test_trace_json_is_plain_json():
     assert again["loop_to"] == 2
     assert again["states"][2]["values"] == {"f": [1, 0], "x": 2}
     assert again["states"][1]["action"]["name"] == "Next"
+
+
+SOURCE = """---- MODULE Proto ----
+Step(r) ==
+    /\\ x' = x + r
+Tick == UNCHANGED x
+Next == \\/ \\E r \\in 1..2 : Step(r)
+        \\/ \\E s \\in Sess : \\E w \\in wire[s] : Land(s, Len(w))
+====""".splitlines()
+
+
+def test_unnamed_disjunct_is_named_after_the_action_it_calls():
+    label = cx.parse_action_label("Next line 6, col 12 to line 6, col 61 of module Proto")
+    refined = cx.refine_action_label(label, SOURCE)
+    assert (refined.name, refined.params, refined.via) == ("Land", "(s, Len(w))", "Next")
+    assert refined.describe() == "Land(s, Len(w))  (Proto:6, in Next)"
+
+
+def test_named_action_bodies_keep_their_name():
+    body = cx.parse_action_label("Step line 3, col 5 to line 3, col 18 of module Proto")
+    assert cx.refine_action_label(body, SOURCE) == body
+    one_line = cx.parse_action_label("Tick line 4, col 9 to line 4, col 19 of module Proto")
+    assert cx.refine_action_label(one_line, SOURCE) == one_line
