@@ -543,3 +543,9 @@ def test_bench_picks_the_largest_success_model_and_one_model_per_reduction():
         "SYMMETRY": "sympool", "VIEW": "sympool", "CONSTRAINT": "sympool"}
     fixed, _ = bench_tlc._manifest_runs(mf.load_manifest(FIXTURE_MANIFEST), "counter_ok")
     assert fixed.label == "counter_ok"
+
+
+def test_cli_counterexample_of_a_passing_model(capsys):
+    code, out, _ = run_cli(capsys, "counterexample", "--manifest", str(FIXTURE_MANIFEST), "-q", "counter_ok")
+    assert code == exitcodes.OK
+    assert "counter_ok (toy; Limit=4 CanReset=TRUE): success: no counterexample (24 distinct states" in out
