@@ -177,13 +177,13 @@ class Receiver:
         pool = next(iter(self.pools.values()))
         return Assembly(pool.hidden, pool.device, capacity)
 
-    def _resume_tokens(self, remaining: int) -> int:
+    def _resume_tokens(self, remaining: int, s: int) -> int:
+        """Tokens a resume asks for: all remaining (engine), at most ``cap``
+        blocks; the corrected design asks for no more than is free now."""
         if self.cap_blocks:
             remaining = min(remaining, self.cap_blocks * self.block_size)
         if self.variant == "corrected":
-            # never ask for more than a rank's whole pool: it could never be granted
-            pool_blocks = min(p.num_blocks for p in self.pools.values())
-            remaining = min(remaining, pool_blocks * self.block_size)
+            remaining = min(remaining, self.allocators[s].available() * self.block_size)
         return remaining
 
     # -- ReceiverInit --------------------------------------------------------
@@ -361,7 +361,7 @@ class Receiver:
         """Cache (first time only), swap blocks, send resume(sent, allocated)."""
         rq = self.requests[req]
         sess = rq.sessions[s]
-        want = self._resume_tokens(total - sent)
+        want = self._resume_tokens(total - sent, s)
         if self.resume_order == "alloc_first":
             new = self._alloc(req, s, want)
             if new is None:
@@ -398,7 +398,12 @@ class Receiver:
 
     # -- the corrected design ---------------------------------------------
     def _transferring_corrected(self, req: int) -> dict[int, str]:
-        """Resume exactly once per round that ended partial, on every rank."""
+        """Resume exactly once per round that ended partial, on every rank:
+        (1) copy out the round's tokens (the status says how many; all its
+        writes landed before the status was sent), (2) free the blocks they
+        came from, (3) allocate as many blocks as are free, up to what remains
+        (at least one, else retry on a later poll holding nothing), (4) send
+        resume with the round number."""
         rq = self.requests[req]
         infos = {s: sess.last_status for s, sess in rq.sessions.items()}
         if any(i is None or i.round is None for i in infos.values()):
@@ -406,35 +411,26 @@ class Receiver:
         k = min(i.round for i in infos.values())
         if any(sess.last_resumed_round >= k for sess in rq.sessions.values()):
             return {s: "wait" for s in rq.sessions}
-        # 1. copy out this round's tokens (all its writes landed before the status)
-        for s, sess in rq.sessions.items():
+        for s, sess in rq.sessions.items():          # (1) and (2), once per round
             info = infos[s]
             if sess.cached_round < k:
                 if sess.assembly is None:
                     sess.assembly = self._new_assembly(info.total)
                 self._read(req, s, info.sent_tokens - sess.assembly.length, sess.assembly)
                 sess.cached_round = k
-        # 2. new blocks on every rank, all or none
-        if self.resume_order == "free_first":
-            for s, sess in rq.sessions.items():
                 self._free(req, s, sess.blocks)
                 sess.blocks = []
         new: dict[int, list[int]] = {}
-        for s in rq.sessions:
-            blocks = self._alloc(req, s, self._resume_tokens(infos[s].total - infos[s].sent_tokens))
+        for s in rq.sessions:                         # (3), all ranks or none
+            remaining = infos[s].total - infos[s].sent_tokens
+            want = self._resume_tokens(remaining, s)
+            blocks = self._alloc(req, s, want) if want > 0 or remaining == 0 else None
             if blocks is None:
                 for t, b in new.items():
                     self._free(req, t, b)
-                # The old blocks hold nothing we still need: release them so
-                # that other requests can finish, and retry on a later poll.
-                for t, sess in rq.sessions.items():
-                    self._free(req, t, sess.blocks)
-                    sess.blocks = []
                 return {t: "retry_alloc" for t in rq.sessions}
             new[s] = blocks
-        # 3. swap and resume
-        for s, sess in rq.sessions.items():
-            self._free(req, s, sess.blocks)
+        for s, sess in rq.sessions.items():          # (4)
             sess.blocks = new[s]
             allocated = len(new[s]) * self.block_size
             self.transport.send_ctl(req, s, Resume(new[s], infos[s].sent_tokens, allocated, round=k))
