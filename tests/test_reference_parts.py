@@ -102,9 +102,12 @@ def test_handoff_check_catches_one_flipped_bit():
 @pytest.mark.parametrize("variant,faults", [("corrected", ("abort", "heartbeat", "write_error", "alloc_fail")),
                                             ("sent_tokens", ()), ("once", ("abort",))])
 def test_trace_validates_against_the_conformance_schema(tmp_path, variant, faults):
-    jsonschema = pytest.importorskip("jsonschema")
     from resumespec.conformance.trace import load_schema, read_trace, validate_event
-    validator = jsonschema.Draft202012Validator(load_schema())
+    try:  # a project dependency; absent on a bare GPU image, where validate_event still checks
+        import jsonschema
+        validator = jsonschema.Draft202012Validator(load_schema())
+    except ImportError:
+        validator = None
     for seed in range(6):
         cfg = Config(variant=variant, tokens=[5, 3], block_size=2, pool=3, sessions=2, cap=1,
                      faults=faults, seed=seed)
@@ -116,7 +119,8 @@ def test_trace_validates_against_the_conformance_schema(tmp_path, variant, fault
         for i, line in enumerate(lines, start=1):
             ev = json.loads(line)
             validate_event(ev, i)
-            validator.validate(ev)
+            if validator is not None:
+                validator.validate(ev)
         assert sum(1 for _ in read_trace(str(path))) == len(lines)
 
 
