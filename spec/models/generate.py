@@ -1,0 +1,276 @@
+"""Write the TLC models (MC_<name>.tla + .cfg) and their manifest entries.
+
+The table below is the single place where a model is defined: its constants,
+which properties it checks, the result it must give and why. Running
+
+    python spec/models/generate.py
+
+rewrites every MC_* file and the "models" of spec/manifest.json. Measured
+fields already in the manifest (distinct_states, depth, runtime_s) are kept
+for models whose constants and checks did not change; `resumespec check
+--update-manifest` refreshes them.
+
+Why generated: TLC 2.15 cannot read tuples or sets of strings from a .cfg,
+so constants such as Total = <<3, 2>> go into a small module per model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE.parent / "manifest.json"
+
+SAFETY = [
+    "TypeOK",
+    "NoSharedBlock",
+    "NoFreeAndHeld",
+    "NoDoubleFree",
+    "WritesOnlyIntoOwnedBlocks",
+    "NoReadDuringWrite",
+    "HandedDataIsSource",
+    "AtMostOneResumePerRound",
+]
+LIVENESS = [
+    "EveryRequestEnds",
+    "BlocksEventuallyFree",
+    "NoWaitForUnrequestedRound",
+    "SenderRoomsClose",
+]
+
+# The engine's defaults, scaled down: one block per init, all remaining
+# tokens per resume, FIFO reuse, the sender's barrier on, no faults.
+BASE = dict(
+    NReq=2, NSess=1, Total=(3, 2), BlockSize=1, NBlocks=3, InitTokens=1, Cap=0,
+    Order="fifo", ResumeOrder="alloc_first", Barrier=True, Faults=(),
+)
+
+ENGINE_ORDER = {  # how each design orders the resume step in the engine
+    "flag": "free_first", "indices": "free_first", "sent_tokens": "free_first",
+    "cached_sent": "free_first", "once": "alloc_first", "corrected": "alloc_first",
+}
+
+COMMIT = {
+    "flag": "d1bceb411", "indices": "7a7a71977", "sent_tokens": "caff70bd5",
+    "cached_sent": "2141e0842", "once": "cca20b094", "corrected": "none (our design)",
+}
+
+
+def model(name, variant, set_="quick", expected="success", why=None,
+          invariants=None, properties=None, **constants):
+    """One model: `expected` is "success", ("safety", Inv) or ("liveness", Prop).
+
+    A model expected to fail checks only what it needs to show its bug: the
+    expected liveness property alone (TLC does not say which temporal
+    property failed), and by default every safety invariant, so that a
+    design fails with the first hazard it reaches.
+    """
+    c = dict(BASE)
+    c["ResumeOrder"] = ENGINE_ORDER[variant]
+    c.update(constants)
+    c["Variant"] = variant
+    if expected == "success":
+        invariants = invariants or SAFETY
+        properties = properties if properties is not None else LIVENESS
+    elif expected[0] == "safety":
+        invariants = invariants or SAFETY
+        properties = properties or []
+    else:
+        invariants = invariants or SAFETY
+        properties = properties or [expected[1]]
+    return dict(name=name, variant=variant, set=set_, expected=expected, why=why,
+                invariants=invariants, properties=properties, constants=c)
+
+
+WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
+ALL_FAULTS = ("write_error", "heartbeat", "abort")
+
+MODELS = [
+    # ---- d1bceb411: resume_triggered flag ----------------------------------
+    model("flag_double_free", "flag", expected=("safety", "NoDoubleFree"), NBlocks=2,
+          why="Free-first resume: the old block is freed, the allocation returns None, and "
+              "the failure path frees embedding_indices, still the old block, a second time."),
+    model("flag_capped_hang", "flag", expected=("liveness", "NoWaitForUnrequestedRound"),
+          NReq=1, Total=(3,), Cap=1,
+          why="With three rounds the flag, set by the first resume, stops the second: the "
+              "receiver waits for data while the sender waits for a resume."),
+    # ---- 7a7a71977: last_resume_indices -------------------------------------
+    model("indices_double_free", "indices", expected=("safety", "NoDoubleFree"), NBlocks=2,
+          why="Same free-first failure path as the flag design: the old blocks are freed twice."),
+    model("indices_capped_hang", "indices", expected=("liveness", "NoWaitForUnrequestedRound"),
+          NReq=1, Total=(3,), Cap=1,
+          why="last_resume_indices is set to the new allocation, which is exactly the current "
+              "block list, so every later Transferring poll looks already handled."),
+    # ---- caff70bd5: sent_tokens read from the buffer -----------------------
+    model("sent_tokens_read_during_write", "sent_tokens",
+          expected=("safety", "NoReadDuringWrite"),
+          why="Every Transferring poll reads the current blocks, also while the resumed "
+              "round's writes into them are in flight."),
+    model("sent_tokens_double_resume", "sent_tokens",
+          expected=("safety", "AtMostOneResumePerRound"), invariants=WITHOUT_READ,
+          Cap=1, Order="lifo",
+          why="LIFO hands back the block just freed; its aux row still says the total, so "
+              "the next poll counts a token that was never sent and resumes the same round "
+              "again."),
+    model("sent_tokens_corruption", "sent_tokens",
+          expected=("safety", "HandedDataIsSource"),
+          invariants=[i for i in WITHOUT_READ if i != "AtMostOneResumePerRound"],
+          Cap=1, Order="lifo",
+          why="The second resume of one round carries an offset one token too far; the sender "
+              "obeys, a token is never sent, and prefill gets the wrong embedding."),
+    # ---- 2141e0842: cached partial_sent_tokens -----------------------------
+    model("cached_sent_capped_hang", "cached_sent",
+          expected=("liveness", "NoWaitForUnrequestedRound"), NReq=1, Total=(3,), Cap=1,
+          why="After the first resume the key is the cached offset, equal to the last resume's, "
+              "so a second partial round is never answered."),
+    # ---- cca20b094: mainline, resume only if nothing is cached --------------
+    model("once_engine", "once",
+          why=None),
+    model("once_capped_hang", "once", expected=("liveness", "NoWaitForUnrequestedRound"),
+          NReq=1, Total=(3,), Cap=1,
+          why="At most one resume: with a capped allocation the third round is never asked for."),
+    model("once_pool_deadlock", "once", expected=("liveness", "EveryRequestEnds"), NBlocks=2,
+          why="Both requests hold one block and need more; allocate-first keeps the old block "
+              "while it retries, so neither allocation can ever succeed."),
+    model("once_abort", "once", expected=("safety", "WritesOnlyIntoOwnedBlocks"),
+          NReq=1, Total=(3,), Faults=("abort",),
+          why="An abort frees the blocks locally and tells nobody: the sender's writes still "
+              "target them."),
+    model("once_heartbeat_resurrects", "once", expected=("liveness", "EveryRequestEnds"),
+          NReq=1, Total=(3,), Faults=("heartbeat",),
+          why="Heartbeat loss sets Failed, then a Transferring status still in flight raises it "
+              "again (max(Failed, Transferring)); the receiver resumes towards a dead sender and "
+              "waits forever."),
+    model("once_no_barrier", "once", expected=("safety", "WritesOnlyIntoOwnedBlocks"),
+          NReq=1, NSess=2, Total=(3,), Cap=1, Barrier=False,
+          why="Without the barrier the first session's resume starts a round for both; the "
+              "second session's destination is the block list it already freed."),
+    # ---- corrected design --------------------------------------------------
+    model("corrected_fifo", "corrected"),
+    model("corrected_capped_lifo", "corrected", Cap=1, Order="lifo"),
+    model("corrected_any", "corrected", Order="any"),
+    model("corrected_pool_pressure", "corrected", NBlocks=2),
+    model("corrected_faults", "corrected", NReq=1, Total=(3,), Cap=1, Faults=ALL_FAULTS),
+    model("corrected_two_sessions", "corrected", NReq=1, NSess=2, Total=(3,), Cap=1),
+    # ---- deep set ------------------------------------------------------------
+    model("corrected_deep_faults", "corrected", set_="deep", Cap=1, Faults=ALL_FAULTS),
+    model("corrected_deep_sessions_any", "corrected", set_="deep", NSess=2, Cap=1,
+          Order="any", Total=(3, 2)),
+    model("corrected_deep_sessions_faults", "corrected", set_="deep", NReq=1, NSess=2,
+          Total=(4,), Cap=1, Order="any", Faults=ALL_FAULTS),
+    model("corrected_deep_blocksize2", "corrected", set_="deep", BlockSize=2, NBlocks=3,
+          Total=(5, 3), InitTokens=2, Cap=1, Order="lifo"),
+    model("corrected_deep_three_requests", "corrected", set_="deep", NReq=3,
+          Total=(3, 2, 2), NBlocks=3, Cap=1),
+    model("once_deep_engine_any", "once", set_="deep", Order="any"),
+    model("once_deep_engine_lifo_sessions", "once", set_="deep", NSess=2, Order="lifo"),
+    model("flag_deep_engine_any", "flag", set_="deep", Order="any", NBlocks=4,
+          why=None),
+    model("sent_tokens_deep_blocksize2", "sent_tokens", set_="deep",
+          expected=("safety", "NoReadDuringWrite"), BlockSize=2, Total=(5, 3), InitTokens=2,
+          why="With two-token blocks the stale read shows the same way: the poll reads blocks "
+              "that the resumed round is writing."),
+]
+
+
+def tla_value(v):
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, tuple) and all(isinstance(x, int) for x in v):
+        return "<<" + ", ".join(str(x) for x in v) + ">>"
+    if isinstance(v, tuple):
+        return "{" + ", ".join(tla_value(x) for x in v) + "}"
+    raise TypeError(v)
+
+
+def summary(c):
+    order = ["NReq", "NSess", "Total", "BlockSize", "NBlocks", "InitTokens", "Cap",
+             "Order", "ResumeOrder", "Barrier", "Faults"]
+    parts = []
+    for k in order:
+        v = c[k]
+        if k == "Faults":
+            v = "{" + ",".join(v) + "}"
+        elif isinstance(v, tuple):
+            v = tla_value(v)
+        parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def write_model(m):
+    c = m["constants"]
+    module = f"MC_{m['name']}"
+    (HERE / f"{module}.tla").write_text(
+        f"---- MODULE {module} ----\n"
+        f"\\* Generated by spec/models/generate.py; edit the table there.\n"
+        f"EXTENDS ResumeProtocol\n"
+        f"MCTotal == {tla_value(tuple(c['Total']))}\n"
+        f"MCFaults == {tla_value(tuple(c['Faults'])) if c['Faults'] else '{}'}\n"
+        f"====\n"
+    )
+    lines = ["\\* Generated by spec/models/generate.py; edit the table there.", "CONSTANTS"]
+    for k in ["NReq", "NSess", "BlockSize", "NBlocks", "InitTokens", "Cap", "Order",
+              "Variant", "ResumeOrder", "Barrier"]:
+        lines.append(f"  {k} = {tla_value(c[k])}")
+    lines += ["  Total <- MCTotal", "  Faults <- MCFaults", "SPECIFICATION Spec"]
+    lines.append("INVARIANT " + " ".join(m["invariants"]))
+    if m["properties"]:
+        lines.append("PROPERTY " + " ".join(m["properties"]))
+    (HERE / f"{module}.cfg").write_text("\n".join(lines) + "\n")
+    return module
+
+
+def manifest_entry(m, old):
+    module = f"MC_{m['name']}"
+    exp = m["expected"]
+    expected = exp if exp == "success" else {exp[0]: exp[1]}
+    entry = {
+        "name": m["name"],
+        "module": f"models/{module}.tla",
+        "cfg": f"models/{module}.cfg",
+        "variant": m["variant"],
+        "constants": summary(m["constants"]),
+        "set": m["set"],
+        "mode": "bfs",
+        "check_deadlock": False,
+        "expected": expected,
+        "distinct_states": None,
+        "depth": None,
+        "runtime_s": None,
+    }
+    if m["why"]:
+        entry["why"] = m["why"]
+    entry["notes"] = (f"engine commit {COMMIT[m['variant']]}; checks "
+                      + " ".join(m["invariants"] + m["properties"]))
+    if old and all(old.get(k) == entry[k] for k in ("constants", "notes", "expected")):
+        for k in ("distinct_states", "depth", "runtime_s"):
+            entry[k] = old.get(k)
+    return entry
+
+
+def main() -> int:
+    names = [m["name"] for m in MODELS]
+    assert len(names) == len(set(names)), "duplicate model names"
+    for old_file in HERE.glob("MC_*"):
+        if old_file.stem[3:] not in names:
+            old_file.unlink()
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"format": 1}
+    old = {e["name"]: e for e in manifest.get("models", [])}
+    entries = []
+    for m in MODELS:
+        write_model(m)
+        entries.append(manifest_entry(m, old.get(m["name"])))
+    manifest["format"] = manifest.get("format", 1)
+    manifest["models"] = entries
+    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {len(MODELS)} models and {MANIFEST.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
