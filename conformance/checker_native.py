@@ -909,7 +909,7 @@ class NativeChecker:
                              f"{phase}" + (" and this session's round already started"
                                            if tx.started else ""),
                              "a round starts after init, or after the last round ended partial")
-        if not tx.ready:
+        if not tx.ready and not self._starts_without_barrier(req, phase):
             raise step_error(f"the sender started a round of req {req} for session {s} "
                              f"without a new init or resume from it",
                              "a resume_recv for this session first")
@@ -949,6 +949,18 @@ class NativeChecker:
         tx.ended = False
         tx.ready = False
         tx.dst_written = list(dst)
+
+    def _starts_without_barrier(self, req: int, phase: str | None) -> bool:
+        """Without the barrier (config barrier=false), the spec's SenderStartRound
+        starts a resumed round as soon as one session resumed, and writes every
+        session of the room from whatever offset and blocks it last had."""
+        st = self.state
+        if st.config.barrier is not False:
+            return False
+        if phase == "writing":
+            return True
+        return phase == "await" and any(st.tx_session[(req, o)].ready
+                                        for o in st.tx_sessions.get(req, ()))
 
     def on_round_end(self, ev: dict) -> None:
         st = self.state

@@ -121,6 +121,9 @@ def check_group(files: list[str], args) -> tuple[Verdict, dict]:
     if args.checker == "tlc":
         return tlc, extra
     extra["tlc"] = tlc.to_json()
+    if tlc.verdict == "error":            # TLC could not judge: say so, no comparison
+        extra["native"] = native.to_json()
+        return tlc, extra
     if tlc.verdict != native.verdict:
         d = Verdict("disagree", checker="both",
                     message=f"native says {native.verdict}, TLC says {tlc.verdict}",
@@ -138,7 +141,7 @@ def text_report(name: str, v: Verdict) -> str:
     if v.verdict == "conforms":
         return f"{head} ({v.events:,} events, {v.seconds:.2f}s, {v.checker})"
     out = []
-    if v.verdict == "malformed":
+    if v.verdict in ("malformed", "error"):
         return f"{head}: {v.message}"
     where = f" at {v.file}:{v.line}" if v.line is not None else ""
     prop = f" {v.prop}" if v.prop else ""

@@ -20,13 +20,13 @@ HERE = Path(__file__).parent
 class T:
     """A trace under construction: numbers events per process."""
 
-    def __init__(self, block_size=2, nblocks=4, nsess=1, variant="once", config=True):
+    def __init__(self, block_size=2, nblocks=4, nsess=1, variant="once", config=True, cap=0):
         self.events = []
         self.seq = {}
         if config:
             for p in ["encode"] + [f"language/{s}" for s in range(1, nsess + 1)]:
                 self.emit(p, "config", block_size=block_size, nblocks=nblocks, nsess=nsess,
-                          variant=variant)
+                          variant=variant, cap=cap)
 
     def emit(self, proc, event, **f):
         n = self.seq.get(proc, 0)
@@ -345,7 +345,7 @@ def _():
     """Mainline's hang: the resume allocation is capped at one block, so the second
     round ends partial too; the receiver resumed once already and waits, the sender
     waits for a resume."""
-    t = T(nblocks=6)
+    t = T(nblocks=6, cap=1)
     t.init(1, [0]).init_recv(1, [0])
     t.round(1, 0, 2, 5, [0])
     t.L("status_recv", req=1, session=1, status="Transferring")
