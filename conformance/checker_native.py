@@ -287,6 +287,7 @@ class NativeChecker:
         self._token = 0
         self.verdict: Verdict | None = None
         self.recent: deque = deque(maxlen=RECENT)
+        self._remember = self.recent.append
         self.late: list = []                 # bounded-response obligations missed
         self._handlers = {name: getattr(self, "on_" + name) for name in (
             "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
@@ -306,7 +307,7 @@ class NativeChecker:
         if ev["seq"] != want:
             self._bad_seq(line, ev, want, file)
         next_seq[proc] = want + 1
-        self.recent.append((line, file, ev))
+        self._remember((line, file, ev))
         try:
             self._handlers[ev["event"]](ev)
             if self.deadlines and self.deadlines[0][0] < self.count:
@@ -469,8 +470,14 @@ class NativeChecker:
         self._close_partial(req)
         st.finished.add(req)
 
+    _ranks: dict = {}   # proc -> rank, shared cache ("language/3" -> 3)
+
     def _rank(self, ev: dict) -> int:
-        return int(ev["proc"][9:])
+        proc = ev["proc"]
+        rank = self._ranks.get(proc)
+        if rank is None:
+            rank = self._ranks[proc] = int(proc[9:])
+        return rank
 
     def _same_rank(self, ev: dict, s: int, what: str) -> None:
         rank = self._rank(ev)

@@ -1,0 +1,129 @@
+"""Benchmark of the conformance checkers: ``python -m bench conformance [--full]``.
+
+Measured side by side in one run:
+1. events/s of the native checker, end to end (file -> verdict, parsing
+   included) and the checker alone, on generated valid traces of growing
+   length; the time per event should not grow with the length (linear time).
+2. peak memory (tracemalloc) of the checker against trace length: bounded by
+   the requests in flight, not by the trace.
+3. native vs TLC on the same short traces (TLC: trace validation, both runs,
+   JVM start included; and TLC's own "Finished in" time).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from resumespec.conformance import synth
+from resumespec.conformance.checker_native import NativeChecker, check_native
+from resumespec.conformance.trace import read_trace
+
+TARGET_EVENTS_PER_S = 200_000
+TARGET_TLC_RATIO = 1000
+
+
+def _trace(folder: Path, nreq: int, **kw) -> tuple[Path, int]:
+    path = folder / f"t{nreq}.jsonl"
+    n = synth.write(path, synth.generate(nreq, **kw))
+    return path, n
+
+
+def bench_throughput(folder: Path, sizes: list[int]) -> list[dict]:
+    print("1. native checker throughput (generated valid runs, 2 sessions, 8 requests in flight)")
+    print(f"   {'events':>10} {'MB':>7} {'end-to-end ev/s':>16} {'cpu ev/s':>10} "
+          f"{'checker-only ev/s':>18} {'us/event':>9}")
+    rows = []
+    for nreq in sizes:
+        path, n = _trace(folder, nreq, nsess=2, seed=1, max_total=40, nblocks=64, concurrent=8)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        v = check_native([str(path)])
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        assert v.verdict == "conforms", v.message
+        events = [e for _, e in read_trace(path)]
+        c = NativeChecker()
+        t0 = time.process_time()
+        for i, e in enumerate(events, 1):
+            c.feed(i, e)
+        only = time.process_time() - t0
+        del events
+        row = {"events": n, "mb": path.stat().st_size / 1e6, "e2e": n / wall, "cpu": n / cpu,
+               "checker": n / only, "us": 1e6 * wall / n}
+        rows.append(row)
+        print(f"   {n:>10,} {row['mb']:>7.1f} {row['e2e']:>16,.0f} {row['cpu']:>10,.0f} "
+              f"{row['checker']:>18,.0f} {row['us']:>9.2f}")
+        path.unlink()
+    first, last = rows[0], rows[-1]
+    growth = first["cpu"] / last["cpu"]
+    print(f"   length x{last['events'] / first['events']:.0f} -> CPU time per event "
+          f"x{growth:.2f} (1.00 = linear time; wall-clock figures move with machine load)")
+    best = max(r["e2e"] for r in rows)
+    print(f"   end-to-end vs target {TARGET_EVENTS_PER_S:,} ev/s: ratio {best / TARGET_EVENTS_PER_S:.2f} "
+          f"({'met' if best >= TARGET_EVENTS_PER_S else 'NOT met'} on this machine)")
+    return rows
+
+
+def bench_memory(sizes: list[int]) -> None:
+    print("2. peak memory of the checker (tracemalloc; events generated on the fly)")
+    print(f"   {'events':>10} {'peak KiB':>10} {'live state entries at end':>26}")
+    peaks = []
+    for nreq in sizes:
+        c = NativeChecker()
+        tracemalloc.start()
+        n = 0
+        for n, e in enumerate(synth.generate(nreq, nsess=2, seed=2, concurrent=8,
+                                             nblocks=64, max_total=40), 1):
+            c.feed(n, e)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        st = c.state
+        live = len(st.owner) + len(st.inflight) + len(st.rx_phase) + len(st.tx_session)
+        peaks.append((n, peak))
+        print(f"   {n:>10,} {peak / 1024:>10,.0f} {live:>26,}")
+    (n0, p0), (n1, p1) = peaks[0], peaks[-1]
+    print(f"   length x{n1 / n0:.0f} -> peak memory x{p1 / p0:.2f} "
+          f"(includes the generator; grows only with the set of finished request ids)")
+
+
+def bench_vs_tlc(folder: Path, sizes: list[int]) -> None:
+    from resumespec.conformance.tlc_trace import check_tlc
+
+    print("3. native vs TLC trace validation on the same trace (1 session)")
+    print(f"   {'events':>7} {'native s':>10} {'TLC s':>8} {'ratio':>10} {'verdicts':>22}")
+    worst = None
+    for nreq in sizes:
+        path, n = _trace(folder, nreq, nsess=1, seed=3, max_total=6, block_size=2,
+                         nblocks=8, concurrent=1)
+        t0 = time.perf_counter()
+        native = check_native([str(path)])
+        tn = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tlc = check_tlc([str(path)], timeout=600)
+        tt = time.perf_counter() - t0
+        ratio = tt / tn
+        worst = ratio if worst is None else min(worst, ratio)
+        print(f"   {n:>7,} {tn:>10.4f} {tt:>8.2f} {ratio:>10,.0f} "
+              f"{native.verdict + '/' + tlc.verdict:>22}")
+    print(f"   native is at least {worst:,.0f}x faster than TLC "
+          f"(target {TARGET_TLC_RATIO}x: {'met' if worst >= TARGET_TLC_RATIO else 'NOT met'})")
+
+
+def main(argv: list[str]) -> int:
+    full = "--full" in argv
+    quick = "--quick" in argv
+    sizes = [1_000, 4_000, 16_000] if quick else [2_000, 8_000, 32_000]
+    if full:
+        sizes.append(128_000)
+    with tempfile.TemporaryDirectory(prefix="bench-conformance-") as tmp:
+        folder = Path(tmp)
+        bench_throughput(folder, sizes)
+        bench_memory([s // 8 for s in sizes])
+        bench_vs_tlc(folder, [2, 6] if quick else [2, 8, 20])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
