@@ -8,7 +8,8 @@
 #   --dry-run   run the same steps on the CPU with small sizes (checks the
 #               script itself on a machine without a GPU)
 # Environment: PY (python with torch; default .venv/bin/python, else python3),
-#              OUT (folder for the JSON results; default /tmp).
+#              OUT (folder for the JSON results; default /tmp),
+#              FORCE_SHIM=1 (use the symlink package map even where installed).
 # Exit: 0 all passed and the target met; 1 a test failed; 4 target missed;
 #       3 no CUDA device (without --dry-run).
 set -euo pipefail
@@ -24,20 +25,26 @@ done
 
 PY=${PY:-}
 if [ -z "$PY" ]; then
-  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+  if [ -x .venv/bin/python ]; then PY=$PWD/.venv/bin/python; else PY=python3; fi
 fi
 OUT=${OUT:-/tmp}
 mkdir -p "$OUT"
 
 # Without an installed package, map the resumespec namespace onto the
-# folders (pyproject's package-dir) through a folder of symlinks.
-if ! "$PY" -c "import resumespec.reference" 2>/dev/null; then
+# folders (pyproject's package-dir) through a folder of symlinks, and run
+# from there (python puts the current folder first on sys.path, and the
+# repository root holds a resumespec/ without the parts).
+ROOT=$PWD
+RUN_DIR=$ROOT
+if [ "${FORCE_SHIM:-0}" = 1 ] || ! (cd /tmp && "$PY" -c "import resumespec.reference") 2>/dev/null; then
   SHIM=$(mktemp -d)
   mkdir -p "$SHIM/resumespec"
-  for f in resumespec/*.py; do ln -s "$PWD/$f" "$SHIM/resumespec/"; done
-  for part in spec reference conformance; do ln -s "$PWD/$part" "$SHIM/resumespec/$part"; done
-  export PYTHONPATH="$SHIM:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  for f in resumespec/*.py; do ln -s "$ROOT/$f" "$SHIM/resumespec/"; done
+  for part in spec reference conformance; do ln -s "$ROOT/$part" "$SHIM/resumespec/$part"; done
+  export PYTHONPATH="$SHIM:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+  RUN_DIR=$SHIM
 fi
+cd "$RUN_DIR"
 
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu; SIZE=(--quick); TARGET=0.90
@@ -51,7 +58,7 @@ else
 fi
 
 echo "== reference tests on $DEVICE" >&2
-if ! timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/test_reference.py tests/test_reference_parts.py; then
+if ! timeout 300 "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_reference.py" "$ROOT/tests/test_reference_parts.py"; then
   echo "gpu_reference.sh: reference tests failed on $DEVICE" >&2
   exit 1
 fi

@@ -81,17 +81,30 @@ class BlockBuffers:
         # only meaningful when the pool stays on the CPU while a GPU exists.
         pin = bool(pin and device.type == "cpu" and torch.cuda.is_available())
         kw = dict(device=device, pin_memory=pin) if pin else dict(device=device)
+        # One byte row per block, holding its four areas one after the other
+        # (each 8-byte aligned): a full block's write is then one copy. The
+        # areas are typed views, shaped as the engine's buffers.
+        def pad8(n: int) -> int:
+            return -(-n // 8) * 8
+        e_bytes = block_size * hidden * 2
+        f_bytes = block_size * 4
+        m_bytes = 3 * block_size * 4
+        self._f_off = pad8(e_bytes)
+        self._m_off = self._f_off + pad8(f_bytes)
+        self._a_off = self._m_off + pad8(m_bytes)
+        self.row_bytes = self._a_off + AUX_SLOTS * 4
         # empty + zero_ (not zeros): the pages are touched now, as a registered
         # transfer buffer's are, not on the first write of a run.
-        self.embeddings = torch.empty(num_blocks, block_size, hidden, dtype=torch.bfloat16, **kw).zero_()
-        self.fill_ids = torch.empty(num_blocks, block_size, dtype=torch.int32, **kw).zero_()
-        self.mrope = torch.empty(num_blocks, 3, block_size, dtype=torch.int32, **kw).zero_()
-        self.aux = torch.empty(num_blocks, AUX_SLOTS, dtype=torch.int32, **kw).zero_()
+        self.rows = torch.empty(num_blocks, self.row_bytes, dtype=torch.uint8, **kw).zero_()
+        r = self.rows
+        self.embeddings = r[:, :e_bytes].view(torch.bfloat16).unflatten(1, (block_size, hidden))
+        self.fill_ids = r[:, self._f_off:self._f_off + f_bytes].view(torch.int32)
+        self.mrope = r[:, self._m_off:self._m_off + m_bytes].view(torch.int32).unflatten(1, (3, block_size))
+        self.aux = r[:, self._a_off:].view(torch.int32)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size()
-                   for t in (self.embeddings, self.fill_ids, self.mrope, self.aux))
+        return self.rows.numel()
 
     # -- writes ---------------------------------------------------------
     def load(self, block: int, embeddings: torch.Tensor, fill_ids: torch.Tensor,
@@ -110,6 +123,11 @@ class BlockBuffers:
                         tokens: int, with_aux: bool) -> None:
         """One data write: the first ``tokens`` slots of a source block land in
         a destination block (plus the aux row when the sender writes it)."""
+        if tokens == self.block_size and src.row_bytes == self.row_bytes:
+            # a full block: its areas are one byte range (the aux row last)
+            end = self.row_bytes if with_aux else self._a_off
+            copy_bytes(self.rows[dst_block, :end], src.rows[src_block, :end])
+            return
         copy_bytes(self.embeddings[dst_block, :tokens], src.embeddings[src_block, :tokens])
         copy_bytes(self.fill_ids[dst_block, :tokens], src.fill_ids[src_block, :tokens])
         copy_bytes(self.mrope[dst_block, :, :tokens], src.mrope[src_block, :, :tokens])

@@ -104,7 +104,9 @@ class World:
                                  resume_order=cfg.effective_resume_order(),
                                  on_handoff=self._on_handoff)
         self.handed: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self.write_seconds = 0.0
+        self._write_seconds = 0.0
+        self.landed: list = []  # every write that landed, in order
+        self._write_events: list = []
         next_block = 0
         for req, total in enumerate(cfg.tokens, start=1):
             emb, ids, mrope = make_source_embedding(req, total, cfg.hidden, self.device, cfg.seed)
@@ -153,6 +155,15 @@ class World:
         for (req, session), handed in sorted(self.handed.items()):
             check_handoff(req, session, handed, self.source_of(req))
 
+    @property
+    def write_seconds(self) -> float:
+        """Time spent landing writes (``time_writes``): wall time on CPU,
+        device time between CUDA events on a GPU."""
+        if self._write_events:
+            synchronize(self.device)
+            return self._write_seconds + sum(a.elapsed_time(b) for a, b in self._write_events) / 1e3
+        return self._write_seconds
+
     def drop_writes(self, req: int) -> None:
         for w in self.transport.drop_writes(req):
             self.checkers[w.session].on_write_gone(w.dst_block)
@@ -163,14 +174,23 @@ class World:
         checker = self.checkers[session]
         checker.on_write_gone(w.dst_block)
         checker.on_write_land(w.req, w.dst_block)
-        if self.cfg.time_writes:
-            synchronize(self.device)
+        self.landed.append(w)
+        if not self.cfg.time_writes:
+            self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
+                                                w.tokens, w.with_aux)
+        elif self.device.type == "cuda":
+            # device time of the write, not the launch: CUDA events around it
+            start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+            start.record()
+            self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
+                                                w.tokens, w.with_aux)
+            end.record()
+            self._write_events.append((start, end))
+        else:
             t0 = time.perf_counter()
-        self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
-                                            w.tokens, w.with_aux)
-        if self.cfg.time_writes:
-            synchronize(self.device)
-            self.write_seconds += time.perf_counter() - t0
+            self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
+                                                w.tokens, w.with_aux)
+            self._write_seconds += time.perf_counter() - t0
         self.bytes_landed += w.tokens * (self.cfg.hidden * 2 + 4 + 12)
 
     # -- what may happen now ---------------------------------------------------

@@ -64,8 +64,11 @@ def test_gather_takes_length_from_aux_and_blocks_are_never_cleared():
     assert g.aux_total == 5 and g.tokens == 5
     assert torch.equal(g.fill_ids, ids) and torch.equal(g.mrope, mrope)
     assert torch.equal(g.embeddings.view(torch.int16), emb.view(torch.int16))
-    # a later reader of block 2 sees the stale total
+    # a later reader of block 2 sees the stale total, also after a full-block
+    # write that does not carry the aux row
+    dst.copy_block_from(src, 1, 2, 2, with_aux=False)
     assert dst.gather([2, 0]).aux_total == 5 and dst.gather([2, 0]).tokens == 4
+    assert torch.equal(dst.fill_ids[2], ids[2:4])
 
 
 # -- checks --------------------------------------------------------------------------
