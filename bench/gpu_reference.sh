@@ -9,6 +9,7 @@
 #               script itself on a machine without a GPU)
 # Environment: PY (python with torch; default .venv/bin/python, else python3),
 #              OUT (folder for the JSON results; default /tmp),
+#              BENCH_ARGS (more flags for the benchmark, e.g. "--block-size=4096 --pool=2"),
 #              FORCE_SHIM=1 (use the symlink package map even where installed).
 # Exit: 0 all passed and the target met; 1 a test failed; 4 target missed;
 #       3 no CUDA device (without --dry-run).
@@ -64,7 +65,7 @@ if ! timeout 300 "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_refere
 fi
 
 echo "== bench reference on $DEVICE" >&2
-timeout 240 "$PY" -m bench reference --device="$DEVICE" "${SIZE[@]}" --json > "$OUT/bench_reference_$DEVICE.json"
+timeout 240 "$PY" -m bench reference --device="$DEVICE" "${SIZE[@]}" ${BENCH_ARGS:-} --json > "$OUT/bench_reference_$DEVICE.json"
 cat "$OUT/bench_reference_$DEVICE.json"
 "$PY" - "$OUT/bench_reference_$DEVICE.json" "$TARGET" <<'PYEOF'
 import json, sys

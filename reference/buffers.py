@@ -101,6 +101,9 @@ class BlockBuffers:
         self.fill_ids = r[:, self._f_off:self._f_off + f_bytes].view(torch.int32)
         self.mrope = r[:, self._m_off:self._m_off + m_bytes].view(torch.int32).unflatten(1, (3, block_size))
         self.aux = r[:, self._a_off:].view(torch.int32)
+        # the rows as 8-byte words: a full block's write is one slice copy
+        self._words = r.view(torch.int64)
+        self._words_no_aux = self._a_off // 8
 
     @property
     def nbytes(self) -> int:
@@ -125,8 +128,11 @@ class BlockBuffers:
         a destination block (plus the aux row when the sender writes it)."""
         if tokens == self.block_size and src.row_bytes == self.row_bytes:
             # a full block: its areas are one byte range (the aux row last)
-            end = self.row_bytes if with_aux else self._a_off
-            copy_bytes(self.rows[dst_block, :end], src.rows[src_block, :end])
+            if with_aux:
+                self._words[dst_block].copy_(src._words[src_block], non_blocking=True)
+            else:
+                end = self._words_no_aux
+                self._words[dst_block, :end].copy_(src._words[src_block, :end], non_blocking=True)
             return
         copy_bytes(self.embeddings[dst_block, :tokens], src.embeddings[src_block, :tokens])
         copy_bytes(self.fill_ids[dst_block, :tokens], src.fill_ids[src_block, :tokens])
