@@ -4,6 +4,7 @@ Each part of the project registers its own subcommands:
     check, counterexample   -> resumespec.spec.cli
     simulate                -> resumespec.reference.cli
     conform                 -> resumespec.conformance.cli
+    report                  -> resumespec.report.cli
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         conformance_cli = None
     if conformance_cli is not None:
         conformance_cli.register(sub)
+    from resumespec.report import cli as report_cli
+
+    report_cli.register(sub)
     return parser
 
 
