@@ -94,7 +94,7 @@ def _svg(t: Timeline, lay: _Layout) -> str:
         cls = "row"
         if t.loop_to is not None and step.index >= t.loop_to:
             cls += " in-loop"
-        if step.index == t.finding.step and t.finding.prop:
+        if step.index == t.finding.step:
             cls += " highlight"
         elif step.index % 2:
             cls += " odd"
@@ -358,7 +358,7 @@ def render_html(t: Timeline) -> str:
         cls = "step"
         if t.loop_to is not None and step.index >= t.loop_to:
             cls += " in-loop"
-        if step.index == f.step and f.prop:
+        if step.index == f.step:
             cls += " highlight"
         if step.tone == "after":
             cls += " after"
@@ -374,7 +374,7 @@ def render_html(t: Timeline) -> str:
     out.append(_details(t))
     out.append('<details class="all"><summary>The story as text</summary><pre class="text">'
                + esc("\n".join(story_lines(t))) + '</pre></details>')
-    data = {"kind": t.kind, "steps": len(t.steps), "highlight": f.step if f.prop else None,
+    data = {"kind": t.kind, "steps": len(t.steps), "highlight": f.step,
             "verdict": f.verdict, "property": f.prop, "loop_to": t.loop_to, "stuttering": t.stuttering}
     out.append('<script type="application/json" id="report-data">'
                + json.dumps(data).replace("</", "<\\/") + '</script>')

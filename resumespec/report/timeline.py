@@ -196,7 +196,7 @@ def story_lines(t: Timeline) -> list[str]:
     for s in t.steps:
         if s.index == 0:
             continue
-        mark = "  <== " + t.finding.prop if (t.finding.step == s.index and t.finding.prop) else ""
+        mark = "  <== " + (t.finding.prop or t.finding.verdict) if t.finding.step == s.index else ""
         loop = "  (loop starts here)" if t.loop_to == s.index else ""
         out.append(f"{s.index}. {s.sentence}{loop}{mark}")
         if mark and t.kind == "trace" and s.index != t.steps[-1].index:

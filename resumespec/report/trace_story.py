@@ -254,27 +254,33 @@ def timeline_from_trace(files: list[str], verdict: Verdict, *, title: str = "",
     first = 1
     if len(events) > max_steps:
         centre = hl_index or 1
-        first = max(1, min(centre - max_steps + 40, len(events) - max_steps + 1))
+        after = max_steps // 8          # events shown after the highlighted one
+        first = max(1, min(centre - (max_steps - after) + 1, len(events) - max_steps + 1))
     last = min(len(events), first + max_steps - 1)
     if first > 1 or last < len(events):
-        t.notes.append(f"(showing events {first}..{last} of {len(events)})")
+        t.notes.append(f"(showing events {first}..{last} of {len(events)}: step k is event k+{first - 1})")
 
     pools = _Pools(config.get("nblocks"), config.get("block_size"))
     pending: dict[tuple, list[Arrow]] = {}
     rounds: dict[tuple, Arrow] = {}
     prev_cells: dict[str, list[BlockCell]] = {}
-    for i in range(0, last + 1):
-        if i == 0:
-            cells = {f"pool{k}": pools.cells(k, None) for k in ranks}
-            t.steps.append(Step(0, "start", "Start of the trace." + (" Every block is free." if config.get("nblocks")
-                                                                     else ""), pools=cells))
-            prev_cells = cells
-            continue
+    if first == 1:
+        cells = {f"pool{k}": pools.cells(k, None) for k in ranks}
+        t.steps.append(Step(0, "start", "Start of the trace." + (" Every block is free." if config.get("nblocks")
+                                                                 else ""), pools=cells))
+        prev_cells = cells
+    for i in range(1, last + 1):
         path, line, ev = events[i - 1]
         pools.apply(ev)
-        if i < first:
+        if i < first - 1:
             continue
-        row = i - first + 1 if first > 1 else i
+        if i == first - 1:
+            cells = {f"pool{k}": pools.cells(k, None) for k in ranks}
+            t.steps.append(Step(0, "skipped", f"Events 1..{i} are not drawn; the pools as they stand after "
+                                              f"event {i} ({path}:{line}).", pools=cells))
+            prev_cells = cells
+            continue
+        row = i - first + 1        # step index in the drawing (= the event's number when nothing is cut)
         lane = _lane_of(ev["proc"])
         e = ev["event"]
         tone = "bad" if i == hl_index and verdict.verdict != "conforms" else "normal"
