@@ -85,6 +85,7 @@ class SessionState:
     last_resume_at: int = -1        # sent_tokens, cached_sent
     cached_round: int = 0           # corrected: last round copied out
     last_resumed_round: int = 0     # corrected: last round a resume was sent for
+    resumes: int = 0                # resumes sent on this session (AtMostOneResumePerRound)
 
 
 @dataclass
@@ -384,6 +385,7 @@ class Receiver:
         sess.last_resume_at = sent
         sess.last_resume_indices = list(new)
         sess.triggered = True
+        sess.resumes += 1
         rq.resumes += 1
         return "resume"
 
@@ -437,6 +439,7 @@ class Receiver:
             self._emit(s, "resume_sent", req=req, session=s, blocks=list(new[s]),
                        sent_tokens=infos[s].sent_tokens, allocated_tokens=allocated, round=k)
             sess.last_resumed_round = k
+            sess.resumes += 1
         rq.resumes += 1
         return {s: "resume" for s in rq.sessions}
 

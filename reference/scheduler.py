@@ -167,6 +167,7 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
         taken.append(choice)
         try:
             world.apply(choice)
+            world.check_state()
         except Violation as v:
             result = RunResult(v.kind, v.prop, f"step {len(taken)} {choice['step']}: {v.where}")
             break
@@ -191,7 +192,13 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
         else:
             receivers_ended = all(rq.phase in ("done", "failed")
                                   for rq in world.receiver.requests.values())
-            result = RunResult("hang", "SenderRoomsClose" if receivers_ended else "EveryRequestEnds",
+            if any(world.dead_wait(r) for r in world.receiver.requests):
+                prop = "NoWaitForUnrequestedRound"
+            elif receivers_ended:
+                prop = "SenderRoomsClose"
+            else:
+                prop = "EveryRequestEnds"
+            result = RunResult("hang", prop,
                                f"no progress after step {last_progress}: {world.stuck_report()}",
                                stalled_at=last_progress)
     result.steps = taken

@@ -49,6 +49,7 @@ class Room:
     state: str = "open"      # open | closed (Success/Failed sent) | dead (heartbeat)
     abort_pending: bool = False
     rounds_started: int = 0
+    partials: int = 0        # rounds that ended partial (the spec's txPartials)
 
 
 class Sender:
@@ -170,6 +171,8 @@ class Sender:
             room.state = "closed"
             return
         done = all(i.sent >= room.total for i in room.sessions.values())
+        if not done:
+            room.partials += 1
         self._send_status(room, SUCCESS if done else TRANSFERRING)
         if done:
             room.state = "closed"

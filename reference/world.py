@@ -16,7 +16,7 @@ import torch
 from . import faults as fault_steps
 from .allocator import BlockAllocator, blocks_for
 from .buffers import BlockBuffers, make_source_embedding
-from .checks import PoolChecker, Violation, check_handoff
+from .checks import PROPERTIES, PoolChecker, PropertyGate, Violation, check_handoff
 from .device import choose_device, synchronize
 from .receiver import ENGINE_RESUME_ORDER, HISTORICAL, Receiver
 from .sender import Sender
@@ -50,6 +50,7 @@ class Config:
     max_steps: int = 100_000
     verify_inline: bool = True        # check each handoff when it happens
     time_writes: bool = False         # measure the time spent landing writes
+    props: tuple[str, ...] | None = None  # safety properties that stop the run (None: all)
 
     def effective_resume_order(self) -> str:
         return self.resume_order or ENGINE_RESUME_ORDER[self.variant]
@@ -91,7 +92,8 @@ class World:
         self.pools = {s: BlockBuffers(cfg.pool, bs, cfg.hidden, self.device) for s in ranks}
         self.allocators = {s: BlockAllocator(cfg.pool, bs, cfg.order, seed=cfg.seed * 31 + s)
                            for s in ranks}
-        self.checkers = {s: PoolChecker(s, cfg.pool) for s in ranks}
+        self.gate = PropertyGate(cfg.props)
+        self.checkers = {s: PoolChecker(s, cfg.pool, self.gate) for s in ranks}
         # Source side: every request's embedding in the sender's own blocks.
         src_blocks_total = sum(blocks_for(t, bs) for t in cfg.tokens)
         self.source = BlockBuffers(src_blocks_total, bs, cfg.hidden, self.device)
@@ -142,7 +144,7 @@ class World:
     def _on_handoff(self, req, session, handed) -> None:
         self.handed[(req, session)] = handed
         if self.cfg.verify_inline:
-            check_handoff(req, session, handed, self.source_of(req))
+            check_handoff(req, session, handed, self.source_of(req), self.gate)
 
     def source_of(self, req: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The request's embedding, generated again from the seed (independent
@@ -153,7 +155,7 @@ class World:
     def verify_handed(self) -> None:
         """Check every handoff of the run (when ``verify_inline`` was off)."""
         for (req, session), handed in sorted(self.handed.items()):
-            check_handoff(req, session, handed, self.source_of(req))
+            check_handoff(req, session, handed, self.source_of(req), self.gate)
 
     @property
     def write_seconds(self) -> float:
@@ -286,6 +288,7 @@ class World:
         parts.append(tuple(sorted((s, tuple(ws)) for s, ws in net.wire.items())))
         parts.append(tuple((tuple(a.free_list), a.fail_next) for a in self.allocators.values()))
         parts.append(tuple(sorted(self.faults_left)))
+        parts.append(tuple((r, room.partials) for r, room in self.sender.rooms.items()))
         return repr(parts)
 
     def finished(self) -> bool:
@@ -311,6 +314,33 @@ class World:
         if self.transport.pending_writes():
             out.append(f"{len(self.transport.pending_writes())} write(s) never land")
         return "; ".join(out) or "no progress"
+
+    def check_state(self) -> None:
+        """Properties over the whole system, checked after every step."""
+        rx = self.receiver
+        for w in self.transport.pending_writes():
+            rq = rx.requests[w.req]
+            if rq.phase not in ("queued", "aborting") or w.dst_block not in rq.sessions[w.session].blocks:
+                self.gate.fail("write_into_unowned", "WritesOnlyIntoOwnedBlocks",
+                               f"rank {w.session}: a write of req {w.req} in flight to block {w.dst_block}, "
+                               f"which the request no longer holds (receiver {rq.phase})")
+        for req, rq in rx.requests.items():
+            partials = self.sender.rooms[req].partials
+            for s, sess in rq.sessions.items():
+                if sess.resumes > partials:
+                    self.gate.fail("double_resume", "AtMostOneResumePerRound",
+                                   f"req {req} session {s}: {sess.resumes} resumes sent, "
+                                   f"{partials} round(s) ended partial")
+
+    def dead_wait(self, req: int) -> bool:
+        """The spec's DeadWait: the receiver waits for data, the sender for a
+        resume, and no message is on its way."""
+        room = self.sender.rooms[req]
+        rq = self.receiver.requests[req]
+        return (rq.phase == "queued" and room.state == "open" and room.round > 0
+                and not room.in_round and not room.abort_pending
+                and all(not self.transport.ctl.get((req, s)) and not self.transport.st.get((req, s))
+                        for s in rq.sessions))
 
     def check_end(self) -> None:
         """At the end of a finished run: no block leaked, free lists intact."""
