@@ -15,6 +15,10 @@
    space explode: such a run stops at --timeout and is reported as at least
    the states TLC had found.
 
+3. Liveness: on the fixed model, TLC time as configured vs without its
+   PROPERTY lines vs with ``-lncheck final`` (liveness checked once at the
+   end instead of periodically).
+
 While the manifest lists no model, the toy tests/fixtures/tla/SymPool.tla
 stands in (it uses all three reductions).
 """
@@ -190,6 +194,32 @@ def main(argv: list[str]) -> int:
         report["reductions"].append({"reduction": kw, "model": run.label, "with": with_it.to_json(),
                                      "without": without.to_json(), "distinct_ratio": state_ratio,
                                      "time_ratio": time_ratio})
+
+    # 3. What liveness checking costs on the fixed model: the PROPERTY lines
+    #    removed, and liveness checked once at the end (-lncheck final).
+    fixed_text = fixed.cfg_text if fixed.cfg_text is not None else fixed.cfg.read_text()
+    fixed_cfg = tlc.TlcConfig.parse(fixed_text)
+    report["liveness"] = None
+    if fixed_cfg.properties:
+        as_configured = runs[-1]
+        safety_only = measure(
+            tlc.ModelRun(fixed.module, fixed.cfg, label=fixed.label, check_deadlock=fixed.check_deadlock,
+                         library_dirs=fixed.library_dirs, cfg_text=fixed_cfg.without("PROPERTY", "PROPERTIES").render()),
+            settings, f"{fixed.label} without PROPERTY")
+        final_only = None
+        if settings.jar.has_lncheck:
+            final_settings = tlc.TlcSettings(**{**settings.__dict__, "lncheck_final": True})
+            final_only = measure(fixed, final_settings, f"{fixed.label} -lncheck final")
+        lines.append(f"liveness checking ({len(fixed_cfg.properties)} properties) on {fixed.label}:")
+        for m in (as_configured, safety_only, final_only):
+            if m is not None:
+                lines.append(f"  {m.label:<40} {_fmt(m.distinct, m.complete):>12} distinct  {m.wall_s:6.1f}s wall  "
+                             f"{(m.tlc_s or 0):6.1f}s TLC  {m.verdict}")
+        lines.append(f"  with/without liveness: TLC time {_ratio(as_configured.tlc_s, safety_only.tlc_s)}")
+        if final_only is not None:
+            lines.append(f"  periodic/final liveness check: TLC time {_ratio(as_configured.tlc_s, final_only.tlc_s)}")
+        report["liveness"] = {"as_configured": as_configured.to_json(), "without_property": safety_only.to_json(),
+                              "lncheck_final": final_only.to_json() if final_only else None}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
