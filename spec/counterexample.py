@@ -192,6 +192,30 @@ class Trace:
         }
 
 
+_VARIABLES = re.compile(r"(?<![A-Za-z0-9_])VARIABLES?\s+((?:[A-Za-z_][A-Za-z0-9_]*\s*,\s*)*[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def declared_variables(source: str) -> list[str]:
+    """Variable names in the order a module's VARIABLE(S) lines declare them."""
+    text = re.sub(r"\(\*.*?\*\)", " ", source, flags=re.S)
+    text = re.sub(r"\\\*[^\n]*", " ", text)
+    names: list[str] = []
+    for m in _VARIABLES.finditer(text):
+        names.extend(n.strip() for n in m.group(1).split(","))
+    return names
+
+
+def reorder_variables(trace: Trace, order: list[str]) -> None:
+    """Put each state's variables in declaration order (TLC's is arbitrary);
+    variables not in ``order`` follow in TLC's order."""
+    if not order:
+        return
+    rank = {name: i for i, name in enumerate(order)}
+    for state in trace.states:
+        names = sorted(state.values, key=lambda n: rank.get(n, len(rank)))
+        state.values = {n: state.values[n] for n in names}
+
+
 _STATE_HEAD = re.compile(r"^\s*(\d+):\s*(?:<(.*)>)?\s*$")
 
 
@@ -251,12 +275,11 @@ def diff_values(old: Any, new: Any, path: str, depth: int = DIFF_DEPTH) -> list[
 
     ``[("rxBlocks[1][2]", <<>>, <<3>>), ...]``; descends ``depth`` levels into
     functions/records/tuples that keep their domain, else reports the whole
-    value; tuples of scalars below the top level count as one value.
+    value; tokens and block lists count as one value (``_is_leaf``).
     """
     if old == new:
         return []
-    nested = depth < DIFF_DEPTH
-    if depth > 0 and not (nested and _is_leaf(old)) and tv.is_function_like(old) and tv.is_function_like(new) \
+    if depth > 0 and not _is_leaf(old, DIFF_DEPTH - depth) and tv.is_function_like(old) and tv.is_function_like(new) \
             and type(old) is type(new) and tv.domain(old) == tv.domain(new):
         out: list[tuple[str, Any, Any]] = []
         for key in tv.domain(old):
@@ -266,11 +289,16 @@ def diff_values(old: Any, new: Any, path: str, depth: int = DIFF_DEPTH) -> list[
     return [(path, old, new)]
 
 
-def _is_leaf(value: Any) -> bool:
-    """Below the top level, a tuple of scalars (a token <<r, i>>, a block
-    list) is shown whole rather than element by element."""
-    return (type(value) is tuple and len(value) > 0
-            and all(isinstance(v, (int, str)) for v in value))
+def _is_leaf(value: Any, level: int) -> bool:
+    """Shown whole rather than element by element: a token ``<<r, i>>``
+    below the top level, any tuple of scalars (a block list) two levels
+    down (``rxBlocks[r][s]``)."""
+    if type(value) is not tuple or not value:
+        return False
+    scalars = all(isinstance(v, (int, str)) for v in value)
+    if level >= 1 and scalars and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return True
+    return level >= 2 and scalars
 
 
 def state_changes(prev: TraceState | None, cur: TraceState) -> list[tuple[str, Any, Any]]:

@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
 from resumespec import exitcodes
-from resumespec.spec.counterexample import Trace, parse_trace, refine_action_labels
+from resumespec.spec.counterexample import (
+    Trace,
+    declared_variables,
+    parse_trace,
+    refine_action_labels,
+    reorder_variables,
+)
 
 MIN_JAVA = 11
 DEFAULT_HEAP = "4g"
@@ -732,6 +738,23 @@ def name_assumption(location: str, run: ModelRun) -> str:
     return f"{module}:{line}"
 
 
+def _declared_variables(transcript: list[str], run: ModelRun) -> list[str]:
+    """Variables in declaration order over the modules SANY parsed."""
+    files = [run.module]
+    for line in transcript:
+        m = re.match(r"\s*Parsing file (.+\.tla)\s*$", line)
+        if m:
+            files.append(Path(m.group(1).strip()))
+    order: list[str] = []
+    for path in dict.fromkeys(files):
+        try:
+            source = path.read_text()
+        except OSError:
+            continue      # standard modules live inside the jar
+        order.extend(n for n in declared_variables(source) if n not in order)
+    return order
+
+
 def find_module_source(run: ModelRun, module: str) -> Path | None:
     """The .tla file of ``module`` as TLC would find it for ``run``."""
     for folder in (run.module.parent, *run.library_dirs):
@@ -842,6 +865,7 @@ def interpret_output(
         trace = None
     if trace is not None:
         refine_action_labels(trace, lambda name: find_module_source(run, name))
+        reorder_variables(trace, _declared_variables(parser.transcript, run))
     if depth is None and trace is not None:
         depth = len(trace.states)
     warnings = [_first_line(m.text) for m in parser.messages if m.severity == 3 and m.code != 2401]

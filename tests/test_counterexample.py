@@ -298,3 +298,21 @@ def test_named_action_bodies_keep_their_name():
     assert cx.refine_action_label(body, SOURCE) == body
     one_line = cx.parse_action_label("Tick line 4, col 9 to line 4, col 19 of module Proto")
     assert cx.refine_action_label(one_line, SOURCE) == one_line
+
+
+def test_declared_variables_and_reordering():
+    source = "VARIABLES\n  free,   \\* the pool\n  (* comment *) data, rxPhase\nVARIABLE extra\nFoo == 1\n"
+    assert cx.declared_variables(source) == ["free", "data", "rxPhase", "extra"]
+    trace = _trace(LASSO_OUTPUT)
+    cx.reorder_variables(trace, ["x", "f"])
+    assert list(trace.states[0].values) == ["x", "f"]
+
+
+def test_real_runs_print_variables_in_declaration_order():
+    # Counter.tla declares x, hist, meta; TLC prints them in another order.
+    from resumespec.spec import tlc
+    from pathlib import Path
+    fixtures = Path(__file__).parent / "fixtures" / "tla"
+    settings = tlc.prepare_settings(workers=1, heap="512m")
+    r = tlc.check_model(tlc.ModelRun(fixtures / "Counter.tla", fixtures / "Counter_inv.cfg"), settings)
+    assert list(r.trace.states[0].values) == ["x", "hist", "meta"]
