@@ -216,6 +216,12 @@ def test_invariant_violation_names_invariant_and_gives_trace(settings):
     assert not r.trace.is_lasso
 
 
+def test_trace_variables_in_declaration_order(settings):
+    # Counter.tla declares x, hist, meta; TLC prints them in another order.
+    r = tlc.check_model(model("Counter", "Counter_inv"), settings)
+    assert list(r.trace.states[0].values) == ["x", "hist", "meta"]
+
+
 def test_deadlock_and_its_flag(settings):
     r = tlc.check_model(model("Counter", "Counter_deadlock"), settings)
     assert r.kind == "deadlock" and r.trace.states[-1].values["x"] == 4
