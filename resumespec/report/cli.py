@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -91,9 +92,13 @@ def _emit(t: Timeline, args, itf_doc: dict | None) -> int:
     if args.json:
         doc = t.to_json()
         doc["written"] = written
-        print(json.dumps(doc, indent=2))
+        text = json.dumps(doc, indent=2)
     else:
-        print(render_story(t))
+        text = render_story(t)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:         # `resumespec report ... | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if not args.quiet:
         for kind, path in written.items():
             print(f"report: wrote {kind.upper()} to {path}", file=sys.stderr)
@@ -130,7 +135,20 @@ def _saved_counterexample(path: Path) -> tuple:
     info = {"name": doc.get("model") or path.stem, "variant": doc.get("variant") or "?",
             "constants": doc.get("constants") or "", "kind": result.get("kind") or "safety",
             "prop": result.get("property"), "why": doc.get("why") or "", "source": str(path)}
+    if not info["why"] and doc.get("model"):
+        info["why"] = _manifest_why(doc["model"])
     return trace, info
+
+
+def _manifest_why(model: str) -> str:
+    """The manifest's one-sentence "why" of a model, if the manifest knows it."""
+    from resumespec.spec import manifest as mf
+
+    try:
+        entry = mf.load_manifest().by_name(model)
+    except mf.ManifestError:
+        return ""
+    return (entry.why or "") if entry else ""
 
 
 def _run_model(args) -> tuple:

@@ -313,6 +313,7 @@ def sentence_for(rd: StepReader) -> tuple[str, list[Mark]]:
                     f"into {blocks_text(m['blocks'])}.")
             if phase in ("done", "failed", "dead"):
                 text += " The room is closed: the resume is dropped."
+                marks.append(Mark("sender", "resume dropped", "bad"))
             elif isinstance(old_sent, int) and m["sent"] > old_sent:
                 skipped = ", ".join(f"{r}.{i}" for i in range(old_sent + 1, m["sent"] + 1))
                 text += (f" It has sent only {plural(old_sent, 'token')} so far, so it skips token"
@@ -400,6 +401,9 @@ def sentence_for(rd: StepReader) -> tuple[str, list[Mark]]:
         text = (f"The encode side of request {r} dies (heartbeat lost): the receiver marks the request Failed"
                 + (f"; the writes of {join_and(dropped)} never land" if dropped else "") + ".")
         marks.append(Mark("sender", "dead", "bad"))
+        for s in dom(at(cur, "rxStatus", r)):
+            if at(cur, "rxStatus", r, s) == 0 and at(prev, "rxStatus", r, s) != 0:
+                marks.append(Mark(f"rx{s}", "Failed"))
     elif a == "Abort":
         text = f"The receiver aborts request {r}"
         if rd.freed:
@@ -782,7 +786,7 @@ def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, 
                     t.arrows.append(Arrow(src, dst, i, i, short_label(chan, m), "ctl" if chan == "ctl" else "status"))
             for s, w in rd.writes_added:
                 arrow = Arrow("sender", f"pool{s}", i, None, f"{toks(w['toks'])} → b{w['b']}", "write",
-                              fate="pending")
+                              fate="pending", block=w["b"])
                 t.arrows.append(arrow)
                 writes[(s, w)] = arrow
             for s, w in rd.writes_removed:

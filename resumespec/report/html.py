@@ -186,13 +186,21 @@ def _arrow(lay: _Layout, a: Arrow, n_steps: int) -> list[str]:
     if a.src not in lay.x or a.dst not in lay.x:
         return []
     x1, x2 = lay.centre(a.src), lay.centre(a.dst)
+    block_top = None
     if a.dst.startswith("pool"):
         x2 = lay.x[a.dst][0] + 4
+        blocks = [c.block for c in lay.t.steps[0].pools.get(a.dst, [])] if lay.t.steps else []
+        if a.block is not None and a.block in blocks and a.kind == "write":
+            j = blocks.index(a.block)
+            x2 = lay.x[a.dst][0] + 8 + j * (lay.cell_w + CELL_GAP) + lay.cell_w / 2
+            block_top = True
     if a.src.startswith("pool"):
         x1 = lay.x[a.src][0] + 4
     y1 = lay.y(a.start)
     end = a.end if a.end is not None else n_steps - 0.6
     y2 = lay.y(end) if a.end is not None else lay.row_top(n_steps) - 4
+    if block_top and a.end is not None:
+        y2 = lay.row_top(a.end) + 9         # the top edge of the block's cell
     kind = "bad" if a.bad else a.kind
     cls = f"arrow {a.kind} {a.fate}" + (" bad" if a.bad else "")
     if a.kind in ("alloc", "free"):

@@ -95,6 +95,7 @@ class Arrow:
     kind: str                   # "ctl" (init/resume/abort), "status", "write", "alloc", "free"
     fate: str = "received"
     bad: bool = False
+    block: Any = None           # a write's target block (the arrow points at its cell)
 
 
 @dataclass

@@ -308,7 +308,7 @@ def timeline_from_trace(files: list[str], verdict: Verdict, *, title: str = "",
         elif e == "round_start":
             a = Arrow("sender", f"pool{s}", row, None,
                       f"{r}.{ev['sent_tokens'] + 1}.. \u2192 b" + ",".join(str(b) for b in ev["dst_blocks"]),
-                      "write", fate="pending")
+                      "write", fate="pending", block=(ev["dst_blocks"] or [None])[0])
             holders = {b: pools.owner.get(s, {}).get(b, []) for b in ev["dst_blocks"]}
             a.bad = any(r not in h for h in holders.values())
             t.arrows.append(a)
