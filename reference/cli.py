@@ -21,6 +21,9 @@ def register(sub) -> None:
                        "deterministic scheduler (from --seed or --schedule) and verify the run.")
     p.add_argument("--counterexample", default=None, metavar="NAME",
                    help="replay a built-in counterexample (its configuration and schedule); 'list' lists them")
+    p.add_argument("--tlc", default=None, metavar="MODEL|FILE",
+                   help="replay the spec's TLC counterexample of MODEL (stored in reference/tlc_schedules), "
+                   "or a file written by 'resumespec counterexample MODEL --json'; 'list' lists them")
     p.add_argument("--variant", default=None,
                    help="receiver design: flag, indices, sent_tokens, cached_sent, once, corrected (default)")
     p.add_argument("--requests", type=int, default=None, help="number of requests (default: one per --tokens entry)")
@@ -92,6 +95,11 @@ def simulate(args) -> int:
         for cx in COUNTEREXAMPLES.values():
             print(f"{cx.name:32} {cx.variant:12} -> {cx.outcome:20} {cx.why}")
         return exitcodes.OK
+    if args.tlc == "list":
+        from .tlc_replay import stored_replays
+        for name, r in stored_replays().items():
+            print(f"{name:32} {r['variant']:12} -> {r['property']:28} {r['constants']}")
+        return exitcodes.OK
     try:
         cfg = build_config(args)
         choose_device(cfg.device)
@@ -108,6 +116,25 @@ def simulate(args) -> int:
             over["variant"] = args.variant
         cfg = config_of(cx, **over)
         schedule = steps_of(cx)
+    expected = None
+    if args.tlc:
+        from .tlc_replay import SCHEDULE_DIR, TraceError, config_of as tlc_config, load_replay
+        path = SCHEDULE_DIR / f"{args.tlc}.json"
+        if not path.exists():
+            path = args.tlc
+        try:
+            replay = load_replay(path)
+        except OSError as exc:
+            return _fail(f"{args.tlc}: no stored TLC model of that name and no such file ({exc.strerror})",
+                         exitcodes.BAD_INPUT)
+        except (ValueError, KeyError, TraceError) as exc:
+            return _fail(f"{args.tlc}: not a TLC counterexample document ({exc})", exitcodes.BAD_INPUT)
+        over = dict(hidden=cfg.hidden, device=cfg.device, seed=cfg.seed)
+        if args.variant:
+            over["variant"] = args.variant
+        cfg = tlc_config(replay, **over)
+        schedule = replay["steps"]
+        expected = (replay["outcome"], replay["property"])
     if args.schedule:
         try:
             schedule = load_schedule(args.schedule)
@@ -117,10 +144,13 @@ def simulate(args) -> int:
     def progress(n: int) -> None:
         print(f"simulate: {n} steps", file=sys.stderr, flush=True)
 
+    # Another design replaying a built-in schedule skips the steps it does not enable.
+    strict = not ((args.tlc or args.counterexample) and args.variant)
+    source = args.schedule or args.tlc or args.counterexample
     try:
-        result = run(cfg, schedule, complete=not args.schedule_only, progress=progress)
+        result = run(cfg, schedule, complete=not args.schedule_only, strict=strict, progress=progress)
     except ScheduleError as exc:
-        return _fail(f"{args.schedule}: {exc}", exitcodes.BAD_INPUT)
+        return _fail(f"{source}: {exc}", exitcodes.BAD_INPUT)
     steps = result.steps
     if args.shrink and not result.ok and result.outcome != "incomplete":
         print(f"simulate: shrinking a {len(steps)}-step schedule ({result.outcome})", file=sys.stderr)
@@ -140,6 +170,9 @@ def simulate(args) -> int:
             return _fail(f"{args.save_schedule}: cannot write ({exc.strerror})", exitcodes.BAD_INPUT)
     summary = result.summary()
     summary["schedule_steps"] = len(steps)
+    if expected is not None:
+        summary["tlc_verdict"] = {"outcome": expected[0], "property": expected[1],
+                                  "same": (result.outcome, result.prop) == expected}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -155,6 +188,9 @@ def _print_text(s: dict) -> None:
     print(f"outcome: {s['outcome']}" + (f" ({s['property']})" if s["property"] else ""))
     if s["where"]:
         print(f"where:   {s['where']}")
+    if "tlc_verdict" in s:
+        t = s["tlc_verdict"]
+        print(f"TLC:     {t['outcome']} ({t['property']}): {'the same' if t['same'] else 'DIFFERENT'}")
     print(f"variant: {s['variant']} ({s['resume_order']}), device {s['device']}, {s['steps']} steps")
     for r in s["rounds"]:
         print(f"  req {r}: {s['rounds'][r]} round(s), {s['resumes'][r]} resume(s), {s['requests'][r]}")

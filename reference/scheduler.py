@@ -190,14 +190,7 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
         elif schedule is not None and not complete and not pending:
             result = RunResult("incomplete", None, "schedule ended before the run did")
         else:
-            receivers_ended = all(rq.phase in ("done", "failed")
-                                  for rq in world.receiver.requests.values())
-            if any(world.dead_wait(r) for r in world.receiver.requests):
-                prop = "NoWaitForUnrequestedRound"
-            elif receivers_ended:
-                prop = "SenderRoomsClose"
-            else:
-                prop = "EveryRequestEnds"
+            prop = _hang_property(world)
             result = RunResult("hang", prop,
                                f"no progress after step {last_progress}: {world.stuck_report()}",
                                stalled_at=last_progress)
@@ -205,6 +198,21 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
     result.world = world
     result.elapsed_s = time.perf_counter() - start
     return result
+
+
+def _hang_property(world: World) -> str:
+    """Which liveness property a hang violates: the most specific of those
+    violated, among the run's selected properties when it selects some."""
+    rx = world.receiver
+    violated = []
+    if any(world.dead_wait(r) for r in rx.requests):
+        violated.append("NoWaitForUnrequestedRound")
+    if any(rq.phase not in ("prefill", "done", "failed") for rq in rx.requests.values()):
+        violated.append("EveryRequestEnds")
+    if any(room.state == "open" for room in world.sender.rooms.values()):
+        violated.append("SenderRoomsClose")
+    selected = [p for p in violated if world.cfg.props is None or p in world.cfg.props]
+    return (selected or violated or ["EveryRequestEnds"])[0]
 
 
 def shrink(cfg: Config, schedule: list[dict], outcome: str, max_tries: int = 2000) -> list[dict]:
