@@ -8,7 +8,6 @@ order. The corrected design, given the same steps, must pass.
 
 from __future__ import annotations
 
-import shutil
 import warnings
 
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
@@ -53,7 +52,6 @@ def test_parse_constants():
                       faults=("abort", "write_error"))
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="TLC needs java")
 def test_a_fresh_tlc_counterexample_replays_to_the_same_verdict():
     # one small model end to end: TLC -> JSON -> schedule -> the same verdict
     # (TLC's workers may pick another trace of the same length than the stored one)
