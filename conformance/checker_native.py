@@ -398,7 +398,7 @@ class NativeChecker:
         out = []
         reported = set()
         for (req, s), phase in st.rx_phase.items():
-            if phase in ("new", "queued", "aborting", "failing", "aborted"):
+            if phase in ("new", "queued", "aborting", "failing"):
                 if self._dead_wait(req, s):
                     out.append({"property": "NoWaitForUnrequestedRound", "req": req,
                                 "message": f"req {req} (rank {s}) waits for data while the "
@@ -621,6 +621,10 @@ class NativeChecker:
                 f"combined status = MIN over ranks <= {STATUSES[local]}")
         allowed = {FAILED: ("fail",), SUCCESS: ("handoff",),
                    TRANSFERRING: ("wait", "resume", "retry_alloc")}.get(status, ("wait",))
+        if status == TRANSFERRING and decision == "fail" and phase == "queued":
+            # free_first's failure path logged as the outcome of the poll: the
+            # resume frees, its allocation returns None, the request fails.
+            decision = "resume"
         if phase == "aborting" and status != FAILED:
             allowed = ("wait",)
         if decision not in allowed:

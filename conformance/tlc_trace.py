@@ -68,6 +68,7 @@ class Step:
     aux: bool = False                               # round_start: aux_written
     partial: bool = False                           # round_start: partial
     complete: bool = True                           # all the group's events were logged
+    read: bool = False                              # the group read the buffer
 
     def tla(self) -> str:
         ids = "<<>>" if not self.ids else "<<" + ", ".join(
@@ -125,6 +126,11 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     open_lang: dict = {}      # req -> the language step being built
     open_enc: dict = {}       # req -> the encode step being built
     init_allocs: dict = {}    # req -> blocks of the init alloc
+    configs = [ev for _, ev in events if ev["event"] == "config"]
+    corrected = any(ev.get("variant") == "corrected" for ev in configs)
+    free_first = any(ev.get("resume_order") == "free_first" or (
+        "resume_order" not in ev and ev.get("variant") in ("flag", "indices", "sent_tokens",
+                                                            "cached_sent")) for ev in configs)
     for line, ev in events:
         e = ev["event"]
         if e == "config":
@@ -147,8 +153,24 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
                 if ev["blocks"] is not None:
                     init_allocs[r] = blocks          # ReceiverInit's allocation
                 continue                             # None at init: no step (waits)
+            if corrected and st.action in ("CorrectedCache", "CorrectedRetry"):
+                if st.action == "CorrectedRetry":
+                    steps.remove(st)
+                if ev["blocks"] is not None:
+                    nxt = Step("CorrectedResume", r, 1, line, status=st.status, blocks=blocks)
+                    nxt.complete = False
+                    steps.append(nxt)
+                    open_lang[r] = nxt
+                continue
             if ev["blocks"] is not None:
                 st.blocks = blocks
+            elif st.action == "PollResume":
+                if free_first:
+                    st.failed = True          # the failure path: the request fails now
+                    st.complete = True
+                else:
+                    st.action = "PollWait"    # alloc_first: nothing changes, retry later
+                    st.complete = True
             continue
         if e == "init_sent":
             steps.append(Step("ReceiverInit", r, 1, line, blocks=init_allocs.pop(r, blocks)))
@@ -195,20 +217,29 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
             continue
         if e == "poll":
             d = ev["decision"]
+            status = STATUS_RANK[ev["status"]]
+            if d == "fail" and status == STATUS_RANK["Transferring"]:
+                d = "resume"                # free_first's failure path (see the native checker)
             action = {"handoff": "PollSuccess", "fail": "PollFailed", "resume": "PollResume",
                       "wait": "PollWait", "retry_alloc": "PollWait"}[d]
-            step = Step(action, r, 1, line, status=STATUS_RANK[ev["status"]])
+            if corrected and d == "resume":
+                action = "CorrectedCache"     # copy out and free; CorrectedResume follows
+            elif corrected and d == "retry_alloc":
+                action = "CorrectedRetry"     # becomes CorrectedResume if the alloc succeeds
+            step = Step(action, r, 1, line, status=status)
             if action == "PollResume":
                 step.complete = False       # until its resume_sent or fail
             steps.append(step)
             open_lang[r] = step
             continue
         if e == "buffer_read":
-            if st is not None and st.action == "PollWait":
-                st.action = "PollRead"
+            if st is not None:
+                st.read = True
+                if st.action == "PollWait":
+                    st.action = "PollRead"
             continue
         if e == "resume_sent":
-            if st is not None and st.action == "PollResume":
+            if st is not None and st.action in ("PollResume", "CorrectedResume"):
                 st.blocks = blocks
                 st.sent = ev["sent_tokens"]
                 st.complete = True
@@ -223,7 +254,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
             continue
         if e == "free":
             if st is not None and st.action in ("PollResume", "PollFailed", "PrefillDone",
-                                                "Abort"):
+                                                "Abort", "CorrectedCache"):
                 st.freed = (st.freed or []) + blocks
                 st.complete = st.action != "PollResume" or st.complete
             else:
@@ -250,10 +281,17 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
             faults.add("heartbeat")
             steps.append(Step("Heartbeat", r, 1, line))
             continue
+    for st_ in steps:
+        if st_.action == "CorrectedRetry":
+            st_.action = "PollWait"
     # A group the log cut off at its end has not happened yet.
     while steps and (not steps[-1].complete or (
             steps[-1].action in ("PrefillDone", "Abort") and steps[-1].freed is None)):
-        steps.pop()
+        cut = steps.pop()
+        if cut.read and cut.action in ("PollResume", "CorrectedResume", "CorrectedCache"):
+            cut.action = "PollRead"       # what was logged of it: the buffer was read
+            steps.append(cut)
+            break
     if len(sessions) > 1 or (config.get("nsess") or 1) > 1:
         raise NotForTlc("TLC trace validation handles one session per room (NSess = 1); "
                         "use the native checker for wider traces")
@@ -295,6 +333,14 @@ Trace == <<
 
 Ev == Trace[l]
 LastCtl(r, s) == ctl'[r][s][Len(ctl'[r][s])]
+
+\* A logged read with nothing else logged of its step (a poll that waits, or a
+\* step the log cuts off): the hazard is recorded as ReadHazard does.
+ObservedRead(r, s) ==
+  /\ rxPhase[r] \in {{"queued", "aborting"}}
+  /\ errors' = IF WriteInFlight(s, rxBlocks[r][s])
+               THEN errors \cup {{"read_during_write"}} ELSE errors
+  /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
 
 \* Each logged action, constrained to what the log shows.
 Observed ==
@@ -343,10 +389,20 @@ Observed ==
                     /\ rxBlocks'[r][s] = Ev.blocks
                     /\ LastCtl(r, s).sent = Ev.sent
                     /\ LastCtl(r, s).type = "resume"
+       [] Ev.a = "CorrectedCache" ->
+            /\ CombinedStatus(r) = Ev.status
+            /\ PollTransferringCorrected(r, s)
+            /\ rxRound'[r][s] # rxRound[r][s]
+            /\ Ev.hasFreed => Ev.freed = rxBlocks[r][s]
+       [] Ev.a = "CorrectedResume" ->
+            /\ CombinedStatus(r) = Ev.status
+            /\ PollTransferringCorrected(r, s)
+            /\ rxResumes'[r][s] = rxResumes[r][s] + 1
+            /\ rxBlocks'[r][s] = Ev.blocks
+            /\ LastCtl(r, s).sent = Ev.sent
        [] Ev.a = "PollRead" ->
-            /\ CombinedStatus(r) = Ev.status /\ rxPhase[r] = "queued"
-            /\ \/ PollReadOnly(r, s)
-               \/ UNCHANGED vars
+            /\ CombinedStatus(r) = Ev.status
+            /\ ObservedRead(r, s)
        [] Ev.a = "PollWait" ->
             /\ CombinedStatus(r) = Ev.status /\ rxPhase[r] \in {{"queued", "aborting"}}
             /\ UNCHANGED vars

@@ -1,11 +1,12 @@
 """Build the golden corpus: small hand-made traces, one per verdict and property.
 
-    python conformance/corpus/build.py      # rewrites conformance/corpus/*.jsonl + expected.json
+    python conformance/corpus/build.py              # hand-made traces + expected.json
+    python conformance/corpus/build.py --reference  # traces of reference/ (resumespec simulate)
 
 Each trace is written out event by event below, so a reader sees exactly what
 it contains; ``expected.json`` records the verdict (and the property, for
-violations) that the checkers must give.  Traces written by the reference
-implementation are added to the corpus by reference/ with their own entries.
+violations) that the checkers must give.  ``--reference`` adds the traces of
+the reference implementation, with the reference's own verdict as expected.
 """
 
 from __future__ import annotations
@@ -426,6 +427,71 @@ def build(out: Path = HERE) -> dict:
     return expected
 
 
+# ---------------------------------------------------------------------------
+# Traces written by the reference implementation (reference/), one per
+# variant and one per built-in counterexample.  The expected verdict is the
+# reference's own judgement of the run (its outcome and property), so the
+# corpus test checks that two independent implementations agree.
+# ---------------------------------------------------------------------------
+REFERENCE_RUNS = {f"ref_{v}": ["--variant", v, "--tokens", "5,3", "--block-size", "2",
+                               "--pool", "6", "--seed", "1"]
+                  for v in ("flag", "indices", "sent_tokens", "cached_sent", "once", "corrected")}
+# Left out, with the reason (they come back once the reason is gone):
+REFERENCE_LEFT_OUT = {
+    "sent_tokens_stale_aux": "the reference logs its Success poll with decision 'fail' and then "
+                             "hands over; the checker stops there (SpecStep) before it can "
+                             "judge HandedDataIsSource",
+}
+
+
+def _verdict_of_outcome(outcome: str, prop) -> tuple[str, object]:
+    if outcome == "ok":
+        return "conforms", None
+    if outcome == "hang":
+        return "incomplete", prop
+    return "violates", prop
+
+
+def build_reference(out: Path = HERE) -> dict:
+    import subprocess
+
+    def simulate(args, trace):
+        cmd = [sys.executable, "-m", "resumespec", "simulate", *args, "--json",
+               "--trace", str(trace)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        return json.loads(res.stdout)
+
+    listing = subprocess.run([sys.executable, "-m", "resumespec", "simulate",
+                              "--counterexample", "list"], capture_output=True, text=True)
+    runs = dict(REFERENCE_RUNS)
+    for line in listing.stdout.splitlines():
+        name = line.split()[0] if line.strip() else None
+        if name and name not in REFERENCE_LEFT_OUT:
+            runs[f"ref_{name}"] = ["--counterexample", name]
+    expected = {}
+    for name, args in runs.items():
+        trace = out / f"{name}.jsonl"
+        result = simulate(args, trace)
+        verdict, prop = _verdict_of_outcome(result["outcome"], result.get("property"))
+        expected[f"{name}.jsonl"] = {
+            "verdict": verdict, "property": prop, "args": {},
+            "about": f"reference implementation, `resumespec simulate {' '.join(args)}`: "
+                     f"{result['outcome']}" + (f" ({result['where']})" if result.get("where")
+                                               else ""),
+            "source": "reference"}
+    path = out / "expected.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    old = {k: v for k, v in old.items() if v.get("source") != "reference"}
+    old.update(expected)
+    path.write_text(json.dumps(dict(sorted(old.items())), indent=2) + "\n")
+    return expected
+
+
 if __name__ == "__main__":
-    exp = build(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
-    print(f"wrote {len(exp)} corpus traces")
+    args = sys.argv[1:]
+    if args[:1] == ["--reference"]:
+        exp = build_reference(Path(args[1]) if len(args) > 1 else HERE)
+        print(f"wrote {len(exp)} reference traces")
+    else:
+        exp = build(Path(args[0]) if args else HERE)
+        print(f"wrote {len(exp)} corpus traces")
