@@ -27,7 +27,7 @@ from resumespec.spec import tlc
 from resumespec.spec.cli import model_run_for
 
 MANIFEST = mf.load_manifest()
-MODELS = ["sent_tokens_corruption", "flag_double_free", "once_pool_deadlock", "once_no_barrier"]
+MODELS = ["sent_tokens_corruption", "flag_double_free", "once_pool_deadlock", "once_no_barrier", "flag_capped_hang"]
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,15 @@ def test_liveness_deadlock_story(runs):
     assert "Rank 1 has no free block left while request 1 holds block" in text
     page = render_html(t)
     assert 'class="loop stutter"' in page
+
+
+def test_capped_hang_says_why_no_resume_comes(runs):
+    t = timeline(runs, "flag_capped_hang")
+    assert t.finding.prop == "NoWaitForUnrequestedRound" and t.stuttering
+    text = render_story(t)
+    assert "the sender waits for a resume, and no messages are in flight" in text
+    assert "Session 1 does not resume again: its flag resume_triggered is already TRUE." in text
+    assert "The sender has sent 2 of 3 tokens." in text
 
 
 def test_no_barrier_story_names_the_stale_destination(runs):

@@ -683,6 +683,31 @@ def _waiting_state(values: dict, r: Any) -> str:
             f"and {'no' if not in_flight else in_flight} message{'s are' if in_flight != 1 else ' is'} in flight")
 
 
+def _why_no_resume(values: dict, r: Any, totals: dict) -> list[str]:
+    """What the receiver's "have I already resumed?" memory says, per session."""
+    out = []
+    for s in dom(at(values, "rxBlocks", r)):
+        facts = []
+        blocks = at(values, "rxBlocks", r, s)
+        if at(values, "rxFlag", r, s) is True:
+            facts.append("its flag resume_triggered is already TRUE")
+        last_idx = at(values, "rxLastIdx", r, s)
+        if last_idx and last_idx == blocks:
+            facts.append(f"its last_resume_indices ({blocks_text(last_idx)}) equal its current blocks")
+        last_sent = at(values, "rxLastSent", r, s)
+        if isinstance(last_sent, int) and not isinstance(last_sent, bool) and last_sent >= 0:
+            facts.append(f"its last_resume_at_sent_tokens is still {last_sent}, the count it sees again")
+        if not facts and at(values, "rxCache", r, s):
+            facts.append(f"it has already cached {toks(at(values, 'rxCache', r, s))}, and this design resumes only "
+                         "while nothing is cached")
+        sent = at(values, "txSent", r, s)
+        total = totals.get(r)
+        progress = f" The sender has sent {sent} of {total} tokens." if isinstance(sent, int) and total else ""
+        if facts:
+            out.append(f"Session {s} does not resume again: {join_and(facts)}.{progress}")
+    return out
+
+
 def explain_liveness(prop, trace, totals):
     states = trace.states
     start = (trace.loop_to - 1) if trace.loop_to is not None else len(states) - 1
@@ -711,6 +736,7 @@ def explain_liveness(prop, trace, totals):
         if prop == "NoWaitForUnrequestedRound":
             out.append(f"The receiver waits for data of request {r} that the sender will only write after a "
                        "resume, and the receiver's design has decided not to send one: both wait forever.")
+            out.extend(_why_no_resume(loop[-1].values, r, totals))
         elif prop == "EveryRequestEnds":
             acts = sorted({st.action.name for st in loop[1:] if st.action} |
                           ({trace.loop_action.name} if trace.loop_action else set()))

@@ -134,7 +134,8 @@ class Finding:
         if self.verdict in ("conforms", "success"):
             return "no violation" if self.verdict == "success" else "the trace conforms to the spec"
         if self.prop:
-            verb = {"violates": "fails", "hangs": "fails (forever)", "incomplete": "is not met by the end of the trace",
+            verb = {"violates": "fails", "hangs": "fails: the behaviour goes on forever without it",
+                    "incomplete": "is not met by the end of the trace",
                     "malformed": "cannot be checked"}.get(self.verdict, "fails")
             return f"{self.prop} {verb}"
         return self.verdict
