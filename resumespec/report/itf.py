@@ -205,7 +205,8 @@ def trace_from_itf(doc: Any, where: str = "ITF") -> Trace:
 def timeline_to_itf(t, *, source: str = "", description: str = "") -> dict:
     """An engine trace's Timeline as ITF: what the report reconstructed.
 
-    Variables: ``event`` (the step's event, its fields as a record; absent
+    Every ``#meta`` value but ``index`` is a string (ITF readers such as
+    itf-rs take unknown meta keys as strings). Variables: ``event`` (the step's event, its fields as a record; absent
     (null) fields are left out; state 0 has ``{"event": "start"}``) and
     ``pools`` (rank -> block -> [owners: set of requests, free: times on the
     free list, content, aux, writing]). The verdict goes into ``#meta``.
@@ -222,7 +223,7 @@ def timeline_to_itf(t, *, source: str = "", description: str = "") -> dict:
                             for c in cells))
             for lane, cells in step.pools.items())
         states.append({"#meta": {"index": step.index, "action": step.action,
-                                 **({"line": step.line} if step.line is not None else {})},
+                                 **({"line": str(step.line)} if step.line is not None else {})},
                        "event": value_to_itf(_json_to_value(event)),
                        "pools": value_to_itf(pools)})
     f = t.finding
