@@ -22,7 +22,6 @@ from resumespec.report.itf import trace_from_itf, trace_to_itf
 from resumespec.report.sources import trace_from_json
 from resumespec.report.timeline import render_story, story_lines
 from resumespec.spec import manifest as mf
-from resumespec.spec import tla_values as tv
 from resumespec.spec import tlc
 from resumespec.spec.cli import model_run_for
 

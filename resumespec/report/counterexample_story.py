@@ -391,7 +391,10 @@ def sentence_for(rd: StepReader) -> tuple[str, list[Mark]]:
     elif a == "PrefillDone":
         text = f"Prefill of request {r} finishes"
         freed = [f"{blocks_text(bs)} of rank {s}" for s, bs in rd.freed.items()]
-        text += f"; {join_and(freed)} go{'es' if len(freed) == 1 and len(list(rd.freed.values())[0]) == 1 else ''} back to the pool." if freed else "."
+        one_block = sum(len(bs) for bs in rd.freed.values()) == 1
+        if freed:
+            text += f"; {join_and(freed)} {'goes' if one_block else 'go'} back to the pool"
+        text += "."
         marks += [Mark(f"rx{s}", "done") for s in rd.freed] or [Mark("rx1", "done")]
     elif a == "WriteError":
         text = f"A data write of request {r} fails: the sender gives up the room and sends Failed."
@@ -416,7 +419,8 @@ def sentence_for(rd: StepReader) -> tuple[str, list[Mark]]:
         if pending and rd.freed:
             text += f", while its write{'s' if len(pending) > 1 else ''} into {join_and([blocks_text([w['b']]) for w in pending])} {'are' if len(pending) > 1 else 'is'} still in flight"
         text += "."
-        marks.append(Mark("rx1", "abort", "bad" if pending and rd.freed else "normal"))
+        for s in (list(rd.freed) or [1]):
+            marks.append(Mark(f"rx{s}", "abort", "bad" if pending and rd.freed else "normal"))
     else:
         changed = sorted({p.split("[")[0].split(".")[0] for p in _changed_vars(prev, cur)})
         text = f"{a}: changes {', '.join(changed) or 'nothing'}."
