@@ -6,7 +6,8 @@ Protocol steps (docs/model.md), one method each:
 * ``start_round`` -> SenderStartRound(r)
 * ``end_round``   -> SenderEndRound(r)
 * ``recv_resume`` -> SenderRecvResume(r, s)
-* ``recv_abort``  -> SenderRecvAbort(r, s)  (corrected design: abort is a message)
+* ``recv_abort``  -> SenderRecvAbort(r, s)  (corrected design: abort is a message,
+  answered with Failed to that session once none of the room's writes is in flight)
 
 Per room the sender keeps, per receiving session, ``sent`` / ``alloc`` /
 ``dst`` / ``ready`` (the engine's per-session transfer info). A round writes,
@@ -47,7 +48,6 @@ class Room:
     round: int = 0
     in_round: bool = False
     state: str = "open"      # open | closed (Success/Failed sent) | dead (heartbeat)
-    abort_pending: bool = False
     rounds_started: int = 0
     partials: int = 0        # rounds that ended partial (the spec's txPartials)
 
@@ -98,6 +98,10 @@ class Sender:
         info.sent, info.alloc, info.dst = msg.sent_tokens, msg.allocated_tokens, list(msg.blocks)
         info.ready = True
 
+    def can_recv_abort(self, req: int) -> bool:
+        """The abort is answered once none of the room's writes is in flight."""
+        return not self.transport.pending_writes(req)
+
     def recv_abort(self, req: int, session: int) -> None:
         msg = self.transport.ctl[(req, session)].popleft()
         assert isinstance(msg, AbortMsg)
@@ -105,16 +109,15 @@ class Sender:
         self._emit("abort_recv", req=req, session=session)
         if room.state == "dead":
             return
-        if room.in_round:
-            room.abort_pending = True  # acknowledged by end_round once writes landed
-        else:
-            self._send_status(room, FAILED)
-            room.state = "closed"
+        # Failed to this session: its writes have all landed, none will follow.
+        room.in_round = False
+        room.state = "closed"
+        self._send_status(room, FAILED, only=session)
 
     # -- SenderStartRound --------------------------------------------------
     def can_start_round(self, req: int) -> bool:
         room = self.rooms[req]
-        if room.state != "open" or room.in_round or room.abort_pending:
+        if room.state != "open" or room.in_round:
             return False
         infos = room.sessions.values()
         if not all(i.known for i in infos):
@@ -166,10 +169,6 @@ class Sender:
             info.round_tokens = 0
             self._emit("round_end", req=req, session=s, sent_tokens=info.sent, ok=True,
                        x_round=room.round)
-        if room.abort_pending:
-            self._send_status(room, FAILED)
-            room.state = "closed"
-            return
         done = all(i.sent >= room.total for i in room.sessions.values())
         if not done:
             room.partials += 1
@@ -184,8 +183,10 @@ class Sender:
         self._send_status(room, FAILED)
         room.state = "closed"
 
-    def _send_status(self, room: Room, status: int) -> None:
+    def _send_status(self, room: Room, status: int, only: int | None = None) -> None:
         for s, info in room.sessions.items():
+            if only is not None and s != only:
+                continue
             fields = dict(req=room.req, session=s, status=STATUS_NAMES[status])
             if self.corrected:
                 msg = Status(status, room.round, info.sent, room.total)

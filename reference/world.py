@@ -206,10 +206,11 @@ class World:
             for s in rq.sessions:
                 head = net.head_ctl(req, s)
                 if isinstance(head, Init):
-                    steps.append({"step": "SenderRecvInit", "req": req, "session": s})
+                    if room.state == "open":  # a closed or dead room takes no init
+                        steps.append({"step": "SenderRecvInit", "req": req, "session": s})
                 elif isinstance(head, Resume):
                     steps.append({"step": "SenderRecvResume", "req": req, "session": s})
-                elif isinstance(head, AbortMsg):
+                elif isinstance(head, AbortMsg) and tx.can_recv_abort(req):
                     steps.append({"step": "SenderRecvAbort", "req": req, "session": s})
                 if net.head_status(req, s) is not None:
                     steps.append({"step": "DeliverStatus", "req": req, "session": s})
@@ -280,7 +281,7 @@ class World:
                  ss.last_resumed_round, ss.assembly.length if ss.assembly else -1)
                 for ss in rq.sessions.values())))
         for req, room in self.sender.rooms.items():
-            parts.append((room.round, room.in_round, room.state, room.abort_pending, tuple(
+            parts.append((room.round, room.in_round, room.state, tuple(
                 (i.sent, i.alloc, tuple(i.dst), i.ready, i.known) for i in room.sessions.values())))
         net = self.transport
         parts.append(tuple((k, len(q)) for k, q in sorted(net.ctl.items())))
@@ -338,7 +339,7 @@ class World:
         room = self.sender.rooms[req]
         rq = self.receiver.requests[req]
         return (rq.phase == "queued" and room.state == "open" and room.round > 0
-                and not room.in_round and not room.abort_pending
+                and not room.in_round
                 and all(not self.transport.ctl.get((req, s)) and not self.transport.st.get((req, s))
                         for s in rq.sessions))
 
