@@ -10,6 +10,7 @@ Each part of the project registers its own subcommands:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from resumespec import __version__
@@ -55,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("resumespec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`resumespec conform ... | head`): stop quietly,
+        # as other Unix tools do, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # killed by SIGPIPE, by shell convention
 
 
 if __name__ == "__main__":
