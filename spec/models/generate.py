@@ -19,25 +19,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from resumespec.spec import properties
+
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE.parent / "manifest.json"
 
-SAFETY = [
-    "TypeOK",
-    "NoSharedBlock",
-    "NoFreeAndHeld",
-    "NoDoubleFree",
-    "WritesOnlyIntoOwnedBlocks",
-    "NoReadDuringWrite",
-    "HandedDataIsSource",
-    "AtMostOneResumePerRound",
-]
-LIVENESS = [
-    "EveryRequestEnds",
-    "BlocksEventuallyFree",
-    "NoWaitForUnrequestedRound",
-    "SenderRoomsClose",
-]
+SAFETY = list(properties.SAFETY)
+LIVENESS = list(properties.LIVENESS)
 
 # The engine's defaults, scaled down: one block per init, all remaining
 # tokens per resume, FIFO reuse, the sender's barrier on, no faults.

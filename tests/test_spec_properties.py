@@ -1,0 +1,34 @@
+"""The property names of resumespec.spec.properties are the spec's own."""
+
+import re
+from pathlib import Path
+
+from resumespec.spec import properties
+
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "ResumeProtocol.tla"
+
+
+def spec_definitions(section_start: str, section_end: str) -> set[str]:
+    text = SPEC.read_text()
+    section = text[text.index(section_start):text.index(section_end)]
+    return set(re.findall(r"^([A-Z][A-Za-z]*) ==", section, flags=re.M))
+
+
+def test_safety_names_are_the_spec_invariants():
+    defined = spec_definitions("(* Safety properties", "Safety ==")
+    assert set(properties.SAFETY) == defined
+
+
+def test_liveness_names_are_the_spec_temporal_properties():
+    defined = spec_definitions("(* Liveness properties", "Liveness ==")
+    defined -= {"Ended", "DeadWait"}  # helpers, not properties
+    assert set(properties.LIVENESS) == defined
+
+
+def test_every_model_checks_only_known_properties():
+    known = set(properties.SAFETY) | set(properties.LIVENESS)
+    for cfg in (SPEC.parent / "models").glob("MC_*.cfg"):
+        for line in cfg.read_text().splitlines():
+            if line.startswith(("INVARIANT", "PROPERTY")):
+                names = set(line.split()[1:])
+                assert names <= known, f"{cfg.name}: {names - known}"
