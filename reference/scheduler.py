@@ -122,7 +122,10 @@ def load_schedule(path: str) -> list[dict]:
 
 
 def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
-        strict: bool = True, progress=None) -> RunResult:
+        strict: bool = True, progress=None, chooser=None) -> RunResult:
+    """Run one system to its end. ``chooser(candidates) -> index``, when
+    given, picks each step instead of the seed (hypothesis drives schedules
+    through it); faults are among its candidates."""
     world = World(cfg)
     rng = random.Random(cfg.seed)
     taken: list[dict] = []
@@ -160,7 +163,10 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
             faulty = [st for st in fresh if st["step"] in FAULT_STEPS]
             if not normal:
                 break  # quiescent
-            if faulty and rng.random() < FAULT_PROBABILITY:
+            if chooser is not None:
+                candidates = normal + faulty
+                choice = candidates[chooser(candidates) % len(candidates)]
+            elif faulty and rng.random() < FAULT_PROBABILITY:
                 choice = rng.choice(faulty)
             else:
                 choice = rng.choice(normal)

@@ -12,7 +12,7 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st, find
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st, find
 
 from resumespec.reference.counterexamples import COUNTEREXAMPLES, config_of, steps_of
 from resumespec.reference.receiver import HISTORICAL
@@ -66,6 +66,34 @@ def test_corrected_survives_each_counterexample_prefix(name):
     cx = COUNTEREXAMPLES[name]
     r = run(config_of(cx, variant="corrected"), steps_of(cx), strict=False)
     assert r.outcome == "ok", (r.outcome, r.where)
+
+
+@fast(150)
+@given(configs(), st.data())
+def test_corrected_under_schedules_drawn_step_by_step(cfg, data):
+    # hypothesis picks every step among the enabled ones (faults included),
+    # so it explores and shrinks schedules, not only seeds
+    r = run(cfg, chooser=lambda cands: data.draw(st.integers(0, len(cands) - 1)))
+    assert r.outcome == "ok", (r.outcome, r.where, cfg)
+
+
+@pytest.mark.parametrize("variant", HISTORICAL)
+def test_hypothesis_drawn_schedule_breaks_each_historical_design(variant):
+    cfg = Config(variant=variant, tokens=[3, 2], block_size=1, pool=3, cap=1,
+                 faults=("abort",), hidden=8)
+    seen = []
+
+    # only whether a failing schedule exists matters here: no shrinking
+    @settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate])
+    @given(st.data())
+    def search(data):
+        r = run(cfg, chooser=lambda cands: data.draw(st.integers(0, len(cands) - 1)))
+        seen.append(r.outcome)
+        assert r.ok
+
+    with pytest.raises(AssertionError):
+        search()
+    assert any(o != "ok" for o in seen)
 
 
 def test_corrected_many_rounds_many_sessions():
