@@ -129,15 +129,15 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
     world = World(cfg)
     rng = random.Random(cfg.seed)
     taken: list[dict] = []
-    stuttered: set[str] = set()
+    stuttered: set[tuple] = set()
     last_progress = 0
     fp = world.fingerprint()
     start = time.perf_counter()
     pending = list(schedule or [])
     result: RunResult | None = None
 
-    def step_key(st: dict) -> str:
-        return json.dumps(st, sort_keys=True)
+    def step_key(st: dict) -> tuple:
+        return tuple(sorted(st.items()))
 
     while True:
         if len(taken) >= cfg.max_steps:
