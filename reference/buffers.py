@@ -101,9 +101,12 @@ class BlockBuffers:
         self.fill_ids = r[:, self._f_off:self._f_off + f_bytes].view(torch.int32)
         self.mrope = r[:, self._m_off:self._m_off + m_bytes].view(torch.int32).unflatten(1, (3, block_size))
         self.aux = r[:, self._a_off:].view(torch.int32)
-        # the rows as 8-byte words: a full block's write is one slice copy
-        self._words = r.view(torch.int64)
-        self._words_no_aux = self._a_off // 8
+        # the rows as 8-byte words, one view per block made once: a full
+        # block's write is then a single copy call (on a GPU the Python that
+        # issues a copy costs about as much as a 7 MiB copy itself)
+        words = r.view(torch.int64)
+        self._row_words = list(words.unbind(0))
+        self._row_words_no_aux = list(words[:, :self._a_off // 8].unbind(0))
 
     @property
     def nbytes(self) -> int:
@@ -129,10 +132,9 @@ class BlockBuffers:
         if tokens == self.block_size and src.row_bytes == self.row_bytes:
             # a full block: its areas are one byte range (the aux row last)
             if with_aux:
-                self._words[dst_block].copy_(src._words[src_block], non_blocking=True)
+                self._row_words[dst_block].copy_(src._row_words[src_block], non_blocking=True)
             else:
-                end = self._words_no_aux
-                self._words[dst_block, :end].copy_(src._words[src_block, :end], non_blocking=True)
+                self._row_words_no_aux[dst_block].copy_(src._row_words_no_aux[src_block], non_blocking=True)
             return
         copy_bytes(self.embeddings[dst_block, :tokens], src.embeddings[src_block, :tokens])
         copy_bytes(self.fill_ids[dst_block, :tokens], src.fill_ids[src_block, :tokens])

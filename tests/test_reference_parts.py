@@ -11,7 +11,18 @@ import pytest
 import torch
 
 from resumespec import exitcodes
-from resumespec.cli import main as cli_main
+import argparse
+
+from resumespec.reference import cli as reference_cli
+
+
+def cli_main(argv: list[str]) -> int:
+    """``resumespec`` with only this part's subcommand registered (the
+    reference part is testable without the others' dependencies)."""
+    parser = argparse.ArgumentParser(prog="resumespec")
+    reference_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
 from resumespec.reference.allocator import BlockAllocator
 from resumespec.reference.buffers import BlockBuffers, make_source_embedding
 from resumespec.reference.checks import PoolChecker, Violation, check_handoff
