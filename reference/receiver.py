@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .allocator import BlockAllocator
-from .buffers import BlockBuffers
+from .buffers import ID_STRIDE, BlockBuffers
 from .checks import PoolChecker
 from .trace import TraceLog, language_proc
 from .transport import (FAILED, STATUS_NAMES, SUCCESS, TRANSFERRING, WAITING,
@@ -158,7 +158,7 @@ class Receiver:
         fields = dict(req=req, session=s, blocks=list(touched), aux_total=aux_total, tokens=tokens)
         if tokens and tokens <= self.trace_ids_max:
             ids = self.pools[s].gather(touched, tokens).fill_ids.tolist()
-            fields["ids"] = [[i >> 20, i & ((1 << 20) - 1)] for i in ids]
+            fields["ids"] = [list(divmod(i, ID_STRIDE)) for i in ids]
         self._emit(s, "buffer_read", **fields)
         self.checkers[s].on_read(req, touched)
         into.append(self.pools[s], touched, tokens)
@@ -284,7 +284,7 @@ class Receiver:
             handed = sess.assembly.view()
             fields = dict(req=req, session=s, tokens=int(handed[1].shape[0]))
             if fields["tokens"] <= self.trace_ids_max:
-                fields["ids"] = [[i >> 20, i & ((1 << 20) - 1)] for i in handed[1].tolist()]
+                fields["ids"] = [list(divmod(i, ID_STRIDE)) for i in handed[1].tolist()]
             self._emit(s, "handoff", **fields)
             self.on_handoff(req, s, handed)
         rq.phase = "prefill"
