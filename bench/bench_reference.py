@@ -23,7 +23,7 @@ same device, measured side by side in this run. Printed:
 Verification (handed data == source) runs after the timed run, not in it.
 Flags (write them as --name=value: `python -m bench` passes only words
 that start with a dash): --device=cpu|cuda|auto, --tokens=N, --hidden=H, --block-size=B,
---pool=P, --cap=C, --repeats=R, --quick (small sizes, for a dry run),
+--pool=P, --cap=C, --repeats=R, --threads=T, --quick (small sizes, for a dry run),
 --json.
 """
 
@@ -151,10 +151,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--cap", type=int, default=4, help="blocks per resume allocation")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes (a dry run of the script)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (0: torch's default); on a loaded box each copy call's "
+                    "thread barrier can cost more than the copy")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args([a for a in argv if a != "--"])
     if args.quick:
         args.tokens, args.hidden, args.block_size, args.pool, args.cap, args.repeats = 2048, 256, 128, 8, 4, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         device = choose_device(args.device)
     except ValueError as exc:
@@ -166,7 +171,8 @@ def main(argv: list[str]) -> int:
     if args.tokens <= args.pool * args.block_size:
         print("bench reference: the pool holds the whole embedding; no rounds would happen", file=sys.stderr)
         return 2
-    print(f"device {device}, {args.tokens} tokens x {args.hidden} bf16, block {args.block_size}, "
+    print(f"device {device}, {torch.get_num_threads()} CPU thread(s), "
+          f"{args.tokens} tokens x {args.hidden} bf16, block {args.block_size}, "
           f"pool {args.pool} blocks, cap {args.cap}", file=sys.stderr, flush=True)
 
     # Plain copy and protocol runs alternate, best of --repeats each, so that
@@ -209,7 +215,7 @@ def main(argv: list[str]) -> int:
 
     plain_bw = payload / plain
     res = {
-        "device": str(device),
+        "device": str(device), "cpu_threads": torch.get_num_threads(),
         "tokens": args.tokens, "hidden": args.hidden, "block_size": args.block_size,
         "pool_blocks": args.pool, "cap": args.cap, "rounds": rounds,
         "payload_bytes": payload,
