@@ -290,15 +290,13 @@ def diff_values(old: Any, new: Any, path: str, depth: int = DIFF_DEPTH) -> list[
 
 
 def _is_leaf(value: Any, level: int) -> bool:
-    """Shown whole rather than element by element: a token ``<<r, i>>``
-    below the top level, any tuple of scalars (a block list) two levels
-    down (``rxBlocks[r][s]``)."""
+    """Shown whole rather than element by element: a tuple of scalars two
+    or more levels down, such as a block list ``rxBlocks[r][s]`` or a token
+    ``data[s][b]``; higher up (``rxStatus[r]``, ``aux[s]``) it is a function
+    of requests, sessions or blocks and is diffed per element."""
     if type(value) is not tuple or not value:
         return False
-    scalars = all(isinstance(v, (int, str)) for v in value)
-    if level >= 1 and scalars and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return True
-    return level >= 2 and scalars
+    return level >= 2 and all(isinstance(v, (int, str)) for v in value)
 
 
 def state_changes(prev: TraceState | None, cur: TraceState) -> list[tuple[str, Any, Any]]:

@@ -221,9 +221,12 @@ def test_unparseable_value_is_kept_as_text():
 
 
 def test_diff_descends_into_functions_but_keeps_tokens_whole():
-    old = tv.parse_value("<<<<0, 0>>, <<1, 1>>>>")
-    new = tv.parse_value("<<<<0, 0>>, <<2, 1>>>>")
-    assert cx.diff_values(old, new, "data[1]") == [("data[1][2]", (1, 1), (2, 1))]
+    old = tv.parse_value("<<<<<<0, 0>>, <<1, 1>>>>>>")
+    new = tv.parse_value("<<<<<<0, 0>>, <<2, 1>>>>>>")
+    assert cx.diff_values(old, new, "data") == [("data[1][2]", (1, 1), (2, 1))]
+    # one level up, a pair is a function of two blocks: diffed per block
+    assert cx.diff_values(tv.parse_value("<<<<0, 0>>>>"), tv.parse_value("<<<<3, 0>>>>"), "aux") == [
+        ("aux[1][1]", 0, 3)]
     rec_old = tv.parse_value("[a |-> 1, b |-> 2]")
     rec_new = tv.parse_value("[a |-> 1, b |-> 3]")
     assert cx.diff_values(rec_old, rec_new, "r") == [("r.b", 2, 3)]
