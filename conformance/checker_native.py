@@ -289,6 +289,10 @@ class NativeChecker:
         self.recent: deque = deque(maxlen=RECENT)
         self._remember = self.recent.append
         self.late: list = []                 # bounded-response obligations missed
+        # proc -> (req, step): a step that frees all of req's blocks on that rank
+        # (prefill's end, a poll that saw Failed, an abort) whose `free` events
+        # are still being logged
+        self.freeing: dict = {}
         self._handlers = {name: getattr(self, "on_" + name) for name in (
             "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
             "handoff", "fail", "prefill_done", "abort", "abort_sent", "heartbeat_fail",
@@ -309,6 +313,8 @@ class NativeChecker:
         next_seq[proc] = want + 1
         self._remember((line, file, ev))
         try:
+            if self.freeing and proc in self.freeing:
+                self._close_freeing(proc, ev)
             self._handlers[ev["event"]](ev)
             if self.deadlines and self.deadlines[0][0] < self.count:
                 self._check_deadlines()
@@ -316,6 +322,20 @@ class NativeChecker:
             self.verdict = self._violation(v, line, file, ev)
             return self.verdict
         return None
+
+    def _close_freeing(self, proc: str, ev: dict) -> None:
+        req, what = self.freeing[proc]
+        e = ev["event"]
+        if ev.get("req") != req or e == "free":
+            return                      # the step's frees may follow other requests' events
+        del self.freeing[proc]
+        rank = self._rank(ev)
+        left = self.state.held_by(rank, req)
+        if left:
+            raise step_error(
+                f"after {what} of req {req}, rank {rank} freed only part of its blocks "
+                f"(still holds {left})",
+                f"{what} gives back every block of the request in the same step")
 
     def _bad_seq(self, line, ev, want, file):
         from .trace import MalformedTrace
@@ -531,6 +551,14 @@ class NativeChecker:
         P.check_NoDoubleFree(st, rank, req, blocks)
         P.check_WritesOnlyIntoOwnedBlocks_at_free(st, rank, req, blocks)
         self._known(req, ev)
+        phase = st.rx_phase.get((req, rank), "new")
+        if not (phase in ("failing", "aborted", "done")
+                or (phase == "queued" and st.rx_decision.get((req, rank)) == "resume")):
+            raise step_error(
+                f"rank {rank} freed blocks of req {req} while {phase} (last poll decided "
+                f"{st.rx_decision.get((req, rank))})",
+                "a free only in a step that frees: a resume, a poll that saw Failed, "
+                "prefill's end, an abort")
         owner = st.owner
         for b in blocks:
             del owner[(rank, b)]
@@ -641,6 +669,7 @@ class NativeChecker:
                 cov["PollSuccess"] += 1
             self._close_partial(req, s)
         elif decision == "fail":
+            self.freeing[ev["proc"]] = (req, "the poll that saw Failed")
             st.rx_phase[(req, s)] = "failing"
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             if first_rank:
@@ -772,6 +801,7 @@ class NativeChecker:
         if not self._any_rank_in(req, ("done",)):
             self.coverage["PrefillDone"] += 1
         st.rx_phase[(req, s)] = "done"
+        self.freeing[ev["proc"]] = (req, "prefill_done")
         self._maybe_forget(req)
 
     def on_abort(self, ev: dict) -> None:
@@ -789,6 +819,7 @@ class NativeChecker:
             st.rx_phase[(req, s)] = "aborting"
         else:
             st.rx_phase[(req, s)] = "aborted"   # a `fail` may follow
+            self.freeing[ev["proc"]] = (req, "abort")
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             self._close_partial(req, s)
 

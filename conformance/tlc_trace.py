@@ -69,6 +69,9 @@ class Step:
     partial: bool = False                           # round_start: partial
     complete: bool = True                           # all the group's events were logged
     read: bool = False                              # the group read the buffer
+    resumed: bool = False                           # its resume_sent was logged
+    fail_logged: bool = False                       # its fail was logged
+    alloc: int = -1                                 # allocated_tokens of init/resume
 
     def tla(self) -> str:
         ids = "<<>>" if not self.ids else "<<" + ", ".join(
@@ -82,7 +85,8 @@ class Step:
                 f'freed |-> <<{", ".join(str(b) for b in (self.freed or []))}>>, '
                 f'hasFreed |-> {"TRUE" if self.freed is not None else "FALSE"}, '
                 f'aux |-> {"TRUE" if self.aux else "FALSE"}, '
-                f'partial |-> {"TRUE" if self.partial else "FALSE"}, line |-> {self.line}]')
+                f'partial |-> {"TRUE" if self.partial else "FALSE"}, alloc |-> {self.alloc}, '
+                f'line |-> {self.line}]')
 
 
 @dataclass
@@ -109,113 +113,174 @@ def _load(paths: list[str]) -> list[tuple[int, dict]]:
 
 
 def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
-    """Group the events of a one-session trace into spec actions."""
+    """Group the events of a one-session trace into spec actions.
+
+    An event that belongs to no action the spec could take here (a free
+    outside a step that frees, a handoff without its poll, a second init, an
+    event of another session) becomes an ``Impossible`` step: TLC then finds
+    no behaviour, as the native checker finds no spec step.
+    """
     config: dict = {}
     reqs: dict = {}
     total: dict = {}
     faults: set = set()
     max_block = -1
-    sessions = set()
+    conflict_lines = []
+    for line, ev in events:
+        if ev["event"] == "config":
+            for k, v in ev.items():
+                if k in ("v", "proc", "seq", "event", "ts"):
+                    continue
+                if k in config and config[k] != v:
+                    conflict_lines.append(line)      # two processes, two configurations
+                config[k] = v
+    if (config.get("nsess") or 1) > 1 or any(
+            ev["proc"].startswith("language/") and ev["proc"] != "language/1"
+            for _l, ev in events):
+        raise NotForTlc("TLC trace validation handles one session per room (NSess = 1); "
+                        "use the native checker for wider traces")
+    if "block_size" not in config:
+        raise NotForTlc("TLC trace validation needs the block size: log a `config` event "
+                        "with block_size")
+    bs = config["block_size"]
+    variant = config.get("variant", "once")
+    corrected = variant == "corrected"
+    resume_order = config.get("resume_order") or (
+        "alloc_first" if variant in ("once", "corrected") else "free_first")
+    free_first = resume_order == "free_first"
 
     def rid(r):
         if r not in reqs:
             reqs[r] = len(reqs) + 1
         return reqs[r]
 
-    steps: list[Step] = []
+    steps: list[Step] = [Step("Impossible", 1, 1, ln) for ln in conflict_lines[:1]]
     open_lang: dict = {}      # req -> the language step being built
-    open_enc: dict = {}       # req -> the encode step being built
-    init_allocs: dict = {}    # req -> blocks of the init alloc
-    configs = [ev for _, ev in events if ev["event"] == "config"]
-    corrected = any(ev.get("variant") == "corrected" for ev in configs)
-    free_first = any(ev.get("resume_order") == "free_first" or (
-        "resume_order" not in ev and ev.get("variant") in ("flag", "indices", "sent_tokens",
-                                                            "cached_sent")) for ev in configs)
+    open_enc: dict = {}       # req -> the encode step waiting for its status_sent
+    init_allocs: dict = {}    # req -> (blocks, tokens) of the init alloc
+    inited: set = set()
+    held: dict = {}           # req -> blocks held (spec ids), as the log shows them
+
+    def impossible(r, line):
+        steps.append(Step("Impossible", r, 1, line))
+
+    def close(r):
+        """The language step of r is over: was all of it logged?  A step that
+        misses events while the log goes on cannot be matched."""
+        st = open_lang.pop(r, None)
+        if st is not None and not _logged_whole(st, held.get(r, set()), corrected):
+            st.action = "Impossible"
+
     for line, ev in events:
         e = ev["event"]
         if e == "config":
-            config.update({k: v for k, v in ev.items()
-                           if k not in ("v", "proc", "seq", "event", "ts")})
             continue
-        s = ev.get("session") or ev.get("rank")
-        if s is not None:
-            sessions.add(s)
-        if ev["proc"].startswith("language/"):
-            sessions.add(int(ev["proc"][9:]))
+        r = rid(ev["req"])
+        s = ev.get("session") or ev.get("rank") or 1
         for key in ("blocks", "dst_blocks"):
             for b in ev.get(key) or ():
                 max_block = max(max_block, b)
-        r = rid(ev["req"])
+        if s != 1:
+            impossible(r, line)              # a session this one-session trace has not
+            continue
         blocks = [b + 1 for b in (ev.get("blocks") or [])]
         st = open_lang.get(r)
         if e == "alloc":
-            if st is None:
-                if ev["blocks"] is not None:
-                    init_allocs[r] = blocks          # ReceiverInit's allocation
-                continue                             # None at init: no step (waits)
-            if corrected and st.action in ("CorrectedCache", "CorrectedRetry"):
+            if ev["blocks"] is not None and len(blocks) != -(-ev["tokens"] // bs):
+                impossible(r, line)          # not what the allocator returns
+            elif st is None:
+                if r in inited or r in init_allocs:
+                    impossible(r, line)
+                elif ev["blocks"] is not None:
+                    init_allocs[r] = (blocks, ev["tokens"])
+                    held.setdefault(r, set()).update(blocks)
+            elif corrected and st.action in ("CorrectedCache", "CorrectedRetry"):
                 if st.action == "CorrectedRetry":
                     steps.remove(st)
                 if ev["blocks"] is not None:
                     nxt = Step("CorrectedResume", r, 1, line, status=st.status, blocks=blocks)
-                    nxt.complete = False
+                    nxt.complete = False     # until its resume_sent
                     steps.append(nxt)
                     open_lang[r] = nxt
-                continue
-            if ev["blocks"] is not None:
-                st.blocks = blocks
-            elif st.action == "PollResume":
-                if free_first:
+                    held.setdefault(r, set()).update(blocks)
+            elif st.action == "PollResume" and not st.blocks and not st.failed:
+                if ev["blocks"] is not None:
+                    st.blocks = blocks
+                    held.setdefault(r, set()).update(blocks)
+                elif free_first:
                     st.failed = True          # the failure path: the request fails now
                     st.complete = True
                 else:
                     st.action = "PollWait"    # alloc_first: nothing changes, retry later
                     st.complete = True
+            elif st.action == "PollWait" and ev["blocks"] is None:
+                pass                          # retry_alloc: still None
+            else:
+                impossible(r, line)
+            continue
+        if e == "free":
+            if st is not None and st.action in ("PollResume", "PollFailed", "PrefillDone",
+                                                "Abort", "CorrectedCache"):
+                st.freed = (st.freed or []) + blocks
+                held.setdefault(r, set()).difference_update(blocks)
+            else:
+                impossible(r, line)          # a free no action makes
             continue
         if e == "init_sent":
-            steps.append(Step("ReceiverInit", r, 1, line, blocks=init_allocs.pop(r, blocks)))
+            alloc = init_allocs.pop(r, None)
+            if r in inited or alloc is None or alloc[0] != blocks:
+                impossible(r, line)
+                continue
+            inited.add(r)
+            steps.append(Step("ReceiverInit", r, 1, line, blocks=alloc[0], tokens=alloc[1],
+                              sent=ev["allocated_tokens"]))
             continue
         if e == "init_recv":
-            steps.append(Step("SenderRecvInit", r, ev["session"], line, blocks=blocks,
+            steps.append(Step("SenderRecvInit", r, 1, line, blocks=blocks,
                               tokens=ev["allocated_tokens"]))
             continue
         if e == "resume_recv":
-            steps.append(Step("SenderRecvResume", r, ev["session"], line, blocks=blocks,
+            steps.append(Step("SenderRecvResume", r, 1, line, blocks=blocks,
                               sent=ev["sent_tokens"], tokens=ev["allocated_tokens"]))
             continue
         if e == "abort_recv":
-            open_enc[r] = Step("SenderRecvAbort", r, ev["session"], line)
+            open_enc[r] = Step("SenderRecvAbort", r, 1, line)
             steps.append(open_enc[r])
             continue
         if e == "round_start":
             total[r] = ev["total"]
-            steps.append(Step("SenderStartRound", r, ev["session"], line, sent=ev["sent_tokens"],
+            steps.append(Step("SenderStartRound", r, 1, line, sent=ev["sent_tokens"],
                               tokens=ev["tokens"], aux=ev["aux_written"], partial=ev["partial"],
                               blocks=[b + 1 for b in ev["dst_blocks"]]))
             continue
         if e == "round_end":
             if ev["ok"]:
-                open_enc[r] = Step("SenderEndRound", r, ev["session"], line)
-                steps.append(open_enc[r])
+                open_enc[r] = Step("SenderEndRound", r, 1, line, sent=ev["sent_tokens"])
+            else:
+                faults.add("write_error")
+                open_enc[r] = Step("WriteError", r, 1, line)
+            steps.append(open_enc[r])
             continue
         if e == "write_error":
             faults.add("write_error")
-            open_enc[r] = Step("WriteError", r, ev.get("session", 1), line)
+            prev = open_enc.get(r)
+            if prev is not None and prev.action == "WriteError" and prev.status == -1:
+                continue                     # already failed by round_end ok=false
+            open_enc[r] = Step("WriteError", r, 1, line)
             steps.append(open_enc[r])
             continue
         if e == "status_sent":
-            st_enc = open_enc.get(r)
+            st_enc = open_enc.pop(r, None)
             if st_enc is None or st_enc.status != -1:
-                # a status no action of the spec sends here: let TLC find no step
-                steps.append(Step("Impossible", r, ev["session"], line))
+                impossible(r, line)          # a status no action of the spec sends here
             else:
                 st_enc.status = STATUS_RANK[ev["status"]]
             continue
         if e == "status_recv":
-            steps.append(Step("DeliverStatus", r, ev["session"], line,
-                              status=STATUS_RANK[ev["status"]]))
+            steps.append(Step("DeliverStatus", r, 1, line, status=STATUS_RANK[ev["status"]]))
             continue
         if e == "poll":
+            close(r)
             d = ev["decision"]
             status = STATUS_RANK[ev["status"]]
             if d == "fail" and status == STATUS_RANK["Transferring"]:
@@ -227,95 +292,117 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
             elif corrected and d == "retry_alloc":
                 action = "CorrectedRetry"     # becomes CorrectedResume if the alloc succeeds
             step = Step(action, r, 1, line, status=status)
-            if action == "PollResume":
-                step.complete = False       # until its resume_sent or fail
             steps.append(step)
             open_lang[r] = step
             continue
         if e == "buffer_read":
-            if st is not None:
+            if st is not None and st.action in ("PollWait", "PollRead", "PollResume",
+                                                "PollSuccess", "CorrectedCache",
+                                                "CorrectedRetry"):
                 st.read = True
                 if st.action == "PollWait":
                     st.action = "PollRead"
+            else:
+                impossible(r, line)
             continue
         if e == "resume_sent":
-            if st is not None and st.action in ("PollResume", "CorrectedResume"):
-                st.blocks = blocks
+            if st is not None and st.action in ("PollResume", "CorrectedResume") \
+                    and st.blocks == blocks and st.sent == -1 and not st.failed:
                 st.sent = ev["sent_tokens"]
-                st.complete = True
+                st.alloc = ev["allocated_tokens"]
+                st.resumed = True
             else:
-                steps.append(Step("Impossible", r, 1, line))
+                impossible(r, line)
             continue
         if e == "handoff":
-            if st is not None:
+            if st is not None and st.action == "PollSuccess" and st.tokens == -1:
                 st.tokens = ev["tokens"]
                 if ev.get("ids") is not None:
                     st.ids = [(reqs.get(a, 0), b) for a, b in ev["ids"]]
-            continue
-        if e == "free":
-            if st is not None and st.action in ("PollResume", "PollFailed", "PrefillDone",
-                                                "Abort", "CorrectedCache"):
-                st.freed = (st.freed or []) + blocks
-                st.complete = st.action != "PollResume" or st.complete
             else:
-                steps.append(Step("Impossible", r, 1, line))   # a free no action makes
+                impossible(r, line)
             continue
         if e == "fail":
-            if st is not None and st.action == "PollResume":
+            if st is not None and st.action == "PollResume" and not st.resumed:
                 st.failed = True
-                st.complete = True
-            open_lang.pop(r, None)
+                st.fail_logged = True
+            elif st is not None and st.action in ("PollFailed", "Abort"):
+                st.fail_logged = True
+            else:
+                impossible(r, line)
+            close(r)
             continue
         if e == "prefill_done":
-            steps.append(Step("PrefillDone", r, 1, line, freed=None))
+            close(r)
+            steps.append(Step("PrefillDone", r, 1, line))
             open_lang[r] = steps[-1]
             continue
         if e == "abort":
+            close(r)
             faults.add("abort")
             steps.append(Step("Abort", r, 1, line))
             open_lang[r] = steps[-1]
             continue
         if e == "abort_sent":
+            if not (st is not None and st.action == "Abort" and corrected):
+                impossible(r, line)
             continue
         if e == "heartbeat_fail":
             faults.add("heartbeat")
             steps.append(Step("Heartbeat", r, 1, line))
             continue
-    for st_ in steps:
-        if st_.action == "CorrectedRetry":
-            st_.action = "PollWait"
-    # A group the log cut off at its end has not happened yet.
-    while steps and (not steps[-1].complete or (
-            steps[-1].action in ("PrefillDone", "Abort") and steps[-1].freed is None)):
-        cut = steps.pop()
-        if cut.read and cut.action in ("PollResume", "CorrectedResume", "CorrectedCache"):
-            cut.action = "PollRead"       # what was logged of it: the buffer was read
-            steps.append(cut)
-            break
-    if len(sessions) > 1 or (config.get("nsess") or 1) > 1:
-        raise NotForTlc("TLC trace validation handles one session per room (NSess = 1); "
-                        "use the native checker for wider traces")
-    if "block_size" not in config:
-        raise NotForTlc("TLC trace validation needs the block size: log a `config` event "
-                        "with block_size")
-    variant = config.get("variant", "once")
+    # Steps still open when the log ends were cut off by its end: they have not
+    # happened yet (what was logged of them, a read, is kept), unless the log
+    # shows a later step of the same request.
+    cut = [st for r, st in open_lang.items()
+           if not _logged_whole(st, held.get(r, set()), corrected)]
+    cut += [st for st in open_enc.values() if st.status == -1]
+    for st in cut:
+        k = next(i for i, x in enumerate(steps) if x is st)
+        if any(x.req == st.req for x in steps[k + 1:]):
+            st.action = "Impossible"
+        elif st.read and st.action in ("PollResume", "CorrectedResume", "CorrectedCache",
+                                       "PollSuccess"):
+            st.action = "PollRead"
+        else:
+            del steps[k]
+    for st in steps:
+        if st.action == "CorrectedRetry":
+            st.action = "PollWait"
     nreq = max(len(reqs), 1)
-    totals = [total.get(i, config.get("init_tokens") or config["block_size"])
-              for i in range(1, nreq + 1)]
+    totals = [total.get(i, config.get("init_tokens") or bs) for i in range(1, nreq + 1)]
     constants = {
-        "NReq": nreq, "NSess": 1, "BlockSize": config["block_size"],
+        "NReq": nreq, "NSess": 1, "BlockSize": bs,
         "NBlocks": max(config.get("nblocks") or 0, max_block + 1, 1),
-        "InitTokens": config.get("init_tokens") or config["block_size"],
+        "InitTokens": config.get("init_tokens") or bs,
         "Cap": config.get("cap", 0),
         "Order": config.get("order", "any"),
         "Variant": variant,
-        "ResumeOrder": config.get("resume_order") or (
-            "alloc_first" if variant in ("once", "corrected") else "free_first"),
+        "ResumeOrder": resume_order,
         "Barrier": config.get("barrier", True),
         "Faults": sorted(set(config.get("faults") or ()) | faults),
         "Total": totals,
     }
     return TraceModel(steps, constants, reqs, len(events))
+
+
+def _logged_whole(st: "Step", held_now: set, corrected: bool) -> bool:
+    """Did the log show every event of this step?"""
+    a = st.action
+    if a == "PollResume":
+        return st.resumed or st.failed
+    if a == "CorrectedResume":
+        return st.resumed
+    if a == "PollSuccess":
+        return st.tokens != -1
+    if a == "PollFailed":
+        return st.fail_logged and not held_now
+    if a in ("PrefillDone", "CorrectedCache"):
+        return st.freed is not None and (a == "CorrectedCache" or not held_now)
+    if a == "Abort":
+        return corrected or not held_now    # historical designs free in the same step
+    return True
+
 
 
 TRACE_SPEC = r"""---- MODULE {name} ----
@@ -347,7 +434,8 @@ Observed ==
   /\ l <= Len(Trace)
   /\ LET r == Ev.r  s == 1 IN
      CASE Ev.a = "ReceiverInit" ->
-            ReceiverInit(r) /\ rxBlocks'[r][s] = Ev.blocks
+            /\ ReceiverInit(r) /\ rxBlocks'[r][s] = Ev.blocks
+            /\ Ev.tokens = InitTokens /\ LastCtl(r, s).alloc = Ev.sent
        [] Ev.a = "SenderRecvInit" ->
             /\ SenderRecvInit(r, s)
             /\ Head(ctl[r][s]).blocks = Ev.blocks /\ Head(ctl[r][s]).alloc = Ev.tokens
@@ -364,7 +452,8 @@ Observed ==
             /\ {{w.b : w \in {{x \in wire'[s] : x.r = r}}}} = Range(Ev.blocks)
             /\ (\E w \in wire'[s] : w.r = r /\ w.aux > 0) = Ev.aux
        [] Ev.a = "SenderEndRound" ->
-            SenderEndRound(r) /\ st'[r][s][Len(st'[r][s])].status = Ev.status
+            /\ SenderEndRound(r) /\ st'[r][s][Len(st'[r][s])].status = Ev.status
+            /\ txSent'[r][s] = Ev.sent
        [] Ev.a = "WriteError" ->
             WriteError(r) /\ Ev.status = Failed
        [] Ev.a = "DeliverStatus" ->
@@ -388,6 +477,7 @@ Observed ==
                     /\ Ev.freed = rxBlocks[r][s]
                     /\ rxBlocks'[r][s] = Ev.blocks
                     /\ LastCtl(r, s).sent = Ev.sent
+                    /\ LastCtl(r, s).alloc = Ev.alloc
                     /\ LastCtl(r, s).type = "resume"
        [] Ev.a = "CorrectedCache" ->
             /\ CombinedStatus(r) = Ev.status
@@ -400,6 +490,7 @@ Observed ==
             /\ rxResumes'[r][s] = rxResumes[r][s] + 1
             /\ rxBlocks'[r][s] = Ev.blocks
             /\ LastCtl(r, s).sent = Ev.sent
+            /\ LastCtl(r, s).alloc = Ev.alloc
        [] Ev.a = "PollRead" ->
             /\ CombinedStatus(r) = Ev.status
             /\ ObservedRead(r, s)

@@ -215,15 +215,15 @@ def _():
 
 @case("write_into_block_not_held", "violates", "WritesOnlyIntoOwnedBlocks")
 def _():
-    """The sender writes a resumed round into block 1 after the receiver gave it back."""
+    """A local abort frees block 0 before the sender took the init; the sender then
+    writes the first round into block 0, which the request no longer holds."""
     t = T()
-    t.init(1, [0]).init_recv(1, [0])
-    t.round(1, 0, 2, 3, [0])
-    t.L("status_recv", req=1, session=1, status="Transferring")
-    t.resume(1, [0], 3, 2, [1], 1, [0])
-    t.L("free", rank=1, req=1, blocks=[1])
-    t.resume_recv(1, [1], 2)
-    t.round(1, 2, 1, 3, [1])
+    t.init(1, [0])
+    t.L("abort", req=1)
+    t.L("free", rank=1, req=1, blocks=[0])
+    t.L("fail", req=1, reason="aborted")
+    t.init_recv(1, [0])
+    t.round(1, 0, 2, 3, [0], end=False)
     return t.events
 
 
