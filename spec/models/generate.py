@@ -143,10 +143,10 @@ MODELS = [
     model("corrected_two_sessions", "corrected", NReq=1, NSess=2, Total=(3,), Cap=1),
     # ---- deep set ------------------------------------------------------------
     model("corrected_deep_faults", "corrected", set_="deep", Cap=1, Faults=ALL_FAULTS),
-    model("corrected_deep_sessions_any", "corrected", set_="deep", NSess=2, Cap=1,
-          Order="any", Total=(3, 2)),
+    model("corrected_deep_sessions", "corrected", set_="deep", NSess=2, Cap=1,
+          Total=(3, 2)),
     model("corrected_deep_sessions_faults", "corrected", set_="deep", NReq=1, NSess=2,
-          Total=(4,), Cap=1, Order="any", Faults=ALL_FAULTS),
+          Total=(3,), Cap=1, Order="any", Faults=ALL_FAULTS),
     model("corrected_deep_blocksize2", "corrected", set_="deep", BlockSize=2, NBlocks=3,
           Total=(5, 3), InitTokens=2, Cap=1, Order="lifo"),
     model("corrected_deep_three_requests", "corrected", set_="deep", NReq=3,
