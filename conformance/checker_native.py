@@ -526,6 +526,8 @@ class NativeChecker:
                 f"{decision})", "an alloc only for a new request, or after a poll that "
                 "decided resume or retry_alloc")
         if blocks is None:
+            if decision == "resume":
+                st.rx_decision[(req, rank)] = "resume_none"   # nothing free: no resume now
             return
         bs = st.block_size
         if bs is not None and len(blocks) != -(-ev["tokens"] // bs):
@@ -553,7 +555,8 @@ class NativeChecker:
         self._known(req, ev)
         phase = st.rx_phase.get((req, rank), "new")
         if not (phase in ("failing", "aborted", "done")
-                or (phase == "queued" and st.rx_decision.get((req, rank)) == "resume")):
+                or (phase == "queued" and st.rx_decision.get((req, rank)) in ("resume",
+                                                                            "resume_none"))):
             raise step_error(
                 f"rank {rank} freed blocks of req {req} while {phase} (last poll decided "
                 f"{st.rx_decision.get((req, rank))})",
@@ -637,6 +640,7 @@ class NativeChecker:
         phase = st.rx_phase.get((req, s), "new")
         status = STATUS_RANK[ev["status"]]
         decision = ev["decision"]
+        last = st.rx_decision.get((req, s))
         if phase not in ("queued", "aborting"):
             raise step_error(f"rank {s} polled req {req} while {phase}",
                              "polls only while the request waits for its embedding")
@@ -658,6 +662,11 @@ class NativeChecker:
         if decision not in allowed:
             raise step_error(f"req {req} polled {ev['status']} and decided {decision}",
                              "with " + ev["status"] + ": " + " or ".join(allowed))
+        if last == "resume":
+            raise step_error(f"rank {s} polled req {req} again, but its last poll decided "
+                             f"resume and neither sent a resume nor failed to allocate",
+                             "a poll deciding resume is followed by its resume_sent (or an "
+                             "alloc returning None)")
         st.rx_decision[(req, s)] = decision
         cov = self.coverage
         first_rank = not self._any_rank_in(req, ("prefill", "done", "failing", "failed"))
@@ -776,7 +785,8 @@ class NativeChecker:
         s = self._rank(ev)
         phase = st.rx_phase.get((req, s), "new")
         decision = st.rx_decision.get((req, s))
-        if phase in ("failing", "aborted") or (phase == "queued" and decision == "resume"):
+        if phase in ("failing", "aborted") or (phase == "queued"
+                                               and decision in ("resume", "resume_none")):
             # PollFailed, an abort, or free_first's failure path (allocation returned None)
             if phase == "queued":
                 P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)

@@ -134,6 +134,14 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
                 if k in config and config[k] != v:
                     conflict_lines.append(line)      # two processes, two configurations
                 config[k] = v
+    if conflict_lines:
+        # Two processes, two configurations: no single model explains the run.
+        bs = config.get("block_size") or 1
+        constants = {"NReq": 1, "NSess": 1, "BlockSize": bs, "NBlocks": 1, "InitTokens": bs,
+                     "Cap": 0, "Order": "any", "Variant": "once", "ResumeOrder": "alloc_first",
+                     "Barrier": True, "Faults": [], "Total": [1]}
+        return TraceModel([Step("Impossible", 1, 1, conflict_lines[0])], constants, {},
+                          len(events))
     if (config.get("nsess") or 1) > 1 or any(
             ev["proc"].startswith("language/") and ev["proc"] != "language/1"
             for _l, ev in events):
@@ -154,7 +162,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
             reqs[r] = len(reqs) + 1
         return reqs[r]
 
-    steps: list[Step] = [Step("Impossible", 1, 1, ln) for ln in conflict_lines[:1]]
+    steps: list[Step] = []
     open_lang: dict = {}      # req -> the language step being built
     open_enc: dict = {}       # req -> the encode step waiting for its status_sent
     init_allocs: dict = {}    # req -> (blocks, tokens) of the init alloc
