@@ -150,7 +150,7 @@ MODELS = [
     model("corrected_deep_blocksize2", "corrected", set_="deep", BlockSize=2, NBlocks=3,
           Total=(5, 3), InitTokens=2, Cap=1, Order="lifo"),
     model("corrected_deep_three_requests", "corrected", set_="deep", NReq=3,
-          Total=(3, 2, 2), NBlocks=3, Cap=1),
+          Total=(2, 2, 2), NBlocks=3, Cap=1),
     model("once_deep_engine_any", "once", set_="deep", Order="any"),
     model("once_deep_engine_lifo_sessions", "once", set_="deep", NSess=2, Order="lifo"),
     model("flag_deep_engine_any", "flag", set_="deep", Order="any", NBlocks=4,
