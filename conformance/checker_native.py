@@ -198,6 +198,7 @@ class State:
 
     def __init__(self) -> None:
         self.config = Config()
+        self.config_values: dict = {}              # every config field logged
         self.block_size: int | None = None
         # language ranks: allocator and blocks
         self.owner: dict[tuple, int] = {}          # (rank, block) -> req holding it
@@ -759,6 +760,13 @@ class NativeChecker:
         if bs is not None and ev["allocated_tokens"] != len(blocks) * bs:
             raise step_error(f"resume says {ev['allocated_tokens']} tokens for {len(blocks)} "
                              f"block(s) of {bs}", f"allocated_tokens = {len(blocks) * bs}")
+        still = st.held_by(s, req)
+        if still != sorted(blocks):
+            old = sorted(set(still) - set(blocks))
+            raise step_error(f"req {req} sent resume on session {s} still holding its old "
+                             f"blocks {old}",
+                             "the resume step gives back the old blocks (free) before the "
+                             "resume is sent")
         P.check_AtMostOneResumePerRound(st, req, s)
         st.rx_resumes[(req, s)] = st.rx_resumes.get((req, s), 0) + 1
         st.rx_blocks[(req, s)] = list(blocks)
@@ -1108,13 +1116,16 @@ class NativeChecker:
 
     def on_config(self, ev: dict) -> None:
         c = self.state.config
-        for k in ("block_size", "nblocks", "nsess", "variant", "barrier"):
-            if k in ev:
-                old = getattr(c, k)
-                if old is not None and old != ev[k]:
-                    raise step_error(f"{ev['proc']} logged {k}={ev[k]}, another process "
-                                     f"{old}", f"{k} = {old} (one configuration per run)")
-                setattr(c, k, ev[k])
+        seen = self.state.config_values
+        for k, v in ev.items():
+            if k in ("v", "proc", "seq", "event", "ts") or k.startswith("x_"):
+                continue
+            if k in seen and seen[k] != v:
+                raise step_error(f"{ev['proc']} logged {k}={v}, another process {seen[k]}",
+                                 f"{k} = {seen[k]} (one configuration per run)")
+            seen[k] = v
+            if hasattr(c, k):
+                setattr(c, k, v)
         self.state.block_size = c.block_size
 
 

@@ -72,6 +72,7 @@ class Step:
     resumed: bool = False                           # its resume_sent was logged
     fail_logged: bool = False                       # its fail was logged
     alloc: int = -1                                 # allocated_tokens of init/resume
+    reads: list = field(default_factory=list)       # blocks of each buffer_read
 
     def tla(self) -> str:
         ids = "<<>>" if not self.ids else "<<" + ", ".join(
@@ -86,6 +87,7 @@ class Step:
                 f'hasFreed |-> {"TRUE" if self.freed is not None else "FALSE"}, '
                 f'aux |-> {"TRUE" if self.aux else "FALSE"}, '
                 f'partial |-> {"TRUE" if self.partial else "FALSE"}, alloc |-> {self.alloc}, '
+                f'reads |-> <<{", ".join("<<" + ", ".join(map(str, rb)) + ">>" for rb in self.reads)}>>, '
                 f'line |-> {self.line}]')
 
 
@@ -168,6 +170,18 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     init_allocs: dict = {}    # req -> (blocks, tokens) of the init alloc
     inited: set = set()
     held: dict = {}           # req -> blocks held (spec ids), as the log shows them
+    # Messages sent and received so far, per (channel, req): a receive logged
+    # before its send is no step of the spec, whatever the steps' places.
+    sent_n: dict = {}
+    recv_n: dict = {}
+
+    def sent(kind, r):
+        sent_n[(kind, r)] = sent_n.get((kind, r), 0) + 1
+
+    def received(kind, r) -> bool:
+        n = recv_n.get((kind, r), 0) + 1
+        recv_n[(kind, r)] = n
+        return n <= sent_n.get((kind, r), 0)
 
     def impossible(r, line):
         steps.append(Step("Impossible", r, 1, line))
@@ -240,8 +254,15 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
                 impossible(r, line)
                 continue
             inited.add(r)
+            sent("ctl", r)
             steps.append(Step("ReceiverInit", r, 1, line, blocks=alloc[0], tokens=alloc[1],
                               sent=ev["allocated_tokens"]))
+            continue
+        if e in ("init_recv", "resume_recv", "abort_recv") and not received("ctl", r):
+            impossible(r, line)
+            continue
+        if e == "status_recv" and not received("st", r):
+            impossible(r, line)
             continue
         if e == "init_recv":
             steps.append(Step("SenderRecvInit", r, 1, line, blocks=blocks,
@@ -283,6 +304,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
                 impossible(r, line)          # a status no action of the spec sends here
             else:
                 st_enc.status = STATUS_RANK[ev["status"]]
+                sent("st", r)
             continue
         if e == "status_recv":
             steps.append(Step("DeliverStatus", r, 1, line, status=STATUS_RANK[ev["status"]]))
@@ -304,10 +326,13 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
             open_lang[r] = step
             continue
         if e == "buffer_read":
-            if st is not None and st.action in ("PollWait", "PollRead", "PollResume",
+            if st is not None and st.freed is not None:
+                impossible(r, line)          # reads blocks its own step already freed
+            elif st is not None and st.action in ("PollWait", "PollRead", "PollResume",
                                                 "PollSuccess", "CorrectedCache",
                                                 "CorrectedRetry"):
                 st.read = True
+                st.reads.append(blocks)
                 if st.action == "PollWait":
                     st.action = "PollRead"
             else:
@@ -319,6 +344,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
                 st.sent = ev["sent_tokens"]
                 st.alloc = ev["allocated_tokens"]
                 st.resumed = True
+                sent("ctl", r)
             else:
                 impossible(r, line)
             continue
@@ -354,6 +380,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
         if e == "abort_sent":
             if not (st is not None and st.action == "Abort" and corrected):
                 impossible(r, line)
+            sent("ctl", r)
             continue
         if e == "heartbeat_fail":
             faults.add("heartbeat")
@@ -437,9 +464,18 @@ ObservedRead(r, s) ==
                THEN errors \cup {{"read_during_write"}} ELSE errors
   /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
 
+\* Every buffer_read of the step read (a prefix of) the current blocks.
+ReadsCurrent(r, s) ==
+  \A i \in 1..Len(Ev.reads) :
+    LET rb == Ev.reads[i] IN
+    /\ Len(rb) <= Len(rxBlocks[r][s])
+    /\ SubSeq(rxBlocks[r][s], 1, Len(rb)) = rb
+    /\ rb = <<>> => rxBlocks[r][s] = <<>>
+
 \* Each logged action, constrained to what the log shows.
 Observed ==
   /\ l <= Len(Trace)
+  /\ ReadsCurrent(Ev.r, 1)
   /\ LET r == Ev.r  s == 1 IN
      CASE Ev.a = "ReceiverInit" ->
             /\ ReceiverInit(r) /\ rxBlocks'[r][s] = Ev.blocks
