@@ -7,7 +7,8 @@ Measured side by side in one run:
 2. peak memory (tracemalloc) of the checker against trace length: bounded by
    the requests in flight, not by the trace.
 3. native vs TLC on the same short traces (TLC: trace validation, both runs,
-   JVM start included; and TLC's own "Finished in" time).
+   JVM start included).
+4. the recorder's cost per call with tracing off and on.
 """
 
 from __future__ import annotations
@@ -111,6 +112,35 @@ def bench_vs_tlc(folder: Path, sizes: list[int]) -> None:
           f"(target {TARGET_TLC_RATIO}x: {'met' if worst >= TARGET_TLC_RATIO else 'NOT met'})")
 
 
+def bench_recorder(folder: Path) -> None:
+    from resumespec.conformance import recorder
+
+    print("4. recorder cost per log call (tracing off vs on)")
+    n = 200_000
+    off = recorder.NULL
+
+    def noop(event, **fields):
+        return None
+
+    t0 = time.perf_counter()
+    for i in range(n):
+        noop("alloc", rank=1, req=i + 1, tokens=8, blocks=[3])
+    base = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(n):
+        off.log("alloc", rank=1, req=i + 1, tokens=8, blocks=[3])
+    t_off = time.perf_counter() - t0
+    on = recorder.recorder_for("language/1", str(folder / "rec"))
+    m = n // 10
+    t0 = time.perf_counter()
+    for i in range(m):
+        on.log("alloc", rank=1, req=i + 1, tokens=8, blocks=[3])
+    t_on = (time.perf_counter() - t0) * (n / m)
+    recorder.close_all()
+    print(f"   plain function call {1e9 * base / n:8.0f} ns   tracing off {1e9 * t_off / n:8.0f} ns "
+          f"(x{t_off / base:.2f})   tracing on {1e9 * t_on / n:8.0f} ns (x{t_on / base:.1f})")
+
+
 def main(argv: list[str]) -> int:
     full = "--full" in argv
     quick = "--quick" in argv
@@ -122,6 +152,7 @@ def main(argv: list[str]) -> int:
         bench_throughput(folder, sizes)
         bench_memory([s // 8 for s in sizes])
         bench_vs_tlc(folder, [2, 6] if quick else [2, 8, 20])
+        bench_recorder(folder)
     return 0
 
 

@@ -17,6 +17,10 @@ from resumespec.cli import main as cli_main
 from resumespec.conformance import synth
 from resumespec.conformance.checker_native import check_native
 from resumespec.conformance.tlc_trace import check_tlc, render, steps_of, _load
+from resumespec.conformance.trace import read_trace
+from hypothesis import given, settings, strategies as hs
+
+from test_conformance import MUTATIONS, mutate
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "conformance" / "corpus"
@@ -85,3 +89,16 @@ def test_cli_checker_both(capsys):
     assert code == exitcodes.OK
     assert doc["traces"][0]["verdict"] == "conforms"
     assert doc["traces"][0]["tlc"]["verdict"] == "conforms"
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(base=hs.sampled_from(["ref_once", "ref_corrected", "ref_cached_sent"]),
+       kind=hs.sampled_from(MUTATIONS), i=hs.integers(0, 10_000), pick=hs.integers(0, 100))
+def test_native_and_tlc_agree_on_mutated_reference_traces(tmp_path_factory, base, kind, i,
+                                                          pick):
+    events = [e for _, e in read_trace(CORPUS / f"{base}.jsonl")]
+    path = tmp_path_factory.mktemp("mut") / "t.jsonl"
+    synth.write(path, mutate(events, kind, i, pick))
+    native = check_native([str(path)])
+    tlc = check_tlc([str(path)], timeout=120)
+    assert native.verdict == tlc.verdict, (base, kind, i, pick, native.message, tlc.message)

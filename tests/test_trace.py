@@ -159,3 +159,15 @@ def test_recorder_single_file(tmp_path, monkeypatch):
     recorder_mod.close_all()
     procs = [e["proc"] for _, e in read_trace(target)]
     assert procs == ["language/1", "encode"]
+
+
+def test_huge_file_without_newlines_is_rejected_after_reading_little(tmp_path):
+    # a sparse 10 GB file of NUL bytes: the reader must stop at the line limit
+    # (16 MiB) instead of reading the file whole
+    p = tmp_path / "huge.jsonl"
+    with open(p, "wb") as f:
+        f.truncate(10 * 1024 ** 3)
+    with open(p, "rb") as f:
+        with pytest.raises(MalformedTrace, match="at most 16777216 bytes"):
+            next(read_trace(f, path=str(p)))
+        assert f.tell() < 64 * 1024 ** 2
