@@ -512,7 +512,7 @@ Observed ==
             /\ Ev.hasFreed => Ev.freed = rxBlocks[r][s]
        [] Ev.a = "PollResume" ->
             /\ CombinedStatus(r) = Ev.status
-            /\ \/ PollTransferringHistorical(r, s)
+            /\ \/ PollTransferringHistorical(r)
                \/ PollTransferringCorrected(r, s)
             /\ IF Ev.failed
                THEN /\ rxPhase'[r] = "failed"

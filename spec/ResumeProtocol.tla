@@ -419,74 +419,92 @@ WantsResume(r, s) == ~AlreadyResumed(r, s) /\ TotalSeen(r, s) > SentSeen(r, s)
 Need(r, s) == ResumeTokens(TotalSeen(r, s) - SentSeen(r, s), Len(free[s]))
 
 \* Hazard bookkeeping: a read of blocks with a write in flight.
-ReadHazard(r, s) ==
+HazardAt(r, s) ==
     IF ReadsNow(r, s) /\ WriteInFlight(s, rxBlocks[r][s])
-    THEN errors \cup {"read_during_write"} ELSE errors
+    THEN {"read_during_write"} ELSE {}
+ReadHazard(r, s) == errors \cup HazardAt(r, s)
 
-\* What a session caches when it resumes (the engine caches only the first
-\* time for the pull/13 designs; mainline resumes once and caches then).
-CacheUpdate(r, s) ==
-    /\ rxCache' = [rxCache EXCEPT ![r][s] = IF @ = <<>> THEN Got(r, s) ELSE @]
-    /\ rxPTotal' = [rxPTotal EXCEPT ![r][s] = IF @ = 0 THEN TotalSeen(r, s) ELSE @]
-    /\ rxPSent' = [rxPSent EXCEPT ![r][s] =
-                    IF Variant \in {"sent_tokens", "cached_sent"} \/ rxCache[r][s] = <<>>
-                    THEN SentSeen(r, s) ELSE @]
+\* What a session caches when it resumes (the pull/13 designs cache only the
+\* first time; mainline resumes once and caches then).
+NewCache(r, s) == IF rxCache[r][s] = <<>> THEN Got(r, s) ELSE rxCache[r][s]
+NewPTotal(r, s) == IF rxPTotal[r][s] = 0 THEN TotalSeen(r, s) ELSE rxPTotal[r][s]
+NewPSent(r, s) ==
+    IF Variant \in {"sent_tokens", "cached_sent"} \/ rxCache[r][s] = <<>>
+    THEN SentSeen(r, s) ELSE rxPSent[r][s]
 
-\* The decision recorded by the design, after a resume on session s.
-MarkResumed(r, s, newBlocks) ==
-    /\ rxFlag' = [rxFlag EXCEPT ![r][s] = IF Variant = "flag" THEN TRUE ELSE @]
-    /\ rxLastIdx' = [rxLastIdx EXCEPT ![r][s] = IF Variant = "indices" THEN newBlocks ELSE @]
-    /\ rxLastSent' = [rxLastSent EXCEPT ![r][s] =
-                        IF Variant \in {"sent_tokens", "cached_sent"} THEN SentSeen(r, s) ELSE @]
+(* What one session does in this poll:                                      *)
+(*   "wait"   it does not want to resume, or (alloc_first) the allocation   *)
+(*            returned None: nothing changes, it retries on a later poll;   *)
+(*   "resume" with an allocation c = <<new blocks, rest of the free list>>: *)
+(*            alloc_first allocates then frees the old blocks, free_first   *)
+(*            frees the old blocks then allocates;                          *)
+(*   "fail"   (free_first) the allocation returned None after the old       *)
+(*            blocks were freed.                                            *)
+NoAlloc == <<<<>>, <<>>>>
+HistOption(r, s) ==
+    IF ~WantsResume(r, s) THEN {[kind |-> "wait", c |-> NoAlloc]}
+    ELSE IF ResumeOrder = "alloc_first"
+    THEN LET cs == AllocChoices(free[s], Need(r, s)) IN
+         IF cs = {} THEN {[kind |-> "wait", c |-> NoAlloc]}
+         ELSE {[kind |-> "resume", c |-> x] : x \in cs}
+    ELSE LET cs == AllocChoices(free[s] \o rxBlocks[r][s], Need(r, s)) IN
+         IF cs = {} THEN {[kind |-> "fail", c |-> NoAlloc]}
+         ELSE {[kind |-> "resume", c |-> x] : x \in cs}
 
-(* Historical designs resume one session at a time within the poll (the    *)
-(* sessions are independent ranks); the request-level MIN is Transferring. *)
-(* alloc_first: allocate, on None change nothing (retry on a later poll),  *)
-(* else cache, free the old blocks, send resume.                           *)
-HistResumeAllocFirst(r, s) ==
-    \E c \in AllocChoices(free[s], Need(r, s)) :
-       /\ CacheUpdate(r, s)
-       /\ MarkResumed(r, s, c[1])
-       /\ free' = [free EXCEPT ![s] = c[2] \o rxBlocks[r][s]]
-       /\ rxBlocks' = [rxBlocks EXCEPT ![r][s] = c[1]]
-       /\ ctl' = [ctl EXCEPT ![r][s] = Append(@, CtlMsg("resume", c[1], SentSeen(r, s),
-                                                         Len(c[1]) * BlockSize, 0))]
-       /\ rxResumes' = [rxResumes EXCEPT ![r][s] = @ + 1]
-       /\ UNCHANGED rxPhase
-
-(* free_first: cache, free the old blocks, allocate; on None fail the      *)
-(* request through the Failed path, which frees embedding_indices: still   *)
-(* the old blocks.                                                         *)
-HistResumeFreeFirst(r, s) ==
-    LET fl == free[s] \o rxBlocks[r][s]
-        choices == AllocChoices(fl, Need(r, s))
-    IN \/ \E c \in choices :
-            /\ CacheUpdate(r, s)
-            /\ MarkResumed(r, s, c[1])
-            /\ free' = [free EXCEPT ![s] = c[2]]
-            /\ rxBlocks' = [rxBlocks EXCEPT ![r][s] = c[1]]
-            /\ ctl' = [ctl EXCEPT ![r][s] = Append(@, CtlMsg("resume", c[1], SentSeen(r, s),
-                                                              Len(c[1]) * BlockSize, 0))]
-            /\ rxResumes' = [rxResumes EXCEPT ![r][s] = @ + 1]
-            /\ UNCHANGED rxPhase
-       \/ /\ choices = {}
-          /\ CacheUpdate(r, s)
-          /\ UNCHANGED <<rxFlag, rxLastIdx, rxLastSent, ctl, rxResumes>>
-          \* the failure path: every rank fails the request and frees
-          \* embedding_indices, which on this rank was not updated.
-          /\ free' = [t \in Sess |-> IF t = s THEN fl \o rxBlocks[r][s]
-                                     ELSE free[t] \o rxBlocks[r][t]]
-          /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [t \in Sess |-> <<>>]]
-          /\ rxPhase' = [rxPhase EXCEPT ![r] = "failed"]
-
-PollTransferringHistorical(r, s) ==
+(* Historical designs.  The engine's scheduler runs the same poll on every  *)
+(* rank in lockstep, on the MIN of their statuses, so one step covers every *)
+(* session of the request; each session decides on what its own rank holds.*)
+(* If an allocation fails on the free_first path, the request fails on      *)
+(* every rank through the Failed path, which frees embedding_indices: on a  *)
+(* rank whose allocation failed that is still the old block list, already   *)
+(* freed once.                                                               *)
+PollTransferringHistorical(r) ==
     /\ Variant # "corrected"
     /\ rxPhase[r] = "queued"
     /\ CombinedStatus(r) = Transferring
-    /\ WantsResume(r, s)
-    /\ errors' = ReadHazard(r, s)
-    /\ IF ResumeOrder = "alloc_first" THEN HistResumeAllocFirst(r, s)
-                                      ELSE HistResumeFreeFirst(r, s)
+    /\ \E o \in [Sess -> UNION {HistOption(r, s) : s \in Sess}] :
+       LET acts(s) == o[s].kind # "wait"
+           fails == \E s \in Sess : o[s].kind = "fail"
+       IN
+       /\ \A s \in Sess : o[s] \in HistOption(r, s)
+       /\ \E s \in Sess : acts(s)
+       /\ rxCache' = [rxCache EXCEPT ![r] = [s \in Sess |->
+                        IF acts(s) THEN NewCache(r, s) ELSE rxCache[r][s]]]
+       /\ rxPTotal' = [rxPTotal EXCEPT ![r] = [s \in Sess |->
+                        IF acts(s) THEN NewPTotal(r, s) ELSE rxPTotal[r][s]]]
+       /\ rxPSent' = [rxPSent EXCEPT ![r] = [s \in Sess |->
+                        IF acts(s) THEN NewPSent(r, s) ELSE rxPSent[r][s]]]
+       /\ errors' = errors \cup UNION {HazardAt(r, s) : s \in Sess}
+       /\ IF fails
+          THEN /\ free' = [s \in Sess |-> free[s] \o rxBlocks[r][s]
+                              \o (IF o[s].kind = "fail" THEN rxBlocks[r][s] ELSE <<>>)]
+               /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> <<>>]]
+               /\ rxPhase' = [rxPhase EXCEPT ![r] = "failed"]
+               /\ UNCHANGED <<rxFlag, rxLastIdx, rxLastSent, ctl, rxResumes>>
+          ELSE /\ free' = [s \in Sess |->
+                              IF ~acts(s) THEN free[s]
+                              ELSE IF ResumeOrder = "alloc_first"
+                                   THEN o[s].c[2] \o rxBlocks[r][s]
+                                   ELSE o[s].c[2]]
+               /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |->
+                                 IF acts(s) THEN o[s].c[1] ELSE rxBlocks[r][s]]]
+               /\ ctl' = [ctl EXCEPT ![r] = [s \in Sess |->
+                            IF acts(s)
+                            THEN Append(ctl[r][s], CtlMsg("resume", o[s].c[1], SentSeen(r, s),
+                                                          Len(o[s].c[1]) * BlockSize, 0))
+                            ELSE ctl[r][s]]]
+               /\ rxResumes' = [rxResumes EXCEPT ![r] = [s \in Sess |->
+                                  IF acts(s) THEN rxResumes[r][s] + 1 ELSE rxResumes[r][s]]]
+               \* the design's record of "already resumed"
+               /\ rxFlag' = [rxFlag EXCEPT ![r] = [s \in Sess |->
+                               IF acts(s) /\ Variant = "flag" THEN TRUE ELSE rxFlag[r][s]]]
+               /\ rxLastIdx' = [rxLastIdx EXCEPT ![r] = [s \in Sess |->
+                                  IF acts(s) /\ Variant = "indices" THEN o[s].c[1]
+                                  ELSE rxLastIdx[r][s]]]
+               /\ rxLastSent' = [rxLastSent EXCEPT ![r] = [s \in Sess |->
+                                   IF acts(s) /\ Variant \in {"sent_tokens", "cached_sent"}
+                                   THEN SentSeen(r, s) ELSE rxLastSent[r][s]]]
+               /\ UNCHANGED rxPhase
     /\ UNCHANGED <<data, aux, rxStatus, rxInfo, rxRound, handed, txVars, st, wire,
                    faultsUsed>>
 
@@ -550,7 +568,7 @@ PollReadOnly(r, s) ==
 ReceiverPoll(r) ==
     \/ PollSuccess(r)
     \/ PollFailed(r)
-    \/ \E s \in Sess : PollTransferringHistorical(r, s)
+    \/ PollTransferringHistorical(r)
     \/ \E s \in Sess : PollTransferringCorrected(r, s)
     \/ \E s \in Sess : PollReadOnly(r, s)
 
