@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from resumespec.spec import properties as spec_properties
+
 if TYPE_CHECKING:  # pragma: no cover
     from .checker_native import State
 
@@ -31,25 +33,15 @@ class PropertyViolation(Exception):
         self.expected = expected
 
 
-# The property names, in the order the report lists them.
-SAFETY_PROPERTIES = (
-    "NoSharedBlock",
-    "NoFreeAndHeld",
-    "NoDoubleFree",
-    "WritesOnlyIntoOwnedBlocks",
-    "NoReadDuringWrite",
-    "HandedDataIsSource",
-    "AtMostOneResumePerRound",
+# The property names, in the order the report lists them: the spec's own
+# (resumespec.spec.properties, less TypeOK, which a trace cannot break), then
+# the step conditions of the spec that the checker reports by name.
+SAFETY_PROPERTIES = tuple(p for p in spec_properties.SAFETY if p != "TypeOK") + (
     "SenderOffsetFollowsResume",
     "AuxOnlyInFirstRound",
     "StatusMonotone",
 )
-LIVENESS_PROPERTIES = (
-    "EveryRequestEnds",
-    "BlocksEventuallyFree",
-    "NoWaitForUnrequestedRound",
-    "SenderRoomsClose",
-)
+LIVENESS_PROPERTIES = spec_properties.LIVENESS
 # Not a property: an event that no step of the spec can explain.
 SPEC_STEP = "SpecStep"
 
