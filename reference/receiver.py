@@ -190,14 +190,15 @@ class Receiver:
     # -- ReceiverInit --------------------------------------------------------
     def init_request(self, req: int) -> None:
         rq = self.requests[req]
-        got: dict[int, list[int]] = {}
-        for s in rq.sessions:
-            blocks = self._alloc(req, s, self.init_tokens)
-            if blocks is None:  # all ranks or none: give back and retry later
-                for t, b in got.items():
-                    self._free(req, t, b)
-                return
-            got[s] = blocks
+        short = [s for s in rq.sessions if not self.allocators[s].can_alloc(self.init_tokens)]
+        if short:
+            # All ranks or none, as the spec's ReceiverInit: nothing is taken
+            # (so nothing has to be given back); the ranks that cannot
+            # allocate log their None, and the request retries later.
+            for s in short:
+                self._alloc(req, s, self.init_tokens)
+            return
+        got = {s: self._alloc(req, s, self.init_tokens) for s in rq.sessions}
         for s, blocks in got.items():
             sess = rq.sessions[s]
             sess.blocks = blocks
@@ -400,48 +401,55 @@ class Receiver:
 
     # -- the corrected design ---------------------------------------------
     def _transferring_corrected(self, req: int) -> dict[int, str]:
-        """Resume exactly once per round that ended partial, on every rank:
-        (1) copy out the round's tokens (the status says how many; all its
-        writes landed before the status was sent), (2) free the blocks they
-        came from, (3) allocate as many blocks as are free, up to what remains
-        (at least one, else retry on a later poll holding nothing), (4) send
-        resume with the round number."""
+        """Resume exactly once per round that ended partial, each rank on its
+        own (the spec's CorrectedCache and CorrectedResume are steps of one
+        session): (1) copy out the round's tokens (the status says how many;
+        all its writes landed before the status was sent), (2) free the
+        blocks they came from, (3) allocate as many blocks as are free, up to
+        what remains (at least one, else retry on a later poll holding
+        nothing), (4) send resume with the round number."""
         rq = self.requests[req]
-        infos = {s: sess.last_status for s, sess in rq.sessions.items()}
-        if any(i is None or i.round is None for i in infos.values()):
-            return {s: "wait" for s in rq.sessions}
-        k = min(i.round for i in infos.values())
-        if any(sess.last_resumed_round >= k for sess in rq.sessions.values()):
-            return {s: "wait" for s in rq.sessions}
-        for s, sess in rq.sessions.items():          # (1) and (2), once per round
-            info = infos[s]
-            if sess.cached_round < k:
+        out: dict[int, str] = {}
+        for s, sess in rq.sessions.items():
+            info = sess.last_status
+            if (info is None or info.round is None or info.status != TRANSFERRING
+                    or sess.last_resumed_round >= info.round):
+                out[s] = "wait"
+                continue
+            k = info.round
+            freed_now = False
+            if sess.cached_round < k:                 # (1) and (2), once per round
                 if sess.assembly is None:
                     sess.assembly = self._new_assembly(info.total)
                 self._read(req, s, info.sent_tokens - sess.assembly.length, sess.assembly)
                 sess.cached_round = k
                 self._free(req, s, sess.blocks)
                 sess.blocks = []
-        new: dict[int, list[int]] = {}
-        for s in rq.sessions:                         # (3), all ranks or none
-            remaining = infos[s].total - infos[s].sent_tokens
+                freed_now = True
+            remaining = info.total - info.sent_tokens
             want = self._resume_tokens(remaining, s)
-            blocks = self._alloc(req, s, want) if want > 0 or remaining == 0 else None
-            if blocks is None:
-                for t, b in new.items():
-                    self._free(req, t, b)
-                return {t: "retry_alloc" for t in rq.sessions}
-            new[s] = blocks
-        for s, sess in rq.sessions.items():          # (4)
-            sess.blocks = new[s]
-            allocated = len(new[s]) * self.block_size
-            self.transport.send_ctl(req, s, Resume(new[s], infos[s].sent_tokens, allocated, round=k))
-            self._emit(s, "resume_sent", req=req, session=s, blocks=list(new[s]),
-                       sent_tokens=infos[s].sent_tokens, allocated_tokens=allocated, round=k)
+            # (3); a session whose tokens all arrived (its allocation was larger
+            # than another session's) resumes with no blocks, so that the
+            # sender's barrier is met
+            if remaining > 0 and (want <= 0 or not self.allocators[s].can_alloc(want)):
+                if want > 0:
+                    self._alloc(req, s, want)  # returns None, and logs it
+                else:  # no block free at all: the allocator says None
+                    self._emit(s, "alloc", rank=s, req=req, tokens=remaining, blocks=None)
+                # the poll that freed is the resume step; a later one retries
+                out[s] = "resume" if freed_now else "retry_alloc"
+                continue
+            blocks = self._alloc(req, s, want)
+            sess.blocks = blocks                      # (4)
+            allocated = len(blocks) * self.block_size
+            self.transport.send_ctl(req, s, Resume(blocks, info.sent_tokens, allocated, round=k))
+            self._emit(s, "resume_sent", req=req, session=s, blocks=list(blocks),
+                       sent_tokens=info.sent_tokens, allocated_tokens=allocated, round=k)
             sess.last_resumed_round = k
             sess.resumes += 1
-        rq.resumes += 1
-        return {s: "resume" for s in rq.sessions}
+            out[s] = "resume"
+        rq.resumes = max(sess.resumes for sess in rq.sessions.values())
+        return out
 
     # -- PrefillDone -----------------------------------------------------------
     def prefill_done(self, req: int) -> None:

@@ -129,7 +129,8 @@ Without(q, P) == \* q with the positions in P removed, order kept
 
 AllocChoices(fl, n) ==
     LET k == NBlk(n) IN
-    IF k = 0 \/ Len(fl) < k THEN {}
+    IF k = 0 THEN {<<<<>>, fl>>}     \* nothing to allocate (a session already complete)
+    ELSE IF Len(fl) < k THEN {}
     ELSE CASE Order = "fifo" -> {<<SubSeq(fl, 1, k), SubSeq(fl, k + 1, Len(fl))>>}
            [] Order = "lifo" -> {<<Reverse(SubSeq(fl, Len(fl) - k + 1, Len(fl))),
                                    SubSeq(fl, 1, Len(fl) - k)>>}
@@ -535,7 +536,10 @@ CorrectedResume(r, s) ==
         need == ResumeTokens(info.total - info.sent, Len(free[s]))
     IN /\ rxRound[r][s] = info.round
        /\ rxResumes[r][s] < rxRound[r][s]     \* cached round k, resume k not sent yet
-       /\ info.total > info.sent
+       \* a session whose tokens all arrived (its allocation was larger than
+       \* another session's) still resumes, with no blocks: the sender's
+       \* barrier waits for every session
+       /\ info.total > info.sent => need > 0     \* else no block is free: retry later
        /\ \E c \in AllocChoices(free[s], need) :
             /\ free' = [free EXCEPT ![s] = c[2]]
             /\ rxBlocks' = [rxBlocks EXCEPT ![r][s] = c[1]]

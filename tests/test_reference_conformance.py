@@ -14,7 +14,7 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from resumespec.conformance.checker_native import check_native
 from resumespec.reference.scheduler import run
@@ -44,6 +44,11 @@ def corrected_configs(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(corrected_configs())
+# Found by CI: two ranks whose pools free at different times; init must take
+# blocks on every rank or on none (no give-back the spec cannot explain).
+@example(cfg=Config(variant="corrected", tokens=[1, 1], block_size=1, pool=1, sessions=2,
+                    order="fifo", cap=0, faults=("alloc_fail", "heartbeat", "write_error"),
+                    seed=0))
 def test_corrected_traces_conform(tmp_path, cfg):
     r = run(cfg)
     assert r.ok, r.where
