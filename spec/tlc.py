@@ -910,6 +910,10 @@ def build_command(run: ModelRun, settings: TlcSettings, metadir: Path, cfg_path:
         f"-Xmx{settings.heap}",
         "-XX:+UseParallelGC",            # what TLC recommends for throughput
         "-XX:+ExitOnOutOfMemoryError",   # die clearly instead of limping on
+        # TLC 2.15 unpacks its standard modules (Integers.tla, ...) into the
+        # JVM's temporary folder; a private one keeps runs side by side from
+        # reading each other's half-written copies (a spurious parse error).
+        f"-Djava.io.tmpdir={metadir.parent}",
     ]
     if library:
         cmd.append(f"-DTLA-Library={os.pathsep.join(library)}")

@@ -555,3 +555,20 @@ def test_cli_counterexample_of_a_passing_model(capsys):
     code, out, _ = run_cli(capsys, "counterexample", "--manifest", str(FIXTURE_MANIFEST), "-q", "counter_ok")
     assert code == exitcodes.OK
     assert "counter_ok (toy; Limit=4 CanReset=TRUE): success: no counterexample (24 distinct states" in out
+
+
+def test_runs_side_by_side_each_get_their_own_temporary_folder(settings, tmp_path):
+    # TLC 2.15 unpacks Integers.tla & co. into java.io.tmpdir: shared, two
+    # runs at once can read each other's half-written copies.
+    run = model("Counter", "Counter_ok")
+    cmd = tlc.build_command(run, settings, tmp_path / "meta", run.cfg)
+    assert f"-Djava.io.tmpdir={tmp_path}" in cmd
+
+
+def test_concurrent_runs_all_succeed(settings):
+    import concurrent.futures
+
+    runs = [model("Counter", "Counter_ok") for _ in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda r: tlc.run_tlc(r, settings), runs))
+    assert [r.kind for r in results] == ["success"] * 4
