@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 RS     := $(VENV)/bin/resumespec
 
-.PHONY: setup check check-deep test test-deep bench clean
+.PHONY: setup check check-deep test bench clean
 
 setup: $(VENV)/.installed
 
