@@ -133,36 +133,35 @@ class TlaFunction(tuple):
         return f"TlaFunction({list(tuple.__iter__(self))!r})"
 
 
-class ModelValue(str):
+class _TaggedStr(str):
+    """A str that equals only strings of its own kind (a model value is not
+    the TLA+ string with the same letters)."""
+
+    _tag = "str"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((self._tag, str(self)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class ModelValue(_TaggedStr):
     """A bare identifier: a TLC model value such as ``r1`` or a set name."""
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ModelValue) and str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return hash(("model", str(self)))
-
-    def __repr__(self) -> str:
-        return f"ModelValue({str(self)!r})"
+    _tag = "model"
 
 
-class Opaque(str):
+class Opaque(_TaggedStr):
     """An expression TLC printed that we keep as text (e.g. ``[x \\in S |-> e]``)."""
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Opaque) and str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return hash(("opaque", str(self)))
-
-    def __repr__(self) -> str:
-        return f"Opaque({str(self)!r})"
+    _tag = "opaque"
 
 
 # --------------------------------------------------------------------------
