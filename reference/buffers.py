@@ -13,13 +13,28 @@ cleared: a freed block keeps whatever its last writer put there.
 
 All copies are whole-block slice copies (``Tensor.copy_``), never per-token
 Python work, so the same code is the data path on CPU and on CUDA.
+
+Landing. A data write lands through ``land``. In per-block landing it is
+copied at once (one copy per block). In batched landing its bytes wait in
+the pool's landing queue until something reads the pool (``aux_total``,
+``gather``, ``gather_into`` first ``settle``) or the run ends; ``settle``
+then copies every queued write with a few tensor ops (``copy_blocks_from``:
+one slice per run of consecutive blocks, or one ``index_copy_``). The
+protocol bookkeeping (which write landed when, the self-checks) happens at
+each landing either way, and no read sees a pool with queued writes, so a
+run is the same, byte for byte, in both modes. Read a pool's bytes only
+through those three methods (or call ``settle`` first).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
+
+from .device import synchronize
 
 AUX_SLOTS = 16
 AUX_TOTAL = 0        # slot holding the embedding's total length
@@ -52,6 +67,57 @@ def copy_bytes(dst: torch.Tensor, src: torch.Tensor) -> None:
     dst.copy_(src, non_blocking=True)
 
 
+# A batch whose writes form at most this many runs of consecutive blocks is
+# copied one slice per run; a more scattered one with one index_copy_.
+# (On CPU index_copy_ moves bytes at about half the speed of a slice copy,
+# so slices are kept while they are few; on a GPU each op costs a launch.)
+MAX_SLICE_RUNS = 2
+
+
+class BlockCopy(NamedTuple):
+    """One data write as a pool sees it: the first ``tokens`` token slots of
+    source block ``src_block`` (and its aux row when ``with_aux``) into
+    destination block ``dst_block``."""
+
+    src_block: int
+    dst_block: int
+    tokens: int
+    with_aux: bool
+
+
+def index_tensor(values: list[int], device: torch.device) -> torch.Tensor:
+    """Block ids as a long tensor on ``device``. Built on the host and sent
+    without waiting (a blocking upload would first wait for every copy
+    already queued on the GPU); a no-op move on CPU."""
+    return torch.tensor(values, dtype=torch.long).to(device, non_blocking=True)
+
+
+def copy_rows(dst: torch.Tensor, src: torch.Tensor, pairs: list[tuple[int, int]]) -> int:
+    """``dst[d] = src[s]`` for every ``(s, d)`` in ``pairs`` (distinct ``d``),
+    rows of 2-D tensors, as few ops as possible: one slice copy per run of
+    pairs whose source and destination rows are both consecutive when there
+    are at most ``MAX_SLICE_RUNS`` runs, else one ``index_copy_``. Returns
+    the number of copy ops issued."""
+    pairs = sorted(pairs)
+    runs: list[list[int]] = []   # [first src row, first dst row, rows]
+    for s, d in pairs:
+        if runs and s == runs[-1][0] + runs[-1][2] and d == runs[-1][1] + runs[-1][2]:
+            runs[-1][2] += 1
+        else:
+            runs.append([s, d, 1])
+    if len(runs) <= MAX_SLICE_RUNS:
+        for s, d, n in runs:
+            dst[d:d + n].copy_(src[s:s + n], non_blocking=True)
+        return len(runs)
+    srcs = [s for s, _ in pairs]
+    if srcs == list(range(srcs[0], srcs[0] + len(srcs))):
+        rows = src[srcs[0]:srcs[0] + len(srcs)]       # a view: no gathered copy
+    else:
+        rows = src.index_select(0, index_tensor(srcs, src.device))
+    dst.index_copy_(0, index_tensor([d for _, d in pairs], dst.device), rows)
+    return 1
+
+
 @dataclass
 class Gathered:
     """Tokens read out of a list of blocks (what ``get_buf`` returns)."""
@@ -70,7 +136,8 @@ class BlockBuffers:
     """One pool of blocks on one device."""
 
     def __init__(self, num_blocks: int, block_size: int, hidden: int,
-                 device: torch.device, pin: bool = False) -> None:
+                 device: torch.device, pin: bool = False, batch_landings: bool = False,
+                 time_landings: bool = False) -> None:
         if num_blocks < 1 or block_size < 1 or hidden < 1:
             raise ValueError("num_blocks, block_size and hidden must be >= 1")
         self.num_blocks = num_blocks
@@ -107,6 +174,14 @@ class BlockBuffers:
         words = r.view(torch.int64)
         self._row_words = list(words.unbind(0))
         self._row_words_no_aux = list(words[:, :self._a_off // 8].unbind(0))
+        # landing (see the module docstring)
+        self.batch_landings = batch_landings
+        self._queued: list[tuple[BlockBuffers, BlockCopy]] = []
+        self.landing_batches: list[tuple[BlockBuffers, list[BlockCopy]]] = []  # what settle copied
+        self.landing_ops = 0          # copy ops issued by landings (both modes)
+        self.time_landings = time_landings
+        self._landing_seconds = 0.0
+        self._landing_events: list = []
 
     @property
     def nbytes(self) -> int:
@@ -126,24 +201,116 @@ class BlockBuffers:
         self.aux[block, AUX_MROPE_DELTA] = mrope_delta
 
     def copy_block_from(self, src: "BlockBuffers", src_block: int, dst_block: int,
-                        tokens: int, with_aux: bool) -> None:
+                        tokens: int, with_aux: bool) -> int:
         """One data write: the first ``tokens`` slots of a source block land in
-        a destination block (plus the aux row when the sender writes it)."""
+        a destination block (plus the aux row when the sender writes it).
+        Returns the number of copy ops issued."""
         if tokens == self.block_size and src.row_bytes == self.row_bytes:
             # a full block: its areas are one byte range (the aux row last)
             if with_aux:
                 self._row_words[dst_block].copy_(src._row_words[src_block], non_blocking=True)
             else:
                 self._row_words_no_aux[dst_block].copy_(src._row_words_no_aux[src_block], non_blocking=True)
-            return
+            return 1
         copy_bytes(self.embeddings[dst_block, :tokens], src.embeddings[src_block, :tokens])
         copy_bytes(self.fill_ids[dst_block, :tokens], src.fill_ids[src_block, :tokens])
         copy_bytes(self.mrope[dst_block, :, :tokens], src.mrope[src_block, :, :tokens])
         if with_aux:
             copy_bytes(self.aux[dst_block], src.aux[src_block])
+            return 4
+        return 3
+
+    def copy_blocks_from(self, src: "BlockBuffers", copies: list[BlockCopy]) -> int:
+        """Several data writes, in order, as a few tensor ops. Writes into
+        distinct blocks commute, so each stretch of the list without a
+        repeated destination block is copied at once: full blocks as rows of
+        8-byte words (whole rows for those carrying the aux row, the rows
+        without it for the others; ``copy_rows``), a partial block by its
+        areas. A repeated destination (a block written again, e.g. after it
+        was freed and given out anew) starts a new stretch, so the later
+        write wins as it does one by one. Returns the number of copy ops."""
+        ops = 0
+        stretch: list[BlockCopy] = []
+        targets: set[int] = set()
+        for c in copies:
+            if c.dst_block in targets:
+                ops += self._copy_stretch(src, stretch)
+                stretch, targets = [], set()
+            stretch.append(c)
+            targets.add(c.dst_block)
+        if stretch:
+            ops += self._copy_stretch(src, stretch)
+        return ops
+
+    def _copy_stretch(self, src: "BlockBuffers", copies: list[BlockCopy]) -> int:
+        ops = 0
+        whole, no_aux = [], []
+        for c in copies:
+            if c.tokens == self.block_size and src.row_bytes == self.row_bytes:
+                (whole if c.with_aux else no_aux).append((c.src_block, c.dst_block))
+            else:   # a partial block: only its first tokens' slots
+                ops += self.copy_block_from(src, c.src_block, c.dst_block, c.tokens, c.with_aux)
+        words, src_words = self.rows.view(torch.int64), src.rows.view(torch.int64)
+        if whole:
+            ops += copy_rows(words, src_words, whole)
+        if no_aux:
+            k = self._a_off // 8
+            ops += copy_rows(words[:, :k], src_words[:, :k], no_aux)
+        return ops
+
+    # -- landing ----------------------------------------------------------
+    def land(self, src: "BlockBuffers", copy: BlockCopy) -> None:
+        """A data write lands: copied now (per-block landing) or queued until
+        the next read or ``settle`` (batched landing)."""
+        if self.batch_landings:
+            if self._queued and self._queued[-1][0] is not src:
+                self.settle()  # one source per batch
+            self._queued.append((src, copy))
+        else:
+            self.settle()  # nothing queued unless the mode was switched mid-run
+            self._timed(self.copy_block_from, src, *copy)
+
+    def settle(self) -> None:
+        """Copy every queued write's bytes (one batch)."""
+        if not self._queued:
+            return
+        src = self._queued[0][0]
+        batch = [c for _, c in self._queued]
+        self._queued = []
+        self.landing_batches.append((src, batch))
+        self._timed(self.copy_blocks_from, src, batch)
+
+    @property
+    def queued_landings(self) -> int:
+        return len(self._queued)
+
+    def _timed(self, copy, *args) -> None:
+        if not self.time_landings:
+            self.landing_ops += copy(*args)
+        elif self.device.type == "cuda":
+            # device time of the copies, not their launch: CUDA events around them
+            start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+            start.record()
+            self.landing_ops += copy(*args)
+            end.record()
+            self._landing_events.append((start, end))
+        else:
+            t0 = time.perf_counter()
+            self.landing_ops += copy(*args)
+            self._landing_seconds += time.perf_counter() - t0
+
+    @property
+    def landing_seconds(self) -> float:
+        """Time the landings' copies took (``time_landings``): wall time on
+        CPU, device time between CUDA events on a GPU."""
+        if self._landing_events:
+            synchronize(self.device)
+            return self._landing_seconds + sum(a.elapsed_time(b) for a, b in self._landing_events) / 1e3
+        return self._landing_seconds
 
     # -- reads ----------------------------------------------------------
     def aux_total(self, block: int) -> int:
+        self.settle()
         return int(self.aux[block, AUX_TOTAL].item())
 
     def gather(self, blocks: list[int], length: int | None = None) -> Gathered:
@@ -153,6 +320,7 @@ class BlockBuffers:
         value when that block's aux row was not written for this request)."""
         if not blocks:
             raise ValueError("gather needs at least one block")
+        self.settle()
         aux_total = self.aux_total(blocks[0])
         want = aux_total if length is None else length
         want = max(0, min(want, len(blocks) * self.block_size))
@@ -172,6 +340,7 @@ class BlockBuffers:
                     out_f: torch.Tensor, out_m: torch.Tensor, offset: int) -> None:
         """Copy ``length`` tokens from ``blocks`` straight into preallocated
         output tensors at token ``offset`` (one slice copy per block)."""
+        self.settle()
         done = 0
         for b in blocks:
             n = min(self.block_size, length - done)

@@ -186,6 +186,8 @@ def run(cfg: Config, schedule: list[dict] | None = None, complete: bool = True,
             last_progress = len(taken)
         if progress is not None and len(taken) % 10000 == 0:
             progress(len(taken))
+    # the last landed writes' bytes, when nothing read them yet (batched landing)
+    world.settle_writes()
     if result is None:
         if world.finished():
             try:

@@ -8,16 +8,15 @@ them. A scheduler (``scheduler.py``) decides the interleaving.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
 
 from . import faults as fault_steps
 from .allocator import BlockAllocator, blocks_for
-from .buffers import BlockBuffers, make_source_embedding
+from .buffers import BlockBuffers, BlockCopy, make_source_embedding
 from .checks import PROPERTIES, PoolChecker, PropertyGate, Violation, check_handoff
-from .device import choose_device, synchronize
+from .device import choose_device
 from .receiver import ENGINE_RESUME_ORDER, HISTORICAL, Receiver
 from .sender import Sender
 from .trace import TraceLog
@@ -50,6 +49,8 @@ class Config:
     max_steps: int = 100_000
     verify_inline: bool = True        # check each handoff when it happens
     time_writes: bool = False         # measure the time spent landing writes
+    batch_writes: bool = True         # land a round's writes with a few batched copies
+                                      # (False: one copy per block); the run is the same
     props: tuple[str, ...] | None = None  # safety properties that stop the run (None: all)
 
     def effective_resume_order(self) -> str:
@@ -89,7 +90,9 @@ class World:
         self.transport = Transport()
         bs = cfg.block_size
         ranks = range(1, cfg.sessions + 1)
-        self.pools = {s: BlockBuffers(cfg.pool, bs, cfg.hidden, self.device) for s in ranks}
+        self.pools = {s: BlockBuffers(cfg.pool, bs, cfg.hidden, self.device,
+                                      batch_landings=cfg.batch_writes, time_landings=cfg.time_writes)
+                      for s in ranks}
         self.allocators = {s: BlockAllocator(cfg.pool, bs, cfg.order, seed=cfg.seed * 31 + s)
                            for s in ranks}
         self.gate = PropertyGate(cfg.props)
@@ -106,9 +109,7 @@ class World:
                                  resume_order=cfg.effective_resume_order(),
                                  on_handoff=self._on_handoff)
         self.handed: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self._write_seconds = 0.0
         self.landed: list = []  # every write that landed, in order
-        self._write_events: list = []
         next_block = 0
         for req, total in enumerate(cfg.tokens, start=1):
             emb, ids, mrope = make_source_embedding(req, total, cfg.hidden, self.device, cfg.seed)
@@ -159,12 +160,14 @@ class World:
 
     @property
     def write_seconds(self) -> float:
-        """Time spent landing writes (``time_writes``): wall time on CPU,
-        device time between CUDA events on a GPU."""
-        if self._write_events:
-            synchronize(self.device)
-            return self._write_seconds + sum(a.elapsed_time(b) for a, b in self._write_events) / 1e3
-        return self._write_seconds
+        """Time spent copying landed writes (``time_writes``): wall time on
+        CPU, device time between CUDA events on a GPU."""
+        return sum(p.landing_seconds for p in self.pools.values())
+
+    @property
+    def write_ops(self) -> int:
+        """Copy ops the landed writes took (fewer than writes when batched)."""
+        return sum(p.landing_ops for p in self.pools.values())
 
     def drop_writes(self, req: int) -> None:
         for w in self.transport.drop_writes(req):
@@ -172,28 +175,21 @@ class World:
 
     # -- WriteLand ---------------------------------------------------------
     def land_write(self, session: int, write_id: int) -> None:
+        """One write lands: the checks see it now; its bytes are copied now
+        (per-block landing) or with the rest of its batch before the rank's
+        pool is next read (batched landing, ``Config.batch_writes``)."""
         w = self.transport.take_write(session, write_id)
         checker = self.checkers[session]
         checker.on_write_gone(w.dst_block)
         checker.on_write_land(w.req, w.dst_block)
         self.landed.append(w)
-        if not self.cfg.time_writes:
-            self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
-                                                w.tokens, w.with_aux)
-        elif self.device.type == "cuda":
-            # device time of the write, not the launch: CUDA events around it
-            start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
-            start.record()
-            self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
-                                                w.tokens, w.with_aux)
-            end.record()
-            self._write_events.append((start, end))
-        else:
-            t0 = time.perf_counter()
-            self.pools[session].copy_block_from(self.source, w.src_block, w.dst_block,
-                                                w.tokens, w.with_aux)
-            self._write_seconds += time.perf_counter() - t0
+        self.pools[session].land(self.source, BlockCopy(w.src_block, w.dst_block, w.tokens, w.with_aux))
         self.bytes_landed += w.tokens * (self.cfg.hidden * 2 + 4 + 12)
+
+    def settle_writes(self) -> None:
+        """Copy the bytes of every landed write still queued (batched landing)."""
+        for pool in self.pools.values():
+            pool.settle()
 
     # -- what may happen now ---------------------------------------------------
     def enabled_steps(self) -> list[dict]:

@@ -12,11 +12,13 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import pytest
+import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st, find
 
 from resumespec.reference.counterexamples import COUNTEREXAMPLES, config_of, steps_of
-from resumespec.reference.receiver import HISTORICAL
+from resumespec.reference.receiver import HISTORICAL, VARIANTS
 from resumespec.reference.scheduler import run, shrink
+from resumespec.reference.tlc_replay import config_of as tlc_config, stored_replays
 from resumespec.reference.world import Config
 
 
@@ -94,6 +96,71 @@ def test_hypothesis_drawn_schedule_breaks_each_historical_design(variant):
     with pytest.raises(AssertionError):
         search()
     assert any(o != "ok" for o in seen)
+
+
+# -- batched landing is invisible -------------------------------------------------
+def _same_run(cfg: Config, schedule=None, choices=None, strict: bool = True) -> None:
+    """The run with batched landing and the run with one copy per block
+    (same configuration, same schedule) are the same run: steps, trace
+    events, verdict, every handed tensor and every pool's final bytes."""
+    runs = []
+    for batch in (True, False):
+        it = iter(choices or ())
+        chooser = (lambda cands: next(it, 0)) if choices is not None else None
+        runs.append(run(Config(**{**cfg.__dict__, "batch_writes": batch}), schedule,
+                        strict=strict, chooser=chooser))
+    a, b = runs
+    assert (a.outcome, a.prop, a.where, a.stalled_at) == (b.outcome, b.prop, b.where, b.stalled_at)
+    assert a.steps == b.steps
+    assert a.world.trace.events == b.world.trace.events
+    assert a.world.handed.keys() == b.world.handed.keys()
+    for key, handed in a.world.handed.items():
+        for x, y in zip(handed, b.world.handed[key]):
+            assert torch.equal(x.view(torch.int16) if x.dtype == torch.bfloat16 else x,
+                               y.view(torch.int16) if y.dtype == torch.bfloat16 else y), key
+    for s, pool in a.world.pools.items():
+        assert pool.queued_landings == 0
+        assert torch.equal(pool.rows, b.world.pools[s].rows), s
+    assert a.world.bytes_landed == b.world.bytes_landed
+    # batched landing never takes more copy ops than one copy per block
+    assert a.world.write_ops <= b.world.write_ops
+
+
+@fast(150)
+@given(st.sampled_from(VARIANTS).flatmap(configs), st.data())
+def test_batched_landing_gives_the_same_run_in_every_design(cfg, data):
+    # historical designs read during writes, read stale aux rows and write into
+    # freed blocks: their failures must come out the same, byte for byte
+    if data.draw(st.booleans(), label="step-by-step schedule"):
+        _same_run(cfg, choices=data.draw(st.lists(st.integers(0, 50), max_size=200), label="choices"))
+    else:
+        _same_run(cfg)
+
+
+@pytest.mark.parametrize("name", sorted(COUNTEREXAMPLES))
+def test_batched_landing_gives_the_same_counterexample_run(name):
+    cx = COUNTEREXAMPLES[name]
+    _same_run(config_of(cx, hidden=16), steps_of(cx))
+
+
+def test_batched_landing_gives_the_same_tlc_replays():
+    replays = stored_replays()
+    assert replays
+    for r in replays.values():
+        _same_run(tlc_config(r, hidden=16), r["steps"])
+
+
+def test_batched_landing_copies_a_round_with_fewer_ops():
+    # 4 blocks per round into a FIFO pool: rounds land as one or two slice
+    # copies instead of one copy per block
+    cfg = Config(tokens=[40], block_size=4, pool=6, cap=4, hidden=16, seed=3)
+    batched, per_block = (run(Config(**{**cfg.__dict__, "batch_writes": b})) for b in (True, False))
+    assert batched.ok and per_block.ok
+    writes = len(batched.world.landed)
+    assert per_block.world.write_ops == writes
+    assert batched.world.write_ops < writes
+    batches = batched.world.pools[1].landing_batches
+    assert max(len(b) for _, b in batches) == 4
 
 
 def test_corrected_many_rounds_many_sessions():

@@ -9,6 +9,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from resumespec import exitcodes
 import argparse
@@ -24,7 +25,7 @@ def cli_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 from resumespec.reference.allocator import BlockAllocator
-from resumespec.reference.buffers import BlockBuffers, make_source_embedding
+from resumespec.reference.buffers import BlockBuffers, BlockCopy, make_source_embedding
 from resumespec.reference.checks import PoolChecker, Violation, check_handoff
 from resumespec.reference.device import choose_device
 from resumespec.reference.scheduler import run
@@ -80,6 +81,78 @@ def test_gather_takes_length_from_aux_and_blocks_are_never_cleared():
     dst.copy_block_from(src, 1, 2, 2, with_aux=False)
     assert dst.gather([2, 0]).aux_total == 5 and dst.gather([2, 0]).tokens == 4
     assert torch.equal(dst.fill_ids[2], ids[2:4])
+
+
+def _random_pool(num_blocks: int, block_size: int, hidden: int, seed: int, **kw) -> BlockBuffers:
+    """A pool whose every byte is random (stale data from earlier writers)."""
+    pool = BlockBuffers(num_blocks, block_size, hidden, DEV, **kw)
+    gen = torch.Generator().manual_seed(seed)
+    pool.rows.copy_(torch.randint(0, 256, tuple(pool.rows.shape), dtype=torch.uint8, generator=gen))
+    return pool
+
+
+def _aux_start(pool: BlockBuffers) -> int:
+    """Where in a block's byte row the aux row starts."""
+    return pool.aux.storage_offset() * pool.aux.element_size()
+
+
+def _per_block_ops(bs: int, copies) -> int:
+    return sum(1 if c.tokens == bs else 3 + c.with_aux for c in copies)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 3), st.sampled_from([4, 8]), st.integers(0, 2**16), st.data())
+def test_batched_copy_equals_one_copy_per_block_in_order(bs, hidden, seed, data):
+    copies = data.draw(st.lists(st.builds(BlockCopy, st.integers(0, 5), st.integers(0, 5),
+                                          st.integers(1, bs), st.booleans()), max_size=12))
+    src = _random_pool(6, bs, hidden, seed)
+    one_by_one = _random_pool(6, bs, hidden, seed + 1)
+    batched = _random_pool(6, bs, hidden, seed + 1)
+    for c in copies:
+        one_by_one.copy_block_from(src, *c)
+    ops = batched.copy_blocks_from(src, copies)
+    assert torch.equal(batched.rows, one_by_one.rows)
+    assert ops <= _per_block_ops(bs, copies)
+
+
+@pytest.mark.parametrize("dst,ops", [([1, 2, 3, 4], 1),      # one run: one slice copy
+                                     ([5, 6, 7, 0], 2),      # FIFO wrapping round: two slices
+                                     ([3, 0, 6, 1], 1)])     # scattered: one index_copy_
+def test_batched_copy_takes_one_or_two_ops_for_a_round(dst, ops):
+    src = _random_pool(8, 2, 4, 1)
+    pool = _random_pool(8, 2, 4, 2)
+    copies = [BlockCopy(4 + i, d, 2, False) for i, d in enumerate(dst)]
+    assert pool.copy_blocks_from(src, copies) == ops
+    for c in copies:   # the rows without the aux row, which the writes do not carry
+        n = _aux_start(pool)
+        assert torch.equal(pool.rows[c.dst_block, :n], src.rows[c.src_block, :n])
+
+
+def test_batched_copy_keeps_the_order_of_writes_into_one_block():
+    # block 2 is written twice in one batch (freed and given out again in
+    # between): the later write wins, although it reads a lower source block
+    src = _random_pool(4, 2, 4, 3)
+    pool = _random_pool(4, 2, 4, 4)
+    pool.copy_blocks_from(src, [BlockCopy(3, 2, 2, True), BlockCopy(1, 0, 2, False),
+                                BlockCopy(0, 2, 2, True)])
+    assert torch.equal(pool.rows[2], src.rows[0])
+
+
+def test_batched_landing_waits_for_a_read_and_reads_settle_first():
+    src = _random_pool(2, 2, 4, 5)
+    src.write_aux(0, 7, 0)
+    pool = BlockBuffers(3, 2, 4, DEV, batch_landings=True)
+    pool.land(src, BlockCopy(0, 1, 2, True))
+    pool.land(src, BlockCopy(1, 2, 2, False))
+    assert pool.queued_landings == 2 and pool.aux[1, 0].item() == 0   # not copied yet
+    assert pool.aux_total(1) == 7                                     # a read copies first
+    assert pool.queued_landings == 0 and [len(b) for _, b in pool.landing_batches] == [2]
+    n = _aux_start(pool)
+    assert torch.equal(pool.rows[1], src.rows[0]) and torch.equal(pool.rows[2, :n], src.rows[1, :n])
+    assert not pool.rows[2, n:].any()  # that write did not carry the aux row
+    per_block = BlockBuffers(3, 2, 4, DEV)
+    per_block.land(src, BlockCopy(0, 1, 2, True))
+    assert per_block.queued_landings == 0 and per_block.aux[1, 0].item() == 7
 
 
 # -- checks --------------------------------------------------------------------------
