@@ -148,9 +148,13 @@ class BlockBuffers:
         # only meaningful when the pool stays on the CPU while a GPU exists.
         pin = bool(pin and device.type == "cpu" and torch.cuda.is_available())
         kw = dict(device=device, pin_memory=pin) if pin else dict(device=device)
-        # One byte row per block, holding its four areas one after the other
-        # (each 8-byte aligned): a full block's write is then one copy. The
-        # areas are typed views, shaped as the engine's buffers.
+        # One byte row per block, holding its three data areas one after the
+        # other (each 8-byte aligned), so that a full block's data is one
+        # contiguous range and so is a run of consecutive blocks: a full
+        # block's write is one copy, a run of them one copy too. The aux rows
+        # live in a tensor of their own (a write carries one only in the first
+        # block of the first round). The areas are typed views, shaped as the
+        # engine's buffers.
         def pad8(n: int) -> int:
             return -(-n // 8) * 8
         e_bytes = block_size * hidden * 2
@@ -158,8 +162,7 @@ class BlockBuffers:
         m_bytes = 3 * block_size * 4
         self._f_off = pad8(e_bytes)
         self._m_off = self._f_off + pad8(f_bytes)
-        self._a_off = self._m_off + pad8(m_bytes)
-        self.row_bytes = self._a_off + AUX_SLOTS * 4
+        self.row_bytes = self._m_off + pad8(m_bytes)
         # empty + zero_ (not zeros): the pages are touched now, as a registered
         # transfer buffer's are, not on the first write of a run.
         self.rows = torch.empty(num_blocks, self.row_bytes, dtype=torch.uint8, **kw).zero_()
@@ -167,13 +170,13 @@ class BlockBuffers:
         self.embeddings = r[:, :e_bytes].view(torch.bfloat16).unflatten(1, (block_size, hidden))
         self.fill_ids = r[:, self._f_off:self._f_off + f_bytes].view(torch.int32)
         self.mrope = r[:, self._m_off:self._m_off + m_bytes].view(torch.int32).unflatten(1, (3, block_size))
-        self.aux = r[:, self._a_off:].view(torch.int32)
-        # the rows as 8-byte words, one view per block made once: a full
+        self.aux = torch.empty(num_blocks, AUX_SLOTS, dtype=torch.int32, **kw).zero_()
+        # the rows as 8-byte words, and one view per block made once: a full
         # block's write is then a single copy call (on a GPU the Python that
         # issues a copy costs about as much as a 7 MiB copy itself)
-        words = r.view(torch.int64)
-        self._row_words = list(words.unbind(0))
-        self._row_words_no_aux = list(words[:, :self._a_off // 8].unbind(0))
+        self._words = r.view(torch.int64)
+        self._row_words = list(self._words.unbind(0))
+        self._aux_rows = list(self.aux.unbind(0))
         # landing (see the module docstring)
         self.batch_landings = batch_landings
         self._queued: list[tuple[BlockBuffers, BlockCopy]] = []
@@ -185,7 +188,7 @@ class BlockBuffers:
 
     @property
     def nbytes(self) -> int:
-        return self.rows.numel()
+        return self.rows.numel() + self.aux.numel() * self.aux.element_size()
 
     # -- writes ---------------------------------------------------------
     def load(self, block: int, embeddings: torch.Tensor, fill_ids: torch.Tensor,
@@ -206,11 +209,11 @@ class BlockBuffers:
         a destination block (plus the aux row when the sender writes it).
         Returns the number of copy ops issued."""
         if tokens == self.block_size and src.row_bytes == self.row_bytes:
-            # a full block: its areas are one byte range (the aux row last)
+            # a full block: its areas are one byte range
+            self._row_words[dst_block].copy_(src._row_words[src_block], non_blocking=True)
             if with_aux:
-                self._row_words[dst_block].copy_(src._row_words[src_block], non_blocking=True)
-            else:
-                self._row_words_no_aux[dst_block].copy_(src._row_words_no_aux[src_block], non_blocking=True)
+                self._aux_rows[dst_block].copy_(src._aux_rows[src_block], non_blocking=True)
+                return 2
             return 1
         copy_bytes(self.embeddings[dst_block, :tokens], src.embeddings[src_block, :tokens])
         copy_bytes(self.fill_ids[dst_block, :tokens], src.fill_ids[src_block, :tokens])
@@ -224,9 +227,8 @@ class BlockBuffers:
         """Several data writes, in order, as a few tensor ops. Writes into
         distinct blocks commute, so each stretch of the list without a
         repeated destination block is copied at once: full blocks as rows of
-        8-byte words (whole rows for those carrying the aux row, the rows
-        without it for the others; ``copy_rows``), a partial block by its
-        areas. A repeated destination (a block written again, e.g. after it
+        8-byte words, then the aux rows of those that carry one (both with
+        ``copy_rows``), a partial block by its areas. A repeated destination (a block written again, e.g. after it
         was freed and given out anew) starts a new stretch, so the later
         write wins as it does one by one. Returns the number of copy ops."""
         ops = 0
@@ -244,18 +246,18 @@ class BlockBuffers:
 
     def _copy_stretch(self, src: "BlockBuffers", copies: list[BlockCopy]) -> int:
         ops = 0
-        whole, no_aux = [], []
+        full, aux = [], []
         for c in copies:
             if c.tokens == self.block_size and src.row_bytes == self.row_bytes:
-                (whole if c.with_aux else no_aux).append((c.src_block, c.dst_block))
+                full.append((c.src_block, c.dst_block))
+                if c.with_aux:
+                    aux.append((c.src_block, c.dst_block))
             else:   # a partial block: only its first tokens' slots
                 ops += self.copy_block_from(src, c.src_block, c.dst_block, c.tokens, c.with_aux)
-        words, src_words = self.rows.view(torch.int64), src.rows.view(torch.int64)
-        if whole:
-            ops += copy_rows(words, src_words, whole)
-        if no_aux:
-            k = self._a_off // 8
-            ops += copy_rows(words[:, :k], src_words[:, :k], no_aux)
+        if full:
+            ops += copy_rows(self._words, src._words, full)
+        if aux:
+            ops += copy_rows(self.aux, src.aux, aux)
         return ops
 
     # -- landing ----------------------------------------------------------

@@ -121,6 +121,7 @@ def _same_run(cfg: Config, schedule=None, choices=None, strict: bool = True) -> 
     for s, pool in a.world.pools.items():
         assert pool.queued_landings == 0
         assert torch.equal(pool.rows, b.world.pools[s].rows), s
+        assert torch.equal(pool.aux, b.world.pools[s].aux), s
     assert a.world.bytes_landed == b.world.bytes_landed
     # batched landing never takes more copy ops than one copy per block
     assert a.world.write_ops <= b.world.write_ops
@@ -157,7 +158,7 @@ def test_batched_landing_copies_a_round_with_fewer_ops():
     batched, per_block = (run(Config(**{**cfg.__dict__, "batch_writes": b})) for b in (True, False))
     assert batched.ok and per_block.ok
     writes = len(batched.world.landed)
-    assert per_block.world.write_ops == writes
+    assert per_block.world.write_ops == writes + 1    # + the first block's aux row
     assert batched.world.write_ops < writes
     batches = batched.world.pools[1].landing_batches
     assert max(len(b) for _, b in batches) == 4

@@ -88,16 +88,16 @@ def _random_pool(num_blocks: int, block_size: int, hidden: int, seed: int, **kw)
     pool = BlockBuffers(num_blocks, block_size, hidden, DEV, **kw)
     gen = torch.Generator().manual_seed(seed)
     pool.rows.copy_(torch.randint(0, 256, tuple(pool.rows.shape), dtype=torch.uint8, generator=gen))
+    pool.aux.copy_(torch.randint(0, 1 << 20, tuple(pool.aux.shape), dtype=torch.int32, generator=gen))
     return pool
 
 
-def _aux_start(pool: BlockBuffers) -> int:
-    """Where in a block's byte row the aux row starts."""
-    return pool.aux.storage_offset() * pool.aux.element_size()
+def _same_bytes(a: BlockBuffers, b: BlockBuffers) -> bool:
+    return torch.equal(a.rows, b.rows) and torch.equal(a.aux, b.aux)
 
 
 def _per_block_ops(bs: int, copies) -> int:
-    return sum(1 if c.tokens == bs else 3 + c.with_aux for c in copies)
+    return sum((1 if c.tokens == bs else 3) + c.with_aux for c in copies)
 
 
 @settings(max_examples=200, deadline=None)
@@ -108,11 +108,10 @@ def test_batched_copy_equals_one_copy_per_block_in_order(bs, hidden, seed, data)
     src = _random_pool(6, bs, hidden, seed)
     one_by_one = _random_pool(6, bs, hidden, seed + 1)
     batched = _random_pool(6, bs, hidden, seed + 1)
-    for c in copies:
-        one_by_one.copy_block_from(src, *c)
-    ops = batched.copy_blocks_from(src, copies)
-    assert torch.equal(batched.rows, one_by_one.rows)
-    assert ops <= _per_block_ops(bs, copies)
+    ops = sum(one_by_one.copy_block_from(src, *c) for c in copies)
+    assert ops == _per_block_ops(bs, copies)
+    assert batched.copy_blocks_from(src, copies) <= ops
+    assert _same_bytes(batched, one_by_one)
 
 
 @pytest.mark.parametrize("dst,ops", [([1, 2, 3, 4], 1),      # one run: one slice copy
@@ -121,11 +120,12 @@ def test_batched_copy_equals_one_copy_per_block_in_order(bs, hidden, seed, data)
 def test_batched_copy_takes_one_or_two_ops_for_a_round(dst, ops):
     src = _random_pool(8, 2, 4, 1)
     pool = _random_pool(8, 2, 4, 2)
+    stale_aux = pool.aux.clone()
     copies = [BlockCopy(4 + i, d, 2, False) for i, d in enumerate(dst)]
     assert pool.copy_blocks_from(src, copies) == ops
-    for c in copies:   # the rows without the aux row, which the writes do not carry
-        n = _aux_start(pool)
-        assert torch.equal(pool.rows[c.dst_block, :n], src.rows[c.src_block, :n])
+    for c in copies:
+        assert torch.equal(pool.rows[c.dst_block], src.rows[c.src_block])
+    assert torch.equal(pool.aux, stale_aux)   # the writes carry no aux row
 
 
 def test_batched_copy_keeps_the_order_of_writes_into_one_block():
@@ -135,7 +135,7 @@ def test_batched_copy_keeps_the_order_of_writes_into_one_block():
     pool = _random_pool(4, 2, 4, 4)
     pool.copy_blocks_from(src, [BlockCopy(3, 2, 2, True), BlockCopy(1, 0, 2, False),
                                 BlockCopy(0, 2, 2, True)])
-    assert torch.equal(pool.rows[2], src.rows[0])
+    assert torch.equal(pool.rows[2], src.rows[0]) and torch.equal(pool.aux[2], src.aux[0])
 
 
 def test_batched_landing_waits_for_a_read_and_reads_settle_first():
@@ -147,9 +147,8 @@ def test_batched_landing_waits_for_a_read_and_reads_settle_first():
     assert pool.queued_landings == 2 and pool.aux[1, 0].item() == 0   # not copied yet
     assert pool.aux_total(1) == 7                                     # a read copies first
     assert pool.queued_landings == 0 and [len(b) for _, b in pool.landing_batches] == [2]
-    n = _aux_start(pool)
-    assert torch.equal(pool.rows[1], src.rows[0]) and torch.equal(pool.rows[2, :n], src.rows[1, :n])
-    assert not pool.rows[2, n:].any()  # that write did not carry the aux row
+    assert torch.equal(pool.rows[1:], src.rows) and torch.equal(pool.aux[1], src.aux[0])
+    assert not pool.aux[2].any()   # that write did not carry the aux row
     per_block = BlockBuffers(3, 2, 4, DEV)
     per_block.land(src, BlockCopy(0, 1, 2, True))
     assert per_block.queued_landings == 0 and per_block.aux[1, 0].item() == 7
