@@ -3,28 +3,32 @@
 A multi-round transfer of realistic size (16k tokens, hidden 3584, bf16,
 block 1024 tokens, a pool smaller than the embedding so that rounds happen)
 through the corrected design, against one plain copy of the same bytes on the
-same device, measured side by side in this run. Printed:
+same device, measured side by side in this run, for both ways a run lands its
+data writes (``Config.batch_writes``): **per block** (one copy per block
+write) and **batched** (a round's writes as one or two slice copies, or one
+``index_copy_``; the default). Printed for each:
 
-* write path: the run's block writes (one copy per full block), replayed
-  back to back on the same pools, against the plain copy (target >= 90% on
-  CPU, 80% on CUDA); also the time the writes took inside the run (wall
-  time per write on CPU; on CUDA the time between events around each write,
-  which includes the launch gaps of a Python-driven simulator);
+* write path: the run's block writes replayed back to back on the same pools
+  (per block: one copy per write; batched: the batches the run copied),
+  against the plain copy (target >= 90% on CPU, 80% on CUDA, for the batched
+  path); also the time the writes took inside the run (wall time of the
+  copies on CPU; on CUDA the time between events around them, which includes
+  the launch gaps of a Python-driven simulator);
 * end to end: the whole run (every protocol step, the receiver copying each
   round out of its blocks into the tensor handed to prefill, pool checks on)
   against the plain copy, and against the least a receiver whose pool is
   smaller than the embedding must do: copy every byte into a block, then out
   of it into fresh memory (measured, not assumed);
 * per-round protocol overhead: the same run with a tiny hidden size (bytes
-  negligible), time per round;
+  negligible), time per round (batched landing);
 * peak memory of the run against the bytes that must exist (source buffers,
   destination pool, the embedding handed to prefill).
 
 Verification (handed data == source) runs after the timed run, not in it.
 Flags (write them as --name=value: `python -m bench` passes only words
 that start with a dash): --device=cpu|cuda|auto, --tokens=N, --hidden=H, --block-size=B,
---pool=P, --cap=C, --repeats=R, --threads=T, --quick (small sizes, for a dry run),
---json.
+--pool=P, --cap=C, --order=fifo|lifo|random, --repeats=R, --threads=T,
+--quick (small sizes, for a dry run), --json.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from resumespec.reference.world import Config  # noqa: E402
 
 CPU_TARGET = 0.90
 CUDA_TARGET = 0.80
+PATHS = {"per_block": False, "batched": True}   # name -> Config.batch_writes
 
 
 def _rss_kib(field: str) -> int:
@@ -114,15 +119,28 @@ class PlainCopy:
         return elapsed
 
 
-def replay_writes(world) -> float:
-    """The run's block writes again, back to back on the same pools (as a
-    transfer engine would issue them, without the simulator's Python steps
-    in between): the data path's own speed."""
+def replay_per_block(world) -> float:
+    """The run's block writes again, back to back on the same pools, one
+    copy per write: the per-block data path's own speed, without the
+    simulator's Python steps in between."""
     synchronize(world.device)
     t0 = time.perf_counter()
     for w in world.landed:
         world.pools[w.session].copy_block_from(world.source, w.src_block, w.dst_block,
                                                w.tokens, w.with_aux)
+    synchronize(world.device)
+    return time.perf_counter() - t0
+
+
+def replay_batched(world) -> float:
+    """The batches a batched run copied, again, back to back on the same
+    pools: the batched data path's own speed."""
+    batches = [(pool, src, copies) for pool in world.pools.values()
+               for src, copies in pool.landing_batches]
+    synchronize(world.device)
+    t0 = time.perf_counter()
+    for pool, src, copies in batches:
+        pool.copy_blocks_from(src, copies)
     synchronize(world.device)
     return time.perf_counter() - t0
 
@@ -149,6 +167,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--pool", type=int, default=8, help="destination blocks per rank")
     ap.add_argument("--cap", type=int, default=4, help="blocks per resume allocation")
+    ap.add_argument("--order", default="fifo", choices=("fifo", "lifo", "random"),
+                    help="allocator reuse order (fifo: the engine's)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes (a dry run of the script)")
     ap.add_argument("--threads", type=int, default=0,
@@ -166,41 +186,48 @@ def main(argv: list[str]) -> int:
         print(f"bench reference: {exc}", file=sys.stderr)
         return 2
     cfg = Config(variant="corrected", tokens=[args.tokens], block_size=args.block_size,
-                 pool=args.pool, cap=args.cap, hidden=args.hidden, device=str(device.type),
+                 pool=args.pool, cap=args.cap, order=args.order, hidden=args.hidden,
+                 device=str(device.type),
                  verify_inline=False, seed=1)
     if args.tokens <= args.pool * args.block_size:
         print("bench reference: the pool holds the whole embedding; no rounds would happen", file=sys.stderr)
         return 2
     print(f"device {device}, {torch.get_num_threads()} CPU thread(s), "
           f"{args.tokens} tokens x {args.hidden} bf16, block {args.block_size}, "
-          f"pool {args.pool} blocks, cap {args.cap}", file=sys.stderr, flush=True)
+          f"pool {args.pool} blocks, cap {args.cap}, {args.order} allocator", file=sys.stderr, flush=True)
 
     # Plain copy and protocol runs alternate, best of --repeats each, so that
-    # load from other processes hits both alike.
+    # load from other processes hits both alike; the two landing paths take
+    # turns in every repeat.
     copier = PlainCopy(args.tokens, args.hidden, device)
-    plain = twice = replay_s = float("inf")
-    e2e_s = write_s = float("inf")
-    must_exist = peak = rounds = payload = None
-    timed = Config(**{**cfg.__dict__, "time_writes": True})
+    plain = twice = float("inf")
+    paths = {name: dict(write_path_s=float("inf"), in_run_s=float("inf"), end_to_end_s=float("inf"))
+             for name in PATHS}
+    must_exist = peak = rounds = payload = len_writes = None
     for i in range(args.repeats):
-        plain = min(plain, copier.once())
-        r, pk = protocol_once(cfg)
-        if r.elapsed_s < e2e_s:
-            e2e_s = r.elapsed_s
-        replay_s = min(replay_s, replay_writes(r.world))
-        if i == 0:
-            world = r.world
-            rounds, payload, peak = world.sender.rooms[1].rounds_started, world.bytes_landed, pk
-            len_writes = len(world.landed)
-            must_exist = world.source.nbytes + sum(p.nbytes for p in world.pools.values()) + payload
-            world.verify_handed()  # the verification the timed run skipped
-            del world
-        del r
-        plain = min(plain, copier.once())
-        twice = min(twice, copier.twice_fresh())
-        w, _ = protocol_once(timed)
-        write_s = min(write_s, w.world.write_seconds)
-        del w
+        for name, batched in PATHS.items():
+            run_cfg = Config(**{**cfg.__dict__, "batch_writes": batched})
+            plain = min(plain, copier.once())
+            r, pk = protocol_once(run_cfg)
+            res_p = paths[name]
+            res_p["end_to_end_s"] = min(res_p["end_to_end_s"], r.elapsed_s)
+            replay = replay_batched if batched else replay_per_block
+            res_p["write_path_s"] = min(res_p["write_path_s"], replay(r.world))
+            res_p["copy_ops"] = r.world.write_ops
+            if i == 0:
+                world = r.world
+                if batched:
+                    rounds, payload, peak = world.sender.rooms[1].rounds_started, world.bytes_landed, pk
+                    len_writes = len(world.landed)
+                    must_exist = world.source.nbytes + sum(p.nbytes for p in world.pools.values()) + payload
+                world.verify_handed()  # the verification the timed run skipped
+                del world
+            del r
+            plain = min(plain, copier.once())
+            twice = min(twice, copier.twice_fresh())
+            w, _ = protocol_once(Config(**{**run_cfg.__dict__, "time_writes": True}))
+            res_p["in_run_s"] = min(res_p["in_run_s"], w.world.write_seconds)
+            del w
     handed_ok = True  # verify_handed raised otherwise
     del copier
     gc.collect()
@@ -213,40 +240,55 @@ def main(argv: list[str]) -> int:
         per_round_us = min(per_round_us, tr.elapsed_s / tiny_rounds * 1e6)
         steps_per_round = len(tr.steps) / tiny_rounds
 
+    for res_p in paths.values():
+        res_p["write_path_GBps"] = payload / res_p["write_path_s"] / 1e9
+        res_p["write_path_ratio"] = plain / res_p["write_path_s"]
+        res_p["in_run_ratio"] = plain / res_p["in_run_s"]
+        res_p["end_to_end_GBps"] = payload / res_p["end_to_end_s"] / 1e9
+        res_p["end_to_end_ratio"] = plain / res_p["end_to_end_s"]
+        res_p["end_to_end_ratio_vs_two_copies"] = twice / res_p["end_to_end_s"]
+    b = paths["batched"]
     plain_bw = payload / plain
+    target = CUDA_TARGET if device.type == "cuda" else CPU_TARGET
     res = {
         "device": str(device), "cpu_threads": torch.get_num_threads(),
         "tokens": args.tokens, "hidden": args.hidden, "block_size": args.block_size,
-        "pool_blocks": args.pool, "cap": args.cap, "rounds": rounds,
-        "payload_bytes": payload,
+        "pool_blocks": args.pool, "cap": args.cap, "order": args.order, "rounds": rounds,
+        "block_writes": len_writes, "payload_bytes": payload,
         "plain_copy_s": plain, "plain_copy_GBps": plain_bw / 1e9,
-        "write_path_s": replay_s, "write_path_GBps": payload / replay_s / 1e9,
-        "write_path_ratio": plain / replay_s,
-        "write_path_in_run_s": write_s, "write_path_in_run_ratio": plain / write_s,
-        "end_to_end_s": e2e_s, "end_to_end_GBps": payload / e2e_s / 1e9,
-        "end_to_end_ratio": plain / e2e_s,
         "two_copies_fresh_s": twice,
-        "end_to_end_ratio_vs_two_copies": twice / e2e_s,
+        "paths": paths,
+        # the default (batched) path's numbers, under the names of earlier runs
+        "write_path_s": b["write_path_s"], "write_path_ratio": b["write_path_ratio"],
+        "write_path_in_run_ratio": b["in_run_ratio"], "end_to_end_s": b["end_to_end_s"],
+        "end_to_end_ratio": b["end_to_end_ratio"],
+        "end_to_end_ratio_vs_two_copies": b["end_to_end_ratio_vs_two_copies"],
         "per_round_overhead_us": per_round_us, "steps_per_round": steps_per_round,
         "peak_bytes": peak, "must_exist_bytes": must_exist, "peak_ratio": peak / must_exist,
         "handed_equals_source": handed_ok,
+        "target_write_path_ratio": target,
+        "target_met": b["write_path_ratio"] >= target,
     }
-    target = CUDA_TARGET if device.type == "cuda" else CPU_TARGET
-    res["target_write_path_ratio"] = target
-    res["target_met"] = res["write_path_ratio"] >= target
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"rounds: {rounds}, payload {payload / 2**20:.1f} MiB, handed data == source: {handed_ok}")
-        print(f"plain copy:  {plain * 1e3:8.2f} ms  {plain_bw / 1e9:6.2f} GB/s")
-        print(f"write path:  {replay_s * 1e3:8.2f} ms  {res['write_path_GBps']:6.2f} GB/s  "
-              f"ratio {res['write_path_ratio']:.2f} (target {target:.2f}: {'met' if res['target_met'] else 'NOT met'}); "
-              f"the run's {len_writes} block writes back to back")
-        print(f"  in the run: {write_s * 1e3:8.2f} ms, ratio {res['write_path_in_run_ratio']:.2f} "
-              f"({'CUDA-event time per write, launch gaps included' if device.type == 'cuda' else 'wall time per write'})")
-        print(f"end to end:  {e2e_s * 1e3:8.2f} ms  {res['end_to_end_GBps']:6.2f} GB/s  "
-              f"ratio {res['end_to_end_ratio']:.2f} vs one copy, {res['end_to_end_ratio_vs_two_copies']:.2f} vs "
-              f"copy in + copy out to fresh memory ({twice * 1e3:.2f} ms)")
+        in_run = "CUDA-event time of the copies" if device.type == "cuda" else "wall time of the copies"
+        print(f"rounds: {rounds}, {len_writes} block writes, payload {payload / 2**20:.1f} MiB, "
+              f"handed data == source: {handed_ok}")
+        print(f"plain copy:  {plain * 1e3:8.2f} ms  {plain_bw / 1e9:6.2f} GB/s; "
+              f"copy in + copy out to fresh memory {twice * 1e3:.2f} ms")
+        print(f"{'':13}{'per block':>30}  {'batched':>30}")
+        rows = [("copy ops", lambda p: f"{p['copy_ops']}"),
+                ("write path", lambda p: f"{p['write_path_s'] * 1e3:.2f} ms ({p['write_path_ratio']:.2f})"),
+                ("in the run", lambda p: f"{p['in_run_s'] * 1e3:.2f} ms ({p['in_run_ratio']:.2f})"),
+                ("end to end", lambda p: f"{p['end_to_end_s'] * 1e3:.2f} ms ({p['end_to_end_ratio']:.2f} / "
+                                         f"{p['end_to_end_ratio_vs_two_copies']:.2f})")]
+        for label, cell in rows:
+            print(f"{label:13}{cell(paths['per_block']):>30}  {cell(b):>30}")
+        print(f"(ratios: plain copy / path; end to end: vs one copy / vs copy in + copy out; "
+              f"in the run: {in_run})")
+        print(f"batched write path vs per block: {paths['per_block']['write_path_s'] / b['write_path_s']:.2f}x; "
+              f"ratio {b['write_path_ratio']:.2f} (target {target:.2f}: {'met' if res['target_met'] else 'NOT met'})")
         print(f"protocol overhead: {per_round_us:.0f} us per round ({steps_per_round:.1f} steps per round, hidden 8)")
         print(f"peak memory: {peak / 2**20:.1f} MiB for {must_exist / 2**20:.1f} MiB that must exist "
               f"(ratio {res['peak_ratio']:.2f})")
