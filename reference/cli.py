@@ -51,6 +51,9 @@ def register(sub) -> None:
                    help="when the run fails, shrink its schedule (with --save-schedule: save the shrunk one)")
     p.add_argument("--trace", default=None, help="write the trace (JSON Lines) to this file")
     p.add_argument("--hidden", type=int, default=8)
+    p.add_argument("--batch-writes", action=argparse.BooleanOptionalAction, default=True,
+                   help="land a round's data writes with a few batched copies (default), or one copy "
+                   "per block (--no-batch-writes); the run is the same either way")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--max-steps", type=int, default=100_000)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -81,7 +84,8 @@ def build_config(args):
                  sessions=args.sessions, order=order, cap=args.cap,
                  resume_order=args.resume_order, barrier=args.barrier, faults=faults,
                  seed=args.seed, hidden=args.hidden, device=args.device,
-                 init_tokens=args.init_tokens, max_steps=args.max_steps)
+                 init_tokens=args.init_tokens, max_steps=args.max_steps,
+                 batch_writes=args.batch_writes)
     cfg.validate()
     return cfg
 
@@ -111,7 +115,7 @@ def simulate(args) -> int:
         if cx is None:
             return _fail(f"unknown counterexample {args.counterexample!r}; "
                          f"'--counterexample list' lists them", exitcodes.USAGE)
-        over = dict(hidden=cfg.hidden, device=cfg.device, seed=cfg.seed)
+        over = dict(hidden=cfg.hidden, device=cfg.device, seed=cfg.seed, batch_writes=cfg.batch_writes)
         if args.variant:
             over["variant"] = args.variant
         cfg = config_of(cx, **over)
@@ -129,7 +133,7 @@ def simulate(args) -> int:
                          exitcodes.BAD_INPUT)
         except (ValueError, KeyError, TraceError) as exc:
             return _fail(f"{args.tlc}: not a TLC counterexample document ({exc})", exitcodes.BAD_INPUT)
-        over = dict(hidden=cfg.hidden, device=cfg.device, seed=cfg.seed)
+        over = dict(hidden=cfg.hidden, device=cfg.device, seed=cfg.seed, batch_writes=cfg.batch_writes)
         if args.variant:
             over["variant"] = args.variant
         cfg = tlc_config(replay, **over)
@@ -195,5 +199,6 @@ def _print_text(s: dict) -> None:
     for r in s["rounds"]:
         print(f"  req {r}: {s['rounds'][r]} round(s), {s['resumes'][r]} resume(s), {s['requests'][r]}")
     mbps = s["throughput_MBps"]
-    print(f"bytes moved: {s['bytes_moved']}, {s['elapsed_s']:.4f} s"
+    print(f"bytes moved: {s['bytes_moved']} in {s['block_writes']} block writes, {s['write_ops']} copy ops "
+          f"({'batched' if s['batch_writes'] else 'one per block'}), {s['elapsed_s']:.4f} s"
           + (f", {mbps} MB/s" if mbps is not None else "") + f", {s['us_per_round']} us/round")

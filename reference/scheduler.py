@@ -61,7 +61,8 @@ class RunResult:
             "variant": w.cfg.variant, "resume_order": w.cfg.effective_resume_order(),
             "device": str(w.device),
             "rounds": rounds, "resumes": resumes, "requests": ends,
-            "bytes_moved": w.bytes_landed, "elapsed_s": round(self.elapsed_s, 6),
+            "bytes_moved": w.bytes_landed, "block_writes": len(w.landed), "write_ops": w.write_ops,
+            "batch_writes": w.cfg.batch_writes, "elapsed_s": round(self.elapsed_s, 6),
             "throughput_MBps": round(w.bytes_landed / self.elapsed_s / 1e6, 3) if self.elapsed_s else None,
             "us_per_round": round(self.elapsed_s / total_rounds * 1e6, 1),
         }

@@ -242,6 +242,21 @@ def test_cli_ok_and_failed_runs(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["outcome"] == "hang"
 
 
+def test_cli_batched_and_per_block_landing_report_the_same_run(capsys):
+    argv = ["simulate", "--tokens", "9,7", "--block-size", "2", "--pool", "5", "--cap", "2",
+            "--sessions", "2", "--seed", "3", "--json"]
+    summaries = []
+    for flag in ("--batch-writes", "--no-batch-writes"):
+        assert cli_main(argv + [flag]) == exitcodes.OK
+        summaries.append(json.loads(capsys.readouterr().out))
+    batched, per_block = summaries
+    assert batched["batch_writes"] and not per_block["batch_writes"]
+    for key in ("outcome", "steps", "rounds", "resumes", "bytes_moved", "block_writes"):
+        assert batched[key] == per_block[key], key
+    assert per_block["write_ops"] > per_block["block_writes"] > 0   # + the aux rows
+    assert batched["write_ops"] < per_block["write_ops"]
+
+
 def test_cli_counterexample_replay(capsys):
     assert cli_main(["simulate", "--counterexample", "flag_double_free", "--json"]) == exitcodes.SIM_FAILED
     assert json.loads(capsys.readouterr().out)["outcome"] == "double_free"
