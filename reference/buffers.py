@@ -67,13 +67,6 @@ def copy_bytes(dst: torch.Tensor, src: torch.Tensor) -> None:
     dst.copy_(src, non_blocking=True)
 
 
-# A batch whose writes form at most this many runs of consecutive blocks is
-# copied one slice per run; a more scattered one with one index_copy_.
-# (On CPU index_copy_ moves bytes at about half the speed of a slice copy,
-# so slices are kept while they are few; on a GPU each op costs a launch.)
-MAX_SLICE_RUNS = 2
-
-
 class BlockCopy(NamedTuple):
     """One data write as a pool sees it: the first ``tokens`` token slots of
     source block ``src_block`` (and its aux row when ``with_aux``) into
@@ -94,10 +87,13 @@ def index_tensor(values: list[int], device: torch.device) -> torch.Tensor:
 
 def copy_rows(dst: torch.Tensor, src: torch.Tensor, pairs: list[tuple[int, int]]) -> int:
     """``dst[d] = src[s]`` for every ``(s, d)`` in ``pairs`` (distinct ``d``),
-    rows of 2-D tensors, as few ops as possible: one slice copy per run of
-    pairs whose source and destination rows are both consecutive when there
-    are at most ``MAX_SLICE_RUNS`` runs, else one ``index_copy_``. Returns
-    the number of copy ops issued."""
+    rows of 2-D tensors, in as few tensor ops as possible. Either one slice
+    copy per run of pairs whose source and destination rows are both
+    consecutive, or one ``index_copy_`` (after uploading its block ids, and
+    gathering the source rows first when they are not consecutive): whichever
+    issues fewer ops, slices on a tie (a slice is a plain memory copy; on CPU
+    ``index_copy_`` moves bytes at about half that speed, on a GPU every op
+    costs a launch). Returns the number of tensor ops issued."""
     pairs = sorted(pairs)
     runs: list[list[int]] = []   # [first src row, first dst row, rows]
     for s, d in pairs:
@@ -105,17 +101,19 @@ def copy_rows(dst: torch.Tensor, src: torch.Tensor, pairs: list[tuple[int, int]]
             runs[-1][2] += 1
         else:
             runs.append([s, d, 1])
-    if len(runs) <= MAX_SLICE_RUNS:
+    srcs = [s for s, _ in pairs]
+    src_consecutive = srcs == list(range(srcs[0], srcs[0] + len(srcs)))
+    index_ops = 2 if src_consecutive else 4
+    if len(runs) <= index_ops:
         for s, d, n in runs:
             dst[d:d + n].copy_(src[s:s + n], non_blocking=True)
         return len(runs)
-    srcs = [s for s, _ in pairs]
-    if srcs == list(range(srcs[0], srcs[0] + len(srcs))):
+    if src_consecutive:
         rows = src[srcs[0]:srcs[0] + len(srcs)]       # a view: no gathered copy
     else:
         rows = src.index_select(0, index_tensor(srcs, src.device))
     dst.index_copy_(0, index_tensor([d for _, d in pairs], dst.device), rows)
-    return 1
+    return index_ops
 
 
 @dataclass

@@ -151,6 +151,20 @@ def test_batched_landing_gives_the_same_tlc_replays():
         _same_run(tlc_config(r, hidden=16), r["steps"])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_batched_landing_gives_the_same_run_with_scattered_rounds(seed):
+    # a random allocator and a big pool scatter a round over many blocks,
+    # so its batch is copied with index_copy_, not slices
+    cfg = Config(tokens=[30, 20], block_size=1, pool=12, sessions=2, order="random",
+                 faults=("abort", "alloc_fail"), seed=seed)
+    _same_run(cfg)
+    world = run(cfg).world
+    scattered = [b for pool in world.pools.values() for _, b in pool.landing_batches
+                 if sum(1 for x, y in zip(sorted(b), sorted(b)[1:])
+                        if (y.src_block, y.dst_block) != (x.src_block + 1, x.dst_block + 1)) >= 2]
+    assert scattered
+
+
 def test_batched_landing_copies_a_round_with_fewer_ops():
     # 4 blocks per round into a FIFO pool: rounds land as one or two slice
     # copies instead of one copy per block

@@ -114,17 +114,20 @@ def test_batched_copy_equals_one_copy_per_block_in_order(bs, hidden, seed, data)
     assert _same_bytes(batched, one_by_one)
 
 
-@pytest.mark.parametrize("dst,ops", [([1, 2, 3, 4], 1),      # one run: one slice copy
-                                     ([5, 6, 7, 0], 2),      # FIFO wrapping round: two slices
-                                     ([3, 0, 6, 1], 1)])     # scattered: one index_copy_
-def test_batched_copy_takes_one_or_two_ops_for_a_round(dst, ops):
-    src = _random_pool(8, 2, 4, 1)
+@pytest.mark.parametrize("src,dst,ops", [
+    ([4, 5, 6, 7], [1, 2, 3, 4], 1),            # one run: one slice copy
+    ([4, 5, 6, 7], [5, 6, 7, 0], 2),            # FIFO wrapping round: two slices
+    ([4, 5, 6, 7], [3, 0, 6, 1], 2),            # scattered: ids upload + index_copy_
+    ([0, 2, 4, 6], [5, 3, 1, 0], 4),            # both scattered, 4 runs: 4 slices
+    ([0, 2, 4, 6, 7], [5, 3, 1, 0, 2], 4)])     # 5 runs: 2 uploads + index_select + index_copy_
+def test_batched_copy_takes_the_fewest_ops(src, dst, ops):
+    src_pool = _random_pool(8, 2, 4, 1)
     pool = _random_pool(8, 2, 4, 2)
     stale_aux = pool.aux.clone()
-    copies = [BlockCopy(4 + i, d, 2, False) for i, d in enumerate(dst)]
-    assert pool.copy_blocks_from(src, copies) == ops
+    copies = [BlockCopy(s, d, 2, False) for s, d in zip(src, dst)]
+    assert pool.copy_blocks_from(src_pool, copies) == ops
     for c in copies:
-        assert torch.equal(pool.rows[c.dst_block], src.rows[c.src_block])
+        assert torch.equal(pool.rows[c.dst_block], src_pool.rows[c.src_block])
     assert torch.equal(pool.aux, stale_aux)   # the writes carry no aux row
 
 
