@@ -41,33 +41,12 @@ LANGUAGE = "language"
 
 
 # ---------------------------------------------------------------------------
-# Field types.  Each has a JSON Schema fragment, a predicate and the words
-# used in error messages ("expected ...").
+# Field types.  Each has a JSON Schema fragment, a test and the words used in
+# error messages ("expected ...").  The test is one Python expression over the
+# value, written ``{v}``: it becomes the type's predicate (``check``) and is
+# pasted into the per-event validators the reader compiles (see
+# ``_compile_fast_validator``), so each type is defined once.
 # ---------------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return type(v) is int
-
-
-def _is_nat(v: Any) -> bool:
-    return type(v) is int and v >= 0
-
-
-def _is_pos(v: Any) -> bool:
-    return type(v) is int and v >= 1
-
-
-def _is_bool(v: Any) -> bool:
-    return type(v) is bool
-
-
-def _is_str(v: Any) -> bool:
-    return type(v) is str
-
-
-def _is_number(v: Any) -> bool:
-    return (type(v) is int or type(v) is float) and v == v  # not NaN
-
-
 def _is_blocks(v: Any) -> bool:
     if type(v) is not list:
         return False
@@ -75,10 +54,6 @@ def _is_blocks(v: Any) -> bool:
         if type(b) is not int or b < 0:
             return False
     return True
-
-
-def _is_blocks_or_null(v: Any) -> bool:
-    return v is None or _is_blocks(v)
 
 
 def _is_ids(v: Any) -> bool:
@@ -91,11 +66,6 @@ def _is_ids(v: Any) -> bool:
         if type(a) is not int or type(b) is not int or a < 0 or b < 0:
             return False
     return True
-
-
-def _enum(values: tuple[str, ...]) -> Callable[[Any], bool]:
-    allowed = frozenset(values)
-    return lambda v: type(v) is str and v in allowed
 
 
 _PROCS_SEEN: set[str] = set()  # valid process names met so far (a trace has few)
@@ -119,44 +89,70 @@ def _is_faults(v: Any) -> bool:
     return type(v) is list and all(type(f) is str and f in FAULTS for f in v)
 
 
+# the enumerations, as sets the tests below look values up in
+_STATUS_SET = frozenset(STATUSES)
+_DECISION_SET = frozenset(DECISIONS)
+_VARIANT_SET = frozenset(VARIANTS)
+_ORDER_SET = frozenset(ORDERS)
+_RESUME_ORDER_SET = frozenset(RESUME_ORDERS)
+
+
 @dataclass(frozen=True)
 class FieldType:
     name: str
     expected: str            # words for "expected ..." in error messages
     schema: dict             # JSON Schema fragment
-    check: Callable[[Any], bool]
+    test: str                # Python expression over the value ``{v}``: true when it fits
+    check: Callable[[Any], bool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", eval("lambda v: " + self.inline("v"), globals()))
+
+    def inline(self, var: str) -> str:
+        """The test applied to the variable ``var``, parenthesised."""
+        return "(" + self.test.format(v=var) + ")"
 
 
-NAT = FieldType("nat", "an integer >= 0", {"type": "integer", "minimum": 0}, _is_nat)
-POS = FieldType("pos", "an integer >= 1", {"type": "integer", "minimum": 1}, _is_pos)
-INT = FieldType("int", "an integer", {"type": "integer"}, _is_int)
-BOOL = FieldType("bool", "true or false", {"type": "boolean"}, _is_bool)
-STR = FieldType("str", "a string", {"type": "string"}, _is_str)
-NUMBER = FieldType("number", "a number", {"type": "number"}, _is_number)
+def _enum_test(set_name: str) -> str:
+    return "type({v}) is str and {v} in " + set_name
+
+
+NAT = FieldType("nat", "an integer >= 0", {"type": "integer", "minimum": 0},
+                "type({v}) is int and {v} >= 0")
+POS = FieldType("pos", "an integer >= 1", {"type": "integer", "minimum": 1},
+                "type({v}) is int and {v} >= 1")
+INT = FieldType("int", "an integer", {"type": "integer"}, "type({v}) is int")
+BOOL = FieldType("bool", "true or false", {"type": "boolean"}, "type({v}) is bool")
+STR = FieldType("str", "a string", {"type": "string"}, "type({v}) is str")
+NUMBER = FieldType("number", "a number", {"type": "number"},
+                   "(type({v}) is int or type({v}) is float) and {v} == {v}")  # not NaN
 BLOCKS = FieldType("blocks", "a list of block ids (integers >= 0)",
-                   {"type": "array", "items": {"type": "integer", "minimum": 0}}, _is_blocks)
+                   {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                   "_is_blocks({v})")
 BLOCKS_OR_NULL = FieldType(
     "blocks_or_null", "a list of block ids, or null",
     {"oneOf": [{"type": "null"},
                {"type": "array", "items": {"type": "integer", "minimum": 0}}]},
-    _is_blocks_or_null)
+    "{v} is None or _is_blocks({v})")
 IDS = FieldType("ids", "a list of [req, position] pairs",
                 {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2,
                                             "items": {"type": "integer", "minimum": 0}}},
-                _is_ids)
+                "_is_ids({v})")
 STATUS = FieldType("status", "one of " + ", ".join(STATUSES),
-                   {"enum": list(STATUSES)}, _enum(STATUSES))
+                   {"enum": list(STATUSES)}, _enum_test("_STATUS_SET"))
 DECISION = FieldType("decision", "one of " + ", ".join(DECISIONS),
-                     {"enum": list(DECISIONS)}, _enum(DECISIONS))
+                     {"enum": list(DECISIONS)}, _enum_test("_DECISION_SET"))
 PROC = FieldType("proc", '"encode" or "language/<rank>" (rank >= 1)',
-                 {"type": "string", "pattern": "^(encode|language/[1-9][0-9]*)$"}, _is_proc)
+                 {"type": "string", "pattern": "^(encode|language/[1-9][0-9]*)$"},
+                 "_is_proc({v})")
 VARIANT = FieldType("variant", "one of " + ", ".join(VARIANTS),
-                    {"enum": list(VARIANTS)}, _enum(VARIANTS))
-ORDER = FieldType("order", "one of " + ", ".join(ORDERS), {"enum": list(ORDERS)}, _enum(ORDERS))
+                    {"enum": list(VARIANTS)}, _enum_test("_VARIANT_SET"))
+ORDER = FieldType("order", "one of " + ", ".join(ORDERS), {"enum": list(ORDERS)},
+                  _enum_test("_ORDER_SET"))
 RESUME_ORDER = FieldType("resume_order", "one of " + ", ".join(RESUME_ORDERS),
-                         {"enum": list(RESUME_ORDERS)}, _enum(RESUME_ORDERS))
+                         {"enum": list(RESUME_ORDERS)}, _enum_test("_RESUME_ORDER_SET"))
 FAULT_SET = FieldType("faults", "a list of " + ", ".join(FAULTS),
-                      {"type": "array", "items": {"enum": list(FAULTS)}}, _is_faults)
+                      {"type": "array", "items": {"enum": list(FAULTS)}}, "_is_faults({v})")
 
 
 # ---------------------------------------------------------------------------
@@ -362,11 +358,29 @@ _MISSING = object()
 
 
 def validate_event(obj: Any, line: int, path: str | None = None) -> dict:
-    """Check one decoded JSON value against the catalogue; return it as an event."""
+    """Check one decoded JSON value against the catalogue; return it as an event.
+
+    The event's compiled validator answers for the common case (a well-formed
+    event); anything it does not accept goes to ``validate_precisely``, which
+    accepts it or says exactly what is wrong.
+    """
+    if type(obj) is dict:
+        try:
+            if FAST_VALIDATORS[obj["event"]](obj):
+                return obj
+        except (KeyError, TypeError):   # no "event", an unknown or unhashable name
+            pass
+    return validate_precisely(obj, line, path)
+
+
+def validate_precisely(obj: Any, line: int, path: str | None = None) -> dict:
+    """The catalogue, interpreted field by field: returns the event, or raises
+    MalformedTrace naming the line, the field and what was expected there."""
     if type(obj) is not dict:
         raise MalformedTrace(line, None, "a JSON object (one event per line)", path,
                              type(obj).__name__)
-    spec = _BY_NAME.get(obj.get("event"))
+    name = obj.get("event")
+    spec = _BY_NAME.get(name) if type(name) is str else None
     if spec is None:
         _bad_event(obj, line, path)
     if obj.get("v") != SCHEMA_VERSION or type(obj["v"]) is not int:
@@ -377,12 +391,81 @@ def validate_event(obj: Any, line: int, path: str | None = None) -> dict:
             _bad_field(obj, spec, fname, line, path)
     n = len(obj)
     if n != spec.n_required and not (n == spec.n_required + 1 and "ts" in obj
-                                     and _is_number(obj["ts"])):
+                                     and NUMBER.check(obj["ts"])):
         _check_optional(obj, spec, line, path)
     if spec.side_check is not None and (obj["proc"] == ENCODE) != spec.side_check:
         raise MalformedTrace(line, "proc", f"a {spec.side} process for {spec.name}", path,
                              obj["proc"])
     return obj
+
+
+# ---------------------------------------------------------------------------
+# Compiled validators: one function per event, generated from the catalogue.
+#
+# ``validate_precisely`` walks the catalogue for every event; the reader calls
+# one generated function per event instead, which reads each required field
+# once and tests it with the field type's own expression (``FieldType.test``)
+# written inline.  It answers only True (the event is well formed) or False
+# (let ``validate_precisely`` decide and word the error), and it may say False
+# to a good event: engine-private ``x_`` fields, or a process name not yet
+# seen.  It never says True to a bad one (tests/test_trace.py compares the two
+# on mutated events).  For ``round_end`` it reads:
+#
+#     def fast_round_end(o):
+#         try:
+#             f_v = o['v']
+#             f_proc = o['proc']
+#             ...
+#         except KeyError:
+#             return False
+#         n = len(o)
+#         if n != 8:                  # optional fields (ts, ...) present
+#             ...
+#         return (type(f_v) is int and f_v == 1
+#                 and f_proc == 'encode'
+#                 and (type(f_seq) is int and f_seq >= 0) and ...)
+# ---------------------------------------------------------------------------
+def _fast_proc_test(spec: EventSpec) -> str:
+    """A valid process of the event's side, among the names already seen
+    (a new name goes to the precise path, which adds it to _PROCS_SEEN)."""
+    if spec.side == ENCODE:
+        return f"f_proc == {ENCODE!r}"
+    seen = "type(f_proc) is str and f_proc in _PROCS_SEEN"
+    if spec.side == LANGUAGE:
+        return f"{seen} and f_proc != {ENCODE!r}"
+    return seen
+
+
+def fast_validator_source(spec: EventSpec) -> str:
+    """The Python source of ``spec``'s compiled validator (see above)."""
+    fields = [f for f in COMMON_REQUIRED + spec.required if f != "event"]
+    assert all(f.isidentifier() for f in fields + list(spec.optional))
+    src = [f"def fast_{spec.name}(o):", "    try:"]
+    src += [f"        f_{f} = o[{f!r}]" for f in fields]
+    src += ["    except KeyError:", "        return False",
+            "    n = len(o)", f"    if n != {spec.n_required}:", f"        k = {spec.n_required}"]
+    for f in COMMON_OPTIONAL + spec.optional:
+        src += [f"        x = o.get({f!r}, _MISSING)",
+                "        if x is not _MISSING:",
+                f"            if not {spec.types[f].inline('x')}:",
+                "                return False",
+                "            k += 1"]
+    src += ["        if n != k:", "            return False"]
+    tests = [f"type(f_v) is int and f_v == {SCHEMA_VERSION}", _fast_proc_test(spec)]
+    tests += [spec.types[f].inline("f_" + f) for f in fields if f not in ("v", "proc")]
+    src.append("    return (" + "\n            and ".join(tests) + ")")
+    return "\n".join(src) + "\n"
+
+
+def _compile_fast_validator(spec: EventSpec) -> Callable[[dict], bool]:
+    made: dict[str, Any] = {}
+    code = compile(fast_validator_source(spec), f"<validator of {spec.name}>", "exec")
+    exec(code, globals(), made)
+    return made[f"fast_{spec.name}"]
+
+
+FAST_VALIDATORS: dict[str, Callable[[dict], bool]] = {
+    name: _compile_fast_validator(spec) for name, spec in EVENTS.items()}
 
 
 def _bad_event(obj: dict, line: int, path: str | None):
@@ -419,7 +502,7 @@ def _check_optional(obj: dict, spec: "EventSpec", line: int, path: str | None):
 
 
 # ---------------------------------------------------------------------------
-# Reader: streams a file line by line; never holds more than one line.
+# Reader: streams a file 1 MiB at a time; never holds more than one chunk.
 # ---------------------------------------------------------------------------
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _CHUNK = 1 << 20
@@ -428,7 +511,7 @@ try:  # orjson parses JSON about four times faster than the standard library
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     _orjson = None
-_decode_json = _orjson.loads if _orjson is not None else json.JSONDecoder().decode
+_decode_json = _orjson.loads if _orjson is not None else json.loads
 
 
 def _chunks(f: IO[bytes]) -> Iterator[tuple[list[bytes], bool]]:
@@ -489,44 +572,71 @@ def read_trace(source: str | os.PathLike | IO[bytes], path: str | None = None
 
     Streams the file 1 MiB at a time.  Blank lines are skipped.  Raises
     MalformedTrace at the first line that is not valid UTF-8, not JSON, longer
-    than 16 MiB, or not an event of the catalogue.  A last line without its
-    newline that does not parse is reported as truncated.
+    than 16 MiB, or not an event of the catalogue (after yielding every event
+    before it).  A last line without its newline that does not parse is
+    reported as truncated.
+    """
+    for before, events in read_trace_batches(source, path):
+        yield from enumerate(events, before + 1)
+
+
+def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None = None
+                       ) -> Iterator[tuple[int, list[dict]]]:
+    """``read_trace`` in batches: yield ``(before, events)``, where ``events``
+    are validated events on the consecutive lines ``before + 1, before + 2, ...``.
+
+    A well-formed 1 MiB chunk comes as one batch: one JSON decode for the
+    chunk and one compiled validator call per event.  A chunk with any doubt
+    (a blank line, bad UTF-8, a line holding two values) is read line by
+    line, one event per batch, which also locates the error.  At a malformed
+    line the events before it are yielded first, then MalformedTrace is raised.
     """
     if isinstance(source, (str, os.PathLike)):
         path = path or str(source)
         with open(source, "rb") as f:
-            yield from read_trace(f, path)
+            yield from read_trace_batches(f, path)
         return
     f = source
     if isinstance(f, io.TextIOBase):
         raise TypeError("read_trace needs a binary file (open(..., 'rb'))")
     base = 0
     decode = _decode_json
-    validate = validate_event
+    fast = FAST_VALIDATORS
     for lines, complete in _chunks(f):
         objs = None
         if complete and len(lines) > 1:
-            # Fast path: one decode for the whole chunk.  Any doubt (a blank
-            # line, bad UTF-8, a line holding two values) falls back to the
-            # line-by-line path, which also locates the error.
-            try:
-                body = b",".join(lines).decode("utf-8")
-                if ",," not in body and body[:1] != "," and body[-1:] != ",":
-                    objs = decode("[" + body + "]")
-                    if len(objs) != len(lines):
-                        objs = None
-            except (ValueError, RecursionError):
-                objs = None
+            body = b",".join(lines)
+            if b",," not in body and body[:1] != b"," and body[-1:] != b",":
+                try:   # the decoder checks UTF-8 too
+                    objs = decode(b"[" + body + b"]")
+                except (ValueError, RecursionError):
+                    objs = None
+                if objs is not None and len(objs) != len(lines):
+                    objs = None
+            del body
         if objs is not None:
-            for i, obj in enumerate(objs, base + 1):
-                yield i, validate(obj, i, path)
+            k = 0
+            for obj in objs:
+                try:
+                    ok = fast[obj["event"]](obj)
+                except (KeyError, TypeError):   # not a dict, no or unknown event name
+                    ok = False
+                if not ok:
+                    try:
+                        validate_precisely(obj, base + k + 1, path)
+                    except MalformedTrace:
+                        if k:
+                            yield base, objs[:k]
+                        raise
+                k += 1
+            yield base, objs
         else:
             n = len(lines)
             for k, raw in enumerate(lines):
                 line_no = base + k + 1
                 obj = _decode_line(raw, line_no, complete or k < n - 1, path)
                 if obj is not None:
-                    yield line_no, validate(obj, line_no, path)
+                    yield line_no - 1, [validate_event(obj, line_no, path)]
         base += len(lines)
 
 
