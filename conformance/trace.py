@@ -16,6 +16,7 @@ validation, the writer's checks and the coverage report of the checker.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -607,10 +608,17 @@ def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None =
         if complete and len(lines) > 1:
             body = b",".join(lines)
             if b",," not in body and body[:1] != b"," and body[-1:] != b",":
+                # Decoding makes thousands of new objects and never a cycle:
+                # the cyclic collector would only walk them, so it waits.
+                collecting = gc.isenabled()
+                gc.disable()
                 try:   # the decoder checks UTF-8 too
                     objs = decode(b"[" + body + b"]")
                 except (ValueError, RecursionError):
                     objs = None
+                finally:
+                    if collecting:
+                        gc.enable()
                 if objs is not None and len(objs) != len(lines):
                     objs = None
             del body
