@@ -47,6 +47,14 @@ SPEC_ACTIONS = (
     "PrefillDone", "WriteError", "Heartbeat", "Abort",
 )
 
+# a poll's combined status -> the decisions the receiver may take (else: wait)
+_POLL_DECISIONS = {FAILED: ("fail",), SUCCESS: ("handoff",),
+                   TRANSFERRING: ("wait", "resume", "retry_alloc")}
+# receiver phases of a rank that already took the poll's outcome
+_RANK_ENDED = ("prefill", "done", "failing", "failed")
+
+_RANK_OF: dict[str, int] = {}   # proc -> language rank, filled by NativeChecker._rank
+
 HISTORY = 12          # events of the request told in a violation's story
 RECENT = 4096         # events remembered (a ring), to tell that story
 
@@ -65,7 +73,7 @@ def step_error(message: str, expected: str) -> Violation:
     return Violation(SPEC_STEP, message, expected)
 
 
-@dataclass
+@dataclass(slots=True)
 class Write:
     """A data write in flight into one block (spec: an element of wire[s])."""
     req: int
@@ -76,7 +84,7 @@ class Write:
     aux: int | None       # aux value written (the total), or None
 
 
-@dataclass
+@dataclass(slots=True)
 class TxSession:
     """The sender's view of one receiving session (txSent, txAlloc, txDst, txReady)."""
     sent: int
@@ -202,6 +210,7 @@ class State:
         self.block_size: int | None = None
         # language ranks: allocator and blocks
         self.owner: dict[tuple, int] = {}          # (rank, block) -> req holding it
+        self.held: dict[tuple, set] = {}           # (rank, req) -> blocks it holds there
         self.held_count: Counter = Counter()        # req -> blocks held (all ranks)
         self.inflight: dict[tuple, Write] = {}     # (rank, block) -> write in flight
         self.content: dict[tuple, tuple] = {}      # (rank, block) -> (req, first, count) landed
@@ -230,7 +239,7 @@ class State:
 
     # -- helpers used by the property checks --------------------------------
     def held_by(self, rank: int, req: int) -> list:
-        return sorted(b for (k, b), r in self.owner.items() if k == rank and r == req)
+        return sorted(self.held.get((rank, req), ()))
 
     def rx_alive(self, req: int, s: int) -> bool:
         return self.rx_phase.get((req, s)) in ("queued", "aborting")
@@ -303,25 +312,40 @@ class NativeChecker:
     # -- driving --------------------------------------------------------------
     def feed(self, line: int, ev: dict, file: str | None = None) -> Verdict | None:
         """Apply one event.  Returns a Verdict when the trace left the spec."""
+        return self.feed_batch(line - 1, (ev,), file)
+
+    def feed_batch(self, before: int, events, file: str | None = None) -> Verdict | None:
+        """Apply the events on lines ``before + 1, before + 2, ...`` one by one
+        (as ``feed`` does); stops at the first that leaves the spec and returns
+        its Verdict."""
         if self.verdict is not None:
             return self.verdict
-        self.count += 1
-        proc = ev["proc"]
         next_seq = self.next_seq
-        want = next_seq.get(proc, 0)
-        if ev["seq"] != want:
-            self._bad_seq(line, ev, want, file)
-        next_seq[proc] = want + 1
-        self._remember((line, file, ev))
-        try:
-            if self.freeing and proc in self.freeing:
-                self._close_freeing(proc, ev)
-            self._handlers[ev["event"]](ev)
-            if self.deadlines and self.deadlines[0][0] < self.count:
-                self._check_deadlines()
-        except (Violation, PropertyViolation) as v:
-            self.verdict = self._violation(v, line, file, ev)
-            return self.verdict
+        remember = self._remember
+        handlers = self._handlers
+        freeing = self.freeing
+        deadlines = self.deadlines
+        count = self.count
+        line = before
+        for ev in events:
+            line += 1
+            count += 1
+            self.count = count
+            proc = ev["proc"]
+            want = next_seq.get(proc, 0)
+            if ev["seq"] != want:
+                self._bad_seq(line, ev, want, file)
+            next_seq[proc] = want + 1
+            remember((line, file, ev))
+            try:
+                if freeing and proc in freeing:
+                    self._close_freeing(proc, ev)
+                handlers[ev["event"]](ev)
+                if deadlines and deadlines[0][0] < count:
+                    self._check_deadlines()
+            except (Violation, PropertyViolation) as v:
+                self.verdict = self._violation(v, line, file, ev)
+                return self.verdict
         return None
 
     def _close_freeing(self, proc: str, ev: dict) -> None:
@@ -469,14 +493,16 @@ class NativeChecker:
     def _maybe_forget(self, req: int) -> None:
         """Drop every trace of a request once both sides are done with it."""
         st = self.state
+        if st.held_count.get(req):
+            return
+        if st.tx_phase.get(req) not in ("done", "failed", "dead", None):
+            return
         sessions = st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set())
+        if not sessions:
+            return
         for s in sessions:
             if st.rx_phase.get((req, s)) not in ("done", "failed"):
                 return
-        if st.tx_phase.get(req) not in ("done", "failed", "dead", None):
-            return
-        if st.held_count.get(req) or not sessions:
-            return
         for s in sessions:
             if st.ctl.get((req, s)) or st.st.get((req, s)):
                 return
@@ -489,15 +515,18 @@ class NativeChecker:
             d.pop(req, None)
         st.held_count.pop(req, None)
         self._close_partial(req)
+        # A step of this request that frees blocks has nothing left to check:
+        # the request holds no block and can never get one again.
+        for proc in [p for p, (r, _) in self.freeing.items() if r == req]:
+            del self.freeing[proc]
         st.finished.add(req)
 
-    _ranks: dict = {}   # proc -> rank, shared cache ("language/3" -> 3)
-
     def _rank(self, ev: dict) -> int:
+        """The logging language rank ("language/3" -> 3)."""
         proc = ev["proc"]
-        rank = self._ranks.get(proc)
+        rank = _RANK_OF.get(proc)
         if rank is None:
-            rank = self._ranks[proc] = int(proc[9:])
+            rank = _RANK_OF[proc] = int(proc[9:])
         return rank
 
     def _same_rank(self, ev: dict, s: int, what: str) -> None:
@@ -515,10 +544,12 @@ class NativeChecker:
     def on_alloc(self, ev: dict) -> None:
         st = self.state
         req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
-        self._same_rank(ev, rank, "rank")
+        if _RANK_OF.get(ev["proc"]) != rank:
+            self._same_rank(ev, rank, "rank")
         if blocks:
             P.check_NoSharedBlock(st, rank, req, blocks)
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         phase = st.rx_phase.get((req, rank), "new")
         decision = st.rx_decision.get((req, rank))
         if not (phase == "new" or (phase == "queued" and decision in ("resume", "retry_alloc"))):
@@ -544,16 +575,23 @@ class NativeChecker:
         owner = st.owner
         for b in blocks:
             owner[(rank, b)] = req
+        held = st.held.get((rank, req))
+        if held is None:
+            st.held[(rank, req)] = set(blocks)
+        else:
+            held.update(blocks)
         st.held_count[req] += len(blocks)
 
     def on_free(self, ev: dict) -> None:
         st = self.state
         req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
-        self._same_rank(ev, rank, "rank")
+        if _RANK_OF.get(ev["proc"]) != rank:
+            self._same_rank(ev, rank, "rank")
         P.check_NoFreeAndHeld(st, rank, req, blocks)
         P.check_NoDoubleFree(st, rank, req, blocks)
         P.check_WritesOnlyIntoOwnedBlocks_at_free(st, rank, req, blocks)
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         phase = st.rx_phase.get((req, rank), "new")
         if not (phase in ("failing", "aborted", "done")
                 or (phase == "queued" and st.rx_decision.get((req, rank)) in ("resume",
@@ -566,6 +604,11 @@ class NativeChecker:
         owner = st.owner
         for b in blocks:
             del owner[(rank, b)]
+        if blocks:
+            held = st.held[(rank, req)]
+            held.difference_update(blocks)
+            if not held:
+                del st.held[(rank, req)]
         st.held_count[req] -= len(blocks)
         cur = st.rx_blocks.get((req, rank))
         if cur:
@@ -576,8 +619,10 @@ class NativeChecker:
     def on_init_sent(self, ev: dict) -> None:
         st = self.state
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
-        self._known(req, ev)
-        self._same_rank(ev, s, "session")
+        if req in st.finished:
+            self._known(req, ev)
+        if _RANK_OF.get(ev["proc"]) != s:
+            self._same_rank(ev, s, "session")
         phase = st.rx_phase.get((req, s), "new")
         if phase != "new":
             raise step_error(f"req {req} sent init on session {s} again ({phase})",
@@ -604,8 +649,10 @@ class NativeChecker:
     def on_status_recv(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
-        self._same_rank(ev, s, "session")
+        if req in st.finished:
+            self._known(req, ev)
+        if _RANK_OF.get(ev["proc"]) != s:
+            self._same_rank(ev, s, "session")
         status = STATUS_RANK[ev["status"]]
         ch = st.st.get((req, s))
         if not ch:
@@ -636,8 +683,9 @@ class NativeChecker:
     def on_poll(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
-        self._known(req, ev)
-        s = self._rank(ev)
+        if req in st.finished:
+            self._known(req, ev)
+        s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
         phase = st.rx_phase.get((req, s), "new")
         status = STATUS_RANK[ev["status"]]
         decision = ev["decision"]
@@ -652,8 +700,7 @@ class NativeChecker:
                 f"req {req} polled with combined status {ev['status']}, but rank {s} has "
                 f"received {STATUSES[local]}",
                 f"combined status = MIN over ranks <= {STATUSES[local]}")
-        allowed = {FAILED: ("fail",), SUCCESS: ("handoff",),
-                   TRANSFERRING: ("wait", "resume", "retry_alloc")}.get(status, ("wait",))
+        allowed = _POLL_DECISIONS.get(status, ("wait",))
         if status == TRANSFERRING and decision == "fail" and phase == "queued":
             # free_first's failure path logged as the outcome of the poll: the
             # resume frees, its allocation returns None, the request fails.
@@ -670,8 +717,8 @@ class NativeChecker:
                              "alloc returning None)")
         st.rx_decision[(req, s)] = decision
         cov = self.coverage
-        first_rank = not self._any_rank_in(req, ("prefill", "done", "failing", "failed"))
         if decision == "handoff":
+            first_rank = not self._any_rank_in(req, _RANK_ENDED)
             P.check_NoReadDuringWrite(st, s, req, st.rx_blocks.get((req, s), ()))
             st.rx_phase[(req, s)] = "prefill"
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
@@ -679,6 +726,7 @@ class NativeChecker:
                 cov["PollSuccess"] += 1
             self._close_partial(req, s)
         elif decision == "fail":
+            first_rank = not self._any_rank_in(req, _RANK_ENDED)
             self.freeing[ev["proc"]] = (req, "the poll that saw Failed")
             st.rx_phase[(req, s)] = "failing"
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
@@ -696,8 +744,10 @@ class NativeChecker:
     def on_buffer_read(self, ev: dict) -> None:
         st = self.state
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
-        self._known(req, ev)
-        self._same_rank(ev, s, "session")
+        if req in st.finished:
+            self._known(req, ev)
+        if _RANK_OF.get(ev["proc"]) != s:
+            self._same_rank(ev, s, "session")
         decision = st.rx_decision.get((req, s))
         if decision is None or st.rx_phase.get((req, s)) not in ("queued", "prefill",
                                                                  "aborting"):
@@ -745,8 +795,10 @@ class NativeChecker:
     def on_resume_sent(self, ev: dict) -> None:
         st = self.state
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
-        self._known(req, ev)
-        self._same_rank(ev, s, "session")
+        if req in st.finished:
+            self._known(req, ev)
+        if _RANK_OF.get(ev["proc"]) != s:
+            self._same_rank(ev, s, "session")
         if (st.rx_decision.get((req, s)) != "resume"
                 or st.rx_phase.get((req, s)) != "queued"):
             raise step_error(f"req {req} sent resume on session {s} without a poll that "
@@ -778,8 +830,10 @@ class NativeChecker:
     def on_handoff(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
-        self._same_rank(ev, s, "session")
+        if req in st.finished:
+            self._known(req, ev)
+        if _RANK_OF.get(ev["proc"]) != s:
+            self._same_rank(ev, s, "session")
         if st.rx_decision.get((req, s)) != "handoff" or st.rx_phase.get((req, s)) != "prefill":
             raise step_error(f"req {req} handed data to prefill on session {s} without a "
                              f"poll that saw Success", "a poll deciding handoff first")
@@ -789,8 +843,9 @@ class NativeChecker:
     def on_fail(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
-        self._known(req, ev)
-        s = self._rank(ev)
+        if req in st.finished:
+            self._known(req, ev)
+        s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
         phase = st.rx_phase.get((req, s), "new")
         decision = st.rx_decision.get((req, s))
         if phase in ("failing", "aborted") or (phase == "queued"
@@ -810,8 +865,9 @@ class NativeChecker:
     def on_prefill_done(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
-        self._known(req, ev)
-        s = self._rank(ev)
+        if req in st.finished:
+            self._known(req, ev)
+        s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
         phase = st.rx_phase.get((req, s), "new")
         if phase != "prefill" or st.rx_decision.get((req, s)) != "handed":
             raise step_error(f"prefill of req {req} finished on rank {s} while {phase}",
@@ -825,8 +881,9 @@ class NativeChecker:
     def on_abort(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
-        self._known(req, ev)
-        s = self._rank(ev)
+        if req in st.finished:
+            self._known(req, ev)
+        s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
         phase = st.rx_phase.get((req, s), "new")
         if phase != "queued":
             raise step_error(f"req {req} was aborted on rank {s} while {phase}",
@@ -844,8 +901,10 @@ class NativeChecker:
     def on_abort_sent(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
-        self._same_rank(ev, s, "session")
+        if req in st.finished:
+            self._known(req, ev)
+        if _RANK_OF.get(ev["proc"]) != s:
+            self._same_rank(ev, s, "session")
         if st.rx_phase.get((req, s)) != "aborting":
             raise step_error(f"req {req} sent abort on session {s} while "
                              f"{st.rx_phase.get((req, s), 'new')}",
@@ -855,8 +914,9 @@ class NativeChecker:
     def on_heartbeat_fail(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
-        self._known(req, ev)
-        s = self._rank(ev)
+        if req in st.finished:
+            self._known(req, ev)
+        s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
         if st.rx_phase.get((req, s)) not in ("queued", "aborting"):
             raise step_error(f"heartbeat loss failed req {req} on rank {s} while "
                              f"{st.rx_phase.get((req, s), 'new')}",
@@ -902,7 +962,8 @@ class NativeChecker:
     def on_init_recv(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         self._take_ctl(ev, "init")
         phase = st.tx_phase.get(req)
         if phase not in (None, "init"):
@@ -918,7 +979,8 @@ class NativeChecker:
     def on_resume_recv(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         self._take_ctl(ev, "resume")
         self.coverage["SenderRecvResume"] += 1
         if st.tx_phase.get(req) in ("done", "failed", "dead"):
@@ -937,7 +999,8 @@ class NativeChecker:
     def on_abort_recv(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         self._take_ctl(ev, "abort")
         for w in st.inflight.values():
             if w.req == req:
@@ -957,7 +1020,8 @@ class NativeChecker:
     def on_round_start(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         phase = st.tx_phase.get(req)
         tx = st.tx_session.get((req, s))
         if tx is None:
@@ -1025,7 +1089,8 @@ class NativeChecker:
     def on_round_end(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         tx = st.tx_session.get((req, s))
         if tx is None or st.tx_phase.get(req) != "writing" or not tx.started or tx.ended:
             raise step_error(f"the round of req {req} for session {s} ended, but none was "
@@ -1038,6 +1103,7 @@ class NativeChecker:
                     f"the round of req {req} for session {s} ended at offset "
                     f"{ev['sent_tokens']}, but it started at {tx.sent} with {tx.tokens} tokens",
                     f"sent_tokens = {tx.sent + tx.tokens}")
+            landed = 0
             for b in written:          # WriteLand, for every block of the round
                 w = inflight.pop((s, b), None)
                 if w is None or w.req != req:
@@ -1046,7 +1112,9 @@ class NativeChecker:
                     st.content[(s, b)] = (req, w.first, w.count)
                 if w.aux is not None:
                     st.aux[(s, b)] = w.aux
-                self.coverage["WriteLand"] += 1
+                landed += 1
+            if landed:
+                self.coverage["WriteLand"] += landed
             tx.sent = ev["sent_tokens"]
         else:
             for b in written:
@@ -1060,20 +1128,25 @@ class NativeChecker:
         if st.tx_phase.get(req) != "writing":
             return
         sessions = st.tx_sessions.get(req, ())
-        if all(st.tx_session[(req, o)].ended for o in sessions):
-            partial = st.tx_round_partial.get(req, False)
-            st.tx_phase[req] = "await" if partial else "done"
-            if partial:
-                st.tx_partials[req] = st.tx_partials.get(req, 0) + 1
-            status = TRANSFERRING if partial else SUCCESS
-            for o in sessions:
-                st.tx_session[(req, o)].expect_status = status
-            self.coverage["SenderEndRound"] += 1
+        tx_session = st.tx_session
+        for o in sessions:
+            if not tx_session[(req, o)].ended:
+                return
+        # every session's round ended: SenderEndRound
+        partial = st.tx_round_partial.get(req, False)
+        st.tx_phase[req] = "await" if partial else "done"
+        if partial:
+            st.tx_partials[req] = st.tx_partials.get(req, 0) + 1
+        status = TRANSFERRING if partial else SUCCESS
+        for o in sessions:
+            tx_session[(req, o)].expect_status = status
+        self.coverage["SenderEndRound"] += 1
 
     def on_status_sent(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         status = STATUS_RANK[ev["status"]]
         tx = st.tx_session.get((req, s))
         expect = tx.expect_status if tx is not None else None
@@ -1100,7 +1173,8 @@ class NativeChecker:
     def on_write_error(self, ev: dict) -> None:
         st = self.state
         req = ev["req"]
-        self._known(req, ev)
+        if req in st.finished:
+            self._known(req, ev)
         phase = st.tx_phase.get(req)
         if phase == "failed":
             return   # already failed by a round_end with ok=false
@@ -1140,31 +1214,31 @@ def check_native(paths: list[str], bound: int | None = None, progress=None) -> V
     import time
 
     from .merge import merge_files
-    from .trace import MalformedTrace, read_trace
+    from .trace import MalformedTrace, read_trace_batches
 
     t0 = time.perf_counter()
     checker = NativeChecker(bound=bound)
-    feed = checker.feed
-    n = 0
     paths = list(paths)
     try:
-        if len(paths) == 1:       # one file: no merge layer between reader and checker
+        if len(paths) == 1:       # one file: batches straight from the reader
             path = paths[0]
-            for line, ev in read_trace(path):
+            feed_batch = checker.feed_batch
+            next_progress = 0x10000
+            for before, events in read_trace_batches(path):
+                if feed_batch(before, events, path) is not None:
+                    break
+                if progress is not None and checker.count >= next_progress:
+                    progress(checker.count, time.perf_counter() - t0)
+                    next_progress = checker.count + 0x10000
+        else:
+            feed = checker.feed
+            n = 0
+            for path, line, ev in merge_files(paths):
                 if feed(line, ev, path) is not None:
                     break
                 n += 1
                 if progress is not None and not (n & 0xFFFF):
                     progress(n, time.perf_counter() - t0)
-            stream = ()
-        else:
-            stream = merge_files(paths)
-        for path, line, ev in stream:
-            if feed(line, ev, path) is not None:
-                break
-            n += 1
-            if progress is not None and not (n & 0xFFFF):
-                progress(n, time.perf_counter() - t0)
         if checker.count == 0:
             raise MalformedTrace(1, None, "at least one event (the trace is empty)",
                                  "+".join(str(p) for p in paths))
