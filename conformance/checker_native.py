@@ -73,6 +73,14 @@ def step_error(message: str, expected: str) -> Violation:
     return Violation(SPEC_STEP, message, expected)
 
 
+def _channel(channels: dict, key: tuple) -> deque:
+    """The FIFO channel ``key`` of ``channels`` (State.ctl or State.st), made on first use."""
+    ch = channels.get(key)
+    if ch is None:
+        ch = channels[key] = deque()
+    return ch
+
+
 @dataclass(slots=True)
 class Write:
     """A data write in flight into one block (spec: an element of wire[s])."""
@@ -544,14 +552,15 @@ class NativeChecker:
     def on_alloc(self, ev: dict) -> None:
         st = self.state
         req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
+        key = (req, rank)
         if _RANK_OF.get(ev["proc"]) != rank:
             self._same_rank(ev, rank, "rank")
         if blocks:
             P.check_NoSharedBlock(st, rank, req, blocks)
         if req in st.finished:
             self._known(req, ev)
-        phase = st.rx_phase.get((req, rank), "new")
-        decision = st.rx_decision.get((req, rank))
+        phase = st.rx_phase.get(key, "new")
+        decision = st.rx_decision.get(key)
         if not (phase == "new" or (phase == "queued" and decision in ("resume", "retry_alloc"))):
             raise step_error(
                 f"rank {rank} allocated blocks for req {req} ({phase}, last poll decided "
@@ -559,7 +568,7 @@ class NativeChecker:
                 "decided resume or retry_alloc")
         if blocks is None:
             if decision == "resume":
-                st.rx_decision[(req, rank)] = "resume_none"   # nothing free: no resume now
+                st.rx_decision[key] = "resume_none"   # nothing free: no resume now
             return
         bs = st.block_size
         if bs is not None and len(blocks) != -(-ev["tokens"] // bs):
@@ -585,6 +594,7 @@ class NativeChecker:
     def on_free(self, ev: dict) -> None:
         st = self.state
         req, rank, blocks = ev["req"], ev["rank"], ev["blocks"]
+        key = (req, rank)
         if _RANK_OF.get(ev["proc"]) != rank:
             self._same_rank(ev, rank, "rank")
         P.check_NoFreeAndHeld(st, rank, req, blocks)
@@ -592,13 +602,13 @@ class NativeChecker:
         P.check_WritesOnlyIntoOwnedBlocks_at_free(st, rank, req, blocks)
         if req in st.finished:
             self._known(req, ev)
-        phase = st.rx_phase.get((req, rank), "new")
+        phase = st.rx_phase.get(key, "new")
         if not (phase in ("failing", "aborted", "done")
-                or (phase == "queued" and st.rx_decision.get((req, rank)) in ("resume",
+                or (phase == "queued" and st.rx_decision.get(key) in ("resume",
                                                                             "resume_none"))):
             raise step_error(
                 f"rank {rank} freed blocks of req {req} while {phase} (last poll decided "
-                f"{st.rx_decision.get((req, rank))})",
+                f"{st.rx_decision.get(key)})",
                 "a free only in a step that frees: a resume, a poll that saw Failed, "
                 "prefill's end, an abort")
         owner = st.owner
@@ -610,20 +620,21 @@ class NativeChecker:
             if not held:
                 del st.held[(rank, req)]
         st.held_count[req] -= len(blocks)
-        cur = st.rx_blocks.get((req, rank))
+        cur = st.rx_blocks.get(key)
         if cur:
             gone = set(blocks)
-            st.rx_blocks[(req, rank)] = [b for b in cur if b not in gone]
+            st.rx_blocks[key] = [b for b in cur if b not in gone]
         self._maybe_forget(req)
 
     def on_init_sent(self, ev: dict) -> None:
         st = self.state
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         if _RANK_OF.get(ev["proc"]) != s:
             self._same_rank(ev, s, "session")
-        phase = st.rx_phase.get((req, s), "new")
+        phase = st.rx_phase.get(key, "new")
         if phase != "new":
             raise step_error(f"req {req} sent init on session {s} again ({phase})",
                              "one init per request and session, before anything else")
@@ -636,25 +647,27 @@ class NativeChecker:
         if bs is not None and ev["allocated_tokens"] != len(blocks) * bs:
             raise step_error(f"init says {ev['allocated_tokens']} tokens for {len(blocks)} "
                              f"block(s) of {bs}", f"allocated_tokens = {len(blocks) * bs}")
-        sessions = st.rx_sessions.setdefault(req, set())
+        sessions = st.rx_sessions.get(req)
+        if sessions is None:
+            sessions = st.rx_sessions[req] = set()
         if not sessions:
             self.coverage["ReceiverInit"] += 1
         sessions.add(s)
-        st.rx_phase[(req, s)] = "queued"
-        st.rx_blocks[(req, s)] = list(blocks)
-        st.rx_status[(req, s)] = WAITING
-        st.ctl.setdefault((req, s), deque()).append(
-            ("init", blocks, 0, ev["allocated_tokens"], None))
+        st.rx_phase[key] = "queued"
+        st.rx_blocks[key] = list(blocks)
+        st.rx_status[key] = WAITING
+        _channel(st.ctl, key).append(("init", blocks, 0, ev["allocated_tokens"], None))
 
     def on_status_recv(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         if _RANK_OF.get(ev["proc"]) != s:
             self._same_rank(ev, s, "session")
         status = STATUS_RANK[ev["status"]]
-        ch = st.st.get((req, s))
+        ch = st.st.get(key)
         if not ch:
             raise step_error(f"req {req} received {ev['status']} on session {s}, but no "
                              f"status message is on its way",
@@ -669,14 +682,14 @@ class NativeChecker:
                 raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent {m[i]}",
                                  f"{k} = {m[i]}")
         ch.popleft()
-        old = st.rx_status.get((req, s), BOOTSTRAPPING)
+        old = st.rx_status.get(key, BOOTSTRAPPING)
         if status == FAILED:
             new = FAILED
         elif st.config.variant == "corrected" and old == FAILED:
             new = FAILED
         else:
             new = max(old, status)
-        st.rx_status[(req, s)] = new
+        st.rx_status[key] = new
         self.coverage["DeliverStatus"] += 1
         self._maybe_forget(req)
 
@@ -686,14 +699,15 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
-        phase = st.rx_phase.get((req, s), "new")
+        key = (req, s)
+        phase = st.rx_phase.get(key, "new")
         status = STATUS_RANK[ev["status"]]
         decision = ev["decision"]
-        last = st.rx_decision.get((req, s))
+        last = st.rx_decision.get(key)
         if phase not in ("queued", "aborting"):
             raise step_error(f"rank {s} polled req {req} while {phase}",
                              "polls only while the request waits for its embedding")
-        local = st.rx_status[(req, s)]
+        local = st.rx_status[key]
         if status > local or (status != local and (st.config.nsess or 1) == 1
                               and len(st.rx_sessions.get(req, ())) <= 1):
             raise step_error(
@@ -715,12 +729,12 @@ class NativeChecker:
                              f"resume and neither sent a resume nor failed to allocate",
                              "a poll deciding resume is followed by its resume_sent (or an "
                              "alloc returning None)")
-        st.rx_decision[(req, s)] = decision
+        st.rx_decision[key] = decision
         cov = self.coverage
         if decision == "handoff":
             first_rank = not self._any_rank_in(req, _RANK_ENDED)
-            P.check_NoReadDuringWrite(st, s, req, st.rx_blocks.get((req, s), ()))
-            st.rx_phase[(req, s)] = "prefill"
+            P.check_NoReadDuringWrite(st, s, req, st.rx_blocks.get(key, ()))
+            st.rx_phase[key] = "prefill"
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             if first_rank:
                 cov["PollSuccess"] += 1
@@ -728,7 +742,7 @@ class NativeChecker:
         elif decision == "fail":
             first_rank = not self._any_rank_in(req, _RANK_ENDED)
             self.freeing[ev["proc"]] = (req, "the poll that saw Failed")
-            st.rx_phase[(req, s)] = "failing"
+            st.rx_phase[key] = "failing"
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             if first_rank:
                 cov["PollFailed"] += 1
@@ -744,16 +758,17 @@ class NativeChecker:
     def on_buffer_read(self, ev: dict) -> None:
         st = self.state
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         if _RANK_OF.get(ev["proc"]) != s:
             self._same_rank(ev, s, "session")
-        decision = st.rx_decision.get((req, s))
-        if decision is None or st.rx_phase.get((req, s)) not in ("queued", "prefill",
+        decision = st.rx_decision.get(key)
+        if decision is None or st.rx_phase.get(key) not in ("queued", "prefill",
                                                                  "aborting"):
             raise step_error(f"req {req} read its buffer on session {s} outside a poll",
                              "a buffer_read only after a poll of that request")
-        cur = st.rx_blocks.get((req, s), [])
+        cur = st.rx_blocks.get(key, [])
         if list(blocks) != cur[:len(blocks)] or (not blocks and cur):
             raise step_error(f"req {req} read blocks {blocks} on rank {s}, but its current "
                              f"blocks are {cur}", f"read the current blocks {cur}")
@@ -795,12 +810,13 @@ class NativeChecker:
     def on_resume_sent(self, ev: dict) -> None:
         st = self.state
         req, s, blocks = ev["req"], ev["session"], ev["blocks"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         if _RANK_OF.get(ev["proc"]) != s:
             self._same_rank(ev, s, "session")
-        if (st.rx_decision.get((req, s)) != "resume"
-                or st.rx_phase.get((req, s)) != "queued"):
+        if (st.rx_decision.get(key) != "resume"
+                or st.rx_phase.get(key) != "queued"):
             raise step_error(f"req {req} sent resume on session {s} without a poll that "
                              f"decided resume", "a poll deciding resume first")
         for b in blocks:
@@ -820,25 +836,26 @@ class NativeChecker:
                              "the resume step gives back the old blocks (free) before the "
                              "resume is sent")
         P.check_AtMostOneResumePerRound(st, req, s)
-        st.rx_resumes[(req, s)] = st.rx_resumes.get((req, s), 0) + 1
-        st.rx_blocks[(req, s)] = list(blocks)
-        st.rx_decision[(req, s)] = "resumed"
-        st.ctl.setdefault((req, s), deque()).append(
+        st.rx_resumes[key] = st.rx_resumes.get(key, 0) + 1
+        st.rx_blocks[key] = list(blocks)
+        st.rx_decision[key] = "resumed"
+        _channel(st.ctl, key).append(
             ("resume", blocks, ev["sent_tokens"], ev["allocated_tokens"], ev.get("round")))
         self._close_partial(req, s)
 
     def on_handoff(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         if _RANK_OF.get(ev["proc"]) != s:
             self._same_rank(ev, s, "session")
-        if st.rx_decision.get((req, s)) != "handoff" or st.rx_phase.get((req, s)) != "prefill":
+        if st.rx_decision.get(key) != "handoff" or st.rx_phase.get(key) != "prefill":
             raise step_error(f"req {req} handed data to prefill on session {s} without a "
                              f"poll that saw Success", "a poll deciding handoff first")
         P.check_HandedDataIsSource(st, req, s, ev["tokens"], ev.get("ids"))
-        st.rx_decision[(req, s)] = "handed"
+        st.rx_decision[key] = "handed"
 
     def on_fail(self, ev: dict) -> None:
         st = self.state
@@ -846,14 +863,15 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
-        phase = st.rx_phase.get((req, s), "new")
-        decision = st.rx_decision.get((req, s))
+        key = (req, s)
+        phase = st.rx_phase.get(key, "new")
+        decision = st.rx_decision.get(key)
         if phase in ("failing", "aborted") or (phase == "queued"
                                                and decision in ("resume", "resume_none")):
             # PollFailed, an abort, or free_first's failure path (allocation returned None)
             if phase == "queued":
                 P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
-            st.rx_phase[(req, s)] = "failed"
+            st.rx_phase[key] = "failed"
             self._close_partial(req, s)
             self._maybe_forget(req)
             return
@@ -868,13 +886,14 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
-        phase = st.rx_phase.get((req, s), "new")
-        if phase != "prefill" or st.rx_decision.get((req, s)) != "handed":
+        key = (req, s)
+        phase = st.rx_phase.get(key, "new")
+        if phase != "prefill" or st.rx_decision.get(key) != "handed":
             raise step_error(f"prefill of req {req} finished on rank {s} while {phase}",
                              "prefill_done once per rank, after the handoff")
         if not self._any_rank_in(req, ("done",)):
             self.coverage["PrefillDone"] += 1
-        st.rx_phase[(req, s)] = "done"
+        st.rx_phase[key] = "done"
         self.freeing[ev["proc"]] = (req, "prefill_done")
         self._maybe_forget(req)
 
@@ -884,16 +903,17 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
-        phase = st.rx_phase.get((req, s), "new")
+        key = (req, s)
+        phase = st.rx_phase.get(key, "new")
         if phase != "queued":
             raise step_error(f"req {req} was aborted on rank {s} while {phase}",
                              "abort only while the request waits for its embedding")
         if not self._any_rank_in(req, ("aborting", "aborted")):
             self.coverage["Abort"] += 1
         if st.config.variant == "corrected":
-            st.rx_phase[(req, s)] = "aborting"
+            st.rx_phase[key] = "aborting"
         else:
-            st.rx_phase[(req, s)] = "aborted"   # a `fail` may follow
+            st.rx_phase[key] = "aborted"   # a `fail` may follow
             self.freeing[ev["proc"]] = (req, "abort")
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             self._close_partial(req, s)
@@ -901,15 +921,16 @@ class NativeChecker:
     def on_abort_sent(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         if _RANK_OF.get(ev["proc"]) != s:
             self._same_rank(ev, s, "session")
-        if st.rx_phase.get((req, s)) != "aborting":
+        if st.rx_phase.get(key) != "aborting":
             raise step_error(f"req {req} sent abort on session {s} while "
-                             f"{st.rx_phase.get((req, s), 'new')}",
+                             f"{st.rx_phase.get(key, 'new')}",
                              "abort_sent only after abort (corrected design)")
-        st.ctl.setdefault((req, s), deque()).append(("abort", [], 0, 0, None))
+        _channel(st.ctl, key).append(("abort", [], 0, 0, None))
 
     def on_heartbeat_fail(self, ev: dict) -> None:
         st = self.state
@@ -917,9 +938,10 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         s = _RANK_OF.get(ev["proc"]) or self._rank(ev)
-        if st.rx_phase.get((req, s)) not in ("queued", "aborting"):
+        key = (req, s)
+        if st.rx_phase.get(key) not in ("queued", "aborting"):
             raise step_error(f"heartbeat loss failed req {req} on rank {s} while "
-                             f"{st.rx_phase.get((req, s), 'new')}",
+                             f"{st.rx_phase.get(key, 'new')}",
                              "a heartbeat loss only for a request still waiting")
         tx_phase = st.tx_phase.get(req)
         if tx_phase in ("done", "failed"):
@@ -929,10 +951,10 @@ class NativeChecker:
         if tx_phase != "dead":
             self.coverage["Heartbeat"] += 1
             # The encode side dies: its writes stop (spec: wire loses them).
-            for key in [k for k, w in st.inflight.items() if w.req == req]:
-                del st.inflight[key]
+            for block in [k for k, w in st.inflight.items() if w.req == req]:
+                del st.inflight[block]
             st.tx_phase[req] = "dead"
-        st.rx_status[(req, s)] = FAILED
+        st.rx_status[key] = FAILED
 
 
     # -- encode side -------------------------------------------------------------
@@ -970,7 +992,10 @@ class NativeChecker:
             raise step_error(f"the sender received init of req {req} while {phase}",
                              "init before the first round")
         st.tx_phase[req] = "init"
-        st.tx_sessions.setdefault(req, set()).add(s)
+        sessions = st.tx_sessions.get(req)
+        if sessions is None:
+            sessions = st.tx_sessions[req] = set()
+        sessions.add(s)
         st.tx_session[(req, s)] = TxSession(0, ev["allocated_tokens"], list(ev["blocks"]),
                                             True, "init")
         self.coverage["SenderRecvInit"] += 1
@@ -999,6 +1024,7 @@ class NativeChecker:
     def on_abort_recv(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         self._take_ctl(ev, "abort")
@@ -1012,9 +1038,9 @@ class NativeChecker:
         if phase != "dead":
             if phase != "done":
                 st.tx_phase[req] = "failed"
-            tx = st.tx_session.get((req, s))
+            tx = st.tx_session.get(key)
             if tx is None:
-                tx = st.tx_session[(req, s)] = TxSession(0, 0, [], False, "abort")
+                tx = st.tx_session[key] = TxSession(0, 0, [], False, "abort")
             tx.expect_status = FAILED
 
     def on_round_start(self, ev: dict) -> None:
@@ -1145,10 +1171,11 @@ class NativeChecker:
     def on_status_sent(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
+        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         status = STATUS_RANK[ev["status"]]
-        tx = st.tx_session.get((req, s))
+        tx = st.tx_session.get(key)
         expect = tx.expect_status if tx is not None else None
         P.check_StatusMonotone(st, req, s, status)
         if expect is None or status != expect:
@@ -1164,8 +1191,8 @@ class NativeChecker:
                     raise step_error(f"the sender's status for req {req} says {k} {ev[k]}",
                                      f"{k} = {v}")
         tx.expect_status = None
-        st.tx_status_sent[(req, s)] = status
-        st.st.setdefault((req, s), deque()).append(
+        st.tx_status_sent[key] = status
+        _channel(st.st, key).append(
             (status, ev.get("round"), ev.get("sent_tokens"), ev.get("total")))
         if status == TRANSFERRING:
             self._open_partial(req, s)
