@@ -226,9 +226,10 @@ class BlockBuffers:
         distinct blocks commute, so each stretch of the list without a
         repeated destination block is copied at once: full blocks as rows of
         8-byte words, then the aux rows of those that carry one (both with
-        ``copy_rows``), a partial block by its areas. A repeated destination (a block written again, e.g. after it
-        was freed and given out anew) starts a new stretch, so the later
-        write wins as it does one by one. Returns the number of copy ops."""
+        ``copy_rows``), a partial block by its areas. A repeated destination
+        (a block written again, e.g. after it was freed and given out anew)
+        starts a new stretch, so the later write wins as it does one by one.
+        Returns the number of tensor ops issued."""
         ops = 0
         stretch: list[BlockCopy] = []
         targets: set[int] = set()
