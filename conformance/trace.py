@@ -606,22 +606,21 @@ def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None =
     for lines, complete in _chunks(f):
         objs = None
         if complete and len(lines) > 1:
-            body = b",".join(lines)
-            if b",," not in body and body[:1] != b"," and body[-1:] != b",":
-                # Decoding makes thousands of new objects and never a cycle:
-                # the cyclic collector would only walk them, so it waits.
-                collecting = gc.isenabled()
-                gc.disable()
-                try:   # the decoder checks UTF-8 too
-                    objs = decode(b"[" + body + b"]")
-                except (ValueError, RecursionError):
-                    objs = None
-                finally:
-                    if collecting:
-                        gc.enable()
-                if objs is not None and len(objs) != len(lines):
-                    objs = None
-            del body
+            # A blank line makes ",," (or a leading or trailing comma), which
+            # the decoder rejects like any other doubt.  Decoding makes
+            # thousands of new objects and never a cycle: the cyclic
+            # collector would only walk them, so it waits.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:   # the decoder checks UTF-8 too
+                objs = decode(b"[" + b",".join(lines) + b"]")
+            except (ValueError, RecursionError):
+                objs = None
+            finally:
+                if collecting:
+                    gc.enable()
+            if objs is not None and len(objs) != len(lines):
+                objs = None
         if objs is not None:
             k = 0
             for obj in objs:
