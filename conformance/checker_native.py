@@ -73,14 +73,6 @@ def step_error(message: str, expected: str) -> Violation:
     return Violation(SPEC_STEP, message, expected)
 
 
-def _channel(channels: dict, key: tuple) -> deque:
-    """The FIFO channel ``key`` of ``channels`` (State.ctl or State.st), made on first use."""
-    ch = channels.get(key)
-    if ch is None:
-        ch = channels[key] = deque()
-    return ch
-
-
 @dataclass(slots=True)
 class Write:
     """A data write in flight into one block (spec: an element of wire[s])."""
@@ -346,8 +338,12 @@ class NativeChecker:
             next_seq[proc] = want + 1
             remember((line, file, ev))
             try:
-                if freeing and proc in freeing:
-                    self._close_freeing(proc, ev)
+                if freeing:     # a step that frees is pending on some process
+                    pending = freeing.get(proc)
+                    # (its frees may come between other requests' events)
+                    if (pending is not None and ev.get("req") == pending[0]
+                            and ev["event"] != "free"):
+                        self._close_freeing(proc, ev)
                 handlers[ev["event"]](ev)
                 if deadlines and deadlines[0][0] < count:
                     self._check_deadlines()
@@ -357,10 +353,9 @@ class NativeChecker:
         return None
 
     def _close_freeing(self, proc: str, ev: dict) -> None:
+        """The first event of a freeing step's request on ``proc`` after the
+        step, other than its frees: the step must have freed every block."""
         req, what = self.freeing[proc]
-        e = ev["event"]
-        if ev.get("req") != req or e == "free":
-            return                      # the step's frees may follow other requests' events
         del self.freeing[proc]
         rank = self._rank(ev)
         left = self.state.held_by(rank, req)
@@ -656,7 +651,10 @@ class NativeChecker:
         st.rx_phase[key] = "queued"
         st.rx_blocks[key] = list(blocks)
         st.rx_status[key] = WAITING
-        _channel(st.ctl, key).append(("init", blocks, 0, ev["allocated_tokens"], None))
+        ch = st.ctl.get(key)
+        if ch is None:
+            ch = st.ctl[key] = deque()
+        ch.append(("init", blocks, 0, ev["allocated_tokens"], None))
 
     def on_status_recv(self, ev: dict) -> None:
         st = self.state
@@ -738,7 +736,8 @@ class NativeChecker:
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             if first_rank:
                 cov["PollSuccess"] += 1
-            self._close_partial(req, s)
+            if self.open_partial:     # obligations exist only with a bound
+                self._close_partial(req, s)
         elif decision == "fail":
             first_rank = not self._any_rank_in(req, _RANK_ENDED)
             self.freeing[ev["proc"]] = (req, "the poll that saw Failed")
@@ -746,14 +745,19 @@ class NativeChecker:
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             if first_rank:
                 cov["PollFailed"] += 1
-            self._close_partial(req, s)
+            if self.open_partial:     # obligations exist only with a bound
+                self._close_partial(req, s)
         elif decision in ("resume", "retry_alloc"):
             cov["PollTransferringCorrected" if st.config.variant == "corrected"
                 else "PollTransferringHistorical"] += 1
 
     def _any_rank_in(self, req: int, phases: tuple) -> bool:
         st = self.state
-        return any(st.rx_phase.get((req, s)) in phases for s in st.rx_sessions.get(req, ()))
+        rx_phase = st.rx_phase
+        for s in st.rx_sessions.get(req, ()):
+            if rx_phase.get((req, s)) in phases:
+                return True
+        return False
 
     def on_buffer_read(self, ev: dict) -> None:
         st = self.state
@@ -839,9 +843,13 @@ class NativeChecker:
         st.rx_resumes[key] = st.rx_resumes.get(key, 0) + 1
         st.rx_blocks[key] = list(blocks)
         st.rx_decision[key] = "resumed"
-        _channel(st.ctl, key).append(
+        ch = st.ctl.get(key)
+        if ch is None:
+            ch = st.ctl[key] = deque()
+        ch.append(
             ("resume", blocks, ev["sent_tokens"], ev["allocated_tokens"], ev.get("round")))
-        self._close_partial(req, s)
+        if self.open_partial:     # obligations exist only with a bound
+            self._close_partial(req, s)
 
     def on_handoff(self, ev: dict) -> None:
         st = self.state
@@ -872,7 +880,8 @@ class NativeChecker:
             if phase == "queued":
                 P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             st.rx_phase[key] = "failed"
-            self._close_partial(req, s)
+            if self.open_partial:     # obligations exist only with a bound
+                self._close_partial(req, s)
             self._maybe_forget(req)
             return
         raise step_error(f"rank {s} failed req {req} while {phase} (last poll decided "
@@ -916,7 +925,8 @@ class NativeChecker:
             st.rx_phase[key] = "aborted"   # a `fail` may follow
             self.freeing[ev["proc"]] = (req, "abort")
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
-            self._close_partial(req, s)
+            if self.open_partial:     # obligations exist only with a bound
+                self._close_partial(req, s)
 
     def on_abort_sent(self, ev: dict) -> None:
         st = self.state
@@ -930,7 +940,10 @@ class NativeChecker:
             raise step_error(f"req {req} sent abort on session {s} while "
                              f"{st.rx_phase.get(key, 'new')}",
                              "abort_sent only after abort (corrected design)")
-        _channel(st.ctl, key).append(("abort", [], 0, 0, None))
+        ch = st.ctl.get(key)
+        if ch is None:
+            ch = st.ctl[key] = deque()
+        ch.append(("abort", [], 0, 0, None))
 
     def on_heartbeat_fail(self, ev: dict) -> None:
         st = self.state
@@ -1089,7 +1102,11 @@ class NativeChecker:
         inflight = st.inflight
         for j, b in enumerate(dst):
             if bs is not None:
-                first, count = sent + j * bs + 1, max(0, min(bs, tokens - j * bs))
+                first, count = sent + j * bs + 1, tokens - j * bs   # tokens into block j:
+                if count > bs:                                     # between 0 and bs
+                    count = bs
+                elif count < 0:
+                    count = 0
             else:
                 first, count = None, 0
             aux = total if (ev["aux_written"] and j == 0) else None
@@ -1192,7 +1209,10 @@ class NativeChecker:
                                      f"{k} = {v}")
         tx.expect_status = None
         st.tx_status_sent[key] = status
-        _channel(st.st, key).append(
+        ch = st.st.get(key)
+        if ch is None:
+            ch = st.st[key] = deque()
+        ch.append(
             (status, ev.get("round"), ev.get("sent_tokens"), ev.get("total")))
         if status == TRANSFERRING:
             self._open_partial(req, s)

@@ -44,31 +44,11 @@ LANGUAGE = "language"
 # ---------------------------------------------------------------------------
 # Field types.  Each has a JSON Schema fragment, a test and the words used in
 # error messages ("expected ...").  The test is one Python expression over the
-# value, written ``{v}``: it becomes the type's predicate (``check``) and is
-# pasted into the per-event validators the reader compiles (see
-# ``_compile_fast_validator``), so each type is defined once.
+# value, written ``{v}``; a list type gives the test of each element instead
+# (``item``, over ``{i}``).  The test becomes the type's predicate (``check``)
+# and is pasted into the per-event validators the reader compiles (see
+# ``fast_validator_source``), so each type is defined once.
 # ---------------------------------------------------------------------------
-def _is_blocks(v: Any) -> bool:
-    if type(v) is not list:
-        return False
-    for b in v:
-        if type(b) is not int or b < 0:
-            return False
-    return True
-
-
-def _is_ids(v: Any) -> bool:
-    if type(v) is not list:
-        return False
-    for t in v:
-        if type(t) is not list or len(t) != 2:
-            return False
-        a, b = t
-        if type(a) is not int or type(b) is not int or a < 0 or b < 0:
-            return False
-    return True
-
-
 _PROCS_SEEN: set[str] = set()  # valid process names met so far (a trace has few)
 
 
@@ -86,16 +66,13 @@ def _is_proc(v: Any) -> bool:
     return ok
 
 
-def _is_faults(v: Any) -> bool:
-    return type(v) is list and all(type(f) is str and f in FAULTS for f in v)
-
-
 # the enumerations, as sets the tests below look values up in
 _STATUS_SET = frozenset(STATUSES)
 _DECISION_SET = frozenset(DECISIONS)
 _VARIANT_SET = frozenset(VARIANTS)
 _ORDER_SET = frozenset(ORDERS)
 _RESUME_ORDER_SET = frozenset(RESUME_ORDERS)
+_FAULT_SET = frozenset(FAULTS)
 
 
 @dataclass(frozen=True)
@@ -103,10 +80,18 @@ class FieldType:
     name: str
     expected: str            # words for "expected ..." in error messages
     schema: dict             # JSON Schema fragment
-    test: str                # Python expression over the value ``{v}``: true when it fits
+    test: str = ""           # Python expression over the value ``{v}``: true when it fits
+    item: str = ""           # a list's element test over ``{i}`` (the test is built from it)
+    nullable: bool = False   # a list type that also takes null
     check: Callable[[Any], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.item:
+            every = self.item.format(i="_i")
+            test = "type({v}) is list and all(" + every + " for _i in {v})"
+            if self.nullable:
+                test = "{v} is None or (" + test + ")"
+            object.__setattr__(self, "test", test)
         object.__setattr__(self, "check", eval("lambda v: " + self.inline("v"), globals()))
 
     def inline(self, var: str) -> str:
@@ -129,16 +114,17 @@ NUMBER = FieldType("number", "a number", {"type": "number"},
                    "(type({v}) is int or type({v}) is float) and {v} == {v}")  # not NaN
 BLOCKS = FieldType("blocks", "a list of block ids (integers >= 0)",
                    {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                   "_is_blocks({v})")
+                   item="type({i}) is int and {i} >= 0")
 BLOCKS_OR_NULL = FieldType(
     "blocks_or_null", "a list of block ids, or null",
     {"oneOf": [{"type": "null"},
                {"type": "array", "items": {"type": "integer", "minimum": 0}}]},
-    "{v} is None or _is_blocks({v})")
+    item=BLOCKS.item, nullable=True)
 IDS = FieldType("ids", "a list of [req, position] pairs",
                 {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2,
                                             "items": {"type": "integer", "minimum": 0}}},
-                "_is_ids({v})")
+                item="type({i}) is list and len({i}) == 2 and type({i}[0]) is int "
+                     "and type({i}[1]) is int and {i}[0] >= 0 and {i}[1] >= 0")
 STATUS = FieldType("status", "one of " + ", ".join(STATUSES),
                    {"enum": list(STATUSES)}, _enum_test("_STATUS_SET"))
 DECISION = FieldType("decision", "one of " + ", ".join(DECISIONS),
@@ -153,7 +139,8 @@ ORDER = FieldType("order", "one of " + ", ".join(ORDERS), {"enum": list(ORDERS)}
 RESUME_ORDER = FieldType("resume_order", "one of " + ", ".join(RESUME_ORDERS),
                          {"enum": list(RESUME_ORDERS)}, _enum_test("_RESUME_ORDER_SET"))
 FAULT_SET = FieldType("faults", "a list of " + ", ".join(FAULTS),
-                      {"type": "array", "items": {"enum": list(FAULTS)}}, "_is_faults({v})")
+                      {"type": "array", "items": {"enum": list(FAULTS)}},
+                      item="type({i}) is str and {i} in _FAULT_SET")
 
 
 # ---------------------------------------------------------------------------
@@ -422,9 +409,11 @@ def validate_precisely(obj: Any, line: int, path: str | None = None) -> dict:
 #         n = len(o)
 #         if n != 8:                  # optional fields (ts, ...) present
 #             ...
-#         return (type(f_v) is int and f_v == 1
+#         if not (type(f_v) is int and f_v == 1
 #                 and f_proc == 'encode'
-#                 and (type(f_seq) is int and f_seq >= 0) and ...)
+#                 and (type(f_seq) is int and f_seq >= 0) and ...):
+#             return False
+#         return True                 # (lists: a loop over the elements before this)
 # ---------------------------------------------------------------------------
 def _fast_proc_test(spec: EventSpec) -> str:
     """A valid process of the event's side, among the names already seen
@@ -437,6 +426,20 @@ def _fast_proc_test(spec: EventSpec) -> str:
     return seen
 
 
+def _fast_field_check(ftype: FieldType, var: str, indent: str) -> list[str]:
+    """Statements that return False unless ``var`` fits ``ftype``; a list's
+    elements are tested in a loop (no call per list)."""
+    if not ftype.item:
+        return [f"{indent}if not {ftype.inline(var)}:", f"{indent}    return False"]
+    lines = [f"{indent}if type({var}) is not list:", f"{indent}    return False",
+             f"{indent}for i in {var}:",
+             f"{indent}    if not ({ftype.item.format(i='i')}):",
+             f"{indent}        return False"]
+    if ftype.nullable:
+        lines = [f"{indent}if {var} is not None:"] + ["    " + ln for ln in lines]
+    return lines
+
+
 def fast_validator_source(spec: EventSpec) -> str:
     """The Python source of ``spec``'s compiled validator (see above)."""
     fields = [f for f in COMMON_REQUIRED + spec.required if f != "event"]
@@ -447,14 +450,19 @@ def fast_validator_source(spec: EventSpec) -> str:
             "    n = len(o)", f"    if n != {spec.n_required}:", f"        k = {spec.n_required}"]
     for f in COMMON_OPTIONAL + spec.optional:
         src += [f"        x = o.get({f!r}, _MISSING)",
-                "        if x is not _MISSING:",
-                f"            if not {spec.types[f].inline('x')}:",
-                "                return False",
-                "            k += 1"]
+                "        if x is not _MISSING:"]
+        src += _fast_field_check(spec.types[f], "x", " " * 12)
+        src += ["            k += 1"]
     src += ["        if n != k:", "            return False"]
-    tests = [f"type(f_v) is int and f_v == {SCHEMA_VERSION}", _fast_proc_test(spec)]
-    tests += [spec.types[f].inline("f_" + f) for f in fields if f not in ("v", "proc")]
-    src.append("    return (" + "\n            and ".join(tests) + ")")
+    scalars = [f"type(f_v) is int and f_v == {SCHEMA_VERSION}", _fast_proc_test(spec)]
+    scalars += [spec.types[f].inline("f_" + f) for f in fields
+                if f not in ("v", "proc") and not spec.types[f].item]
+    src.append("    if not (" + "\n            and ".join(scalars) + "):")
+    src.append("        return False")
+    for f in fields:
+        if spec.types[f].item:
+            src += _fast_field_check(spec.types[f], "f_" + f, "    ")
+    src.append("    return True")
     return "\n".join(src) + "\n"
 
 
