@@ -18,10 +18,13 @@ spec that matches the log:
   the native checker says at which event).
 
 Grouping events into actions (``steps_of``) follows the logging order of
-docs/trace-format.md.  The spec's receiver steps cover every rank at once
-(SPMD) while per-rank logs interleave freely, so this checker takes traces
-with one session per room (NSess = 1); longer or wider traces are the native
-checker's job.
+docs/trace-format.md.  The spec's receiver steps cover every rank at once (the
+ranks poll in lockstep, on an all-reduce) and a sender round covers every
+session, while each rank (and the sender, per session) logs its own part: the
+k-th part of a kind from every rank forms one step, which TLC takes where the
+first part was logged and constrains with every part.  Traces up to
+``MAX_EVENTS`` events and ``MAX_SESSIONS`` sessions per room; longer or wider
+traces are the native checker's job.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +44,8 @@ from .trace import MalformedTrace, STATUS_RANK
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 SPEC_MODULE = "ResumeProtocol"
+MAX_EVENTS = 5000        # TLC explores every landing order: beyond this, use the native checker
+MAX_SESSIONS = 4
 
 # Invariants checked on every trace state, in this order.
 SAFETY_INVARIANTS = ("NoSharedBlock", "NoFreeAndHeld", "NoDoubleFree",
@@ -52,43 +58,70 @@ class NotForTlc(Exception):
 
 
 @dataclass
+class Part:
+    """What one session's (rank's) events show of a spec action."""
+    blocks: list = field(default_factory=list)      # alloc'd / resumed / round's dst blocks (spec ids)
+    sent: int = -1                                  # resume offset, round offset, init's allocated tokens
+    tokens: int = -1                                # round tokens, handed tokens, init tokens
+    status: int = -1                                # status sent or received
+    ids: list | None = None
+    kind: str = ""                                  # historical poll: "wait", "resume" or "fail"
+    freed: list | None = None                       # blocks its free events gave back
+    aux: bool = False                               # round_start: aux_written
+    partial: bool = False                           # round_start: partial
+    read: bool = False                              # it read the buffer
+    resumed: bool = False                           # its resume_sent was logged
+    fail_logged: bool = False                       # its fail was logged
+    alloc: int = -1                                 # allocated_tokens of a resume
+    reads: list = field(default_factory=list)       # blocks of each buffer_read
+    st_fields: tuple = (-1, -1, -1)                 # a status's round, sent_tokens, total
+    known: bool = True                              # False: the spec's choice is free
+
+    def tla(self) -> str:
+        def seq(xs):
+            return "<<" + ", ".join(str(x) for x in xs) + ">>"
+        ids = "<<>>" if not self.ids else "<<" + ", ".join(
+            f"<<{a}, {b}>>" for a, b in self.ids) + ">>"
+        b = lambda x: "TRUE" if x else "FALSE"     # noqa: E731
+        return (f'[known |-> {b(self.known)}, blocks |-> {seq(self.blocks)}, '
+                f'sent |-> {self.sent}, tokens |-> {self.tokens}, status |-> {self.status}, '
+                f'ids |-> {ids}, hasIds |-> {b(self.ids is not None)}, kind |-> "{self.kind}", '
+                f'freed |-> {seq(self.freed or [])}, hasFreed |-> {b(self.freed is not None)}, '
+                f'aux |-> {b(self.aux)}, partial |-> {b(self.partial)}, alloc |-> {self.alloc}, '
+                f'reads |-> <<{", ".join(seq(rb) for rb in self.reads)}>>, '
+                f'stRound |-> {self.st_fields[0]}, stSent |-> {self.st_fields[1]}, '
+                f'stTotal |-> {self.st_fields[2]}]')
+
+
+
+@dataclass
 class Step:
-    """One spec action and the fields of its events the trace spec checks."""
+    """One spec action: its name, the request, and what each session's events show.
+
+    ``session`` is the session of an action of one session (``DeliverStatus``,
+    ``SenderRecvInit``, the corrected design's per-session poll steps); it is 0
+    for an action that covers every session at once (the receiver's lockstep
+    steps, a sender round), whose events every rank (or the sender, per
+    session) logs separately: each session's events form one ``Part``.
+    """
     action: str
     req: int
     session: int = 0
     line: int = 0
-    blocks: list = field(default_factory=list)      # alloc'd / resumed blocks (spec ids)
-    sent: int = -1                                  # resume offset, round offset
-    tokens: int = -1                                # round tokens, handed tokens
-    status: int = -1
-    ids: list | None = None
-    failed: bool = False                            # free_first failure path taken
-    freed: list | None = None                       # blocks the group's free events gave back
-    aux: bool = False                               # round_start: aux_written
-    partial: bool = False                           # round_start: partial
-    complete: bool = True                           # all the group's events were logged
-    read: bool = False                              # the group read the buffer
-    resumed: bool = False                           # its resume_sent was logged
-    fail_logged: bool = False                       # its fail was logged
-    alloc: int = -1                                 # allocated_tokens of init/resume
-    reads: list = field(default_factory=list)       # blocks of each buffer_read
+    status: int = -1                                # a poll's combined status
+    parts: dict = field(default_factory=dict)       # session -> Part
 
-    def tla(self) -> str:
-        ids = "<<>>" if not self.ids else "<<" + ", ".join(
-            f"<<{a}, {b}>>" for a, b in self.ids) + ">>"
-        blocks = "<<" + ", ".join(str(b) for b in self.blocks) + ">>"
+    def part(self, s: int) -> Part:
+        p = self.parts.get(s)
+        if p is None:
+            p = self.parts[s] = Part()
+        return p
+
+    def tla(self, nsess: int) -> str:
+        parts = ", ".join(self.parts[s].tla() if s in self.parts else "Unlogged"
+                          for s in range(1, nsess + 1))
         return (f'[a |-> "{self.action}", r |-> {self.req}, s |-> {self.session}, '
-                f'blocks |-> {blocks}, sent |-> {self.sent}, tokens |-> {self.tokens}, '
-                f'status |-> {self.status}, ids |-> {ids}, hasIds |-> '
-                f'{"TRUE" if self.ids is not None else "FALSE"}, '
-                f'failed |-> {"TRUE" if self.failed else "FALSE"}, '
-                f'freed |-> <<{", ".join(str(b) for b in (self.freed or []))}>>, '
-                f'hasFreed |-> {"TRUE" if self.freed is not None else "FALSE"}, '
-                f'aux |-> {"TRUE" if self.aux else "FALSE"}, '
-                f'partial |-> {"TRUE" if self.partial else "FALSE"}, alloc |-> {self.alloc}, '
-                f'reads |-> <<{", ".join("<<" + ", ".join(map(str, rb)) + ">>" for rb in self.reads)}>>, '
-                f'line |-> {self.line}]')
+                f'status |-> {self.status}, line |-> {self.line}, p |-> <<{parts}>>]')
 
 
 @dataclass
@@ -97,6 +130,7 @@ class TraceModel:
     constants: dict
     reqs: dict           # trace req id -> spec req id
     events: int
+    cut_at_end: bool = False
 
 
 def _load(paths: list[str]) -> list[tuple[int, dict]]:
@@ -108,306 +142,457 @@ def _load(paths: list[str]) -> list[tuple[int, dict]]:
             raise MalformedTrace(line, "seq", f"seq {want} for {ev['proc']}", path, ev["seq"])
         next_seq[ev["proc"]] = want + 1
         out.append((line, ev))
-        if len(out) > 5000:
-            raise NotForTlc("TLC trace validation is for short traces (at most 5000 events); "
-                            "use the native checker")
+        if len(out) > MAX_EVENTS:
+            raise NotForTlc(f"TLC trace validation is for short traces (at most {MAX_EVENTS} "
+                            "events); use the native checker")
     return out
 
 
-def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
-    """Group the events of a one-session trace into spec actions.
-
-    An event that belongs to no action the spec could take here (a free
-    outside a step that frees, a handoff without its poll, a second init, an
-    event of another session) becomes an ``Impossible`` step: TLC then finds
-    no behaviour, as the native checker finds no spec step.
-    """
+def _config_of(events) -> tuple[dict, list]:
     config: dict = {}
-    reqs: dict = {}
-    total: dict = {}
-    faults: set = set()
-    max_block = -1
-    conflict_lines = []
+    conflicts = []
     for line, ev in events:
         if ev["event"] == "config":
             for k, v in ev.items():
                 if k in ("v", "proc", "seq", "event", "ts"):
                     continue
                 if k in config and config[k] != v:
-                    conflict_lines.append(line)      # two processes, two configurations
+                    conflicts.append(line)      # two processes, two configurations
                 config[k] = v
-    if conflict_lines:
+    return config, conflicts
+
+
+def _status_fields(ev: dict) -> tuple:
+    """The corrected design's status fields (-1: not logged)."""
+    return tuple(ev.get(k, -1) for k in ("round", "sent_tokens", "total"))
+
+
+def _session_of(ev: dict) -> int:
+    s = ev.get("session") or ev.get("rank")
+    if s:
+        return s
+    proc = ev["proc"]
+    return int(proc[9:]) if proc.startswith("language/") else 1
+
+
+class _Grouper:
+    """Groups the events of a trace into spec actions (see ``steps_of``)."""
+
+    def __init__(self, bs: int, corrected: bool, free_first: bool):
+        self.bs = bs
+        self.corrected = corrected
+        self.free_first = free_first
+        self.steps: list[Step] = []
+        self.reqs: dict = {}
+        self.total: dict = {}
+        self.faults: set = set()
+        self.groups: dict = {}       # (kind, req, k) -> the step every rank's k-th part joins
+        self.count: dict = {}        # (kind, req, session) -> parts that session began
+        self.open: dict = {}         # (req, session) -> (step, part) of the receiver being built
+        self.awaiting: dict = {}     # (req, session) -> deque of (step, part) awaiting a status
+        self.status_from: dict = {}  # (req, session) -> steps that sent its status messages
+        self.status_got: dict = {}   # (req, session) -> status messages received
+        self.init_allocs: dict = {}  # (req, session) -> (blocks, tokens) of the init alloc
+        self.held: dict = {}         # (req, session) -> blocks held (spec ids), as logged
+        self.sent_n: dict = {}       # (channel, req, session) -> messages sent
+        self.recv_n: dict = {}       # (channel, req, session) -> messages received
+        self.write_error: dict = {}  # req -> its WriteError step
+        self.cut_at_end = False      # the log ends inside a step of every session
+        self.cache_due: dict = {}    # (req, session) -> a CorrectedCache part whose free is due
+
+    # -- bookkeeping -------------------------------------------------------------
+    def rid(self, r) -> int:
+        if r not in self.reqs:
+            self.reqs[r] = len(self.reqs) + 1
+        return self.reqs[r]
+
+    def add(self, action: str, r: int, s: int, line: int, **part) -> tuple[Step, Part]:
+        """A step of one session."""
+        st = Step(action, r, s, line)
+        p = st.part(s)
+        for k, v in part.items():
+            setattr(p, k, v)
+        self.steps.append(st)
+        return st, p
+
+    def join(self, kind: str, action: str, r: int, s: int, line: int) -> tuple[Step, Part]:
+        """Session s's part of the lockstep step its k-th ``kind`` event belongs to."""
+        k = self.count.get((kind, r, s), 0)
+        self.count[(kind, r, s)] = k + 1
+        st = self.groups.get((kind, r, k))
+        if st is None:
+            st = self.groups[(kind, r, k)] = Step(action, r, 0, line)
+            self.steps.append(st)
+        return st, st.part(s)
+
+    def impossible(self, r: int, s: int, line: int) -> None:
+        self.add("Impossible", r, s, line)
+
+    def sent(self, ch: str, r: int, s: int) -> None:
+        self.sent_n[(ch, r, s)] = self.sent_n.get((ch, r, s), 0) + 1
+
+    def received(self, ch: str, r: int, s: int) -> bool:
+        n = self.recv_n.get((ch, r, s), 0) + 1
+        self.recv_n[(ch, r, s)] = n
+        return n <= self.sent_n.get((ch, r, s), 0)
+
+    def close(self, r: int, s: int) -> None:
+        """Session s's part of its current receiver step is over: was all of it
+        logged?  A step that misses events while the log goes on cannot be matched."""
+        self.cache_due.pop((r, s), None)
+        cur = self.open.pop((r, s), None)
+        if cur is not None and not _logged_whole(cur[0], cur[1], self.held.get((r, s), set()),
+                                                 self.corrected):
+            cur[0].action = "Impossible"
+
+    def await_status(self, st: Step, r: int, s: int) -> None:
+        self.awaiting.setdefault((r, s), deque()).append((st, st.part(s)))
+
+    # -- events ------------------------------------------------------------------
+    def feed(self, line: int, ev: dict) -> None:
+        e = ev["event"]
+        r = self.rid(ev["req"])
+        s = _session_of(ev)
+        handler = getattr(self, "on_" + e, None)
+        if handler is not None:
+            handler(line, ev, r, s)
+
+    def on_alloc(self, line, ev, r, s):
+        blocks = [b + 1 for b in ev["blocks"] or ()]
+        cur = self.open.get((r, s))
+        st, p = cur if cur else (None, None)
+        if ev["blocks"] is not None and len(blocks) != -(-ev["tokens"] // self.bs):
+            self.impossible(r, s, line)          # not what the allocator returns
+        elif st is None:
+            if (r, s) in self.init_allocs or self.count.get(("init", r, s)):
+                self.impossible(r, s, line)
+            elif ev["blocks"] is not None:
+                self.init_allocs[(r, s)] = (blocks, ev["tokens"])
+                self.held.setdefault((r, s), set()).update(blocks)
+        elif self.corrected and st.action in ("CorrectedCache", "CorrectedRetry"):
+            if st.action == "CorrectedRetry":
+                self.steps.remove(st)
+            elif p.freed is None:
+                self.cache_due[(r, s)] = p       # its free may be logged after the alloc
+            if ev["blocks"] is not None:
+                nxt, _ = self.add("CorrectedResume", r, s, line, blocks=blocks, kind="resume")
+                nxt.status = st.status
+                self.open[(r, s)] = (nxt, nxt.part(s))
+                self.held.setdefault((r, s), set()).update(blocks)
+        elif st.action == "PollResume" and p.kind == "resume" and not p.blocks:
+            if ev["blocks"] is not None:
+                p.blocks = blocks
+                self.held.setdefault((r, s), set()).update(blocks)
+            elif self.free_first:
+                p.kind = "fail"                  # the failure path: the request fails now
+            else:
+                p.kind = "wait"                  # alloc_first: nothing changes, retry later
+        elif st.action in ("PollResume", "PollWait") and p.kind == "wait" \
+                and ev["blocks"] is None:
+            pass                                 # retry_alloc: still None
+        else:
+            self.impossible(r, s, line)
+
+    def on_free(self, line, ev, r, s):
+        blocks = [b + 1 for b in ev["blocks"]]
+        cur = self.open.get((r, s))
+        due = self.cache_due.pop((r, s), None)
+        if due is not None:
+            # The events of one poll on one rank: the order of its alloc and its
+            # free is not judged, only what the step did (as the native checker).
+            due.freed = (due.freed or []) + blocks
+            self.held.setdefault((r, s), set()).difference_update(blocks)
+        elif cur is not None and cur[0].action in ("PollResume", "PollFailed", "PrefillDone",
+                                                   "Abort", "CorrectedCache"):
+            p = cur[1]
+            p.freed = (p.freed or []) + blocks
+            self.held.setdefault((r, s), set()).difference_update(blocks)
+        else:
+            self.impossible(r, s, line)          # a free no action makes
+
+    def on_init_sent(self, line, ev, r, s):
+        alloc = self.init_allocs.pop((r, s), None)
+        blocks = [b + 1 for b in ev["blocks"]]
+        if alloc is None or alloc[0] != blocks or self.count.get(("init", r, s)):
+            self.impossible(r, s, line)
+            return
+        self.sent("ctl", r, s)
+        st, p = self.join("init", "ReceiverInit", r, s, line)
+        p.blocks, p.tokens, p.sent = alloc[0], alloc[1], ev["allocated_tokens"]
+
+    def _recv(self, ch, line, r, s) -> bool:
+        if not self.received(ch, r, s):
+            self.impossible(r, s, line)          # a receive logged before its send
+            return False
+        return True
+
+    def on_init_recv(self, line, ev, r, s):
+        if self._recv("ctl", line, r, s):
+            self.add("SenderRecvInit", r, s, line, blocks=[b + 1 for b in ev["blocks"]],
+                     tokens=ev["allocated_tokens"])
+
+    def on_resume_recv(self, line, ev, r, s):
+        if self._recv("ctl", line, r, s):
+            self.add("SenderRecvResume", r, s, line, blocks=[b + 1 for b in ev["blocks"]],
+                     sent=ev["sent_tokens"], tokens=ev["allocated_tokens"])
+
+    def on_abort_recv(self, line, ev, r, s):
+        if self._recv("ctl", line, r, s):
+            st, _ = self.add("SenderRecvAbort", r, s, line)
+            self.await_status(st, r, s)
+
+    def on_round_start(self, line, ev, r, s):
+        self.total[r] = ev["total"]
+        _, p = self.join("start", "SenderStartRound", r, s, line)
+        p.sent, p.tokens = ev["sent_tokens"], ev["tokens"]
+        p.aux, p.partial = ev["aux_written"], ev["partial"]
+        p.blocks = [b + 1 for b in ev["dst_blocks"]]
+
+    def on_round_end(self, line, ev, r, s):
+        if not ev["ok"]:
+            self.on_write_error(line, ev, r, s)
+            return
+        if self.count.get(("start", r, s), 0) <= self.count.get(("end", r, s), 0):
+            self.impossible(r, s, line)          # no round of this session is being written
+            return
+        st, p = self.join("end", "SenderEndRound", r, s, line)
+        p.sent = ev["sent_tokens"]
+        self.await_status(st, r, s)
+
+    def on_write_error(self, line, ev, r, s):
+        self.faults.add("write_error")
+        if r in self.write_error:
+            return                               # the room failed once; every session hears it
+        st = self.write_error[r] = Step("WriteError", r, 0, line)
+        self.steps.append(st)
+        for s2 in range(1, self.nsess + 1):
+            self.await_status(st, r, s2)
+
+    def on_status_sent(self, line, ev, r, s):
+        q = self.awaiting.get((r, s))
+        if not q:
+            self.impossible(r, s, line)          # a status no action of the spec sends here
+            return
+        st, p = q.popleft()
+        if st.action == "SenderEndRound" and len(st.parts) < self.nsess:
+            st.action = "Impossible"             # a status before every session's round ended
+        p.status = STATUS_RANK[ev["status"]]
+        p.st_fields = _status_fields(ev)
+        self.sent("st", r, s)
+        self.status_from.setdefault((r, s), []).append(st)
+
+    def on_status_recv(self, line, ev, r, s):
+        if not self._recv("st", line, r, s):
+            return
+        k = self.status_got.get((r, s), 0)
+        self.status_got[(r, s)] = k + 1
+        st, _ = self.add("DeliverStatus", r, s, line, status=STATUS_RANK[ev["status"]],
+                         st_fields=_status_fields(ev))
+        # The ranks poll in lockstep (an all-reduce): if another rank already
+        # logged its part of the poll this rank is about to join, this status
+        # arrived before that poll, whatever the merged order says.
+        poll = self.groups.get(("act", r, self.count.get(("act", r, s), 0)))
+        if poll is not None and s not in poll.parts:
+            sender = self.status_from[(r, s)][k]
+            i = self.steps.index(poll)
+            if self.steps.index(sender) < i and not any(
+                    s in x.parts for x in self.steps[i:-1]):
+                self.steps.pop()
+                self.steps.insert(i, st)
+
+    def on_poll(self, line, ev, r, s):
+        self.close(r, s)
+        d = ev["decision"]
+        status = STATUS_RANK[ev["status"]]
+        if d == "fail" and status == STATUS_RANK["Transferring"]:
+            d = "resume"                         # free_first's failure path (see the native checker)
+        if status == STATUS_RANK["Transferring"] and self.corrected:
+            # The corrected design resumes per session: no lockstep step.
+            action = {"resume": "CorrectedCache", "retry_alloc": "CorrectedRetry"}.get(d, "PollWait")
+            st, p = self.add(action, r, s, line)
+            st.status = status
+            p.kind = "wait" if d == "wait" else "resume"
+            self.open[(r, s)] = (st, p)
+            return
+        if d in ("wait", "retry_alloc"):
+            # A poll that waits changes nothing on its rank.  In a historical
+            # design it may be this rank's part of a poll in which another rank
+            # resumed (that rank logged its part first); otherwise it is a
+            # step of its own, so a rank's log may show more or fewer waits.
+            st = self.groups.get(("act", r, self.count.get(("act", r, s), 0)))
+            if st is not None and st.action == "PollResume" and s not in st.parts \
+                    and st.status == status:
+                st, p = self.join("act", "PollResume", r, s, line)
+            else:
+                st, p = self.add("PollWait", r, s, line)
+                st.status = status
+            p.kind = "wait"
+            self.open[(r, s)] = (st, p)
+            return
+        action = {"handoff": "PollSuccess", "fail": "PollFailed"}.get(d, "PollResume")
+        st, p = self.join("act", action, r, s, line)
+        if st.status == -1:
+            st.status = status
+        elif st.status != status or (st.action != action and st.action != "Impossible"):
+            st.action = "Impossible"             # ranks saw different combined statuses
+        p.kind = "resume" if d == "resume" else "wait"
+        self.open[(r, s)] = (st, p)
+
+    def on_buffer_read(self, line, ev, r, s):
+        cur = self.open.get((r, s))
+        blocks = [b + 1 for b in ev["blocks"]]
+        if cur is not None and cur[1].freed is not None:
+            self.impossible(r, s, line)          # reads blocks its own step already freed
+        elif cur is not None and cur[0].action in ("PollWait", "PollResume", "PollSuccess",
+                                                   "CorrectedCache", "CorrectedRetry"):
+            cur[1].read = True
+            cur[1].reads.append(blocks)
+        else:
+            self.impossible(r, s, line)
+
+    def on_resume_sent(self, line, ev, r, s):
+        cur = self.open.get((r, s))
+        blocks = [b + 1 for b in ev["blocks"]]
+        if cur is not None and cur[0].action in ("PollResume", "CorrectedResume") \
+                and cur[1].kind == "resume" and cur[1].blocks == blocks and not cur[1].resumed:
+            p = cur[1]
+            p.sent, p.alloc, p.resumed = ev["sent_tokens"], ev["allocated_tokens"], True
+            self.sent("ctl", r, s)
+        else:
+            self.impossible(r, s, line)
+
+    def on_handoff(self, line, ev, r, s):
+        cur = self.open.get((r, s))
+        if cur is not None and cur[0].action == "PollSuccess" and cur[1].tokens == -1:
+            cur[1].tokens = ev["tokens"]
+            if ev.get("ids") is not None:
+                cur[1].ids = [(self.reqs.get(a, 0), b) for a, b in ev["ids"]]
+        else:
+            self.impossible(r, s, line)
+
+    def on_fail(self, line, ev, r, s):
+        cur = self.open.get((r, s))
+        if cur is not None and cur[0].action == "PollResume" and not cur[1].resumed \
+                and cur[1].kind in ("resume", "fail"):
+            cur[1].kind = "fail"
+            cur[1].fail_logged = True
+        elif cur is not None and cur[0].action in ("PollFailed", "Abort"):
+            cur[1].fail_logged = True
+        else:
+            self.impossible(r, s, line)
+        self.close(r, s)
+
+    def _lockstep(self, kind, action, line, r, s):
+        self.close(r, s)
+        st, p = self.join(kind, action, r, s, line)
+        self.open[(r, s)] = (st, p)
+
+    def on_prefill_done(self, line, ev, r, s):
+        self._lockstep("prefill", "PrefillDone", line, r, s)
+
+    def on_abort(self, line, ev, r, s):
+        self.faults.add("abort")
+        self._lockstep("abort", "Abort", line, r, s)
+
+    def on_abort_sent(self, line, ev, r, s):
+        cur = self.open.get((r, s))
+        if not (cur is not None and cur[0].action == "Abort" and self.corrected):
+            self.impossible(r, s, line)
+        self.sent("ctl", r, s)
+
+    def on_heartbeat_fail(self, line, ev, r, s):
+        self.faults.add("heartbeat")
+        self.join("heartbeat", "Heartbeat", r, s, line)
+
+    # -- the end of the log --------------------------------------------------------
+    def finish(self) -> list[Step]:
+        """Steps still open when the log ends were cut off by its end: they
+        have not happened yet (what was logged of them, a read, is kept),
+        unless the log shows a later step of the same request.  In a step of
+        every session, a part cut off leaves that session's choice free."""
+        cut: dict = {}       # id(step) -> (step, [parts cut])
+        for (r, s), (st, p) in self.open.items():
+            if not _logged_whole(st, p, self.held.get((r, s), set()), self.corrected):
+                cut.setdefault(id(st), (st, []))[1].append(p)
+        for q in self.awaiting.values():
+            for st, p in q:
+                cut.setdefault(id(st), (st, []))[1].append(p)
+        for st, parts in cut.values():
+            if len(parts) < len(st.parts):
+                for p in parts:                 # other sessions' parts were logged whole
+                    p.known = False
+                self.cut_at_end = True
+                continue
+            k = next(i for i, x in enumerate(self.steps) if x is st)
+            if any(x.req == st.req for x in self.steps[k + 1:]):
+                st.action = "Impossible"
+            elif any(p.read for p in parts) and st.action in (
+                    "PollResume", "CorrectedResume", "CorrectedCache", "PollSuccess"):
+                st.action = "PollWait"           # only its reads happened
+                st.parts = {s: Part(kind="wait", read=q.read, reads=q.reads)
+                            for s, q in st.parts.items()}
+            else:
+                del self.steps[k]
+        for st in self.steps:
+            if st.action == "CorrectedRetry":
+                st.action = "PollWait"
+            elif st.action == "PollResume" and all(p.kind == "wait" for p in st.parts.values()):
+                st.action = "PollWait"           # no rank resumed
+        return self.steps
+
+
+def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
+    """Group the events of a trace into spec actions.
+
+    The spec's receiver steps cover every rank at once (the ranks poll in
+    lockstep, on an all-reduce), and a sender round covers every session.
+    Each rank logs its own part of such a step; the k-th part of a kind
+    (init, poll, prefill, abort, heartbeat, round start, round end) of every
+    rank forms one step, placed where its first part was logged.  The
+    corrected design's resumes are steps of one session.
+
+    An event that belongs to no action the spec could take here (a free
+    outside a step that frees, a handoff without its poll, a second init, a
+    receive before its send) becomes an ``Impossible`` step: TLC then finds
+    no behaviour, as the native checker finds no spec step.
+    """
+    config, conflicts = _config_of(events)
+    if conflicts:
         # Two processes, two configurations: no single model explains the run.
         bs = config.get("block_size") or 1
         constants = {"NReq": 1, "NSess": 1, "BlockSize": bs, "NBlocks": 1, "InitTokens": bs,
                      "Cap": 0, "Order": "any", "Variant": "once", "ResumeOrder": "alloc_first",
                      "Barrier": True, "Faults": [], "Total": [1]}
-        return TraceModel([Step("Impossible", 1, 1, conflict_lines[0])], constants, {},
+        return TraceModel([Step("Impossible", 1, 1, conflicts[0])], constants, {},
                           len(events))
-    if (config.get("nsess") or 1) > 1 or any(
-            ev["proc"].startswith("language/") and ev["proc"] != "language/1"
-            for _l, ev in events):
-        raise NotForTlc("TLC trace validation handles one session per room (NSess = 1); "
-                        "use the native checker for wider traces")
     if "block_size" not in config:
         raise NotForTlc("TLC trace validation needs the block size: log a `config` event "
                         "with block_size")
     bs = config["block_size"]
     variant = config.get("variant", "once")
-    corrected = variant == "corrected"
     resume_order = config.get("resume_order") or (
         "alloc_first" if variant in ("once", "corrected") else "free_first")
-    free_first = resume_order == "free_first"
-
-    def rid(r):
-        if r not in reqs:
-            reqs[r] = len(reqs) + 1
-        return reqs[r]
-
-    steps: list[Step] = []
-    open_lang: dict = {}      # req -> the language step being built
-    open_enc: dict = {}       # req -> the encode step waiting for its status_sent
-    init_allocs: dict = {}    # req -> (blocks, tokens) of the init alloc
-    inited: set = set()
-    held: dict = {}           # req -> blocks held (spec ids), as the log shows them
-    # Messages sent and received so far, per (channel, req): a receive logged
-    # before its send is no step of the spec, whatever the steps' places.
-    sent_n: dict = {}
-    recv_n: dict = {}
-
-    def sent(kind, r):
-        sent_n[(kind, r)] = sent_n.get((kind, r), 0) + 1
-
-    def received(kind, r) -> bool:
-        n = recv_n.get((kind, r), 0) + 1
-        recv_n[(kind, r)] = n
-        return n <= sent_n.get((kind, r), 0)
-
-    def impossible(r, line):
-        steps.append(Step("Impossible", r, 1, line))
-
-    def close(r):
-        """The language step of r is over: was all of it logged?  A step that
-        misses events while the log goes on cannot be matched."""
-        st = open_lang.pop(r, None)
-        if st is not None and not _logged_whole(st, held.get(r, set()), corrected):
-            st.action = "Impossible"
-
-    for line, ev in events:
-        e = ev["event"]
-        if e == "config":
-            continue
-        r = rid(ev["req"])
-        s = ev.get("session") or ev.get("rank") or 1
+    nsess = config.get("nsess") or 1
+    max_block = -1
+    for _line, ev in events:
+        if ev["event"] != "config":
+            nsess = max(nsess, _session_of(ev))
         for key in ("blocks", "dst_blocks"):
             for b in ev.get(key) or ():
                 max_block = max(max_block, b)
-        if s != 1:
-            impossible(r, line)              # a session this one-session trace has not
-            continue
-        blocks = [b + 1 for b in (ev.get("blocks") or [])]
-        st = open_lang.get(r)
-        if e == "alloc":
-            if ev["blocks"] is not None and len(blocks) != -(-ev["tokens"] // bs):
-                impossible(r, line)          # not what the allocator returns
-            elif st is None:
-                if r in inited or r in init_allocs:
-                    impossible(r, line)
-                elif ev["blocks"] is not None:
-                    init_allocs[r] = (blocks, ev["tokens"])
-                    held.setdefault(r, set()).update(blocks)
-            elif corrected and st.action in ("CorrectedCache", "CorrectedRetry"):
-                if st.action == "CorrectedRetry":
-                    steps.remove(st)
-                if ev["blocks"] is not None:
-                    nxt = Step("CorrectedResume", r, 1, line, status=st.status, blocks=blocks)
-                    nxt.complete = False     # until its resume_sent
-                    steps.append(nxt)
-                    open_lang[r] = nxt
-                    held.setdefault(r, set()).update(blocks)
-            elif st.action == "PollResume" and not st.blocks and not st.failed:
-                if ev["blocks"] is not None:
-                    st.blocks = blocks
-                    held.setdefault(r, set()).update(blocks)
-                elif free_first:
-                    st.failed = True          # the failure path: the request fails now
-                    st.complete = True
-                else:
-                    st.action = "PollWait"    # alloc_first: nothing changes, retry later
-                    st.complete = True
-            elif st.action == "PollWait" and ev["blocks"] is None:
-                pass                          # retry_alloc: still None
-            else:
-                impossible(r, line)
-            continue
-        if e == "free":
-            if st is not None and st.action in ("PollResume", "PollFailed", "PrefillDone",
-                                                "Abort", "CorrectedCache"):
-                st.freed = (st.freed or []) + blocks
-                held.setdefault(r, set()).difference_update(blocks)
-            else:
-                impossible(r, line)          # a free no action makes
-            continue
-        if e == "init_sent":
-            alloc = init_allocs.pop(r, None)
-            if r in inited or alloc is None or alloc[0] != blocks:
-                impossible(r, line)
-                continue
-            inited.add(r)
-            sent("ctl", r)
-            steps.append(Step("ReceiverInit", r, 1, line, blocks=alloc[0], tokens=alloc[1],
-                              sent=ev["allocated_tokens"]))
-            continue
-        if e in ("init_recv", "resume_recv", "abort_recv") and not received("ctl", r):
-            impossible(r, line)
-            continue
-        if e == "status_recv" and not received("st", r):
-            impossible(r, line)
-            continue
-        if e == "init_recv":
-            steps.append(Step("SenderRecvInit", r, 1, line, blocks=blocks,
-                              tokens=ev["allocated_tokens"]))
-            continue
-        if e == "resume_recv":
-            steps.append(Step("SenderRecvResume", r, 1, line, blocks=blocks,
-                              sent=ev["sent_tokens"], tokens=ev["allocated_tokens"]))
-            continue
-        if e == "abort_recv":
-            open_enc[r] = Step("SenderRecvAbort", r, 1, line)
-            steps.append(open_enc[r])
-            continue
-        if e == "round_start":
-            total[r] = ev["total"]
-            steps.append(Step("SenderStartRound", r, 1, line, sent=ev["sent_tokens"],
-                              tokens=ev["tokens"], aux=ev["aux_written"], partial=ev["partial"],
-                              blocks=[b + 1 for b in ev["dst_blocks"]]))
-            continue
-        if e == "round_end":
-            if ev["ok"]:
-                open_enc[r] = Step("SenderEndRound", r, 1, line, sent=ev["sent_tokens"])
-            else:
-                faults.add("write_error")
-                open_enc[r] = Step("WriteError", r, 1, line)
-            steps.append(open_enc[r])
-            continue
-        if e == "write_error":
-            faults.add("write_error")
-            prev = open_enc.get(r)
-            if prev is not None and prev.action == "WriteError" and prev.status == -1:
-                continue                     # already failed by round_end ok=false
-            open_enc[r] = Step("WriteError", r, 1, line)
-            steps.append(open_enc[r])
-            continue
-        if e == "status_sent":
-            st_enc = open_enc.pop(r, None)
-            if st_enc is None or st_enc.status != -1:
-                impossible(r, line)          # a status no action of the spec sends here
-            else:
-                st_enc.status = STATUS_RANK[ev["status"]]
-                sent("st", r)
-            continue
-        if e == "status_recv":
-            steps.append(Step("DeliverStatus", r, 1, line, status=STATUS_RANK[ev["status"]]))
-            continue
-        if e == "poll":
-            close(r)
-            d = ev["decision"]
-            status = STATUS_RANK[ev["status"]]
-            if d == "fail" and status == STATUS_RANK["Transferring"]:
-                d = "resume"                # free_first's failure path (see the native checker)
-            action = {"handoff": "PollSuccess", "fail": "PollFailed", "resume": "PollResume",
-                      "wait": "PollWait", "retry_alloc": "PollWait"}[d]
-            if corrected and d == "resume":
-                action = "CorrectedCache"     # copy out and free; CorrectedResume follows
-            elif corrected and d == "retry_alloc":
-                action = "CorrectedRetry"     # becomes CorrectedResume if the alloc succeeds
-            step = Step(action, r, 1, line, status=status)
-            steps.append(step)
-            open_lang[r] = step
-            continue
-        if e == "buffer_read":
-            if st is not None and st.freed is not None:
-                impossible(r, line)          # reads blocks its own step already freed
-            elif st is not None and st.action in ("PollWait", "PollRead", "PollResume",
-                                                "PollSuccess", "CorrectedCache",
-                                                "CorrectedRetry"):
-                st.read = True
-                st.reads.append(blocks)
-                if st.action == "PollWait":
-                    st.action = "PollRead"
-            else:
-                impossible(r, line)
-            continue
-        if e == "resume_sent":
-            if st is not None and st.action in ("PollResume", "CorrectedResume") \
-                    and st.blocks == blocks and st.sent == -1 and not st.failed:
-                st.sent = ev["sent_tokens"]
-                st.alloc = ev["allocated_tokens"]
-                st.resumed = True
-                sent("ctl", r)
-            else:
-                impossible(r, line)
-            continue
-        if e == "handoff":
-            if st is not None and st.action == "PollSuccess" and st.tokens == -1:
-                st.tokens = ev["tokens"]
-                if ev.get("ids") is not None:
-                    st.ids = [(reqs.get(a, 0), b) for a, b in ev["ids"]]
-            else:
-                impossible(r, line)
-            continue
-        if e == "fail":
-            if st is not None and st.action == "PollResume" and not st.resumed:
-                st.failed = True
-                st.fail_logged = True
-            elif st is not None and st.action in ("PollFailed", "Abort"):
-                st.fail_logged = True
-            else:
-                impossible(r, line)
-            close(r)
-            continue
-        if e == "prefill_done":
-            close(r)
-            steps.append(Step("PrefillDone", r, 1, line))
-            open_lang[r] = steps[-1]
-            continue
-        if e == "abort":
-            close(r)
-            faults.add("abort")
-            steps.append(Step("Abort", r, 1, line))
-            open_lang[r] = steps[-1]
-            continue
-        if e == "abort_sent":
-            if not (st is not None and st.action == "Abort" and corrected):
-                impossible(r, line)
-            sent("ctl", r)
-            continue
-        if e == "heartbeat_fail":
-            faults.add("heartbeat")
-            steps.append(Step("Heartbeat", r, 1, line))
-            continue
-    # Steps still open when the log ends were cut off by its end: they have not
-    # happened yet (what was logged of them, a read, is kept), unless the log
-    # shows a later step of the same request.
-    cut = [st for r, st in open_lang.items()
-           if not _logged_whole(st, held.get(r, set()), corrected)]
-    cut += [st for st in open_enc.values() if st.status == -1]
-    for st in cut:
-        k = next(i for i, x in enumerate(steps) if x is st)
-        if any(x.req == st.req for x in steps[k + 1:]):
-            st.action = "Impossible"
-        elif st.read and st.action in ("PollResume", "CorrectedResume", "CorrectedCache",
-                                       "PollSuccess"):
-            st.action = "PollRead"
-        else:
-            del steps[k]
-    for st in steps:
-        if st.action == "CorrectedRetry":
-            st.action = "PollWait"
-    nreq = max(len(reqs), 1)
-    totals = [total.get(i, config.get("init_tokens") or bs) for i in range(1, nreq + 1)]
+    if nsess > MAX_SESSIONS:
+        raise NotForTlc(f"TLC trace validation handles up to {MAX_SESSIONS} sessions per room "
+                        f"(this trace has {nsess}); use the native checker")
+    g = _Grouper(bs, variant == "corrected", resume_order == "free_first")
+    g.nsess = nsess
+    for line, ev in events:
+        if ev["event"] != "config":
+            g.feed(line, ev)
+    steps = g.finish()
+    nreq = max(len(g.reqs), 1)
+    totals = [g.total.get(i, config.get("init_tokens") or bs) for i in range(1, nreq + 1)]
     constants = {
-        "NReq": nreq, "NSess": 1, "BlockSize": bs,
+        "NReq": nreq, "NSess": nsess, "BlockSize": bs,
         "NBlocks": max(config.get("nblocks") or 0, max_block + 1, 1),
         "InitTokens": config.get("init_tokens") or bs,
         "Cap": config.get("cap", 0),
@@ -415,25 +600,25 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
         "Variant": variant,
         "ResumeOrder": resume_order,
         "Barrier": config.get("barrier", True),
-        "Faults": sorted(set(config.get("faults") or ()) | faults),
+        "Faults": sorted(set(config.get("faults") or ()) | g.faults),
         "Total": totals,
     }
-    return TraceModel(steps, constants, reqs, len(events))
+    return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end)
 
 
-def _logged_whole(st: "Step", held_now: set, corrected: bool) -> bool:
-    """Did the log show every event of this step?"""
+def _logged_whole(st: Step, p: Part, held_now: set, corrected: bool) -> bool:
+    """Did the log show every event of this session's part of the step?"""
     a = st.action
     if a == "PollResume":
-        return st.resumed or st.failed
+        return p.kind == "wait" or p.resumed or p.kind == "fail"
     if a == "CorrectedResume":
-        return st.resumed
+        return p.resumed
     if a == "PollSuccess":
-        return st.tokens != -1
+        return p.tokens != -1
     if a == "PollFailed":
-        return st.fail_logged and not held_now
+        return p.fail_logged and not held_now
     if a in ("PrefillDone", "CorrectedCache"):
-        return st.freed is not None and (a == "CorrectedCache" or not held_now)
+        return p.freed is not None and (a == "CorrectedCache" or not held_now)
     if a == "Abort":
         return corrected or not held_now    # historical designs free in the same step
     return True
@@ -449,102 +634,131 @@ VARIABLE l
 TotalDef == <<{totals}>>
 FaultsDef == {{{faults}}}
 
+\* The part of a session that logged nothing of the step: the spec chooses.
+Unlogged == {unlogged}
+
 Trace == <<
 {steps}
 >>
 
 Ev == Trace[l]
+P(s) == Ev.p[s]                 \* what session s's events show of this step
+Known(s) == P(s).known
 LastCtl(r, s) == ctl'[r][s][Len(ctl'[r][s])]
 
-\* A logged read with nothing else logged of its step (a poll that waits, or a
-\* step the log cuts off): the hazard is recorded as ReadHazard does.
-ObservedRead(r, s) ==
-  /\ rxPhase[r] \in {{"queued", "aborting"}}
-  /\ errors' = IF WriteInFlight(s, rxBlocks[r][s])
-               THEN errors \cup {{"read_during_write"}} ELSE errors
-  /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
-
-\* Every buffer_read of the step read (a prefix of) the current blocks.
+\* Every buffer_read of the step read (a prefix of) the session's blocks.
 ReadsCurrent(r, s) ==
-  \A i \in 1..Len(Ev.reads) :
-    LET rb == Ev.reads[i] IN
+  \A i \in 1..Len(P(s).reads) :
+    LET rb == P(s).reads[i] IN
     /\ Len(rb) <= Len(rxBlocks[r][s])
     /\ SubSeq(rxBlocks[r][s], 1, Len(rb)) = rb
     /\ rb = <<>> => rxBlocks[r][s] = <<>>
 
-\* Each logged action, constrained to what the log shows.
+\* A logged read with nothing else of its step changing state (a poll that
+\* waits, or a step the log cuts off): the hazard is recorded as ReadHazard does.
+ObservedReads(r) ==
+  IF \E s \in Sess : Known(s) /\ P(s).reads # <<>> /\ WriteInFlight(s, rxBlocks[r][s])
+  THEN errors \cup {{"read_during_write"}} ELSE errors
+
+\* A status message fits what its status_sent / status_recv logged (the
+\* corrected design logs round, sent_tokens and total).
+StFits(m, q) ==
+  /\ q.stRound >= 0 => m.round = q.stRound
+  /\ q.stSent >= 0 => m.sent = q.stSent
+  /\ q.stTotal >= 0 => m.total = q.stTotal
+LastSt(r, s) == st'[r][s][Len(st'[r][s])]
+
+\* Each logged action, constrained to what every session's events show.
 Observed ==
   /\ l <= Len(Trace)
-  /\ ReadsCurrent(Ev.r, 1)
-  /\ LET r == Ev.r  s == 1 IN
+  /\ \A s \in Sess : Known(s) => ReadsCurrent(Ev.r, s)
+  /\ LET r == Ev.r  s1 == Ev.s IN
      CASE Ev.a = "ReceiverInit" ->
-            /\ ReceiverInit(r) /\ rxBlocks'[r][s] = Ev.blocks
-            /\ Ev.tokens = InitTokens /\ LastCtl(r, s).alloc = Ev.sent
+            /\ ReceiverInit(r)
+            /\ \A s \in Sess : Known(s) =>
+                 /\ rxBlocks'[r][s] = P(s).blocks /\ P(s).tokens = InitTokens
+                 /\ LastCtl(r, s).alloc = P(s).sent
        [] Ev.a = "SenderRecvInit" ->
-            /\ SenderRecvInit(r, s)
-            /\ Head(ctl[r][s]).blocks = Ev.blocks /\ Head(ctl[r][s]).alloc = Ev.tokens
+            /\ SenderRecvInit(r, s1)
+            /\ Head(ctl[r][s1]).blocks = P(s1).blocks /\ Head(ctl[r][s1]).alloc = P(s1).tokens
        [] Ev.a = "SenderRecvResume" ->
-            /\ SenderRecvResume(r, s)
-            /\ Head(ctl[r][s]).blocks = Ev.blocks /\ Head(ctl[r][s]).alloc = Ev.tokens
-            /\ Head(ctl[r][s]).sent = Ev.sent
+            /\ SenderRecvResume(r, s1)
+            /\ Head(ctl[r][s1]).blocks = P(s1).blocks /\ Head(ctl[r][s1]).alloc = P(s1).tokens
+            /\ Head(ctl[r][s1]).sent = P(s1).sent
        [] Ev.a = "SenderRecvAbort" ->
-            SenderRecvAbort(r, s) /\ Ev.status = Failed
+            SenderRecvAbort(r, s1) /\ P(s1).status = Failed /\ StFits(LastSt(r, s1), P(s1))
        [] Ev.a = "SenderStartRound" ->
             /\ SenderStartRound(r)
-            /\ txSent[r][s] = Ev.sent /\ txTok'[r][s] = Ev.tokens
-            /\ txPartial'[r] = Ev.partial
-            /\ {{w.b : w \in {{x \in wire'[s] : x.r = r}}}} = Range(Ev.blocks)
-            /\ (\E w \in wire'[s] : w.r = r /\ w.aux > 0) = Ev.aux
+            \* the round is partial when some session's share is (each logs its own)
+            /\ (\E s \in Sess : Known(s) /\ P(s).partial) => txPartial'[r]
+            /\ (\A s \in Sess : Known(s) /\ ~P(s).partial) => ~txPartial'[r]
+            /\ \A s \in Sess : Known(s) =>
+                 /\ txSent[r][s] = P(s).sent /\ txTok'[r][s] = P(s).tokens
+                 /\ {{w.b : w \in {{x \in wire'[s] : x.r = r}}}} = Range(P(s).blocks)
+                 /\ (\E w \in wire'[s] : w.r = r /\ w.aux > 0) = P(s).aux
        [] Ev.a = "SenderEndRound" ->
-            /\ SenderEndRound(r) /\ st'[r][s][Len(st'[r][s])].status = Ev.status
-            /\ txSent'[r][s] = Ev.sent
+            /\ SenderEndRound(r)
+            /\ \A s \in Sess : Known(s) =>
+                 /\ LastSt(r, s).status = P(s).status /\ StFits(LastSt(r, s), P(s))
+                 /\ txSent'[r][s] = P(s).sent
        [] Ev.a = "WriteError" ->
-            WriteError(r) /\ Ev.status = Failed
+            /\ WriteError(r)
+            /\ \A s \in Sess : Known(s) =>
+                 P(s).status = Failed /\ StFits(LastSt(r, s), P(s))
        [] Ev.a = "DeliverStatus" ->
-            DeliverStatus(r, s) /\ Head(st[r][s]).status = Ev.status
+            /\ DeliverStatus(r, s1) /\ Head(st[r][s1]).status = P(s1).status
+            /\ StFits(Head(st[r][s1]), P(s1))
        [] Ev.a = "PollSuccess" ->
             /\ CombinedStatus(r) = Ev.status
             /\ PollSuccess(r)
-            /\ Ev.tokens >= 0 => Len(handed'[r][s]) = Ev.tokens
-            /\ Ev.hasIds => handed'[r][s] = Ev.ids
+            /\ \A s \in Sess : Known(s) =>
+                 /\ P(s).tokens >= 0 => Len(handed'[r][s]) = P(s).tokens
+                 /\ P(s).hasIds => handed'[r][s] = P(s).ids
        [] Ev.a = "PollFailed" ->
             /\ CombinedStatus(r) = Ev.status /\ PollFailed(r)
-            /\ Ev.hasFreed => Ev.freed = rxBlocks[r][s]
+            /\ \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
        [] Ev.a = "PollResume" ->
             /\ CombinedStatus(r) = Ev.status
-            /\ \/ PollTransferringHistorical(r)
-               \/ PollTransferringCorrected(r, s)
-            /\ IF Ev.failed
-               THEN /\ rxPhase'[r] = "failed"
-                    /\ Ev.freed = rxBlocks[r][s] \o rxBlocks[r][s]
-               ELSE /\ rxPhase'[r] = rxPhase[r]
-                    /\ Ev.freed = rxBlocks[r][s]
-                    /\ rxBlocks'[r][s] = Ev.blocks
-                    /\ LastCtl(r, s).sent = Ev.sent
-                    /\ LastCtl(r, s).alloc = Ev.alloc
-                    /\ LastCtl(r, s).type = "resume"
+            /\ PollTransferringHistorical(r)
+            /\ \A s \in Sess : Known(s) =>
+                 CASE P(s).kind = "fail" ->
+                        /\ rxPhase'[r] = "failed"
+                        /\ P(s).freed = rxBlocks[r][s] \o rxBlocks[r][s]
+                   [] P(s).kind = "resume" ->
+                        /\ rxPhase'[r] = rxPhase[r]
+                        /\ P(s).freed = rxBlocks[r][s]
+                        /\ rxBlocks'[r][s] = P(s).blocks
+                        /\ ctl'[r][s] # ctl[r][s]
+                        /\ LastCtl(r, s).sent = P(s).sent
+                        /\ LastCtl(r, s).alloc = P(s).alloc
+                        /\ LastCtl(r, s).type = "resume"
+                   [] OTHER ->                     \* this rank waited
+                        /\ ctl'[r][s] = ctl[r][s]
+                        /\ rxPhase'[r] = "failed" /\ P(s).hasFreed =>
+                              P(s).freed = rxBlocks[r][s]
        [] Ev.a = "CorrectedCache" ->
             /\ CombinedStatus(r) = Ev.status
-            /\ PollTransferringCorrected(r, s)
-            /\ rxRound'[r][s] # rxRound[r][s]
-            /\ Ev.hasFreed => Ev.freed = rxBlocks[r][s]
+            /\ PollTransferringCorrected(r, s1)
+            /\ rxRound'[r][s1] # rxRound[r][s1]
+            /\ P(s1).hasFreed => P(s1).freed = rxBlocks[r][s1]
        [] Ev.a = "CorrectedResume" ->
             /\ CombinedStatus(r) = Ev.status
-            /\ PollTransferringCorrected(r, s)
-            /\ rxResumes'[r][s] = rxResumes[r][s] + 1
-            /\ rxBlocks'[r][s] = Ev.blocks
-            /\ LastCtl(r, s).sent = Ev.sent
-            /\ LastCtl(r, s).alloc = Ev.alloc
-       [] Ev.a = "PollRead" ->
-            /\ CombinedStatus(r) = Ev.status
-            /\ ObservedRead(r, s)
+            /\ PollTransferringCorrected(r, s1)
+            /\ rxResumes'[r][s1] = rxResumes[r][s1] + 1
+            /\ rxBlocks'[r][s1] = P(s1).blocks
+            /\ LastCtl(r, s1).sent = P(s1).sent
+            /\ LastCtl(r, s1).alloc = P(s1).alloc
        [] Ev.a = "PollWait" ->
             /\ CombinedStatus(r) = Ev.status /\ rxPhase[r] \in {{"queued", "aborting"}}
-            /\ UNCHANGED vars
-       [] Ev.a = "PrefillDone" -> PrefillDone(r) /\ Ev.freed = rxBlocks[r][s]
+            /\ errors' = ObservedReads(r)
+            /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
+       [] Ev.a = "PrefillDone" ->
+            /\ PrefillDone(r)
+            /\ \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
        [] Ev.a = "Abort" ->
             /\ Abort(r)
-            /\ Variant # "corrected" => Ev.freed = rxBlocks[r][s]
+            /\ Variant # "corrected" =>
+                 \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
        [] Ev.a = "Heartbeat" -> Heartbeat(r)
        [] OTHER -> FALSE
   /\ l' = l + 1
@@ -565,7 +779,10 @@ AllClosed ==
     /\ rxPhase[r] \in {{"done", "failed"}}
     /\ \A s \in Sess : rxBlocks[r][s] = <<>>
     /\ txPhase[r] \in {{"done", "failed", "dead", "init"}}
-TraceNotFinished == ~(l > Len(Trace) /\ AllClosed)
+\* The log ends inside a step of every session (a rank logged its part, another
+\* did not yet): that step is taken, but the trace cannot count as finished.
+CutAtEnd == {cut}
+TraceNotFinished == ~(l > Len(Trace) /\ AllClosed /\ ~CutAtEnd)
 ====
 """
 
@@ -593,9 +810,10 @@ def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
            invariants: tuple = SAFETY_INVARIANTS) -> tuple[str, str]:
     """The trace module and a cfg checking ``invariants``."""
     c = model.constants
-    steps = ",\n".join("  " + s.tla() for s in model.steps) or ""
+    steps = ",\n".join("  " + s.tla(c["NSess"]) for s in model.steps) or ""
     module = TRACE_SPEC.format(
         name=name, source=source, spec=SPEC_MODULE, steps=steps,
+        unlogged=Part(known=False).tla(), cut="TRUE" if model.cut_at_end else "FALSE",
         totals=", ".join(str(t) for t in c["Total"]),
         faults=", ".join(f'"{f}"' for f in c["Faults"]))
     cfg = CFG.format(invariants="\n  ".join(invariants),
