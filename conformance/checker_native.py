@@ -619,7 +619,8 @@ class NativeChecker:
         if cur:
             gone = set(blocks)
             st.rx_blocks[key] = [b for b in cur if b not in gone]
-        self._maybe_forget(req)
+        if not st.held_count.get(req):   # (a request holding blocks stays)
+            self._maybe_forget(req)
 
     def on_init_sent(self, ev: dict) -> None:
         st = self.state
@@ -689,7 +690,8 @@ class NativeChecker:
             new = max(old, status)
         st.rx_status[key] = new
         self.coverage["DeliverStatus"] += 1
-        self._maybe_forget(req)
+        if not st.held_count.get(req):   # (a request holding blocks stays)
+            self._maybe_forget(req)
 
     def on_poll(self, ev: dict) -> None:
         st = self.state
@@ -882,7 +884,8 @@ class NativeChecker:
             st.rx_phase[key] = "failed"
             if self.open_partial:     # obligations exist only with a bound
                 self._close_partial(req, s)
-            self._maybe_forget(req)
+            if not st.held_count.get(req):   # (a request holding blocks stays)
+                self._maybe_forget(req)
             return
         raise step_error(f"rank {s} failed req {req} while {phase} (last poll decided "
                          f"{decision})",
@@ -904,7 +907,8 @@ class NativeChecker:
             self.coverage["PrefillDone"] += 1
         st.rx_phase[key] = "done"
         self.freeing[ev["proc"]] = (req, "prefill_done")
-        self._maybe_forget(req)
+        if not st.held_count.get(req):   # (a request holding blocks stays)
+            self._maybe_forget(req)
 
     def on_abort(self, ev: dict) -> None:
         st = self.state
@@ -1012,7 +1016,8 @@ class NativeChecker:
         st.tx_session[(req, s)] = TxSession(0, ev["allocated_tokens"], list(ev["blocks"]),
                                             True, "init")
         self.coverage["SenderRecvInit"] += 1
-        self._maybe_forget(req)
+        if not st.held_count.get(req):   # (a request holding blocks stays)
+            self._maybe_forget(req)
 
     def on_resume_recv(self, ev: dict) -> None:
         st = self.state
@@ -1022,7 +1027,8 @@ class NativeChecker:
         self._take_ctl(ev, "resume")
         self.coverage["SenderRecvResume"] += 1
         if st.tx_phase.get(req) in ("done", "failed", "dead"):
-            self._maybe_forget(req)
+            if not st.held_count.get(req):   # (a request holding blocks stays)
+                self._maybe_forget(req)
             return   # room closed: the resume is dropped
         tx = st.tx_session.get((req, s))
         if tx is None:
