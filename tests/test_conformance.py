@@ -187,6 +187,42 @@ def test_mutated_traces_never_crash(seed, nsess, kind, i, pick):
         assert v.prop in properties.SAFETY_PROPERTIES + ("SpecStep",)
 
 
+def _verdict_fed(events, cuts, bound=None):
+    """The verdict when ``events`` come in batches cut at ``cuts`` (feed_batch),
+    checking on the way that the held-blocks index matches the block owners."""
+    c = NativeChecker(bound=bound)
+    start = 0
+    try:
+        for end in sorted(set(cuts)) + [len(events)]:
+            if end <= start:
+                continue
+            if c.feed_batch(start, events[start:end], "t.jsonl") is not None:
+                break
+            held: dict = {}
+            for (rank, block), req in c.state.owner.items():
+                held.setdefault((rank, req), set()).add(block)
+            assert c.state.held == held
+            start = end
+    except MalformedTrace as e:
+        return {"malformed": str(e), "count": c.count}
+    return dict(c.finish().to_json(), seconds=None)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=hs.integers(0, 10_000), nsess=hs.integers(1, 2), kind=hs.sampled_from(MUTATIONS),
+       i=hs.integers(0, 10_000), pick=hs.integers(0, 100), renumber=hs.booleans(),
+       cuts=hs.lists(hs.integers(0, 200), max_size=6), bound=hs.sampled_from([None, 3]))
+def test_batches_give_the_verdict_of_single_events(seed, nsess, kind, i, pick, renumber, cuts,
+                                                   bound):
+    events = list(synth.generate(3, nsess=nsess, seed=seed, ids=True))
+    bad = mutate(events, kind, i, pick) if renumber else events[:i % len(events)] + \
+        events[i % len(events) + 1:]          # a dropped event without renumbering: bad seq
+    one_by_one = _verdict_fed(bad, range(len(bad)), bound)
+    assert _verdict_fed(bad, cuts, bound) == one_by_one
+    if "malformed" not in one_by_one and one_by_one["verdict"] == "violates":
+        assert one_by_one["file"] == "t.jsonl" and one_by_one["line"] >= 1
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=hs.integers(0, 10_000), i=hs.integers(0, 10_000))
 def test_duplicated_message_or_allocation_is_caught(seed, i):
