@@ -523,8 +523,9 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 _decode_json = _orjson.loads if _orjson is not None else json.loads
 
 
-def _chunks(f: IO[bytes]) -> Iterator[tuple[list[bytes], bool]]:
-    """Yield (lines, last_is_complete) for every 1 MiB of input.
+def _chunks(f: IO[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """Yield (lines, last_is_complete) for every 1 MiB of input: ``lines`` are
+    whole lines joined by newlines, without the last newline.
 
     Only the very last line of the file may lack its newline; lines longer
     than MAX_LINE_BYTES are yielded alone (the caller rejects them).
@@ -540,13 +541,13 @@ def _chunks(f: IO[bytes]) -> Iterator[tuple[list[bytes], bool]]:
         if cut < 0:
             rest = chunk
             if len(rest) > MAX_LINE_BYTES:
-                yield [rest], False
+                yield rest, False
                 return
             continue
         rest = chunk[cut + 1:]
-        yield chunk[:cut].split(b"\n"), True
+        yield chunk[:cut], True
     if rest:
-        yield [rest], False
+        yield rest, False
 
 
 def _decode_line(raw: bytes, line_no: int, complete: bool, path: str | None):
@@ -612,22 +613,23 @@ def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None =
     decode = _decode_json
     fast = FAST_VALIDATORS
     for lines, complete in _chunks(f):
+        n = lines.count(b"\n") + 1
         objs = None
-        if complete and len(lines) > 1:
-            # A blank line makes ",," (or a leading or trailing comma), which
-            # the decoder rejects like any other doubt.  Decoding makes
-            # thousands of new objects and never a cycle: the cyclic
-            # collector would only walk them, so it waits.
+        if complete and n > 1:
+            # The lines as one JSON array.  A blank line makes ",," (or a
+            # leading or trailing comma), which the decoder rejects like any
+            # other doubt.  Decoding makes thousands of new objects and never
+            # a cycle: the cyclic collector would only walk them, so it waits.
             collecting = gc.isenabled()
             gc.disable()
             try:   # the decoder checks UTF-8 too
-                objs = decode(b"[" + b",".join(lines) + b"]")
+                objs = decode(b"[" + lines.replace(b"\n", b",") + b"]")
             except (ValueError, RecursionError):
                 objs = None
             finally:
                 if collecting:
                     gc.enable()
-            if objs is not None and len(objs) != len(lines):
+            if objs is not None and len(objs) != n:
                 objs = None
         if objs is not None:
             k = 0
@@ -646,13 +648,12 @@ def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None =
                 k += 1
             yield base, objs
         else:
-            n = len(lines)
-            for k, raw in enumerate(lines):
+            for k, raw in enumerate(lines.split(b"\n")):
                 line_no = base + k + 1
                 obj = _decode_line(raw, line_no, complete or k < n - 1, path)
                 if obj is not None:
                     yield line_no - 1, [validate_event(obj, line_no, path)]
-        base += len(lines)
+        base += n
 
 
 # ---------------------------------------------------------------------------
