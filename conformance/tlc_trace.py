@@ -49,8 +49,10 @@ MAX_SESSIONS = 4
 
 # Invariants checked on every trace state, in this order.
 SAFETY_INVARIANTS = ("NoSharedBlock", "NoFreeAndHeld", "NoDoubleFree",
-                     "WritesOnlyIntoOwnedBlocks", "NoReadDuringWrite", "HandedDataIsSource",
-                     "AtMostOneResumePerRound")
+                     "LoggedWritesOnlyIntoOwnedBlocks", "NoReadDuringWrite",
+                     "HandedDataIsSource", "AtMostOneResumePerRound")
+# The trace module's own forms of spec invariants -> the spec's name.
+TRACE_FORMS = {"LoggedWritesOnlyIntoOwnedBlocks": "WritesOnlyIntoOwnedBlocks"}
 
 
 class NotForTlc(Exception):
@@ -131,6 +133,7 @@ class TraceModel:
     reqs: dict           # trace req id -> spec req id
     events: int
     cut_at_end: bool = False
+    unlogged_writes: list = field(default_factory=list)   # (req, session, step) of a cut round
 
 
 def _load(paths: list[str]) -> list[tuple[int, dict]]:
@@ -198,6 +201,7 @@ class _Grouper:
         self.recv_n: dict = {}       # (channel, req, session) -> messages received
         self.write_error: dict = {}  # req -> its WriteError step
         self.cut_at_end = False      # the log ends inside a step of every session
+        self.unlogged_writes: list = []  # (req, session): round_start not logged at the end
         self.cache_due: dict = {}    # (req, session) -> a CorrectedCache part whose free is due
 
     # -- bookkeeping -------------------------------------------------------------
@@ -334,7 +338,8 @@ class _Grouper:
     def on_resume_recv(self, line, ev, r, s):
         if self._recv("ctl", line, r, s):
             self.add("SenderRecvResume", r, s, line, blocks=[b + 1 for b in ev["blocks"]],
-                     sent=ev["sent_tokens"], tokens=ev["allocated_tokens"])
+                     sent=ev["sent_tokens"], tokens=ev["allocated_tokens"],
+                     st_fields=(ev.get("round", -1), -1, -1))
 
     def on_abort_recv(self, line, ev, r, s):
         if self._recv("ctl", line, r, s):
@@ -443,6 +448,10 @@ class _Grouper:
         blocks = [b + 1 for b in ev["blocks"]]
         if cur is not None and cur[1].freed is not None:
             self.impossible(r, s, line)          # reads blocks its own step already freed
+        elif cur is not None and cur[0].action == "PollWait" and cur[0].session:
+            # A poll that waits changes nothing: its read is judged where it was
+            # logged (writes may have landed since the poll).
+            self.add("Read", r, s, line, read=True, reads=[blocks])
         elif cur is not None and cur[0].action in ("PollWait", "PollResume", "PollSuccess",
                                                    "CorrectedCache", "CorrectedRetry"):
             cur[1].read = True
@@ -453,10 +462,13 @@ class _Grouper:
     def on_resume_sent(self, line, ev, r, s):
         cur = self.open.get((r, s))
         blocks = [b + 1 for b in ev["blocks"]]
-        if cur is not None and cur[0].action in ("PollResume", "CorrectedResume") \
+        if self.held.get((r, s), set()) - set(blocks):
+            self.impossible(r, s, line)          # still holding blocks its step frees
+        elif cur is not None and cur[0].action in ("PollResume", "CorrectedResume") \
                 and cur[1].kind == "resume" and cur[1].blocks == blocks and not cur[1].resumed:
             p = cur[1]
             p.sent, p.alloc, p.resumed = ev["sent_tokens"], ev["allocated_tokens"], True
+            p.st_fields = (ev.get("round", -1), -1, -1)
             self.sent("ctl", r, s)
         else:
             self.impossible(r, s, line)
@@ -534,6 +546,11 @@ class _Grouper:
             else:
                 del self.steps[k]
         for st in self.steps:
+            if st.action == "SenderStartRound" and len(st.parts) < self.nsess:
+                # The log ends between the sessions' round_start events.
+                self.cut_at_end = True
+                self.unlogged_writes += [(st.req, s, st) for s in range(1, self.nsess + 1)
+                                         if s not in st.parts]
             if st.action == "CorrectedRetry":
                 st.action = "PollWait"
             elif st.action == "PollResume" and all(p.kind == "wait" for p in st.parts.values()):
@@ -603,7 +620,10 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
         "Faults": sorted(set(config.get("faults") or ()) | g.faults),
         "Total": totals,
     }
-    return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end)
+    # (req, session, the position in Trace of the round that did not log them)
+    unlogged = [(r, s, next(i for i, x in enumerate(steps, 1) if x is st))
+                for r, s, st in g.unlogged_writes]
+    return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end, unlogged)
 
 
 def _logged_whole(st: Step, p: Part, held_now: set, corrected: bool) -> bool:
@@ -633,6 +653,14 @@ VARIABLE l
 
 TotalDef == <<{totals}>>
 FaultsDef == {{{faults}}}
+
+\* The log ends inside a step of every session (a rank logged its part, another
+\* did not yet): that step is taken, but the trace cannot count as finished.
+CutAtEnd == {cut}
+\* <<request, session, k>>: the round Trace[k] started for those sessions was
+\* not logged (the log ends first).
+UnloggedWrites == {{{unlogged_writes}}}
+NotLogged(w, s) == \E u \in UnloggedWrites : u[1] = w.r /\ u[2] = s /\ l > u[3]
 
 \* The part of a session that logged nothing of the step: the spec chooses.
 Unlogged == {unlogged}
@@ -685,6 +713,7 @@ Observed ==
             /\ SenderRecvResume(r, s1)
             /\ Head(ctl[r][s1]).blocks = P(s1).blocks /\ Head(ctl[r][s1]).alloc = P(s1).tokens
             /\ Head(ctl[r][s1]).sent = P(s1).sent
+            /\ P(s1).stRound >= 0 => Head(ctl[r][s1]).round = P(s1).stRound
        [] Ev.a = "SenderRecvAbort" ->
             SenderRecvAbort(r, s1) /\ P(s1).status = Failed /\ StFits(LastSt(r, s1), P(s1))
        [] Ev.a = "SenderStartRound" ->
@@ -748,8 +777,13 @@ Observed ==
             /\ rxBlocks'[r][s1] = P(s1).blocks
             /\ LastCtl(r, s1).sent = P(s1).sent
             /\ LastCtl(r, s1).alloc = P(s1).alloc
+            /\ P(s1).stRound >= 0 => LastCtl(r, s1).round = P(s1).stRound
        [] Ev.a = "PollWait" ->
             /\ CombinedStatus(r) = Ev.status /\ rxPhase[r] \in {{"queued", "aborting"}}
+            /\ errors' = ObservedReads(r)
+            /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
+       [] Ev.a = "Read" ->
+            /\ rxPhase[r] \in {{"queued", "aborting"}}
             /\ errors' = ObservedReads(r)
             /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
        [] Ev.a = "PrefillDone" ->
@@ -765,8 +799,17 @@ Observed ==
 
 \* What the log does not show: a write lands.
 Unobserved ==
-  /\ \E s \in Sess : \E w \in wire[s] : WriteLand(s, w)
+  /\ \E s \in Sess : \E w \in wire[s] : ~NotLogged(w, s) /\ WriteLand(s, w)
   /\ UNCHANGED l
+
+\* WritesOnlyIntoOwnedBlocks for the writes the log shows: a log that ends
+\* between the sessions' round_start events of one round shows some of its
+\* writes; the others (UnloggedWrites) have not been issued
+\* as far as the log tells, so they neither land nor count.
+LoggedWritesOnlyIntoOwnedBlocks ==
+    \A s \in Sess : \A w \in wire[s] :
+        \/ NotLogged(w, s)
+        \/ rxPhase[w.r] \in {{"queued", "aborting"}} /\ w.b \in Range(rxBlocks[w.r][s])
 
 TraceInit == Init /\ l = 1
 TraceNext == Observed \/ Unobserved
@@ -779,9 +822,6 @@ AllClosed ==
     /\ rxPhase[r] \in {{"done", "failed"}}
     /\ \A s \in Sess : rxBlocks[r][s] = <<>>
     /\ txPhase[r] \in {{"done", "failed", "dead", "init"}}
-\* The log ends inside a step of every session (a rank logged its part, another
-\* did not yet): that step is taken, but the trace cannot count as finished.
-CutAtEnd == {cut}
 TraceNotFinished == ~(l > Len(Trace) /\ AllClosed /\ ~CutAtEnd)
 ====
 """
@@ -814,6 +854,7 @@ def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
     module = TRACE_SPEC.format(
         name=name, source=source, spec=SPEC_MODULE, steps=steps,
         unlogged=Part(known=False).tla(), cut="TRUE" if model.cut_at_end else "FALSE",
+        unlogged_writes=", ".join(f"<<{r}, {s}, {k}>>" for r, s, k in model.unlogged_writes),
         totals=", ".join(str(t) for t in c["Total"]),
         faults=", ".join(f'"{f}"' for f in c["Faults"]))
     cfg = CFG.format(invariants="\n  ".join(invariants),
@@ -824,7 +865,7 @@ def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
 
 def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
     if result.kind == "safety":
-        prop = result.property
+        prop = TRACE_FORMS.get(result.property, result.property)
         if prop == "TraceNotFinished":
             return Verdict("conforms", checker="tlc", events=model.events, seconds=seconds)
         if prop == "TraceNotDone":
