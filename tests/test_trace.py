@@ -320,3 +320,41 @@ def _has_integral_float(value) -> bool:
     if isinstance(value, list):
         return any(_has_integral_float(v) for v in value)
     return False
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=hs.integers(1, 60), blanks=hs.sets(hs.integers(0, 80), max_size=8),
+       bad=hs.none() | hs.integers(0, 80), newline_at_end=hs.booleans(),
+       read=hs.sampled_from([64, 100, 1024]), batch=hs.sampled_from([1, 50, 300]))
+def test_reader_batches_match_a_line_by_line_read(n, blanks, bad, newline_at_end, read, batch):
+    # small read and batch sizes put every kind of line on a boundary
+    import resumespec.conformance.trace as trace_mod
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trace_mod, "_READ", read)
+        mp.setattr(trace_mod, "_BATCH", batch)
+        _compare_with_line_by_line(n, blanks, bad, newline_at_end)
+
+
+def _compare_with_line_by_line(n, blanks, bad, newline_at_end):
+    rows = [json.dumps(dict(GOOD, seq=i, sent_tokens=i * 7)).encode() for i in range(n)]
+    for k in sorted(blanks, reverse=True):
+        rows.insert(min(k, len(rows)), b"")
+    if bad is not None:
+        rows.insert(min(bad, len(rows)), b'{"v": 1, "event": "round_end"}')
+    data = b"\n".join(rows) + (b"\n" if newline_at_end else b"")
+    expected, error_line = [], None
+    for i, raw in enumerate(data.split(b"\n"), 1):
+        if raw.strip():
+            obj = json.loads(raw)
+            if "proc" not in obj:
+                error_line = i
+                break
+            expected.append((i, obj))
+    got, err = [], None
+    try:
+        for item in read_trace(io.BytesIO(data), path="t.jsonl"):
+            got.append(item)
+    except MalformedTrace as e:
+        err = e.line
+    assert got == expected
+    assert err == error_line
