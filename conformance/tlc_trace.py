@@ -782,8 +782,7 @@ Observed ==
             /\ CombinedStatus(r) = Ev.status /\ rxPhase[r] \in {{"queued", "aborting"}}
             /\ errors' = ObservedReads(r)
             /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
-       [] Ev.a = "Read" ->
-            /\ rxPhase[r] \in {{"queued", "aborting"}}
+       [] Ev.a = "Read" ->            \* a read outside the step that decides (see steps_of)
             /\ errors' = ObservedReads(r)
             /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
        [] Ev.a = "PrefillDone" ->
