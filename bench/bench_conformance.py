@@ -41,9 +41,9 @@ def _checker_only(path: Path) -> float:
     the trace streams from the reader."""
     checker = NativeChecker()
     spent = 0.0
-    for before, events in read_trace_batches(path):
+    for before, events, text in read_trace_batches(path):
         t0 = time.process_time()
-        checker.feed_batch(before, events, str(path))
+        checker.feed_batch(before, events, str(path), text)
         spent += time.process_time() - t0
     return checker.count / spent
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from . import properties as P
 from .properties import PropertyViolation, SPEC_STEP
-from .trace import STATUS_RANK, STATUSES
+from .trace import STATUS_RANK, STATUSES, decode_lines
 
 FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = range(5)
 
@@ -56,7 +56,7 @@ _RANK_ENDED = ("prefill", "done", "failing", "failed")
 _RANK_OF: dict[str, int] = {}   # proc -> language rank, filled by NativeChecker._rank
 
 HISTORY = 12          # events of the request told in a violation's story
-RECENT = 4096         # events remembered (a ring), to tell that story
+RECENT = 4096         # ... taken from this many last events, which are remembered
 
 
 class Violation(Exception):
@@ -296,8 +296,13 @@ class NativeChecker:
         self.open_partial: dict[tuple, int] = {}   # (req, s) -> token of the open obligation
         self._token = 0
         self.verdict: Verdict | None = None
-        self.recent: deque = deque(maxlen=RECENT)
-        self._remember = self.recent.append
+        # The last RECENT events, for a violation's story, remembered by batch:
+        # [position of the batch's first event - 1, line before it, file,
+        #  events, their text or None, how many of them were remembered].
+        # A batch with its text keeps only the text (decoded again for a
+        # story), so its events are freed as soon as they are checked.
+        self.recent: deque = deque()
+        self.remembered = 0                  # events remembered so far
         self.late: list = []                 # bounded-response obligations missed
         # proc -> (req, step): a step that frees all of req's blocks on that rank
         # (prefill's end, a poll that saw Failed, an abort) whose `free` events
@@ -314,14 +319,17 @@ class NativeChecker:
         """Apply one event.  Returns a Verdict when the trace left the spec."""
         return self.feed_batch(line - 1, (ev,), file)
 
-    def feed_batch(self, before: int, events, file: str | None = None) -> Verdict | None:
+    def feed_batch(self, before: int, events: list, file: str | None = None,
+                   text: bytes | None = None) -> Verdict | None:
         """Apply the events on lines ``before + 1, before + 2, ...`` one by one
         (as ``feed`` does); stops at the first that leaves the spec and returns
-        its Verdict."""
+        its Verdict.  ``text``: the events' lines (see trace.read_trace_batches),
+        kept instead of the events to tell a later violation's story."""
         if self.verdict is not None:
             return self.verdict
+        batch = [self.remembered, before, file, events if text is None else None, text, 0]
+        self.recent.append(batch)
         next_seq = self.next_seq
-        remember = self._remember
         handlers = self._handlers
         freeing = self.freeing
         deadlines = self.deadlines
@@ -334,9 +342,9 @@ class NativeChecker:
             proc = ev["proc"]
             want = next_seq.get(proc, 0)
             if ev["seq"] != want:
+                self._remember(batch, line - before - 1)   # all but this one
                 self._bad_seq(line, ev, want, file)
             next_seq[proc] = want + 1
-            remember((line, file, ev))
             try:
                 if freeing:     # a step that frees is pending on some process
                     pending = freeing.get(proc)
@@ -348,9 +356,29 @@ class NativeChecker:
                 if deadlines and deadlines[0][0] < count:
                     self._check_deadlines()
             except (Violation, PropertyViolation) as v:
+                self._remember(batch, line - before)
                 self.verdict = self._violation(v, line, file, ev)
                 return self.verdict
+        self._remember(batch, line - before)
         return None
+
+    def _remember(self, batch: list, n: int) -> None:
+        """The first ``n`` events of ``batch`` were fed; keep the batches that
+        hold the last RECENT events."""
+        batch[5] = n
+        self.remembered = batch[0] + n
+        recent = self.recent
+        while len(recent) > 1 and self.remembered - recent[1][0] >= RECENT:
+            recent.popleft()
+
+    def _recent_events(self) -> list:
+        """The last RECENT events fed, oldest first: (line, file, event)."""
+        out = []
+        for _, before, file, events, text, n in self.recent:
+            if events is None:
+                events = decode_lines(text)
+            out.extend((before + i + 1, file, events[i]) for i in range(n))
+        return out[-RECENT:]
 
     def _close_freeing(self, proc: str, ev: dict) -> None:
         """The first event of a freeing step's request on ``proc`` after the
@@ -394,16 +422,16 @@ class NativeChecker:
         return Verdict("conforms", events=self.count, coverage=cov)
 
     def _story(self, req):
-        """The last events about ``req`` (from the recent-events ring), in words."""
-        mine = [x for x in self.recent if x[2].get("req") == req][-HISTORY:]
+        """The last events about ``req`` (among the last RECENT), in words."""
+        recent = self._recent_events()
+        mine = [x for x in recent if x[2].get("req") == req][-HISTORY:]
         files = {x[1] for x in mine}
         def where(f, ln):
             if f is None or len(files) == 1:
                 return f"line {ln}"
             return f"{os.path.basename(f)}:{ln}"
         story = [f"{where(f, ln)} ({e['proc']}): {describe(e)}" for (ln, f, e) in mine]
-        if len(mine) == HISTORY or (mine and len(self.recent) == RECENT
-                                    and self.recent[0] is mine[0]):
+        if len(mine) == HISTORY or (mine and len(recent) == RECENT and recent[0] is mine[0]):
             story.insert(0, "(earlier events not shown)")
         return story
 
@@ -1277,8 +1305,8 @@ def check_native(paths: list[str], bound: int | None = None, progress=None) -> V
             path = paths[0]
             feed_batch = checker.feed_batch
             next_progress = 0x10000
-            for before, events in read_trace_batches(path):
-                if feed_batch(before, events, path) is not None:
+            for before, events, text in read_trace_batches(path):
+                if feed_batch(before, events, path, text) is not None:
                     break
                 if progress is not None and checker.count >= next_progress:
                     progress(checker.count, time.perf_counter() - t0)

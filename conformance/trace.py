@@ -585,6 +585,24 @@ def _decode_line(raw: bytes, line_no: int, complete: bool, path: str | None):
         raise MalformedTrace(line_no, None, "a JSON object (nested too deep)", path) from None
 
 
+def decode_lines(text: bytes, nlines: int | None = None) -> list:
+    """The JSON values of newline-separated lines (``nlines`` of them, when
+    known), decoded as one array; ValueError if a line is not one JSON value."""
+    # A blank line makes ",," (or a leading or trailing comma), which the
+    # decoder rejects.  Decoding makes thousands of new objects and never a
+    # cycle: the cyclic collector would only walk them, so it waits.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        values = _decode_json(b"[" + text.replace(b"\n", b",") + b"]")
+    finally:
+        if collecting:
+            gc.enable()
+    if len(values) != (nlines if nlines is not None else text.count(b"\n") + 1):
+        raise ValueError("a line holds more than one JSON value")
+    return values
+
+
 def read_trace(source: str | os.PathLike | IO[bytes], path: str | None = None
                ) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_no, event)`` for every event of a JSON Lines trace.
@@ -595,14 +613,16 @@ def read_trace(source: str | os.PathLike | IO[bytes], path: str | None = None
     before it).  A last line without its newline that does not parse is
     reported as truncated.
     """
-    for before, events in read_trace_batches(source, path):
+    for before, events, _ in read_trace_batches(source, path):
         yield from enumerate(events, before + 1)
 
 
 def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None = None
-                       ) -> Iterator[tuple[int, list[dict]]]:
-    """``read_trace`` in batches: yield ``(before, events)``, where ``events``
-    are validated events on the consecutive lines ``before + 1, before + 2, ...``.
+                       ) -> Iterator[tuple[int, list[dict], bytes | None]]:
+    """``read_trace`` in batches: yield ``(before, events, text)``, where
+    ``events`` are validated events on the consecutive lines ``before + 1,
+    before + 2, ...`` and ``text`` their lines (``decode_lines(text)`` gives
+    the events again; None where not kept).
 
     About 32 KiB of well-formed lines come as one batch: one JSON decode for
     them and one compiled validator call per event.  A chunk with any doubt
@@ -619,27 +639,15 @@ def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None =
     if isinstance(f, io.TextIOBase):
         raise TypeError("read_trace needs a binary file (open(..., 'rb'))")
     base = 0
-    decode = _decode_json
     fast = FAST_VALIDATORS
     for lines, complete in _chunks(f):
         n = lines.count(b"\n") + 1
         objs = None
         if complete and n > 1:
-            # The lines as one JSON array.  A blank line makes ",," (or a
-            # leading or trailing comma), which the decoder rejects like any
-            # other doubt.  Decoding makes thousands of new objects and never
-            # a cycle: the cyclic collector would only walk them, so it waits.
-            collecting = gc.isenabled()
-            gc.disable()
             try:   # the decoder checks UTF-8 too
-                objs = decode(b"[" + lines.replace(b"\n", b",") + b"]")
+                objs = decode_lines(lines, n)
             except (ValueError, RecursionError):
-                objs = None
-            finally:
-                if collecting:
-                    gc.enable()
-            if objs is not None and len(objs) != n:
-                objs = None
+                objs = None     # any doubt: line by line, which finds the error
         if objs is not None:
             k = 0
             for obj in objs:
@@ -652,16 +660,16 @@ def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None =
                         validate_precisely(obj, base + k + 1, path)
                     except MalformedTrace:
                         if k:
-                            yield base, objs[:k]
+                            yield base, objs[:k], None
                         raise
                 k += 1
-            yield base, objs
+            yield base, objs, lines
         else:
             for k, raw in enumerate(lines.split(b"\n")):
                 line_no = base + k + 1
                 obj = _decode_line(raw, line_no, complete or k < n - 1, path)
                 if obj is not None:
-                    yield line_no - 1, [validate_event(obj, line_no, path)]
+                    yield line_no - 1, [validate_event(obj, line_no, path)], None
         base += n
 
 

@@ -223,6 +223,31 @@ def test_batches_give_the_verdict_of_single_events(seed, nsess, kind, i, pick, r
         assert one_by_one["file"] == "t.jsonl" and one_by_one["line"] >= 1
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=hs.integers(0, 10_000), i=hs.integers(0, 10_000), pick=hs.integers(0, 100),
+       kind=hs.sampled_from(MUTATIONS), recent=hs.sampled_from([1, 5, 40, 4096]))
+def test_story_from_a_file_equals_the_story_of_single_events(tmp_path_factory, seed, i, pick,
+                                                             kind, recent):
+    # check_native keeps each batch's text and decodes it again for the story;
+    # feed keeps the events; both tell the same last events of the request
+    import resumespec.conformance.checker_native as native
+    events = mutate(list(synth.generate(12, nsess=2, seed=seed)), kind, i, pick)
+    path = write_events(tmp_path_factory.mktemp("story") / "t.jsonl", events)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(native, "RECENT", recent)
+        from_file = check_native([str(path)]).to_json()
+        one_by_one = _verdict_fed(events, range(len(events)))
+    from_file.pop("seconds")
+    one_by_one.pop("seconds")
+    if "file" in from_file:
+        one_by_one["file"] = from_file["file"]
+    assert from_file == one_by_one
+    if from_file["verdict"] == "violates":      # the story ends with the violating event
+        assert from_file["story"][-1].startswith(f"line {from_file['line']} (")
+        if recent == 1:
+            assert len(from_file["story"]) <= 2  # that event, maybe the marker
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=hs.integers(0, 10_000), i=hs.integers(0, 10_000))
 def test_duplicated_message_or_allocation_is_caught(seed, i):

@@ -15,7 +15,7 @@ from resumespec.conformance import synth
 from resumespec.conformance.trace import (
     DECISIONS, ENCODE, EVENTS, FAST_VALIDATORS, FAULTS, FIELDS, LANGUAGE, ORDERS,
     RESUME_ORDERS, SCHEMA_VERSION, STATUSES, VARIANTS, MalformedTrace, TraceWriter,
-    json_schema, load_schema, read_trace, read_trace_batches, schema_text, validate_event,
+    json_schema, load_schema, read_trace, read_trace_batches, decode_lines, schema_text, validate_event,
     validate_precisely, SCHEMA_FILE,
 )
 
@@ -192,10 +192,18 @@ def test_reader_yields_the_events_before_a_malformed_line_of_a_chunk():
     with pytest.raises(MalformedTrace, match="t.jsonl:3: field 'ok'"):
         next(it)
     batches = read_trace_batches(io.BytesIO(data), path="t.jsonl")
-    before, events = next(batches)
-    assert before == 0 and [e["seq"] for e in events] == [0, 1]
+    before, events, text = next(batches)
+    assert before == 0 and [e["seq"] for e in events] == [0, 1] and text is None
     with pytest.raises(MalformedTrace):
         next(batches)
+
+
+def test_a_batch_text_decodes_to_its_events():
+    data = b"".join(json.dumps(dict(GOOD, seq=i)).encode() + b"\n" for i in range(50))
+    got = list(read_trace_batches(io.BytesIO(data), path="t.jsonl"))
+    assert sum(len(events) for _, events, _ in got) == 50
+    for before, events, text in got:
+        assert text is not None and decode_lines(text) == events
 
 
 # ---------------------------------------------------------------------------
