@@ -359,7 +359,12 @@ class NativeChecker:
                 self._remember(batch, line - before)
                 self.verdict = self._violation(v, line, file, ev)
                 return self.verdict
-        self._remember(batch, line - before)
+        # (what _remember does, here without a call: feed comes here per event)
+        batch[5] = n = line - before
+        remembered = self.remembered = batch[0] + n
+        recent = self.recent
+        while len(recent) > 1 and remembered - recent[1][0] >= RECENT:
+            recent.popleft()
         return None
 
     def _remember(self, batch: list, n: int) -> None:
