@@ -521,6 +521,10 @@ class NativeChecker:
                 and not any(st.st.get((req, o)) for o in sessions))
 
     # -- bookkeeping ----------------------------------------------------------
+    # Every event pays for a handler; the handlers make the common case cheap:
+    # they test ``req in st.finished`` and ``_RANK_OF.get(proc) != s``
+    # themselves and call _known / _same_rank (which word the error) only when
+    # that test fails, and call _maybe_forget only for a request holding no block.
     def _known(self, req: int, ev: dict) -> None:
         if req in self.state.finished:
             raise step_error(f"{ev['event']} for req {req}, which had already finished and "
