@@ -76,6 +76,7 @@ class Part:
     fail_logged: bool = False                       # its fail was logged
     alloc: int = -1                                 # allocated_tokens of a resume
     reads: list = field(default_factory=list)       # blocks of each buffer_read
+    read_aux: list = field(default_factory=list)    # the aux_total each read saw
     st_fields: tuple = (-1, -1, -1)                 # a status's round, sent_tokens, total
     known: bool = True                              # False: the spec's choice is free
 
@@ -91,6 +92,7 @@ class Part:
                 f'freed |-> {seq(self.freed or [])}, hasFreed |-> {b(self.freed is not None)}, '
                 f'aux |-> {b(self.aux)}, partial |-> {b(self.partial)}, alloc |-> {self.alloc}, '
                 f'reads |-> <<{", ".join(seq(rb) for rb in self.reads)}>>, '
+                f'raux |-> {seq(self.read_aux)}, '
                 f'stRound |-> {self.st_fields[0]}, stSent |-> {self.st_fields[1]}, '
                 f'stTotal |-> {self.st_fields[2]}]')
 
@@ -139,15 +141,22 @@ class TraceModel:
 def _load(paths: list[str]) -> list[tuple[int, dict]]:
     out = []
     next_seq: dict = {}
-    for path, line, ev in merge_files(list(paths)):
-        want = next_seq.get(ev["proc"], 0)
-        if ev["seq"] != want:
-            raise MalformedTrace(line, "seq", f"seq {want} for {ev['proc']}", path, ev["seq"])
-        next_seq[ev["proc"]] = want + 1
-        out.append((line, ev))
-        if len(out) > MAX_EVENTS:
-            raise NotForTlc(f"TLC trace validation is for short traces (at most {MAX_EVENTS} "
-                            "events); use the native checker")
+    try:
+        for path, line, ev in merge_files(list(paths)):
+            want = next_seq.get(ev["proc"], 0)
+            if ev["seq"] != want:
+                raise MalformedTrace(line, "seq", f"seq {want} for {ev['proc']}", path,
+                                     ev["seq"])
+            next_seq[ev["proc"]] = want + 1
+            out.append((line, ev))
+            if len(out) > MAX_EVENTS:
+                break
+    except MalformedTrace as e:
+        e.before = out          # the well-formed events before the bad line
+        raise
+    if len(out) > MAX_EVENTS:
+        raise NotForTlc(f"TLC trace validation is for short traces (at most {MAX_EVENTS} "
+                        "events); use the native checker")
     return out
 
 
@@ -446,16 +455,21 @@ class _Grouper:
     def on_buffer_read(self, line, ev, r, s):
         cur = self.open.get((r, s))
         blocks = [b + 1 for b in ev["blocks"]]
-        if cur is not None and cur[1].freed is not None:
+        ids = ev.get("ids")
+        if ev["tokens"] > len(blocks) * self.bs or (ids is not None and len(ids) != ev["tokens"]):
+            self.impossible(r, s, line)          # more tokens than its blocks hold, or ids
+        elif cur is not None and cur[1].freed is not None:
             self.impossible(r, s, line)          # reads blocks its own step already freed
         elif cur is not None and cur[0].action == "PollWait" and cur[0].session:
             # A poll that waits changes nothing: its read is judged where it was
             # logged (writes may have landed since the poll).
-            self.add("Read", r, s, line, read=True, reads=[blocks])
+            self.add("Read", r, s, line, read=True, reads=[blocks],
+                     read_aux=[ev["aux_total"]])
         elif cur is not None and cur[0].action in ("PollWait", "PollResume", "PollSuccess",
                                                    "CorrectedCache", "CorrectedRetry"):
             cur[1].read = True
             cur[1].reads.append(blocks)
+            cur[1].read_aux.append(ev["aux_total"])
         else:
             self.impossible(r, s, line)
 
@@ -541,8 +555,8 @@ class _Grouper:
             elif any(p.read for p in parts) and st.action in (
                     "PollResume", "CorrectedResume", "CorrectedCache", "PollSuccess"):
                 st.action = "PollWait"           # only its reads happened
-                st.parts = {s: Part(kind="wait", read=q.read, reads=q.reads)
-                            for s, q in st.parts.items()}
+                st.parts = {s: Part(kind="wait", read=q.read, reads=q.reads,
+                                    read_aux=q.read_aux) for s, q in st.parts.items()}
             else:
                 del self.steps[k]
         for st in self.steps:
@@ -681,6 +695,8 @@ ReadsCurrent(r, s) ==
     /\ Len(rb) <= Len(rxBlocks[r][s])
     /\ SubSeq(rxBlocks[r][s], 1, Len(rb)) = rb
     /\ rb = <<>> => rxBlocks[r][s] = <<>>
+    \* the aux row it saw, where a write with an aux row has landed
+    /\ rb # <<>> /\ aux[s][rb[1]] # 0 => aux[s][rb[1]] = P(s).raux[i]
 
 \* A logged read with nothing else of its step changing state (a poll that
 \* waits, or a step the log cuts off): the hazard is recorded as ReadHazard does.
@@ -889,8 +905,6 @@ def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
 def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
               keep: str | None = None) -> Verdict:
     """Check a trace with TLC.  ``keep``: a folder to leave the generated module in."""
-    from resumespec.spec import tlc
-
     t0 = time.perf_counter()
     try:
         events = _load(paths)
@@ -899,12 +913,30 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
                                  "+".join(paths))
         model = steps_of(events)
     except MalformedTrace as e:
-        return Verdict("malformed", checker="tlc", message=e.message(), expected=e.expected,
-                       file=e.path, line=e.line, seconds=time.perf_counter() - t0)
+        malformed = Verdict("malformed", checker="tlc", message=e.message(),
+                            expected=e.expected, file=e.path, line=e.line,
+                            seconds=time.perf_counter() - t0)
+        before = getattr(e, "before", None)
+        if before:
+            # As the streaming checker: a violation before the bad line stands.
+            try:
+                v = _run(steps_of(before), paths, timeout, keep, t0)
+            except NotForTlc:
+                return malformed
+            if v.verdict == "violates":
+                return v
+        return malformed
     except NotForTlc as e:
         v = Verdict("error", checker="tlc", message=str(e), seconds=time.perf_counter() - t0)
         v.exit_code = exitcodes.BAD_INPUT
         return v
+    return _run(model, paths, timeout, keep, t0)
+
+
+def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
+         t0: float) -> Verdict:
+    from resumespec.spec import tlc
+
     spec_file = SPEC_DIR / f"{SPEC_MODULE}.tla"
     if not spec_file.is_file():
         v = Verdict("error", checker="tlc", message=f"{spec_file} not found",

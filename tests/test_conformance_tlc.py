@@ -183,3 +183,18 @@ def test_native_and_tlc_agree_on_mutated_reference_traces(tmp_path_factory, base
     native = check_native([str(path)])
     tlc = check_tlc([str(path)], timeout=120)
     assert native.verdict == tlc.verdict, (base, kind, i, pick, native.message, tlc.message)
+
+
+def test_a_violation_before_a_malformed_line_stands_for_both(tmp_path):
+    """The streaming checker stops at the violation; TLC judges the well-formed
+    prefix the same way instead of calling the whole file malformed."""
+    text = (CORPUS / "write_into_freed_block.jsonl").read_text()
+    path = tmp_path / "then_garbage.jsonl"
+    path.write_text(text + '{"v": 1, "proc": "encode", "seq": \n')
+    native = check_native([str(path)])
+    tlc = check_tlc([str(path)], timeout=120)
+    assert native.verdict == tlc.verdict == "violates"
+    assert tlc.prop == native.prop == "WritesOnlyIntoOwnedBlocks"
+    clean = tmp_path / "garbage_only.jsonl"
+    clean.write_text((CORPUS / "valid_one_round.jsonl").read_text() + "not json\n")
+    assert check_native([str(clean)]).verdict == check_tlc([str(clean)]).verdict == "malformed"
