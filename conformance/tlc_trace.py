@@ -795,7 +795,11 @@ Observed ==
             /\ LastCtl(r, s1).alloc = P(s1).alloc
             /\ P(s1).stRound >= 0 => LastCtl(r, s1).round = P(s1).stRound
        [] Ev.a = "PollWait" ->
-            /\ CombinedStatus(r) = Ev.status /\ rxPhase[r] \in {{"queued", "aborting"}}
+            \* one rank's wait, with other ranks: its logs may lag, so only its own
+            \* status bounds the combined one (as in the native checker)
+            /\ IF s1 > 0 /\ NSess > 1 THEN Ev.status <= rxStatus[r][s1]
+                                       ELSE CombinedStatus(r) = Ev.status
+            /\ rxPhase[r] \in {{"queued", "aborting"}}
             /\ errors' = ObservedReads(r)
             /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
        [] Ev.a = "Read" ->            \* a read outside the step that decides (see steps_of)

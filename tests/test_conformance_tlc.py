@@ -198,3 +198,23 @@ def test_a_violation_before_a_malformed_line_stands_for_both(tmp_path):
     clean = tmp_path / "garbage_only.jsonl"
     clean.write_text((CORPUS / "valid_one_round.jsonl").read_text() + "not json\n")
     assert check_native([str(clean)]).verdict == check_tlc([str(clean)]).verdict == "malformed"
+
+
+def test_abort_taken_once_unlogged_writes_landed_conforms(tmp_path):
+    """The sender takes an abort only when none of the room's writes is in
+    flight; writes land unobserved, so an abort_recv after a round_start with
+    no round_end is a behaviour (the writes landed first).  Found by running
+    both checkers on a reference run with faults."""
+    cfg = Config(variant="corrected", tokens=[5, 3], block_size=2, pool=4, sessions=2,
+                 order="fifo", faults=("abort", "heartbeat", "write_error"), seed=1)
+    path = tmp_path / "abort.jsonl"
+    result = run(cfg)
+    assert result.ok, result.where
+    result.world.trace.write_jsonl(str(path))
+    events = [e for _, e in read_trace(path)]
+    k = next(i for i, e in enumerate(events) if e["event"] == "abort_recv")
+    started = {e["req"] for e in events[:k] if e["event"] == "round_start"}
+    ended = {e["req"] for e in events[:k] if e["event"] == "round_end"}
+    assert events[k]["req"] in started - ended      # the case this test is about
+    assert check_native([str(path)]).verdict == "conforms"
+    assert check_tlc([str(path)], timeout=120).verdict == "conforms"
