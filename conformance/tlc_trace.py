@@ -402,17 +402,21 @@ class _Grouper:
         self.status_got[(r, s)] = k + 1
         st, _ = self.add("DeliverStatus", r, s, line, status=STATUS_RANK[ev["status"]],
                          st_fields=_status_fields(ev))
-        # The ranks poll in lockstep (an all-reduce): if another rank already
-        # logged its part of the poll this rank is about to join, this status
-        # arrived before that poll, whatever the merged order says.
+        self.before_joined_poll(st, r, s, after=self.status_from[(r, s)][k])
+
+    def before_joined_poll(self, st: Step, r: int, s: int, after: Step | None = None) -> None:
+        """The ranks poll in lockstep (an all-reduce): if another rank already
+        logged its part of the poll rank s is about to join, rank s's step
+        ``st`` (just logged) came before that poll, whatever the merged order
+        says; it moves there unless it must follow ``after``."""
         poll = self.groups.get(("act", r, self.count.get(("act", r, s), 0)))
-        if poll is not None and s not in poll.parts:
-            sender = self.status_from[(r, s)][k]
-            i = self.steps.index(poll)
-            if self.steps.index(sender) < i and not any(
-                    s in x.parts for x in self.steps[i:-1]):
-                self.steps.pop()
-                self.steps.insert(i, st)
+        if poll is None or s in poll.parts:
+            return
+        i = self.steps.index(poll)
+        if (after is None or self.steps.index(after) < i) and not any(
+                s in x.parts for x in self.steps[i:-1]):
+            self.steps.pop()
+            self.steps.insert(i, st)
 
     def on_poll(self, line, ev, r, s):
         self.close(r, s)
@@ -463,8 +467,9 @@ class _Grouper:
         elif cur is not None and cur[0].action == "PollWait" and cur[0].session:
             # A poll that waits changes nothing: its read is judged where it was
             # logged (writes may have landed since the poll).
-            self.add("Read", r, s, line, read=True, reads=[blocks],
-                     read_aux=[ev["aux_total"]])
+            st, _ = self.add("Read", r, s, line, read=True, reads=[blocks],
+                             read_aux=[ev["aux_total"]])
+            self.before_joined_poll(st, r, s)
         elif cur is not None and cur[0].action in ("PollWait", "PollResume", "PollSuccess",
                                                    "CorrectedCache", "CorrectedRetry"):
             cur[1].read = True
