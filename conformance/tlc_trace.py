@@ -533,6 +533,8 @@ class _Grouper:
 
     def on_heartbeat_fail(self, line, ev, r, s):
         self.faults.add("heartbeat")
+        if self.count.get(("heartbeat", r, s)):
+            return                               # the room is already Failed on this rank
         self.join("heartbeat", "Heartbeat", r, s, line)
 
     # -- the end of the log --------------------------------------------------------
