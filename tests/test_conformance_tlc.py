@@ -218,3 +218,33 @@ def test_abort_taken_once_unlogged_writes_landed_conforms(tmp_path):
     assert events[k]["req"] in started - ended      # the case this test is about
     assert check_native([str(path)]).verdict == "conforms"
     assert check_tlc([str(path)], timeout=120).verdict == "conforms"
+
+
+def _both(tmp_path, name, events):
+    path = tmp_path / f"{name}.jsonl"
+    synth.write(path, synth.renumber(events))
+    return check_native([str(path)]).verdict, check_tlc([str(path)], timeout=120).verdict
+
+
+def test_lagging_rank_read_and_repeated_heartbeat_agree(tmp_path):
+    """Two-session logs where a rank's events trail another rank's part of the
+    same lockstep step (found by mutating reference runs)."""
+    cfg = Config(variant="flag", tokens=[5, 3], block_size=2, pool=4, sessions=2,
+                 order="fifo", faults=("abort", "heartbeat", "write_error"), seed=2)
+    path = tmp_path / "base.jsonl"
+    run(cfg, strict=False).world.trace.write_jsonl(str(path))
+    base = [e for _, e in read_trace(path)]
+    # rank 2 logs its read before its poll that resumes, after rank 1's part
+    k = next(i for i, e in enumerate(base) if e["event"] == "poll"
+             and e["proc"] == "language/2" and e["decision"] == "resume")
+    assert base[k + 1]["event"] == "buffer_read"
+    early_read = base[:k] + [base[k + 1], base[k]] + base[k + 2:]
+    assert _both(tmp_path, "early_read", early_read) == ("conforms", "conforms")
+    # a rank logs the heartbeat loss of a request twice
+    cfg = Config(variant="flag", tokens=[5, 3], block_size=2, pool=4, sessions=2,
+                 order="fifo", faults=("abort", "heartbeat", "write_error"), seed=3)
+    run(cfg, strict=False).world.trace.write_jsonl(str(path))
+    base = [e for _, e in read_trace(path)]
+    h = next(i for i, e in enumerate(base) if e["event"] == "heartbeat_fail")
+    twice = base[:h] + [dict(base[h])] + base[h:]
+    assert _both(tmp_path, "twice", twice) == ("conforms", "conforms")
