@@ -356,7 +356,9 @@ class _Grouper:
             self.await_status(st, r, s)
 
     def on_round_start(self, line, ev, r, s):
-        self.total[r] = ev["total"]
+        if self.total.setdefault(r, ev["total"]) != ev["total"]:
+            self.impossible(r, s, line)          # the sender changed its mind on the length
+            return
         _, p = self.join("start", "SenderStartRound", r, s, line)
         p.sent, p.tokens = ev["sent_tokens"], ev["tokens"]
         p.aux, p.partial = ev["aux_written"], ev["partial"]

@@ -248,3 +248,11 @@ def test_lagging_rank_read_and_repeated_heartbeat_agree(tmp_path):
     h = next(i for i, e in enumerate(base) if e["event"] == "heartbeat_fail")
     twice = base[:h] + [dict(base[h])] + base[h:]
     assert _both(tmp_path, "twice", twice) == ("conforms", "conforms")
+
+
+def test_round_starts_that_disagree_on_the_total_agree(tmp_path):
+    events = [dict(e) for _, e in read_trace(CORPUS / "valid_two_sessions.jsonl")]
+    k = next(i for i, e in enumerate(events) if e["event"] == "round_start"
+             and e["session"] == 2)
+    events[k]["total"] += 1
+    assert _both(tmp_path, "total", events) == ("violates", "violates")
