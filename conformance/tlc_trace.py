@@ -59,7 +59,7 @@ class NotForTlc(Exception):
     """The trace is outside what TLC trace validation handles."""
 
 
-@dataclass
+@dataclass(eq=False)     # parts and steps are compared by identity
 class Part:
     """What one session's (rank's) events show of a spec action."""
     blocks: list = field(default_factory=list)      # alloc'd / resumed / round's dst blocks (spec ids)
@@ -71,7 +71,6 @@ class Part:
     freed: list | None = None                       # blocks its free events gave back
     aux: bool = False                               # round_start: aux_written
     partial: bool = False                           # round_start: partial
-    read: bool = False                              # it read the buffer
     resumed: bool = False                           # its resume_sent was logged
     fail_logged: bool = False                       # its fail was logged
     alloc: int = -1                                 # allocated_tokens of a resume
@@ -98,7 +97,7 @@ class Part:
 
 
 
-@dataclass
+@dataclass(eq=False)
 class Step:
     """One spec action: its name, the request, and what each session's events show.
 
@@ -190,10 +189,11 @@ def _session_of(ev: dict) -> int:
 class _Grouper:
     """Groups the events of a trace into spec actions (see ``steps_of``)."""
 
-    def __init__(self, bs: int, corrected: bool, free_first: bool):
+    def __init__(self, bs: int, nsess: int, corrected: bool, free_first: bool):
         self.bs = bs
         self.corrected = corrected
         self.free_first = free_first
+        self.nsess = nsess
         self.steps: list[Step] = []
         self.reqs: dict = {}
         self.total: dict = {}
@@ -469,12 +469,11 @@ class _Grouper:
         elif cur is not None and cur[0].action == "PollWait" and cur[0].session:
             # A poll that waits changes nothing: its read is judged where it was
             # logged (writes may have landed since the poll).
-            st, _ = self.add("Read", r, s, line, read=True, reads=[blocks],
+            st, _ = self.add("Read", r, s, line, reads=[blocks],
                              read_aux=[ev["aux_total"]])
             self.before_joined_poll(st, r, s)
         elif cur is not None and cur[0].action in ("PollWait", "PollResume", "PollSuccess",
                                                    "CorrectedCache", "CorrectedRetry"):
-            cur[1].read = True
             cur[1].reads.append(blocks)
             cur[1].read_aux.append(ev["aux_total"])
         else:
@@ -558,13 +557,13 @@ class _Grouper:
                     p.known = False
                 self.cut_at_end = True
                 continue
-            k = next(i for i, x in enumerate(self.steps) if x is st)
+            k = self.steps.index(st)
             if any(x.req == st.req for x in self.steps[k + 1:]):
                 st.action = "Impossible"
-            elif any(p.read for p in parts) and st.action in (
+            elif any(p.reads for p in parts) and st.action in (
                     "PollResume", "CorrectedResume", "CorrectedCache", "PollSuccess"):
                 st.action = "PollWait"           # only its reads happened
-                st.parts = {s: Part(kind="wait", read=q.read, reads=q.reads,
+                st.parts = {s: Part(kind="wait", reads=q.reads,
                                     read_aux=q.read_aux) for s, q in st.parts.items()}
             else:
                 del self.steps[k]
@@ -623,8 +622,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     if nsess > MAX_SESSIONS:
         raise NotForTlc(f"TLC trace validation handles up to {MAX_SESSIONS} sessions per room "
                         f"(this trace has {nsess}); use the native checker")
-    g = _Grouper(bs, variant == "corrected", resume_order == "free_first")
-    g.nsess = nsess
+    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first")
     for line, ev in events:
         if ev["event"] != "config":
             g.feed(line, ev)
@@ -644,7 +642,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
         "Total": totals,
     }
     # (req, session, the position in Trace of the round that did not log them)
-    unlogged = [(r, s, next(i for i, x in enumerate(steps, 1) if x is st))
+    unlogged = [(r, s, steps.index(st) + 1)
                 for r, s, st in g.unlogged_writes]
     return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end, unlogged)
 
