@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import properties as P
-from .properties import PropertyViolation, SPEC_STEP
+from .properties import SPEC_STEP, PropertyViolation
 from .trace import STATUS_RANK, STATUSES, decode_lines
 
 FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = range(5)

@@ -17,7 +17,7 @@ anyway: the checker then reports that it receives a message never sent.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .trace import read_trace
 

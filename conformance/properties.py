@@ -50,7 +50,7 @@ def _fmt(blocks) -> str:
     return "[" + ", ".join(str(b) for b in blocks) + "]"
 
 
-def check_NoSharedBlock(st: "State", rank: int, req: int, blocks: list) -> None:
+def check_NoSharedBlock(st: State, rank: int, req: int, blocks: list) -> None:
     """alloc returns only blocks no request holds (no block held by two requests)."""
     owner = st.owner
     for b in blocks:
@@ -67,7 +67,7 @@ def check_NoSharedBlock(st: "State", rank: int, req: int, blocks: list) -> None:
             "distinct free blocks")
 
 
-def check_NoFreeAndHeld(st: "State", rank: int, req: int, blocks: list) -> None:
+def check_NoFreeAndHeld(st: State, rank: int, req: int, blocks: list) -> None:
     """free puts back only blocks the freeing request holds (else another holder
     keeps a block that is now also in the free list)."""
     owner = st.owner
@@ -81,7 +81,7 @@ def check_NoFreeAndHeld(st: "State", rank: int, req: int, blocks: list) -> None:
                 f"free only blocks req {req} holds: {_fmt(st.held_by(rank, req))}")
 
 
-def check_NoDoubleFree(st: "State", rank: int, req: int, blocks: list) -> None:
+def check_NoDoubleFree(st: State, rank: int, req: int, blocks: list) -> None:
     """free never appends a block that is already free."""
     owner = st.owner
     seen = set()
@@ -94,7 +94,7 @@ def check_NoDoubleFree(st: "State", rank: int, req: int, blocks: list) -> None:
         seen.add(b)
 
 
-def check_WritesOnlyIntoOwnedBlocks_at_write(st: "State", req: int, session: int,
+def check_WritesOnlyIntoOwnedBlocks_at_write(st: State, req: int, session: int,
                                              dst: list) -> None:
     """round_start writes only into blocks the session holds at that point."""
     owner = st.owner
@@ -117,7 +117,7 @@ def check_WritesOnlyIntoOwnedBlocks_at_write(st: "State", req: int, session: int
                 f"{_fmt(st.held_by(session, req))}")
 
 
-def check_WritesOnlyIntoOwnedBlocks_at_free(st: "State", rank: int, req: int,
+def check_WritesOnlyIntoOwnedBlocks_at_free(st: State, rank: int, req: int,
                                             blocks: list) -> None:
     """A block with a write in flight is not given back (the write could land
     after the free, into a block another request may get)."""
@@ -133,7 +133,7 @@ def check_WritesOnlyIntoOwnedBlocks_at_free(st: "State", rank: int, req: int,
                 "free a block only after the round writing it has ended")
 
 
-def check_WritesOnlyIntoOwnedBlocks_at_end(st: "State", req: int, rank: int) -> None:
+def check_WritesOnlyIntoOwnedBlocks_at_end(st: State, req: int, rank: int) -> None:
     """When a request stops waiting on a rank (failed, aborted, handed over),
     no write into its blocks on that rank may be in flight."""
     for (k, b), w in st.inflight.items():
@@ -145,7 +145,7 @@ def check_WritesOnlyIntoOwnedBlocks_at_end(st: "State", req: int, rank: int) -> 
                 "end a request only after the round writing its blocks has ended")
 
 
-def check_NoReadDuringWrite(st: "State", rank: int, req: int, blocks: list) -> None:
+def check_NoReadDuringWrite(st: State, rank: int, req: int, blocks: list) -> None:
     """No buffer is read while a write into one of its blocks is in flight."""
     inflight = st.inflight
     for b in blocks:
@@ -159,7 +159,7 @@ def check_NoReadDuringWrite(st: "State", rank: int, req: int, blocks: list) -> N
                 "read a block only after the status that follows its round arrived")
 
 
-def check_HandedDataIsSource(st: "State", req: int, session: int, tokens: int,
+def check_HandedDataIsSource(st: State, req: int, session: int, tokens: int,
                              ids: list | None) -> None:
     """What is handed to prefill is exactly the sender's embedding, in order."""
     total = st.total.get(req)
@@ -187,7 +187,7 @@ def check_HandedDataIsSource(st: "State", req: int, session: int, tokens: int,
                 f"token {pos} is {req}:{pos} (the source, in order)")
 
 
-def check_AtMostOneResumePerRound(st: "State", req: int, session: int) -> None:
+def check_AtMostOneResumePerRound(st: State, req: int, session: int) -> None:
     """A session resumes at most once for each round that ended partial."""
     resumes = st.rx_resumes.get((req, session), 0) + 1
     partials = st.tx_partials.get(req, 0)
@@ -199,7 +199,7 @@ def check_AtMostOneResumePerRound(st: "State", req: int, session: int) -> None:
             f"at most {partials} resume(s) so far")
 
 
-def check_SenderOffsetFollowsResume(st: "State", ev: dict) -> None:
+def check_SenderOffsetFollowsResume(st: State, ev: dict) -> None:
     """A round starts at the offset the last init/resume carried, writes
     min(remaining, allocated) tokens into the first destination blocks, and is
     partial exactly when tokens remain."""
@@ -241,7 +241,7 @@ def check_SenderOffsetFollowsResume(st: "State", ev: dict) -> None:
             f"{min(-(-tokens // bs), len(tx.dst))} destination block(s)")
 
 
-def check_AuxOnlyInFirstRound(st: "State", ev: dict) -> None:
+def check_AuxOnlyInFirstRound(st: State, ev: dict) -> None:
     """The aux row (the total) is written in the first block of the first round only."""
     first = ev["sent_tokens"] == 0
     if ev["aux_written"] != (first and bool(ev["dst_blocks"])):
@@ -253,7 +253,7 @@ def check_AuxOnlyInFirstRound(st: "State", ev: dict) -> None:
             f"aux_written = {first and bool(ev['dst_blocks'])}")
 
 
-def check_StatusMonotone(st: "State", req: int, session: int, status: int) -> None:
+def check_StatusMonotone(st: State, req: int, session: int, status: int) -> None:
     """The sender's status for a room only grows (Failed may overwrite anything)."""
     last = st.tx_status_sent.get((req, session))
     if status != 0 and last is not None and status < last:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 HEADER = ("v", "proc", "seq", "event")
 

@@ -40,7 +40,7 @@ from resumespec import exitcodes
 
 from .checker_native import Verdict
 from .merge import merge_files
-from .trace import MalformedTrace, STATUS_RANK
+from .trace import STATUS_RANK, MalformedTrace
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 SPEC_MODULE = "ResumeProtocol"

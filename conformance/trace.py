@@ -22,9 +22,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 SCHEMA_VERSION = 1
 
@@ -208,7 +209,7 @@ class EventSpec:
     n_required: int = 0
     side_check: bool | None = None   # True: must be encode; False: must be language
 
-    def field_type(self, name: str) -> "FieldType":
+    def field_type(self, name: str) -> FieldType:
         return self.types[name]
 
 
@@ -484,7 +485,7 @@ def _bad_event(obj: dict, line: int, path: str | None):
     raise MalformedTrace(line, "event", "one of " + ", ".join(EVENTS), path, name)
 
 
-def _bad_field(obj: dict, spec: "EventSpec", fname: str, line: int, path: str | None):
+def _bad_field(obj: dict, spec: EventSpec, fname: str, line: int, path: str | None):
     ftype = spec.types[fname]
     value = obj.get(fname, _MISSING)
     if value is _MISSING:
@@ -492,7 +493,7 @@ def _bad_field(obj: dict, spec: "EventSpec", fname: str, line: int, path: str | 
     raise MalformedTrace(line, fname, ftype.expected, path, value)
 
 
-def _check_optional(obj: dict, spec: "EventSpec", line: int, path: str | None):
+def _check_optional(obj: dict, spec: EventSpec, line: int, path: str | None):
     allowed = spec.all_fields
     required = spec.required_set
     types = spec.types
@@ -730,7 +731,7 @@ class TraceWriter:
             elif not self._file.closed:
                 self._file.flush()
 
-    def __enter__(self) -> "TraceWriter":
+    def __enter__(self) -> TraceWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -201,7 +201,7 @@ class BlockBuffers:
         self.aux[block, AUX_TOTAL] = total
         self.aux[block, AUX_MROPE_DELTA] = mrope_delta
 
-    def copy_block_from(self, src: "BlockBuffers", src_block: int, dst_block: int,
+    def copy_block_from(self, src: BlockBuffers, src_block: int, dst_block: int,
                         tokens: int, with_aux: bool) -> int:
         """One data write: the first ``tokens`` slots of a source block land in
         a destination block (plus the aux row when the sender writes it).
@@ -221,7 +221,7 @@ class BlockBuffers:
             return 4
         return 3
 
-    def copy_blocks_from(self, src: "BlockBuffers", copies: list[BlockCopy]) -> int:
+    def copy_blocks_from(self, src: BlockBuffers, copies: list[BlockCopy]) -> int:
         """Several data writes, in order, as a few tensor ops. Writes into
         distinct blocks commute, so each stretch of the list without a
         repeated destination block is copied at once: full blocks as rows of
@@ -243,7 +243,7 @@ class BlockBuffers:
             ops += self._copy_stretch(src, stretch)
         return ops
 
-    def _copy_stretch(self, src: "BlockBuffers", copies: list[BlockCopy]) -> int:
+    def _copy_stretch(self, src: BlockBuffers, copies: list[BlockCopy]) -> int:
         ops = 0
         full, aux = [], []
         for c in copies:
@@ -260,7 +260,7 @@ class BlockBuffers:
         return ops
 
     # -- landing ----------------------------------------------------------
-    def land(self, src: "BlockBuffers", copy: BlockCopy) -> None:
+    def land(self, src: BlockBuffers, copy: BlockCopy) -> None:
         """A data write lands: copied now (per-block landing) or queued until
         the next read or ``settle`` (batched landing)."""
         if self.batch_landings:

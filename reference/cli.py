@@ -92,9 +92,9 @@ def build_config(args):
 
 def simulate(args) -> int:
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+    from .counterexamples import COUNTEREXAMPLES, config_of, steps_of
     from .device import DeviceError, choose_device
     from .scheduler import ScheduleError, load_schedule, run, shrink
-    from .counterexamples import COUNTEREXAMPLES, config_of, steps_of
     if args.counterexample == "list":
         for cx in COUNTEREXAMPLES.values():
             print(f"{cx.name:32} {cx.variant:12} -> {cx.outcome:20} {cx.why}")
@@ -122,7 +122,8 @@ def simulate(args) -> int:
         schedule = steps_of(cx)
     expected = None
     if args.tlc:
-        from .tlc_replay import SCHEDULE_DIR, TraceError, config_of as tlc_config, load_replay
+        from .tlc_replay import SCHEDULE_DIR, TraceError, load_replay
+        from .tlc_replay import config_of as tlc_config
         path = SCHEDULE_DIR / f"{args.tlc}.json"
         if not path.exists():
             path = args.tlc

@@ -16,7 +16,6 @@ FAULTS = ("write_error", "heartbeat", "abort", "alloc_fail")
 
 
 def write_error(world, req: int) -> None:
-    room = world.sender.rooms[req]
     victim = world.transport.pending_writes(req)[0]
     world.sender._emit("write_error", req=req, session=victim.session)
     world.drop_writes(req)

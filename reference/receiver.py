@@ -26,8 +26,19 @@ from .allocator import BlockAllocator
 from .buffers import ID_STRIDE, BlockBuffers
 from .checks import PoolChecker
 from .trace import TraceLog, language_proc
-from .transport import (FAILED, STATUS_NAMES, SUCCESS, TRANSFERRING, WAITING,
-                        AbortMsg, Init, Resume, Status, Transport, merge_status)
+from .transport import (
+    FAILED,
+    STATUS_NAMES,
+    SUCCESS,
+    TRANSFERRING,
+    WAITING,
+    AbortMsg,
+    Init,
+    Resume,
+    Status,
+    Transport,
+    merge_status,
+)
 
 VARIANTS = ("flag", "indices", "sent_tokens", "cached_sent", "once", "corrected")
 HISTORICAL = VARIANTS[:-1]

@@ -25,8 +25,17 @@ from dataclasses import dataclass, field
 from .allocator import blocks_for
 from .buffers import BlockBuffers
 from .trace import TraceLog, encode_proc
-from .transport import (FAILED, STATUS_NAMES, SUCCESS, TRANSFERRING, AbortMsg,
-                        Init, Resume, Status, Transport)
+from .transport import (
+    FAILED,
+    STATUS_NAMES,
+    SUCCESS,
+    TRANSFERRING,
+    AbortMsg,
+    Init,
+    Resume,
+    Status,
+    Transport,
+)
 
 
 @dataclass

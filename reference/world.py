@@ -15,9 +15,9 @@ import torch
 from . import faults as fault_steps
 from .allocator import BlockAllocator, blocks_for
 from .buffers import BlockBuffers, BlockCopy, make_source_embedding
-from .checks import PROPERTIES, PoolChecker, PropertyGate, Violation, check_handoff
+from .checks import PoolChecker, PropertyGate, check_handoff
 from .device import choose_device
-from .receiver import ENGINE_RESUME_ORDER, HISTORICAL, Receiver
+from .receiver import ENGINE_RESUME_ORDER, Receiver
 from .sender import Sender
 from .trace import TraceLog
 from .transport import AbortMsg, Init, Resume, Transport
@@ -276,7 +276,7 @@ class World:
                  ss.last_resume_at, tuple(ss.last_resume_indices or ()), ss.cached_round,
                  ss.last_resumed_round, ss.assembly.length if ss.assembly else -1)
                 for ss in rq.sessions.values())))
-        for req, room in self.sender.rooms.items():
+        for room in self.sender.rooms.values():
             parts.append((room.round, room.in_round, room.state, tuple(
                 (i.sent, i.alloc, tuple(i.dst), i.ready, i.known) for i in room.sessions.values())))
         net = self.transport
@@ -304,7 +304,7 @@ class World:
                            f"sender round {room.round} ({room.state}), sent "
                            + "/".join(str(i.sent) for i in room.sessions.values())
                            + f" of {room.total}")
-        for req, room in self.sender.rooms.items():
+        for room in self.sender.rooms.values():
             rq = self.receiver.requests[req]
             if room.state == "open" and rq.phase in ("done", "failed"):
                 out.append(f"req {req}: sender room never closes (round {room.round}, receiver {rq.phase})")

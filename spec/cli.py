@@ -83,7 +83,7 @@ def _load(args) -> mf.Manifest:
     try:
         return mf.load_manifest(args.manifest)
     except mf.ManifestError as exc:
-        raise _Fail(exitcodes.BAD_INPUT, str(exc))
+        raise _Fail(exitcodes.BAD_INPUT, str(exc)) from exc
 
 
 def _settings(args) -> tlc.TlcSettings:
@@ -93,7 +93,7 @@ def _settings(args) -> tlc.TlcSettings:
             lncheck_final=args.lncheck_final,
         )
     except tlc.TlcFailure as exc:
-        raise _Fail(exc.exit_code, exc.one_line())
+        raise _Fail(exc.exit_code, exc.one_line()) from exc
 
 
 def model_run_for(manifest: mf.Manifest, entry: mf.ModelEntry) -> tlc.ModelRun:
@@ -151,7 +151,7 @@ def run_entry(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSett
         outcome.result = tlc.check_model(model_run_for(manifest, entry), settings, _progress_factory(args), prefer=prefer)
     except tlc.TlcFailure as exc:
         if exc.exit_code in (exitcodes.NO_JAVA, exitcodes.BAD_JAR):
-            raise _Fail(exc.exit_code, exc.one_line())
+            raise _Fail(exc.exit_code, exc.one_line()) from exc
         outcome.failure = exc
         outcome.problems = [exc.one_line()]
         return outcome

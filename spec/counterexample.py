@@ -16,9 +16,10 @@ language rank one row of blocks with owner request and content.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from resumespec.spec import tla_values as tv
 

@@ -192,7 +192,7 @@ def _entry(path: Path, index: int, obj: Any, root: Path) -> ModelEntry:
     try:
         expected = parse_expected(obj["expected"])
     except ValueError as exc:
-        raise bad("expected", str(exc))
+        raise bad("expected", str(exc)) from exc
     if expected.kind == "deadlock" and not check_deadlock:
         raise bad("expected", '"deadlock" expected but check_deadlock is false')
     measured: dict[str, Any] = {}
@@ -220,11 +220,11 @@ def load_manifest(path: Path | str | None = None) -> Manifest:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror or exc}")
+        raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}")
+        raise ManifestError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: expected a JSON object with \"format\" and \"models\"")
     if data.get("format") != FORMAT:

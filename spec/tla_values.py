@@ -28,7 +28,8 @@ gives ``t`` back up to white space. Value classes:
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 class TlaValueError(ValueError):

@@ -38,9 +38,10 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, TextIO
+from typing import TextIO
 
 from resumespec import exitcodes
 from resumespec.spec.counterexample import (
@@ -140,7 +141,7 @@ def java_version(java: str) -> int:
     try:
         proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TlcFailure(exitcodes.NO_JAVA, f"{java} -version failed: {exc}; {JAVA_INSTALL_HINT}")
+        raise TlcFailure(exitcodes.NO_JAVA, f"{java} -version failed: {exc}; {JAVA_INSTALL_HINT}") from exc
     version = parse_java_version(proc.stderr + proc.stdout)
     if version is None:
         raise TlcFailure(
@@ -213,7 +214,7 @@ def inspect_jar(path: Path, source: str = "--jar") -> JarInfo:
                 m = re.search(r"^Implementation-Version:\s*(.+)$", manifest, re.M)
                 version = m.group(1).strip() if m else None
     except (zipfile.BadZipFile, OSError, KeyError) as exc:
-        raise TlcFailure(exitcodes.BAD_JAR, f"{where} is a broken jar: {exc}")
+        raise TlcFailure(exitcodes.BAD_JAR, f"{where} is a broken jar: {exc}") from exc
     return JarInfo(
         path=path,
         source=source,
@@ -304,7 +305,7 @@ class TlcConfig:
     sections: list[tuple[str, str]]
 
     @classmethod
-    def parse(cls, text: str) -> "TlcConfig":
+    def parse(cls, text: str) -> TlcConfig:
         clean = _strip_cfg_comments(text)
         sections: list[tuple[str, str]] = []
         matches = list(_CFG_KEYWORD.finditer(clean))
@@ -314,7 +315,7 @@ class TlcConfig:
         return cls(sections)
 
     @classmethod
-    def read(cls, path: Path) -> "TlcConfig":
+    def read(cls, path: Path) -> TlcConfig:
         return cls.parse(path.read_text())
 
     def names(self, *keywords: str) -> list[str]:
@@ -336,10 +337,10 @@ class TlcConfig:
     def has(self, keyword: str) -> bool:
         return any(kw == keyword for kw, _ in self.sections)
 
-    def without(self, *keywords: str) -> "TlcConfig":
+    def without(self, *keywords: str) -> TlcConfig:
         return TlcConfig([(kw, b) for kw, b in self.sections if kw not in keywords])
 
-    def with_properties(self, names: Iterable[str]) -> "TlcConfig":
+    def with_properties(self, names: Iterable[str]) -> TlcConfig:
         kept = [(kw, b) for kw, b in self.sections if kw not in ("PROPERTY", "PROPERTIES")]
         return TlcConfig(kept + [("PROPERTY", n) for n in names])
 
@@ -358,7 +359,7 @@ class ToolMessage:
     code: int
     severity: int
     lines: list[str] = field(default_factory=list)
-    children: list["ToolMessage"] = field(default_factory=list)
+    children: list[ToolMessage] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -424,7 +425,7 @@ class ToolOutputParser:
             self.transcript.append("".join(pieces))
         return done
 
-    def feed_all(self, text: str) -> "ToolOutputParser":
+    def feed_all(self, text: str) -> ToolOutputParser:
         for line in text.splitlines():
             self.feed(line)
         return self
@@ -702,9 +703,9 @@ def _find_word_line(path: Path, word: str) -> int | None:
 
 def describe_config_error(text: str, cfg: Path) -> str:
     """One line ``cfg:line: configuration error: what``."""
-    lines = [l.strip() for l in text.splitlines() if l.strip()]
-    lines = [l for l in lines if not l.startswith(("TLC threw", "This was probably", "See the User", "The exception was"))]
-    joined = " ".join(l.lstrip(": ") for l in lines)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("TLC threw", "This was probably", "See the User", "The exception was"))]
+    joined = " ".join(ln.lstrip(": ") for ln in lines)
     m = re.search(r"at line (\d+)", joined)
     lineno = int(m.group(1)) if m else None
     if lineno is None:
@@ -882,11 +883,11 @@ def _describe_tlc_error(parser: ToolOutputParser, errors: list[ToolMessage], exi
     if errors:
         msg = errors[0]
         text = msg.full_text()
-        lines = [l.strip() for l in text.splitlines() if l.strip()]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         noise = ("TLC threw an unexpected exception", "This was probably caused", "See the User Output",
                  "The exception was a", ":")
-        useful = [l for l in lines if not l.startswith(noise) or l.startswith(": ") and len(l) > 2]
-        summary = " ".join(l.lstrip(": ") for l in useful[:4]) or _first_line(text)
+        useful = [ln for ln in lines if not ln.startswith(noise) or ln.startswith(": ") and len(ln) > 2]
+        summary = " ".join(ln.lstrip(": ") for ln in useful[:4]) or _first_line(text)
         where = parser.first(MSG_NESTED_EXPRESSIONS)
         if where:
             locs = re.findall(r"\d+\. (Line .+)", where.text)
@@ -1000,7 +1001,7 @@ def run_tlc(
                 stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True,
             )
         except OSError as exc:
-            raise TlcFailure(exitcodes.NO_JAVA, f"could not start {settings.java}: {exc}; {JAVA_INSTALL_HINT}")
+            raise TlcFailure(exitcodes.NO_JAVA, f"could not start {settings.java}: {exc}; {JAVA_INSTALL_HINT}") from exc
         lines: queue.Queue = queue.Queue()
         eof = object()
 

@@ -8,13 +8,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as hs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from resumespec import exitcodes
 from resumespec.cli import main as cli_main
 from resumespec.conformance import properties, synth
 from resumespec.conformance.checker_native import (
-    SPEC_ACTIONS, NativeChecker, check_native,
+    SPEC_ACTIONS,
+    NativeChecker,
+    check_native,
 )
 from resumespec.conformance.trace import MalformedTrace
 

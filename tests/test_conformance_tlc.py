@@ -13,18 +13,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+from test_conformance import MUTATIONS, mutate
 
 from resumespec import exitcodes
 from resumespec.cli import main as cli_main
 from resumespec.conformance import synth
 from resumespec.conformance.checker_native import check_native
-from resumespec.conformance.tlc_trace import MAX_SESSIONS, check_tlc, render, steps_of, _load
+from resumespec.conformance.tlc_trace import MAX_SESSIONS, _load, check_tlc, render, steps_of
 from resumespec.conformance.trace import read_trace
 from resumespec.reference.scheduler import run
 from resumespec.reference.world import Config
-from hypothesis import HealthCheck, given, settings, strategies as hs
-
-from test_conformance import MUTATIONS, mutate
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "conformance" / "corpus"

@@ -6,10 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from resumespec.report.itf import (ItfError, ItfTuple, trace_from_itf, trace_to_itf, value_from_itf,
-                                   value_to_itf)
+from resumespec.report.itf import (
+    ItfError,
+    ItfTuple,
+    trace_from_itf,
+    trace_to_itf,
+    value_from_itf,
+    value_to_itf,
+)
 from resumespec.spec import tla_values as tv
 from resumespec.spec.counterexample import ActionLabel, Trace, TraceState
 

@@ -13,12 +13,14 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import pytest
 import torch
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st, find
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import strategies as st
 
 from resumespec.reference.counterexamples import COUNTEREXAMPLES, config_of, steps_of
 from resumespec.reference.receiver import HISTORICAL, VARIANTS
 from resumespec.reference.scheduler import run, shrink
-from resumespec.reference.tlc_replay import config_of as tlc_config, stored_replays
+from resumespec.reference.tlc_replay import config_of as tlc_config
+from resumespec.reference.tlc_replay import stored_replays
 from resumespec.reference.world import Config
 
 
@@ -106,7 +108,7 @@ def _same_run(cfg: Config, schedule=None, choices=None, strict: bool = True) -> 
     runs = []
     for batch in (True, False):
         it = iter(choices or ())
-        chooser = (lambda cands: next(it, 0)) if choices is not None else None
+        chooser = (lambda cands, it=it: next(it, 0)) if choices is not None else None
         runs.append(run(Config(**{**cfg.__dict__, "batch_writes": batch}), schedule,
                         strict=strict, chooser=chooser))
     a, b = runs

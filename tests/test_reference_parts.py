@@ -7,13 +7,14 @@ import warnings
 
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
-import pytest
-import torch
-from hypothesis import given, settings, strategies as st
-
-from resumespec import exitcodes
 import argparse
 
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resumespec import exitcodes
 from resumespec.reference import cli as reference_cli
 
 

@@ -15,8 +15,13 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import pytest
 
 from resumespec.reference.scheduler import run
-from resumespec.reference.tlc_replay import (config_of, load_replay, parse_constants, replay_doc,
-                                             run_tlc_counterexample, stored_replays)
+from resumespec.reference.tlc_replay import (
+    config_of,
+    parse_constants,
+    replay_doc,
+    run_tlc_counterexample,
+    stored_replays,
+)
 
 REPLAYS = stored_replays()
 

@@ -180,7 +180,11 @@ def test_transfer_engine_copies_bytes_between_registered_tensors():
 
 def test_fake_sockets_deliver_in_order_and_end_receive_loops():
     from resumespec.conformance.adapters.sglang_inprocess import (
-        Drained, ManualThreads, Network, make_fake_zmq)
+        Drained,
+        ManualThreads,
+        Network,
+        make_fake_zmq,
+    )
 
     net = Network()
     zmq = make_fake_zmq(net)
@@ -208,7 +212,9 @@ def test_fake_sockets_deliver_in_order_and_end_receive_loops():
 
 def test_bootstrap_registry_answers_like_the_bootstrap_server():
     from resumespec.conformance.adapters.sglang_inprocess import (
-        BootstrapRegistry, make_fake_requests)
+        BootstrapRegistry,
+        make_fake_requests,
+    )
 
     reg = BootstrapRegistry()
     requests = make_fake_requests(reg)
@@ -255,9 +261,13 @@ def test_recorder_script_gives_one_line_errors(tmp_path, capsys):
 
 
 def test_lockstep_group_reduces_across_rank_threads_in_turn():
-    from resumespec.conformance.adapters.sglang_inprocess import (
-        LockstepGroup, RanksDiverged, route_all_reduce_to_lockstep_groups)
     import torch.distributed as dist
+
+    from resumespec.conformance.adapters.sglang_inprocess import (
+        LockstepGroup,
+        RanksDiverged,
+        route_all_reduce_to_lockstep_groups,
+    )
 
     route_all_reduce_to_lockstep_groups()
     group = LockstepGroup(2, timeout=5)

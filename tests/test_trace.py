@@ -8,15 +8,35 @@ import threading
 
 import jsonschema
 import pytest
-from hypothesis import given, settings, strategies as hs
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from resumespec.conformance import recorder as recorder_mod
 from resumespec.conformance import synth
 from resumespec.conformance.trace import (
-    DECISIONS, ENCODE, EVENTS, FAST_VALIDATORS, FAULTS, FIELDS, LANGUAGE, ORDERS,
-    RESUME_ORDERS, SCHEMA_VERSION, STATUSES, VARIANTS, MalformedTrace, TraceWriter,
-    json_schema, load_schema, read_trace, read_trace_batches, decode_lines, schema_text, validate_event,
-    validate_precisely, SCHEMA_FILE,
+    DECISIONS,
+    ENCODE,
+    EVENTS,
+    FAST_VALIDATORS,
+    FAULTS,
+    FIELDS,
+    LANGUAGE,
+    ORDERS,
+    RESUME_ORDERS,
+    SCHEMA_FILE,
+    SCHEMA_VERSION,
+    STATUSES,
+    VARIANTS,
+    MalformedTrace,
+    TraceWriter,
+    decode_lines,
+    json_schema,
+    load_schema,
+    read_trace,
+    read_trace_batches,
+    schema_text,
+    validate_event,
+    validate_precisely,
 )
 
 GOOD = {"v": 1, "proc": "encode", "seq": 0, "event": "round_end", "req": 1, "session": 1,
@@ -202,7 +222,7 @@ def test_a_batch_text_decodes_to_its_events():
     data = b"".join(json.dumps(dict(GOOD, seq=i)).encode() + b"\n" for i in range(50))
     got = list(read_trace_batches(io.BytesIO(data), path="t.jsonl"))
     assert sum(len(events) for _, events, _ in got) == 50
-    for before, events, text in got:
+    for _before, events, text in got:
         assert text is not None and decode_lines(text) == events
 
 

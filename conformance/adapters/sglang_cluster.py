@@ -173,7 +173,7 @@ class _WatchedQueue(list):
     """The transfer queue's list; iterating it tells the rank which request
     the poll loop is handling (the loop zips the queue with the polls)."""
 
-    def __init__(self, items: list, rank: "LanguageRank"):
+    def __init__(self, items: list, rank: LanguageRank):
         super().__init__(items)
         self._rank = rank
 
@@ -192,7 +192,7 @@ def room_of_rid(rid: Any) -> int | None:
 class LanguageRank:
     """One language rank: its pool, buffers, queues, manager, and its trace."""
 
-    def __init__(self, cluster: "Cluster", rank: int, group: Any, server_args: Any):
+    def __init__(self, cluster: Cluster, rank: int, group: Any, server_args: Any):
         from resumespec.conformance.recorder import recorder_for
 
         fork, u, cfg = cluster.fork, cluster.fork.utils, cluster.cfg

@@ -26,7 +26,8 @@ import itertools
 import threading
 import types
 from collections import defaultdict, deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Drained(BaseException):
@@ -180,7 +181,7 @@ class InProcessTransferEngine:
     write error).
     """
 
-    _by_session: dict[str, "InProcessTransferEngine"] = {}
+    _by_session: dict[str, InProcessTransferEngine] = {}
     _ports = itertools.count(17000)
     observers: list[Callable[..., None]] = []
 

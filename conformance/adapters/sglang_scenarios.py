@@ -17,8 +17,8 @@ the protocol does not depend on them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .sglang_cluster import Cluster, Config
 

@@ -27,7 +27,7 @@ from typing import Any
 from resumespec.spec import tla_values as tv
 from resumespec.spec.counterexample import Trace, TraceState
 
-from .timeline import Arrow, BlockCell, Finding, Lane, Mark, PROPERTY_MEANING, Step, Timeline
+from .timeline import PROPERTY_MEANING, Arrow, BlockCell, Finding, Lane, Mark, Step, Timeline
 
 STATUS_NAMES = {0: "Failed", 1: "Bootstrapping", 2: "WaitingForInput", 3: "Transferring", 4: "Success"}
 HOLDING_PHASES = ("queued", "aborting", "prefill")
@@ -219,7 +219,7 @@ class StepReader:
     def changed(self, var: str) -> list[tuple]:
         """Keys (r,) or (r, s) under ``var`` whose value changed."""
         out = []
-        old, new = self.prev.get(var), self.cur.get(var)
+        _old, new = self.prev.get(var), self.cur.get(var)
         for k in dom(new):
             o, n = at(self.prev, var, k), at(self.cur, var, k)
             if o == n:
@@ -237,12 +237,12 @@ class StepReader:
             keys = self.changed(var)
             if keys:
                 return keys[0][0]
-        for chan, r, s, m in self.received + self.sent:
+        for _chan, r, _s, _m in self.received + self.sent:
             return r
-        for s, w in self.writes_removed + self.writes_added:
+        for _s, w in self.writes_removed + self.writes_added:
             return w["r"]
         if self.changed("errors") or self.prev.get("errors") != self.cur.get("errors"):
-            for r, s, w in reads_during_write(self.cur):
+            for r, _s, _w in reads_during_write(self.cur):
                 return r
         return None
 
@@ -497,10 +497,10 @@ def _poll_sentence(rd: StepReader, r: Any) -> tuple[str, list[Mark]]:
                          f"{toks(w['toks'])} into block {w['b']} is still in flight")
             marks.append(Mark(f"rx{s}", "read during write", "bad"))
             break
-    rnd_old, rnd_new = None, None
+    _rnd_old, rnd_new = None, None
     for s in dom(at(cur, "rxRound", r)):
         if at(prev, "rxRound", r, s) != at(cur, "rxRound", r, s):
-            rnd_old, rnd_new = at(prev, "rxRound", r, s), at(cur, "rxRound", r, s)
+            _rnd_old, rnd_new = at(prev, "rxRound", r, s), at(cur, "rxRound", r, s)
     if rnd_new is not None and not parts:
         parts.append(f"it caches round {rnd_new}")
     if not parts:

@@ -31,7 +31,7 @@ from resumespec.conformance.checker_native import Verdict, describe
 from resumespec.conformance.merge import merge_files
 from resumespec.conformance.trace import MalformedTrace
 
-from .timeline import Arrow, BlockCell, Finding, Lane, Mark, PROPERTY_MEANING, Step, Timeline
+from .timeline import PROPERTY_MEANING, Arrow, BlockCell, Finding, Lane, Mark, Step, Timeline
 
 SEND_RECV = {"init_sent": ("ctl", "init_recv"), "resume_sent": ("ctl", "resume_recv"),
              "abort_sent": ("ctl", "abort_recv"), "status_sent": ("st", "status_recv")}
@@ -239,7 +239,7 @@ def timeline_from_trace(files: list[str], verdict: Verdict, *, title: str = "",
     # Which step to highlight.
     hl_key = (verdict.file, verdict.line) if verdict.line is not None else None
     hl_index = None
-    for i, (path, line, ev) in enumerate(events, 1):
+    for i, (path, line, _ev) in enumerate(events, 1):
         if hl_key and line == hl_key[1] and (hl_key[0] in (None, path) or len(files) == 1):
             hl_index = i
             break
