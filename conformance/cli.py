@@ -22,6 +22,8 @@ from xml.sax.saxutils import escape, quoteattr
 from resumespec import exitcodes
 
 from .checker_native import SPEC_ACTIONS, Verdict, check_native
+from .monitor import add_arguments as add_follow_arguments
+from .monitor import follow_requested, run_follow
 
 EXIT = {"conforms": exitcodes.OK, "violates": exitcodes.VIOLATES,
         "incomplete": exitcodes.INCOMPLETE, "malformed": exitcodes.MALFORMED,
@@ -65,6 +67,7 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=int, default=600,
                    help="seconds per trace for TLC (default 600)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_follow_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -196,6 +199,8 @@ def coverage_text(total: dict) -> str:
 
 
 def run(args) -> int:
+    if follow_requested(args):
+        return run_follow(args)
     if args.bound is not None and args.bound < 1:
         print("conform: --bound must be >= 1", file=sys.stderr)
         return exitcodes.USAGE
