@@ -16,6 +16,11 @@ Tracing is off unless the environment variable ``RESUMESPEC_TRACE`` is set:
 * ``RESUMESPEC_TRACE=/some/file.jsonl``: every process of this OS process
   appends to one file (each line is one ``write`` under a lock).
 
+Lines are block-buffered (written in 8-64 KiB bursts) unless
+``RESUMESPEC_TRACE_FLUSH=1``: then every line is written as it is logged
+(one ``write`` per event), which a live monitor (``resumespec conform
+--follow``) needs to see events as they happen.
+
 When off, ``recorder_for`` returns a recorder whose ``log`` does nothing
 (one attribute lookup and a call; ``enabled`` is False).  When on, ``log``
 validates the fields against the trace catalogue (set
@@ -34,6 +39,7 @@ from .trace import TraceWriter
 
 ENV_TRACE = "RESUMESPEC_TRACE"
 ENV_CHECK = "RESUMESPEC_TRACE_CHECK"
+ENV_FLUSH = "RESUMESPEC_TRACE_FLUSH"
 
 
 class NullRecorder:
@@ -87,18 +93,22 @@ def trace_path_for(target: str, proc: str) -> Path:
     return p / (proc.replace("/", "-") + ".jsonl")
 
 
-def recorder_for(proc: str, target: str | None = None, *, check: bool | None = None):
+def recorder_for(proc: str, target: str | None = None, *, check: bool | None = None,
+                 flush: bool | None = None):
     """The recorder of process ``proc`` ("encode" or "language/<rank>").
 
     ``target`` defaults to $RESUMESPEC_TRACE; without one, tracing is off and
     the shared NullRecorder is returned.  Asking twice for the same process
     and target gives the same recorder (sequence numbers continue).
+    ``flush`` (default $RESUMESPEC_TRACE_FLUSH=1): write each line at once.
     """
     target = target if target is not None else os.environ.get(ENV_TRACE)
     if not target:
         return NULL
     if check is None:
         check = os.environ.get(ENV_CHECK, "1") != "0"
+    if flush is None:
+        flush = os.environ.get(ENV_FLUSH, "0") == "1"
     key = (target, proc)
     with _guard:
         rec = _registry.get(key)
@@ -109,8 +119,12 @@ def recorder_for(proc: str, target: str | None = None, *, check: bool | None = N
         if path.suffix == ".jsonl" and Path(target).suffix == ".jsonl":
             f = _shared_files.get(str(path))
             if f is None:
-                f = open(path, "a", encoding="utf-8", buffering=1 << 16)
+                f = open(path, "a", encoding="utf-8", buffering=1 if flush else 1 << 16)
                 _shared_files[str(path)] = f
+            writer = TraceWriter(f, proc, check=check)
+        elif flush:     # line-buffered: closed by close_all like a shared file
+            f = open(path, "a", encoding="utf-8", buffering=1)
+            _shared_files[str(path)] = f
             writer = TraceWriter(f, proc, check=check)
         else:
             writer = TraceWriter(path, proc, check=check)
