@@ -284,8 +284,9 @@ class Monitor:
 
     Drive it with ``poll()`` (one round: read, merge, check) and ``stop()``;
     ``run()`` does both until a signal, ``--exit-on-first`` or ``idle_exit``.
-    ``on_finding(finding)`` and ``on_note(path, text)`` are called as things
-    happen.
+    ``on_finding(finding)``, ``on_html(finding)`` (its HTML report is
+    written) and ``on_note(path, text)`` (a file appeared, rotated, ...) are
+    called as things happen.
     """
 
     def __init__(self, directory: str, *, bound: int | None = None,
@@ -293,6 +294,7 @@ class Monitor:
                  html: str | None = None, window: int = WINDOW,
                  on_finding: Callable[[Finding], None] | None = None,
                  on_note: Callable[[str, str], None] | None = None,
+                 on_html: Callable[[Finding], None] | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.dir = directory
         self.bound = bound
@@ -302,6 +304,8 @@ class Monitor:
         self.clock = clock
         self.on_finding = on_finding or (lambda f: None)
         self.on_note = on_note or (lambda p, t: None)
+        self.on_html = on_html or (lambda f: None)
+        self.ignored: set[str] = set()              # names that are rotated copies
         self.tails: list[Tail] = []
         self.by_path: dict[str, Tail] = {}
         self.checker = NativeChecker(bound=bound)
@@ -323,9 +327,23 @@ class Monitor:
                            if e.name.endswith(".jsonl") and e.is_file())
         except FileNotFoundError:
             return
+        # files held open cannot have their inode reused: one seen again under
+        # another name is the same file, renamed
+        open_idents = {t.ident for t in self.tails if t.f is not None}
         for name in names:
             path = os.path.join(self.dir, name)
-            if path not in self.by_path:
+            if path not in self.by_path and path not in self.ignored:
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                if (st.st_dev, st.st_ino) in open_idents:
+                    # a followed file renamed to another *.jsonl name (rotation):
+                    # its events were read under its old name
+                    self.ignored.add(path)
+                    self.on_note(path, "a rotated log already followed under another "
+                                       "name: not read again")
+                    continue
                 t = Tail(path, self.clock)
                 self.by_path[path] = t
                 self.tails.append(t)
@@ -494,7 +512,7 @@ class Monitor:
             except OSError as e:
                 self.on_note(self.html, f"cannot write the HTML report: {e.strerror or e}")
             else:
-                self.on_note(f.html, f"HTML report of finding {f.number} written")
+                self.on_html(f)
         if self.exit_on_first and kind in ("violates", "malformed"):
             self.done = True
 
@@ -608,8 +626,9 @@ def _print_json(doc: dict) -> None:
 
 def follow_requested(args) -> bool:
     """--follow, or one of its options (which then need it)."""
-    return bool(args.follow or args.exit_on_first or args.html or args.idle_exit is not None
-                or args.interval != INTERVAL_S or args.max_lag != MAX_LAG_S)
+    g = lambda name, default=None: getattr(args, name, default)
+    return bool(g("follow") or g("exit_on_first") or g("html") or g("idle_exit") is not None
+                or g("interval", INTERVAL_S) != INTERVAL_S or g("max_lag", MAX_LAG_S) != MAX_LAG_S)
 
 
 def run_follow(args) -> int:
@@ -648,6 +667,12 @@ def run_follow(args) -> int:
             stamp = time.strftime("%H:%M:%S", time.localtime(f.reported))
             print(f"[{stamp}] " + text_report(d, f.verdict), flush=True)
 
+    def on_html(f: Finding) -> None:
+        if as_json:
+            _print_json({"type": "html", "finding": f.number, "path": f.html})
+        else:
+            print(f"  HTML report of this violation: {f.html}", flush=True)
+
     def on_note(path: str, text: str) -> None:
         if as_json:
             _print_json({"type": "file", "path": path, "note": text, "at": time.time()})
@@ -656,7 +681,7 @@ def run_follow(args) -> int:
 
     mon = Monitor(d, bound=args.bound, max_lag=args.max_lag,
                   exit_on_first=args.exit_on_first, html=args.html,
-                  on_finding=on_finding, on_note=on_note)
+                  on_finding=on_finding, on_note=on_note, on_html=on_html)
     stop = {"signal": None}
 
     def on_signal(signum, _frame):

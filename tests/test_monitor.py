@@ -369,6 +369,51 @@ def test_idle_exit_judges_a_finished_run_like_the_offline_checker(tmp_path):
     assert docs[-1]["stopped_by"] == "idle-exit"
 
 
+def test_rotation_to_another_jsonl_name_is_not_read_twice(tmp_path):
+    clock = FakeClock()
+    notes = []
+    mon = Monitor(str(tmp_path), max_lag=5.0, clock=clock,
+                  on_note=lambda p, t: notes.append((os.path.basename(p), t)))
+    events = list(synth.generate(5, nsess=1, seed=2))
+    enc = [e for e in events if e["proc"] == "encode"]
+    lang = [e for e in events if e["proc"] == "language/1"]
+    # the whole language log, and the first half of the encoder's
+    (tmp_path / "language-1.jsonl").write_text("".join(map(_line, lang)))
+    half = len(enc) // 2
+    (tmp_path / "encode.jsonl").write_text("".join(map(_line, enc[:half])))
+    mon.poll()
+    (tmp_path / "encode.jsonl").rename(tmp_path / "encode.1.jsonl")
+    (tmp_path / "encode.jsonl").write_text("".join(map(_line, enc[half:])))
+    mon.poll()
+    clock.t += 2.0
+    mon.poll()
+    summary = mon.stop(judge=True)
+    assert mon.findings == [], [f.verdict.message for f in mon.findings]
+    assert summary["events"] == len(events)
+    assert ("encode.1.jsonl", "a rotated log already followed under another name: "
+            "not read again") in notes
+
+
+def test_recorder_lines_reach_the_monitor_at_once_with_trace_flush(tmp_path):
+    from resumespec.conformance.recorder import recorder_for
+
+    buffered = recorder_for("encode", str(tmp_path / "b"), flush=False)
+    buffered.log("config", block_size=4)
+    assert (tmp_path / "b" / "encode.jsonl").read_text() == ""   # still in the buffer
+    found = []
+    mon = Monitor(str(tmp_path / "f"), max_lag=0.0, on_finding=found.append)
+    rec = recorder_for("language/1", str(tmp_path / "f"), flush=True)
+    rec.log("config", block_size=4, nblocks=4)
+    mon.poll()
+    assert mon.stats.events == 1
+    rec.log("free", rank=1, req=3, blocks=[2])        # a block nobody holds
+    mon.poll()
+    assert len(found) == 1 and found[0].verdict.prop == "NoDoubleFree"
+    assert found[0].verdict.line == 2
+    buffered.close()
+    rec.close()
+
+
 def _peak_for(tmp_path: Path, nreq: int) -> tuple[int, int]:
     d = tmp_path / f"run{nreq}"
     events = synth.generate(nreq, nsess=2, seed=5)
