@@ -436,6 +436,7 @@ class Monitor:
             err = ev["__malformed__"]
             self.resync.update(tail.procs)    # the lost line's seq is unknown
             self._found("malformed", self._malformed_verdict(err), p.seen)
+            self._restart()                   # and so is what it did
             return
         ch = _CHANNEL.get(ev["event"])
         if ch is not None:
@@ -689,7 +690,7 @@ def run_follow(args) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if not quiet and not as_json:
+        if not quiet:
             print(f"conform --follow: watching {d} (every {args.interval}s; Ctrl-C stops)",
                   file=sys.stderr, flush=True)
         summary = mon.run(interval=args.interval, idle_exit=args.idle_exit,

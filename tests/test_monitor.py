@@ -154,10 +154,14 @@ def test_live_run_with_rotation_dead_process_and_two_violations(tmp_path):
          "--html", str(html)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     got: list = []
+    err: list = []
     reader = threading.Thread(target=_reader, args=(mon.stdout, got), daemon=True)
     reader.start()
+    threading.Thread(target=_reader, args=(mon.stderr, err), daemon=True).start()
     try:
-        time.sleep(1.0)            # the monitor is up (it also copes with files already there)
+        deadline = time.time() + 60   # wait until the monitor is up (a loaded box is slow)
+        while not any("watching" in line for _, line in err) and time.time() < deadline:
+            time.sleep(0.05)
         wr = subprocess.run([sys.executable, __file__, "--writer", str(d), "60", "0.003"],
                             capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
         assert wr.returncode == 0, wr.stderr
