@@ -139,11 +139,13 @@ class Tail:
             return False
         if len(self.queue) >= MAX_QUEUE and not final:
             return False          # far ahead of the others: let them catch up
-        st = os.fstat(self.f.fileno())
+        f = self.f
+        assert f is not None
+        st = os.fstat(f.fileno())
         if st.st_size < self.pos + len(self.rest):     # truncated in place
             self._end_segment(out, errors, why="truncated")
             self.notes.append("truncated: reading it again from the start")
-            self.f.seek(0)
+            f.seek(0)
             self.pos, self.line, self.rest = 0, 0, b""
             self.segments += 1
         grew |= self._read(out, errors, final)
@@ -156,17 +158,17 @@ class Tail:
             if ident is not None:      # rotated: a new file has the name
                 grew |= self._drain(out, errors)
                 self._end_segment(out, errors, why="rotated")
-                self.f.close()
+                f.close()
                 self.f = None
-                self._open()
-                grew |= self._read(out, errors, final)
+                if self._open():        # (unless it went away again meanwhile)
+                    grew |= self._read(out, errors, final)
             else:                       # renamed away or deleted: follow it a while
                 if self.gone_since is None:
                     self.gone_since = self.clock()
                     self.notes.append(f"renamed away or deleted (now {self._name_now()})")
                 if self.clock() - max(self.gone_since, self.grew_at) >= ROTATE_GRACE_S:
                     self._end_segment(out, errors, why="rotated")
-                    self.f.close()
+                    f.close()
                     self.f = None
         if final and self.f is not None:
             grew |= self._drain(out, errors)
@@ -180,6 +182,8 @@ class Tail:
         return grew
 
     def _read(self, out: list, errors: list, final: bool) -> bool:
+        if self.f is None:
+            return False
         data = self.f.read(READ_BYTES)
         self.at_eof = len(data) < READ_BYTES
         if not data:
@@ -371,7 +375,8 @@ class Monitor:
             for _, p in out:
                 if isinstance(p, MalformedTrace):
                     # reported when the merge reaches it: after the events before it
-                    p = _Pending(_INF, p.line, {"__malformed__": p}, p.path, self.clock())
+                    p = _Pending(_INF, p.line, {"__malformed__": p}, p.path or t.path,
+                                 self.clock())
                 t.queue.append(p)
         if grew:
             self.last_growth = self.clock()
@@ -380,7 +385,7 @@ class Monitor:
 
     # -- merging ----------------------------------------------------------------------
     def _ready(self, p: _Pending) -> bool:
-        ch = _CHANNEL.get(p.ev.get("event"))
+        ch = _CHANNEL.get(p.ev["event"])
         if ch is None or ch[1]:
             return True
         return self.pending.get((ch[0], p.ev["req"], p.ev["session"]), 0) > 0
@@ -408,6 +413,7 @@ class Monitor:
             if first_live is None and best is None:
                 return
             if best is None:              # nothing is causally ready
+                assert first_live is not None
                 h = first_live.queue[0]
                 oldest = min(t.queue[0].seen for t in self.tails if t.queue)
                 if not final and (now - oldest < lag or any(
@@ -523,6 +529,7 @@ class Monitor:
         from resumespec.report.html import render_html
         from resumespec.report.trace_story import timeline_from_trace
 
+        assert self.html is not None
         target = Path(self.html)
         if target.suffix.lower() in (".html", ".htm"):
             html = target if f.number == 1 else target.with_name(
