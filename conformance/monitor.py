@@ -12,8 +12,9 @@ DIR is what the recorder writes with ``RESUMESPEC_TRACE=DIR``: one
   created again (rotation) and files truncated in place (copy-truncate
   rotation).  A last line without its newline is held back while it may
   still grow; it is judged (an event if it parses, else *malformed* at that
-  file and line) when its file is rotated away, truncated or deleted, or
-  when the monitor stops.
+  file and line) when no other process has its file open any more (Linux
+  ``/proc``), when its file is rotated away, truncated or deleted, or when
+  the monitor stops.
 * **merges** the processes' events with the order rules of the offline merge
   (``conformance.merge``): among the processes whose next event is causally
   ready (a receive waits for its send), the smallest ``ts`` goes first.  An
@@ -64,6 +65,8 @@ MAX_LAG_S = 0.25         # how long an event waits for a process that is behind
 READ_BYTES = 128 << 10   # bytes read from one file per poll, at most
 MAX_QUEUE = 512          # a file with this many events held back is not read further
 ROTATE_GRACE_S = 1.0     # a file renamed away is followed this long after it stops growing
+CLOSED_CHECK_S = 1.0     # a last line without newline, unchanged this long: is its file
+                         # still open in some process?  (checked at most this often)
 WINDOW = 400             # events kept for the HTML report of a violation
 _INF = float("inf")
 
@@ -71,6 +74,34 @@ _INF = float("inf")
 # ---------------------------------------------------------------------------
 # One log file, followed by name
 # ---------------------------------------------------------------------------
+def open_elsewhere(name: str, own_fd: int) -> bool | None:
+    """Whether the file ``name`` is open anywhere but in our descriptor
+    ``own_fd`` (Linux: the /proc/PID/fd links); None when that cannot be
+    known (no /proc, or a process whose descriptors we may not read)."""
+    me = str(os.getpid())
+    unknown = False
+    try:
+        pids = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fds = list(os.scandir(f"/proc/{pid}/fd"))
+        except FileNotFoundError:
+            continue                  # the process ended meanwhile
+        except OSError:
+            unknown = True            # not ours to look at
+            continue
+        for fd in fds:
+            if pid == me and fd.name == str(own_fd):
+                continue
+            try:
+                link = os.readlink(fd.path)
+            except OSError:
+                continue
+            if link == name or link == name + " (deleted)":
+                return True
+    return None if unknown else False
 @dataclass
 class _Pending:
     ts: float
@@ -104,6 +135,7 @@ class Tail:
         self.gone_since: float | None = None  # when its name stopped pointing at it
         self.segments = 0
         self.at_eof = False        # the last read reached the end of the file
+        self.closed_check_at = 0.0
         self.notes: list[str] = []           # what happened to the file, for the log
 
     # -- the file -----------------------------------------------------------------
@@ -173,6 +205,12 @@ class Tail:
         if final and self.f is not None:
             grew |= self._drain(out, errors)
             self._end_segment(out, errors, why="stopped")
+        elif (self.rest and self.f is not None
+              and self.clock() - max(self.grew_at, self.closed_check_at) >= CLOSED_CHECK_S):
+            self.closed_check_at = self.clock()
+            if open_elsewhere(self._name_now(), self.f.fileno()) is False:
+                self.notes.append("closed by its writer in the middle of a line")
+                self._end_segment(out, errors, why="closed")
         return grew
 
     def _drain(self, out, errors) -> bool:

@@ -107,11 +107,12 @@ def writer_main(d: str, nreq: int, pace: float) -> None:
           variant="once")
     k = 0
     for i, ev in enumerate(events):
-        if i == die_at:
-            f = fh("language/3")
+        if i == die_at:            # the process dies: its file is closed mid-line
+            f = files.pop("language/3")
             f.write('{"v":1,"proc":"language/3","seq":1,"event":"fr')
-            f.flush()
-            out({"died": "language/3", "file": _name("language/3"), "line": 2})
+            f.close()
+            out({"died": "language/3", "file": _name("language/3"), "line": 2,
+                 "t": time.time()})
         if i in (inject1, inject2):
             proc = "language/1" if i == inject1 else "encode"
             if proc == "encode":
@@ -166,8 +167,7 @@ def test_live_run_with_rotation_dead_process_and_two_violations(tmp_path):
                             capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
         assert wr.returncode == 0, wr.stderr
         notes = [json.loads(x) for x in wr.stdout.splitlines()]
-        time.sleep(1.5)            # the monitor catches up; the dead line is still pending
-        before_stop = [json.loads(r) for _, r in got]
+        time.sleep(1.0)            # the monitor catches up
         stopped = time.time()
         mon.send_signal(signal.SIGTERM)
         rc = mon.wait(timeout=60)
@@ -180,18 +180,23 @@ def test_live_run_with_rotation_dead_process_and_two_violations(tmp_path):
     injected = [x for x in notes if "injected" in x]
     assert len(injected) == 2
     # each violation reported once, at its file and line, within a second of its write
-    for inj, (t, f) in zip(injected, findings[:2]):
+    violations = [(t, f) for t, f in findings if f["verdict"] == "violates"]
+    assert len(violations) == 2
+    for inj, (t, f) in zip(injected, violations):
         assert f["verdict"] == "violates", f
         assert f["file"] == str(d / inj["file"]) and f["line"] == inj["line"], (f, inj)
         assert t - inj["t"] < 1.0, f"reported {t - inj['t']:.3f}s after the write"
     print("delays from write to report:",
-          [round(t - inj["t"], 3) for inj, (t, _) in zip(injected, findings[:2])])
-    # the dead process's partial line: not reported while it might grow, then
-    # reported at its file and line when the monitor stops
-    assert not any(x["type"] == "finding" and x["verdict"] == "malformed" for x in before_stop)
+          [round(t - inj["t"], 3) for inj, (t, _) in zip(injected, violations)])
+    # the dead process's partial line: reported at its file and line once its
+    # file was closed (not before: it might have grown), while the run goes on;
+    # the lines written in two halves are never reported
+    died = next(x for x in notes if "died" in x)
     assert len(findings) == 3, [f for _, f in findings]
-    t3, last = findings[2]
-    assert last["verdict"] == "malformed" and t3 >= stopped
+    bad = [(t, f) for t, f in findings if f["verdict"] == "malformed"]
+    assert len(bad) == 1
+    t3, last = bad[0]
+    assert died["t"] <= t3 < min(stopped, died["t"] + 5.0)
     assert last["file"] == str(d / "language-3.jsonl") and last["line"] == 2
     assert "truncated" in last["message"]
     summary = docs[-1][1]
@@ -204,8 +209,10 @@ def test_live_run_with_rotation_dead_process_and_two_violations(tmp_path):
     file_notes = [x for _, x in docs if x["type"] == "file"]
     assert any("reopened" in x["note"] for x in file_notes)
     assert any("truncated" in x["note"] for x in file_notes)
+    assert any("closed by its writer" in x["note"] for x in file_notes)
     pages = sorted(html.glob("finding-*.html"))
-    assert [p.name for p in pages] == ["finding-1.html", "finding-2.html"]
+    assert [p.name for p in pages] == [f"finding-{f['number']}.html" for _, f in violations]
+    assert sorted(x["path"] for _, x in docs if x["type"] == "html") == list(map(str, pages))
     assert "NoDoubleFree" in pages[0].read_text(encoding="utf-8")
 
 
@@ -242,20 +249,49 @@ def test_partial_line_waits_then_is_reported_at_its_new_name_after_rename(tmp_pa
     mon = Monitor(str(tmp_path), max_lag=0.0, clock=clock, on_finding=found.append)
     p = tmp_path / "language-1.jsonl"
     good = {"v": 1, "proc": "language/1", "seq": 0, "event": "config", "block_size": 4}
-    p.write_text(_line(good) + '{"v":1,"proc":"language/1","se')
-    for _ in range(5):
-        clock.t += 1.0
+    with open(p, "w") as writer:                       # the writer keeps it open
+        writer.write(_line(good) + '{"v":1,"proc":"language/1","se')
+        writer.flush()
+        for _ in range(5):
+            clock.t += 1.0
+            mon.poll()
+        assert found == [] and mon.stats.events == 1
+        p.rename(tmp_path / "language-1.jsonl.1")     # rotated away
         mon.poll()
-    assert found == [] and mon.stats.events == 1
-    p.rename(tmp_path / "language-1.jsonl.1")         # rotated away; the process is gone
-    mon.poll()
-    assert found == []                                 # followed a while after the rename
-    clock.t += 1.5
-    mon.poll()
+        assert found == []                             # followed a while after the rename
+        clock.t += 1.5
+        mon.poll()
     assert len(found) == 1 and found[0].kind == "malformed"
     assert found[0].verdict.file == str(tmp_path / "language-1.jsonl.1")
     assert found[0].verdict.line == 2
     assert mon.stop()["exit_code"] == exitcodes.MALFORMED
+
+
+def test_partial_line_is_reported_when_its_writer_closes_the_file_or_at_stop(tmp_path):
+    clock = FakeClock()
+    found = []
+    mon = Monitor(str(tmp_path), max_lag=0.0, clock=clock, on_finding=found.append)
+    cfg = {"v": 1, "proc": "encode", "seq": 0, "event": "config", "block_size": 4}
+    lang = {"v": 1, "proc": "language/1", "seq": 0, "event": "config", "block_size": 4}
+    enc, lan = open(tmp_path / "encode.jsonl", "w"), open(tmp_path / "language-1.jsonl", "w")
+    enc.write(_line(cfg) + '{"v":1,"proc":"enc')
+    lan.write(_line(lang) + '{"v":1,"proc":"lang')
+    enc.flush()
+    lan.flush()
+    for _ in range(3):
+        clock.t += 1.0
+        mon.poll()
+    assert found == []                 # both writers hold their file open: it may grow
+    enc.close()                        # the encoder dies mid-line
+    clock.t += 1.0
+    mon.poll()
+    assert [(f.verdict.file, f.verdict.line) for f in found] == [
+        (str(tmp_path / "encode.jsonl"), 2)]
+    summary = mon.stop()               # the other is judged when the monitor stops
+    lan.close()
+    assert [(f.verdict.file, f.verdict.line) for f in found][1:] == [
+        (str(tmp_path / "language-1.jsonl"), 2)]
+    assert summary["malformed"] == 2 and summary["exit_code"] == exitcodes.MALFORMED
 
 
 def test_partial_line_that_completes_is_an_event(tmp_path):
