@@ -655,7 +655,7 @@ def add_arguments(p) -> None:
                    help="with --follow: stop at the first violation or malformed line")
     g.add_argument("--html", metavar="DIR_OR_FILE",
                    help="with --follow: write the HTML report of the events before each "
-                        "finding (a .html name, or a directory)")
+                        "violation (a .html name, or a directory)")
     g.add_argument("--interval", type=float, default=INTERVAL_S, metavar="S",
                    help=f"with --follow: poll every S seconds (default {INTERVAL_S})")
     g.add_argument("--max-lag", type=float, default=MAX_LAG_S, metavar="S",
@@ -687,6 +687,11 @@ def run_follow(args) -> int:
     if args.checker != "native":
         print("conform: --follow checks with the native checker only", file=sys.stderr)
         return exitcodes.USAGE
+    other = [o for o, on in (("--junit-xml", args.junit_xml), ("--coverage", args.coverage),
+                             ("--merge", args.merge)) if on]
+    if other and args.follow:
+        print(f"conform: {', '.join(other)} cannot be used with --follow", file=sys.stderr)
+        return exitcodes.USAGE
     if args.bound is not None and args.bound < 1:
         print("conform: --bound must be >= 1", file=sys.stderr)
         return exitcodes.USAGE
@@ -701,8 +706,9 @@ def run_follow(args) -> int:
         return exitcodes.USAGE
     d = args.traces[0]
     if not os.path.isdir(d):
-        print(f"conform: {d}: --follow needs a directory (the RESUMESPEC_TRACE one)",
-              file=sys.stderr)
+        what = "not a directory" if os.path.exists(d) else "no such directory (create it first)"
+        print(f"conform: {d}: {what}; --follow needs the directory an engine writes its "
+              f"logs into (RESUMESPEC_TRACE)", file=sys.stderr)
         return exitcodes.BAD_INPUT
     as_json, quiet = args.json, args.quiet
 

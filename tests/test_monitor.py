@@ -386,7 +386,9 @@ def test_follow_options_need_follow_and_a_directory(tmp_path):
     f.write_text("")
     for argv, code in ((["conform", str(f), "--exit-on-first"], exitcodes.USAGE),
                        (["conform", "--follow", str(f)], exitcodes.BAD_INPUT),
-                       (["conform", "--follow", str(tmp_path), str(tmp_path)], exitcodes.USAGE)):
+                       (["conform", "--follow", str(tmp_path), str(tmp_path)], exitcodes.USAGE),
+                       (["conform", "--follow", str(tmp_path), "--coverage"], exitcodes.USAGE),
+                       (["conform", "--follow", str(tmp_path / "nope")], exitcodes.BAD_INPUT)):
         r = subprocess.run([sys.executable, "-m", "resumespec", *argv], capture_output=True,
                            text=True, timeout=60, cwd=ROOT)
         assert r.returncode == code, (argv, r.stderr)
