@@ -356,6 +356,7 @@ class Monitor:
         self.resync: set[str] = set()            # processes whose next seq is taken as given
         self.configs: dict[str, dict] = {}       # proc -> its config event
         self.window: deque = deque(maxlen=window)
+        self.pages = 0                           # HTML reports written
         self.findings: list[Finding] = []
         self.worst = exitcodes.OK
         self.stats = Stats()
@@ -569,9 +570,10 @@ class Monitor:
 
         assert self.html is not None
         target = Path(self.html)
+        self.pages += 1
         if target.suffix.lower() in (".html", ".htm"):
-            html = target if f.number == 1 else target.with_name(
-                f"{target.stem}-{f.number}{target.suffix}")
+            html = target if self.pages == 1 else target.with_name(
+                f"{target.stem}-{self.pages}{target.suffix}")
         else:
             target.mkdir(parents=True, exist_ok=True)
             html = target / f"finding-{f.number}.html"
