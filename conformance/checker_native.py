@@ -443,6 +443,25 @@ class NativeChecker:
     def coverage_report(self) -> dict:
         return {a: self.coverage.get(a, 0) for a in SPEC_ACTIONS}
 
+    # -- going on after a violation (the live monitor, conformance/monitor.py) ----
+    def live_requests(self) -> set[int]:
+        """The requests the checker holds state for (started, not yet forgotten)."""
+        st = self.state
+        return ({k[0] for k in st.rx_phase} | set(st.tx_phase) | set(st.held_count)
+                | set(st.rx_sessions) | set(st.tx_sessions) | set(st.total))
+
+    def successor(self) -> NativeChecker:
+        """A fresh checker to go on with after this one stopped: the same
+        bound, the run's config and each process's next seq carried over, no
+        request state (its caller keeps the live requests away from it)."""
+        new = NativeChecker(bound=self.bound)
+        new.next_seq = dict(self.next_seq)
+        st, nst = self.state, new.state
+        nst.config = Config(**vars(st.config))
+        nst.config_values = dict(st.config_values)
+        nst.block_size = st.block_size
+        return new
+
     # -- liveness on a finite log ----------------------------------------------
     def _open_partial(self, req: int, s: int) -> None:
         if self.bound is None:

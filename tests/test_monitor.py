@@ -456,6 +456,26 @@ def test_recorder_lines_reach_the_monitor_at_once_with_trace_flush(tmp_path):
     rec.close()
 
 
+def test_checker_successor_carries_config_and_seq_but_no_request():
+    from resumespec.conformance.checker_native import NativeChecker
+
+    c = NativeChecker(bound=7)
+    c.feed(1, {"v": 1, "proc": "language/1", "seq": 0, "event": "config", "block_size": 4,
+               "nblocks": 8})
+    c.feed(2, {"v": 1, "proc": "language/1", "seq": 1, "event": "alloc", "rank": 1, "req": 5,
+               "tokens": 4, "blocks": [3]})
+    assert c.live_requests() == {5}
+    n = c.successor()
+    assert n.bound == 7 and n.next_seq == {"language/1": 2} and n.live_requests() == set()
+    assert n.state.block_size == 4 and n.state.config.nblocks == 8
+    # the config holds: an alloc of the wrong size is still caught
+    v = n.feed(3, {"v": 1, "proc": "language/1", "seq": 2, "event": "alloc", "rank": 1,
+                   "req": 6, "tokens": 4, "blocks": [1, 2]})
+    assert v is not None and "block(s) of 4" in v.message
+    n.next_seq["language/1"] = 99     # the copy is its own
+    assert c.next_seq["language/1"] == 2
+
+
 def _peak_for(tmp_path: Path, nreq: int) -> tuple[int, int]:
     d = tmp_path / f"run{nreq}"
     events = synth.generate(nreq, nsess=2, seed=5)
