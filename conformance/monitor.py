@@ -354,7 +354,6 @@ class Monitor:
         self.pending: dict[tuple, int] = {}     # (channel, req, session) -> sent, not received
         self.quarantine: set[int] = set()        # requests not checked any more
         self.resync: set[str] = set()            # processes whose next seq is taken as given
-        self.configs: dict[str, dict] = {}       # proc -> its config event
         self.window: deque = deque(maxlen=window)
         self.pages = 0                           # HTML reports written
         self.findings: list[Finding] = []
@@ -496,8 +495,6 @@ class Monitor:
         if proc in self.resync:
             self.resync.discard(proc)
             chk.next_seq[proc] = ev["seq"]
-        if ev["event"] == "config":
-            self.configs[proc] = ev
         req = ev.get("req")
         if req is not None and req in self.quarantine:
             chk.next_seq[proc] = ev["seq"] + 1
@@ -527,18 +524,13 @@ class Monitor:
         if self.done:
             return
         old = self.checker
-        st = old.state
-        live = ({k[0] for k in st.rx_phase} | set(st.tx_phase) | set(st.held_count)
-                | set(st.rx_sessions) | set(st.tx_sessions) | set(st.total))
+        live = old.live_requests()
         if extra_req is not None:
             live.add(extra_req)
         self.quarantine |= live
-        new = NativeChecker(bound=self.bound)
-        new.next_seq = dict(old.next_seq)
+        new = old.successor()
         if consumed is not None:
             new.next_seq[consumed["proc"]] = consumed["seq"] + 1
-        for ev in self.configs.values():
-            new.on_config(ev)
         self.checker = new
         self.stats.restarts += 1
 
@@ -612,8 +604,7 @@ class Monitor:
                 v = self.checker.finish()
                 if v.verdict != "conforms":
                     self._found("incomplete", v, None)
-            st = self.checker.state
-            open_reqs = len(set(st.tx_phase) | {k[0] for k in st.rx_phase})
+            open_reqs = len(self.checker.live_requests())
         return {"type": "summary", "directory": self.dir, "files": self.stats.files,
                 "events": self.stats.events, "skipped": self.stats.skipped,
                 "findings": len(self.findings),
