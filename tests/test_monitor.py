@@ -126,7 +126,7 @@ def writer_main(d: str, nreq: int, pace: float) -> None:
                       os.path.join(d, _name("language/1") + ".1"))
             out({"rotated": "language/1"})
         if i == truncate_at:       # copytruncate: give the monitor time to read first
-            time.sleep(1.0)
+            time.sleep(1.5)
             files["encode"].truncate(0)
             lines["encode"] = 0
             out({"truncated": "encode"})
