@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from resumespec import exitcodes
+from resumespec.cli import main as cli_main
 from resumespec.conformance import synth
 from resumespec.conformance.checker_native import check_native
 from resumespec.conformance.merge import merge_files
@@ -381,7 +382,7 @@ def test_exit_on_first_exits_with_the_violates_code(tmp_path):
     assert (tmp_path / "first.window.jsonl").exists()
 
 
-def test_follow_options_need_follow_and_a_directory(tmp_path):
+def test_follow_options_need_follow_and_a_directory(tmp_path, capsys):
     f = tmp_path / "x.jsonl"
     f.write_text("")
     for argv, code in ((["conform", str(f), "--exit-on-first"], exitcodes.USAGE),
@@ -389,10 +390,8 @@ def test_follow_options_need_follow_and_a_directory(tmp_path):
                        (["conform", "--follow", str(tmp_path), str(tmp_path)], exitcodes.USAGE),
                        (["conform", "--follow", str(tmp_path), "--coverage"], exitcodes.USAGE),
                        (["conform", "--follow", str(tmp_path / "nope")], exitcodes.BAD_INPUT)):
-        r = subprocess.run([sys.executable, "-m", "resumespec", *argv], capture_output=True,
-                           text=True, timeout=60, cwd=ROOT)
-        assert r.returncode == code, (argv, r.stderr)
-        assert "follow" in r.stderr
+        assert cli_main(argv) == code, argv
+        assert "follow" in capsys.readouterr().err
 
 
 def test_idle_exit_judges_a_finished_run_like_the_offline_checker(tmp_path):
