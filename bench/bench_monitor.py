@@ -53,7 +53,7 @@ def bench_catch_up(tmp: Path, nreq: int) -> None:
     offline = time.perf_counter() - t0
     mon = Monitor(str(tmp / f"catch{nreq}"), max_lag=MAX_LAG_S)
     t0 = time.perf_counter()
-    while mon.poll():
+    while mon.poll() or mon.behind():
         pass
     summary = mon.stop(judge=True)
     live = time.perf_counter() - t0

@@ -393,9 +393,16 @@ class Monitor:
                 self.stats.files += 1
                 self.on_note(path, "appeared")
 
-    def poll(self, *, final: bool = False) -> bool:
+    def behind(self) -> bool:
+        """Some followed file holds more than the monitor has read."""
+        return any(t.f is not None and not t.at_eof for t in self.tails)
+
+    def poll(self, *, final: bool = False, draining: bool = False) -> bool:
         """One round: find new files, read every file, check what can be merged.
-        Returns True when some file grew."""
+        Returns True when some file grew.  ``final``: nothing will be
+        appended any more (the monitor stops): read to the end and merge
+        everything.  ``draining``: merge without waiting for processes that
+        are behind but have nothing more on disk."""
         if self.done:
             return False
         self._scan()
@@ -418,7 +425,7 @@ class Monitor:
                 t.queue.append(p)
         if grew:
             self.last_growth = self.clock()
-        self._merge(final)
+        self._merge(final, 0.0 if draining else self.max_lag)
         return grew
 
     # -- merging ----------------------------------------------------------------------
@@ -428,9 +435,8 @@ class Monitor:
             return True
         return self.pending.get((ch[0], p.ev["req"], p.ev["session"]), 0) > 0
 
-    def _merge(self, final: bool) -> None:
+    def _merge(self, final: bool, lag: float) -> None:
         now = self.clock()
-        lag = self.max_lag
         while not self.done:
             best = best_key = None
             first_live = None
@@ -595,6 +601,10 @@ class Monitor:
         it, and return the summary.  ``judge``: the run is over, so open
         obligations make it incomplete (as the offline checker says)."""
         if not self.done:
+            # what is left, in bounded steps (the merge keeps up), then the rest
+            budget = time.monotonic() + 5.0
+            while not self.done and self.behind() and time.monotonic() < budget:
+                self.poll(draining=True)
             self.poll(final=True)
         for t in self.tails:
             t.close()

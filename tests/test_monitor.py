@@ -495,7 +495,7 @@ def _peak_for(tmp_path: Path, nreq: int) -> tuple[int, int]:
     mon = Monitor(str(d), max_lag=0.0, window=400)
     tracemalloc.start()
     try:
-        while mon.poll():
+        while mon.poll() or mon.behind():
             pass
         held = tracemalloc.get_traced_memory()[0]
         summary = mon.stop(judge=True)
@@ -514,7 +514,11 @@ def test_memory_does_not_grow_with_the_run(tmp_path):
     # read), the checker's last 4096 events and the monitor's window; and the
     # ids of finished requests (the checker keeps them: a few bytes each).
     assert held2 < held1 * 1.1 + (64 << 10), (n1, held1, n2, held2)
-    assert peak2 < peak1 * 1.2, (n1, peak1, n2, peak2)
+    # The peak (a burst of events read but not merged yet, at most MAX_QUEUE
+    # per file) approaches its bound slowly: measured 3.6, 6.0, 7.1, 7.2, 7.5
+    # MB at 100, 200, 400, 800, 1600 requests. Growing with the run it would
+    # be about 4x here.
+    assert peak2 < peak1 * 1.5, (n1, peak1, n2, peak2)
 
 
 if __name__ == "__main__":
