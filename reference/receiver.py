@@ -25,6 +25,12 @@ import torch
 from .allocator import BlockAllocator
 from .buffers import ID_STRIDE, BlockBuffers
 from .checks import PoolChecker
+from .protocol.designs import (  # noqa: F401 (ENGINE_RESUME_ORDER, HISTORICAL re-exported)
+    ENGINE_RESUME_ORDER,
+    HISTORICAL,
+    RESUME_ORDERS,
+    VARIANTS,
+)
 from .trace import TraceLog, language_proc
 from .transport import (
     FAILED,
@@ -39,13 +45,6 @@ from .transport import (
     Transport,
     merge_status,
 )
-
-VARIANTS = ("flag", "indices", "sent_tokens", "cached_sent", "once", "corrected")
-HISTORICAL = VARIANTS[:-1]
-RESUME_ORDERS = ("alloc_first", "free_first")
-ENGINE_RESUME_ORDER = {"flag": "free_first", "indices": "free_first",
-                       "sent_tokens": "free_first", "cached_sent": "free_first",
-                       "once": "alloc_first", "corrected": "alloc_first"}
 
 
 class Assembly:
