@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from resumespec.reference.protocol import Params
 from resumespec.reference.protocol.spechost import World
 from resumespec.spec import tlc
 from resumespec.spec.tla_values import (
@@ -51,26 +50,6 @@ def canon(v):
 def freeze(v):
     """``to_spec``'s values, hashable (they already are but for the top-level dict)."""
     return tuple(sorted(v.items()))
-
-
-def parse_constants(text: str) -> dict:
-    out = {}
-    for part in re.findall(r"(\w+)=(<<[^>]*>>|\{[^}]*\}|\S+)", text):
-        k, v = part
-        out[k] = v
-    return out
-
-
-def model_world(variant: str, constants: str) -> tuple[Params, tuple[int, ...], int, frozenset[str]]:
-    c = parse_constants(constants)
-    totals = tuple(int(x) for x in re.findall(r"\d+", c["Total"]))
-    faults = frozenset(x.strip() for x in c["Faults"].strip("{}").split(",") if x.strip())
-    params = Params(variant, n_sessions=int(c["NSess"]),
-                    block_size=int(c["BlockSize"]), init_tokens=int(c["InitTokens"]),
-                    cap=int(c["Cap"]), order=c["Order"], resume_order=c["ResumeOrder"],
-                    barrier=c["Barrier"] == "True")
-    assert int(c["NReq"]) == len(totals)
-    return params, totals, int(c["NBlocks"]), faults
 
 
 _UNESCAPE = re.compile(r"\\(.)")
@@ -110,7 +89,7 @@ def quick_models() -> tuple:
 
 
 def check_model(model: dict, workdir: Path) -> dict:
-    params, totals, nblocks, faults = model_world(model["variant"], model["constants"])
+    init = World.from_model(model["variant"], model["constants"])
     t0 = time.perf_counter()
     states, edges = dump_graph(model, workdir)
     t1 = time.perf_counter()
@@ -121,7 +100,7 @@ def check_model(model: dict, workdir: Path) -> dict:
     problems = []
     n_edges = 0
     for sid, v in states.items():
-        world = World.from_spec(params, totals, nblocks, faults, v)
+        world = World.from_spec(init.params, init.totals, init.n_blocks, init.faults, v)
         assert freeze(world.to_spec()) == frozen[sid], f"state {sid} does not round-trip"
         core = {(label, freeze(w.to_spec())) for label, w in world.successors()}
         n_edges += len(core)

@@ -132,6 +132,7 @@ class Step:
     action: str
     state: RxState
     effects: tuple[Effect, ...]
+    session: int | None = None      # the rank, for per-rank polls (corrected, read-only)
 
 
 def _set_sessions(q: RxRequest, **changes: object) -> RxRequest:
@@ -359,7 +360,7 @@ def _poll_read_only(rx: RxState, r: int, aux: dict[int, int]) -> list[Step]:
         x = q.session(s)
         sn = _seen(rx, x, aux.get(s, 0))
         if not sn.wants and sn.reads:
-            out.append(Step("PollReadOnly", rx, (Read(r, s, x.blocks, sn.got, "probe"),)))
+            out.append(Step("PollReadOnly", rx, (Read(r, s, x.blocks, sn.got, "probe"),), s))
     return out
 
 
@@ -377,7 +378,7 @@ def _poll_corrected(rx: RxState, r: int, s: int) -> list[Step]:
         pools[s - 1] = pools[s - 1].free_blocks(x.blocks)
         effects: tuple[Effect, ...] = (Read(r, s, x.blocks, n, "cache"), Free(s, x.blocks))
         return [Step("PollTransferringCorrected",
-                     rx._with(r, replace(q, sessions=tuple(sessions)), tuple(pools)), effects)]
+                     rx._with(r, replace(q, sessions=tuple(sessions)), tuple(pools)), effects, s)]
     if x.round == info.round and x.resumes < x.round:
         # CorrectedResume: allocate what is free, up to what remains; resume round k
         pool = rx.pools[s - 1]
@@ -392,7 +393,7 @@ def _poll_corrected(rx: RxState, r: int, s: int) -> list[Step]:
             msg = Ctl("resume", blocks, info.sent, len(blocks) * p.block_size, info.round)
             out.append(Step("PollTransferringCorrected",
                             rx._with(r, replace(q, sessions=tuple(sessions)), tuple(pools)),
-                            (Alloc(s, blocks), SendCtl(r, s, msg))))
+                            (Alloc(s, blocks), SendCtl(r, s, msg)), s))
         return out
     return []
 

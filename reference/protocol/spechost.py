@@ -19,13 +19,14 @@ TLC's state graph, and how a checker can start from any spec state.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import receiver as rxm
 from . import sender as txm
-from .designs import FAULTS, Status
+from .designs import FAULTS, AllocOrder, ResumeOrder, Status
 from .messages import (
     CancelWrites,
     Ctl,
@@ -61,6 +62,18 @@ class Write:
     b: int
     toks: tuple[Tok, ...]
     aux: int
+
+
+class Move(NamedTuple):
+    """One step of ``Next``: TLC's label, the request (and session, write) it
+    concerns, the world after.  A write landing (``WriteLand``) is labelled
+    ``Next``, as TLC labels it."""
+
+    action: str
+    req: int
+    session: int | None
+    world: World
+    write: Write | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,24 @@ class World:
                    {k: () for k in keys}, {k: () for k in keys},
                    {k: () for k in keys}, {k: () for k in keys},
                    tuple(frozenset() for _ in params.sessions), reqs=reqs)
+
+    @classmethod
+    def from_model(cls, variant: str, constants: str) -> World:
+        """The initial world of a model, from its constants as the manifest
+        writes them: ``"NReq=2 NSess=1 Total=<<3, 2>> BlockSize=1 ..."``."""
+        c = dict(re.findall(r"(\w+)=(<<[^>]*>>|\{[^}]*\}|\S+)", constants))
+        try:
+            totals = tuple(int(x) for x in re.findall(r"\d+", c["Total"]))
+            faults = frozenset(x.strip() for x in c["Faults"].strip("{}").split(",") if x.strip())
+            params = Params(variant, n_sessions=int(c["NSess"]), block_size=int(c["BlockSize"]),
+                            init_tokens=int(c["InitTokens"]), cap=int(c["Cap"]),
+                            order=AllocOrder(c["Order"]), resume_order=ResumeOrder(c["ResumeOrder"]),
+                            barrier=c["Barrier"] == "True")
+            if int(c["NReq"]) != len(totals):
+                raise ValueError(f"NReq={c['NReq']} but Total has {len(totals)} entries")
+            return cls.initial(params, totals, int(c["NBlocks"]), faults)
+        except KeyError as e:
+            raise ValueError(f"model constants {constants!r} lack {e.args[0]}") from None
 
     # -- observations the core asks for ------------------------------------
     def aux_seen(self, r: int) -> dict[int, int]:
@@ -163,34 +194,39 @@ class World:
 
     # -- the spec's Next ----------------------------------------------------
     def successors(self) -> list[tuple[str, World]]:
-        out: list[tuple[str, World]] = []
+        """Every step of ``Next`` from this world: (TLC's action label, world after)."""
+        return [(m.action, m.world) for m in self.moves()]
+
+    def moves(self) -> list[Move]:
+        """Every step of ``Next``, with the request, session and write it concerns."""
+        out: list[Move] = []
         avail = self.faults - self.faults_used
         for r in self.reqs:
             for step in rxm.receiver_init(self.rx, r):
-                out.append((step.action, self.apply(step.effects, rx=step.state)))
+                out.append(Move(step.action, r, None, self.apply(step.effects, rx=step.state)))
             for step in rxm.receiver_poll(self.rx, r, self.aux_seen(r)):
                 nw = self.apply(step.effects, rx=step.state)
                 if step.action == "PollReadOnly" and nw.errors == self.errors:
                     continue        # the spec takes a read-only poll only for its hazard
-                out.append((step.action, nw))
+                out.append(Move(step.action, r, step.session, nw))
             for step in rxm.prefill_done(self.rx, r):
-                out.append((step.action, self.apply(step.effects, rx=step.state)))
+                out.append(Move(step.action, r, None, self.apply(step.effects, rx=step.state)))
             room = self.tx[r]
             for ts in (txm.sender_start_round(room),
                        txm.sender_end_round(room, self.writes_in_flight(r))):
                 if ts is not None:
-                    out.append((ts.action, self.apply(ts.effects, tx=self._tx(ts.state))))
+                    out.append(Move(ts.action, r, None, self.apply(ts.effects, tx=self._tx(ts.state))))
             if "write_error" in avail and (ts := txm.write_error(room)) is not None:
                 nw = self.apply(ts.effects, tx=self._tx(ts.state))
-                out.append((ts.action, replace(nw, faults_used=self.faults_used | {"write_error"})))
+                out.append(Move(ts.action, r, None, replace(nw, faults_used=self.faults_used | {"write_error"})))
             if "heartbeat" in avail and (ts := txm.peer_dies(room)) is not None:
                 for step in rxm.heartbeat_lost(self.rx, r):
                     nw = self.apply(ts.effects + step.effects, rx=step.state, tx=self._tx(ts.state))
-                    out.append(("Heartbeat", replace(nw, faults_used=self.faults_used | {"heartbeat"})))
+                    out.append(Move("Heartbeat", r, None, replace(nw, faults_used=self.faults_used | {"heartbeat"})))
             if "abort" in avail:
                 for step in rxm.abort(self.rx, r):
                     nw = self.apply(step.effects, rx=step.state)
-                    out.append((step.action, replace(nw, faults_used=self.faults_used | {"abort"})))
+                    out.append(Move(step.action, r, None, replace(nw, faults_used=self.faults_used | {"abort"})))
             for s in self.params.sessions:
                 if self.ctl[(r, s)]:
                     m = self.ctl[(r, s)][0]
@@ -202,14 +238,58 @@ class World:
                         ts = txm.sender_recv_abort(room, s, m, self.writes_in_flight(r))
                     if ts is not None:
                         nw = self._pop_ctl(r, s)
-                        out.append((ts.action, nw.apply(ts.effects, tx=nw._tx(ts.state))))
+                        out.append(Move(ts.action, r, s, nw.apply(ts.effects, tx=nw._tx(ts.state))))
                 if self.st[(r, s)]:
                     step = rxm.deliver_status(self.rx, r, s, self.st[(r, s)][0])
-                    out.append((step.action, self._pop_st(r, s).apply(step.effects, rx=step.state)))
+                    out.append(Move(step.action, r, s, self._pop_st(r, s).apply(step.effects, rx=step.state)))
         for s in self.params.sessions:
             for x in self.wire[s - 1]:
-                out.append(("Next", self.land(s, x)))
+                out.append(Move("Next", x.r, s, self.land(s, x), x))
         return out
+
+    # -- the spec's properties, on one world ----------------------------------
+    def safety_violations(self) -> list[str]:
+        """The spec's safety invariants (but TypeOK) this world violates, by name."""
+        sess, reqs = self.params.sessions, self.reqs
+        bad = []
+        held = {(r, s): set(self.rx.held(r, s)) for r in reqs for s in sess}
+        if any(held[(a, s)] & held[(b, s)] for s in sess for a in reqs for b in reqs if a != b):
+            bad.append("NoSharedBlock")
+        if any(held[(r, s)] & set(self.rx.pools[s - 1].free) for r in reqs for s in sess):
+            bad.append("NoFreeAndHeld")
+        if any(len(set(p.free)) != len(p.free) for p in self.rx.pools):
+            bad.append("NoDoubleFree")
+        for s in sess:
+            for w in self.wire[s - 1]:
+                q = self.rx.requests[w.r]
+                if q.phase not in (rxm.QUEUED, rxm.ABORTING) or w.b not in q.session(s).blocks:
+                    bad.append("WritesOnlyIntoOwnedBlocks")
+                    break
+            else:
+                continue
+            break
+        if "read_during_write" in self.errors:
+            bad.append("NoReadDuringWrite")
+        for r in reqs:
+            source = tuple((r, i) for i in range(1, self.totals[r - 1] + 1))
+            if self.rx.requests[r].phase in (rxm.PREFILL, rxm.DONE) and any(
+                    self.handed[(r, s)] != source for s in sess):
+                bad.append("HandedDataIsSource")
+                break
+        if any(self.rx.requests[r].session(s).resumes > self.tx[r].partials
+               for r in reqs for s in sess):
+            bad.append("AtMostOneResumePerRound")
+        return bad
+
+    def ended(self, r: int) -> bool:
+        """The spec's ``Ended(r)``: handed to prefill, or failed."""
+        return self.rx.requests[r].phase in (rxm.PREFILL, rxm.DONE, rxm.FAILED)
+
+    def dead_wait(self, r: int) -> bool:
+        """The spec's ``DeadWait(r)``: the receiver waits for data, the sender
+        for a resume, and no message is on its way."""
+        return (self.rx.requests[r].phase == rxm.QUEUED and self.tx[r].phase == txm.AWAIT
+                and all(not self.ctl[(r, s)] and not self.st[(r, s)] for s in self.params.sessions))
 
     def land(self, s: int, x: Write) -> World:
         """WriteLand(s, w): the slots it covers are overwritten, the aux row if it carries one."""
