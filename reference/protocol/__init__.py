@@ -56,9 +56,10 @@ from .messages import (
     StatusMsg,
     WriteBlock,
 )
-from .params import Params
+from .params import Params, resume_tokens
 from .pool import Pool, nblk
 from .receiver import (
+    HistoricalView,
     RxRequest,
     RxSession,
     RxState,
@@ -66,6 +67,7 @@ from .receiver import (
     abort,
     deliver_status,
     heartbeat_lost,
+    historical_view,
     prefill_done,
     receiver_init,
     receiver_poll,
@@ -88,8 +90,8 @@ __all__ = [
     "DESIGNS", "ENGINE_RESUME_ORDER", "HISTORICAL", "STATUS_RANK", "STATUSES", "VARIANTS",
     "AllocOrder", "Design", "ResumeOrder", "Status", "design", "design_of_commit", "merge_status",
     "Alloc", "CancelWrites", "Ctl", "Effect", "FailRequest", "Free", "HandOff", "Read",
-    "SendCtl", "SendStatus", "StatusMsg", "WriteBlock", "Params", "Pool", "nblk",
-    "RxRequest", "RxSession", "RxState", "Step", "abort", "deliver_status", "heartbeat_lost",
+    "SendCtl", "SendStatus", "StatusMsg", "WriteBlock", "Params", "Pool", "nblk", "resume_tokens",
+    "HistoricalView", "historical_view", "RxRequest", "RxSession", "RxState", "Step", "abort", "deliver_status", "heartbeat_lost",
     "prefill_done", "receiver_init", "receiver_poll", "TxRoom", "TxSession", "TxStep",
     "peer_dies", "round_writes", "sender_end_round", "sender_recv_abort", "sender_recv_init",
     "sender_recv_resume", "sender_start_round", "write_error",

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from .designs import AllocOrder, Design, ResumeOrder, design
 
 
+def resume_tokens(variant: str, cap: int, block_size: int, remaining: int, nfree: int) -> int:
+    """The spec's ``ResumeTokens(remaining, nfree)``: all that remains, at most
+    ``cap`` blocks (0: no cap); the corrected design asks for no more than
+    the ``nfree`` blocks free now."""
+    capped = remaining if cap == 0 else min(remaining, cap * block_size)
+    return min(capped, nfree * block_size) if variant == "corrected" else capped
+
+
 @dataclass(frozen=True)
 class Params:
     variant: str                 # the design (``designs.VARIANTS``)
@@ -54,8 +62,7 @@ class Params:
 
     def resume_tokens(self, remaining: int, nfree: int) -> int:
         """The spec's ``ResumeTokens``: tokens a resume asks for."""
-        capped = remaining if self.cap == 0 else min(remaining, self.cap * self.block_size)
-        return min(capped, nfree * self.block_size) if self.corrected else capped
+        return resume_tokens(self.variant, self.cap, self.block_size, remaining, nfree)
 
     def read_len(self, blocks: tuple[int, ...], tokens: int) -> int:
         """How many tokens ``ReadBuf(blocks, tokens)`` yields: as far as the blocks reach."""

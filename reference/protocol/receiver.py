@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from itertools import product
 
-from .designs import Status, merge_status
+from .designs import HISTORICAL, Status, merge_status
 from .messages import (
     Alloc,
     Ctl,
@@ -241,20 +241,29 @@ def _fail_all(rx: RxState, r: int, action: str, reason: str) -> Step:
 
 
 @dataclass(frozen=True)
-class _Seen:
-    """What a historical design computes on one rank in one poll."""
+class HistoricalView:
+    """What a historical design computes on one rank in one poll of a
+    Transferring request, before it acts."""
 
-    reads: bool     # ReadsNow: it reads its current blocks
-    got: int        # Len(Got): tokens it would read
-    total: int      # TotalSeen
-    sent: int       # SentSeen
-    wants: bool     # WantsResume
+    reads: bool     # ReadsNow: it reads its current blocks (get_buf) to decide
+    got: int        # Len(Got): tokens that read yields (aux total, as far as the blocks reach)
+    total: int      # TotalSeen: the total length it believes
+    sent: int       # SentSeen: the tokens it believes it has (the resume's sent_tokens)
+    wants: bool     # WantsResume: not "already resumed", and total > sent
 
 
-def _seen(rx: RxState, x: RxSession, aux: int) -> _Seen:
-    p, v = rx.params, rx.params.variant
+def historical_view(variant: str, block_size: int, x: RxSession, aux: int) -> HistoricalView:
+    """The "have I already resumed?" decision of a historical design on one
+    rank: the spec's ReadsNow, Got, TotalSeen, SentSeen, AlreadyResumed and
+    WantsResume.  ``aux``: the aux row of the rank's first current block.
+    What the rank then does (allocate, free, resume, or fail) is
+    ``receiver_poll``'s; a host that runs its own poll loop (the torch
+    reference) calls this for the decision alone."""
+    v = variant
+    if v not in HISTORICAL:
+        raise ValueError(f"historical_view: {v!r} is not a historical design ({', '.join(HISTORICAL)})")
     a = aux if x.blocks else 0
-    got = p.read_len(x.blocks, a)
+    got = max(0, min(a, len(x.blocks) * block_size))
     reads = {"flag": not x.flag, "indices": x.last_idx != x.blocks, "once": x.cached == 0,
              "sent_tokens": True, "cached_sent": x.p_total == 0}[v]
     total = x.p_total if v in ("sent_tokens", "cached_sent") and x.p_total > 0 else a
@@ -272,10 +281,14 @@ def _seen(rx: RxState, x: RxSession, aux: int) -> _Seen:
         already = x.cached > 0
     else:
         already = sent == x.last_sent and sent > 0
-    return _Seen(reads, got, total, sent, not already and total > sent)
+    return HistoricalView(reads, got, total, sent, not already and total > sent)
 
 
-def _hist_options(rx: RxState, s: int, x: RxSession, seen: _Seen) -> list[tuple[str, tuple[int, ...], Pool]]:
+def _seen(rx: RxState, x: RxSession, aux: int) -> HistoricalView:
+    return historical_view(rx.params.variant, rx.params.block_size, x, aux)
+
+
+def _hist_options(rx: RxState, s: int, x: RxSession, seen: HistoricalView) -> list[tuple[str, tuple[int, ...], Pool]]:
     """The spec's ``HistOption``: ("wait"|"resume"|"fail", new blocks, pool after)."""
     p = rx.params
     pool = rx.pools[s - 1]
