@@ -21,6 +21,7 @@ Modules:
 * ``sender``    the encode side: ``sender_recv_init``, ``sender_recv_resume``,
   ``sender_recv_abort``, ``sender_start_round``, ``sender_end_round``,
   ``write_error``, ``peer_dies``
+* ``heartbeat`` ``Heartbeat(r)``, both halves at once
 * ``spechost``  an abstract host holding the rest of the spec's state
   (block contents, channels, writes in flight), enumerating ``Next``
 
@@ -42,6 +43,7 @@ from .designs import (
     design_of_commit,
     merge_status,
 )
+from .heartbeat import heartbeat
 from .messages import (
     Alloc,
     CancelWrites,
@@ -88,11 +90,12 @@ from .sender import (
 
 __all__ = [
     "DESIGNS", "ENGINE_RESUME_ORDER", "HISTORICAL", "STATUS_RANK", "STATUSES", "VARIANTS",
-    "AllocOrder", "Design", "ResumeOrder", "Status", "design", "design_of_commit", "merge_status",
-    "Alloc", "CancelWrites", "Ctl", "Effect", "FailRequest", "Free", "HandOff", "Read",
-    "SendCtl", "SendStatus", "StatusMsg", "WriteBlock", "Params", "Pool", "nblk", "resume_tokens",
-    "HistoricalView", "historical_view", "RxRequest", "RxSession", "RxState", "Step", "abort", "deliver_status", "heartbeat_lost",
-    "prefill_done", "receiver_init", "receiver_poll", "TxRoom", "TxSession", "TxStep",
-    "peer_dies", "round_writes", "sender_end_round", "sender_recv_abort", "sender_recv_init",
-    "sender_recv_resume", "sender_start_round", "write_error",
+    "AllocOrder", "Design", "ResumeOrder", "Status", "design", "design_of_commit",
+    "merge_status", "Alloc", "CancelWrites", "Ctl", "Effect", "FailRequest", "Free", "HandOff",
+    "Read", "SendCtl", "SendStatus", "StatusMsg", "WriteBlock", "Params", "Pool", "nblk",
+    "resume_tokens", "HistoricalView", "historical_view", "RxRequest", "RxSession", "RxState",
+    "Step", "abort", "deliver_status", "heartbeat_lost", "prefill_done", "receiver_init",
+    "receiver_poll", "TxRoom", "TxSession", "TxStep", "heartbeat", "peer_dies", "round_writes",
+    "sender_end_round", "sender_recv_abort", "sender_recv_init", "sender_recv_resume",
+    "sender_start_round", "write_error",
 ]

@@ -226,8 +226,8 @@ def _poll_success(rx: RxState, r: int, aux: dict[int, int]) -> Step:
     return Step("PollSuccess", rx._with(r, replace(q, phase=PREFILL)), tuple(effects))
 
 
-def _fail_all(rx: RxState, r: int, action: str, reason: str) -> Step:
-    """Free whatever every rank's block list holds now; the request fails."""
+def _free_all(rx: RxState, r: int, phase: str) -> tuple[RxState, list[Effect]]:
+    """Free whatever every rank's block list holds now (the spec's ``FreeAll``)."""
     p, q = rx.params, rx.requests[r]
     pools = list(rx.pools)
     effects: list[Effect] = []
@@ -235,9 +235,14 @@ def _fail_all(rx: RxState, r: int, action: str, reason: str) -> Step:
         bs = q.session(s).blocks
         pools[s - 1] = pools[s - 1].free_blocks(bs)
         effects.append(Free(s, bs))
-    effects.append(FailRequest(r, reason))
-    nq = _set_sessions(replace(q, phase=FAILED), blocks=())
-    return Step(action, rx._with(r, nq, tuple(pools)), tuple(effects))
+    nq = _set_sessions(replace(q, phase=phase), blocks=())
+    return rx._with(r, nq, tuple(pools)), effects
+
+
+def _fail_all(rx: RxState, r: int, action: str, reason: str) -> Step:
+    """The failure path: free every rank's current blocks; the request fails."""
+    state, effects = _free_all(rx, r, FAILED)
+    return Step(action, state, (*effects, FailRequest(r, reason)))
 
 
 @dataclass(frozen=True)
@@ -261,7 +266,8 @@ def historical_view(variant: str, block_size: int, x: RxSession, aux: int) -> Hi
     reference) calls this for the decision alone."""
     v = variant
     if v not in HISTORICAL:
-        raise ValueError(f"historical_view: {v!r} is not a historical design ({', '.join(HISTORICAL)})")
+        raise ValueError(f"historical_view: {v!r} is not a historical design "
+                         f"({', '.join(HISTORICAL)})")
     a = aux if x.blocks else 0
     got = max(0, min(a, len(x.blocks) * block_size))
     reads = {"flag": not x.flag, "indices": x.last_idx != x.blocks, "once": x.cached == 0,
@@ -288,7 +294,8 @@ def _seen(rx: RxState, x: RxSession, aux: int) -> HistoricalView:
     return historical_view(rx.params.variant, rx.params.block_size, x, aux)
 
 
-def _hist_options(rx: RxState, s: int, x: RxSession, seen: HistoricalView) -> list[tuple[str, tuple[int, ...], Pool]]:
+def _hist_options(rx: RxState, s: int, x: RxSession,
+                  seen: HistoricalView) -> list[tuple[str, tuple[int, ...], Pool]]:
     """The spec's ``HistOption``: ("wait"|"resume"|"fail", new blocks, pool after)."""
     p = rx.params
     pool = rx.pools[s - 1]
@@ -419,10 +426,8 @@ def prefill_done(rx: RxState, r: int) -> list[Step]:
     q = rx.requests[r]
     if q.phase != PREFILL:
         return []
-    step = _fail_all(rx, r, "PrefillDone", "")
-    nq = replace(step.state.requests[r], phase=DONE)
-    effects = tuple(e for e in step.effects if not isinstance(e, FailRequest))
-    return [Step("PrefillDone", step.state._with(r, nq), effects)]
+    state, effects = _free_all(rx, r, DONE)
+    return [Step("PrefillDone", state, tuple(effects))]
 
 
 def abort(rx: RxState, r: int) -> list[Step]:

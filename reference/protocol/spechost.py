@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from . import receiver as rxm
 from . import sender as txm
 from .designs import FAULTS, AllocOrder, ResumeOrder, Status
+from .heartbeat import heartbeat
 from .messages import (
     CancelWrites,
     Ctl,
@@ -219,10 +220,11 @@ class World:
             if "write_error" in avail and (ts := txm.write_error(room)) is not None:
                 nw = self.apply(ts.effects, tx=self._tx(ts.state))
                 out.append(Move(ts.action, r, None, replace(nw, faults_used=self.faults_used | {"write_error"})))
-            if "heartbeat" in avail and (ts := txm.peer_dies(room)) is not None:
-                for step in rxm.heartbeat_lost(self.rx, r):
-                    nw = self.apply(ts.effects + step.effects, rx=step.state, tx=self._tx(ts.state))
-                    out.append(Move("Heartbeat", r, None, replace(nw, faults_used=self.faults_used | {"heartbeat"})))
+            if "heartbeat" in avail and (both := heartbeat(self.rx, room, r)) is not None:
+                step, ts = both
+                nw = self.apply(ts.effects + step.effects, rx=step.state, tx=self._tx(ts.state))
+                out.append(Move("Heartbeat", r, None,
+                                replace(nw, faults_used=self.faults_used | {"heartbeat"})))
             if "abort" in avail:
                 for step in rxm.abort(self.rx, r):
                     nw = self.apply(step.effects, rx=step.state)
