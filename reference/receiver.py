@@ -13,8 +13,9 @@ Protocol steps (docs/model.md), one method each:
 The variants differ only in what ``poll`` does when the combined status is
 Transferring.  The five historical designs decide in the protocol core
 (``reference/protocol``, ``historical_view``) and ``_transferring_historical``
-carries the decision out on tensors; ``_transferring_corrected`` is the
-corrected design (not yet on the core).
+carries the decision out on tensors; ``_transferring_corrected`` does the
+same for the corrected design (the core says whether a cache or a resume is
+due on a rank; the allocation and the retry are carried out here).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ import torch
 from .allocator import BlockAllocator
 from .buffers import ID_STRIDE, BlockBuffers
 from .checks import PoolChecker
-from .protocol import RxSession, historical_view, resume_tokens
+from .protocol import (
+    RxSession,
+    corrected_cache_due,
+    corrected_resume_due,
+    historical_view,
+    resume_tokens,
+)
+from .protocol import StatusMsg as CoreStatus
 from .protocol.designs import (  # noqa: F401 (ENGINE_RESUME_ORDER, HISTORICAL re-exported)
     ENGINE_RESUME_ORDER,
     HISTORICAL,
@@ -35,6 +43,7 @@ from .protocol.designs import (  # noqa: F401 (ENGINE_RESUME_ORDER, HISTORICAL r
 )
 from .trace import TraceLog, language_proc
 from .transport import (
+    BOOTSTRAPPING,
     FAILED,
     STATUS_NAMES,
     SUCCESS,
@@ -310,6 +319,15 @@ class Receiver:
                          flag=sess.triggered, last_idx=tuple(sess.last_resume_indices or ()),
                          last_sent=sess.last_resume_at)
 
+    def _core_session_corrected(self, sess: SessionState) -> RxSession:
+        """This rank's state as the protocol core keeps it (corrected design)."""
+        info = sess.last_status
+        seen = (CoreStatus(info.status, info.round or 0, info.sent_tokens or 0, info.total or 0)
+                if info is not None else CoreStatus(BOOTSTRAPPING))
+        return RxSession(status=sess.status, info=seen, blocks=tuple(sess.blocks),
+                         cached=sess.assembly.length if sess.assembly is not None else 0,
+                         round=sess.cached_round, resumes=sess.resumes)
+
     def _transferring_historical(self, req: int) -> dict[int, str]:
         """The five historical designs: the decision is the protocol core's
         (``historical_view``: does the rank read its buffer, what total and
@@ -376,14 +394,16 @@ class Receiver:
         rq = self.requests[req]
         out: dict[int, str] = {}
         for s, sess in rq.sessions.items():
-            info = sess.last_status
-            if (info is None or info.round is None or info.status != TRANSFERRING
-                    or sess.last_resumed_round >= info.round):
+            # what is due on this rank is the protocol core's decision
+            rank = self._core_session_corrected(sess)
+            cache_due = corrected_cache_due(rank)
+            if not (cache_due or corrected_resume_due(rank)):
                 out[s] = "wait"
                 continue
+            info = sess.last_status
             k = info.round
             freed_now = False
-            if sess.cached_round < k:                 # (1) and (2), once per round
+            if cache_due:                             # (1) and (2), once per round
                 if sess.assembly is None:
                     sess.assembly = self._new_assembly(info.total)
                 self._read(req, s, info.sent_tokens - sess.assembly.length, sess.assembly)

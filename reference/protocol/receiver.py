@@ -384,13 +384,25 @@ def _poll_read_only(rx: RxState, r: int, aux: dict[int, int]) -> list[Step]:
     return out
 
 
+def corrected_cache_due(x: RxSession) -> bool:
+    """CorrectedCache's guard: the last status names a round that ended
+    partial (Transferring) newer than the last round this rank cached."""
+    return x.info.round > x.round and x.info.status == Status.TRANSFERRING
+
+
+def corrected_resume_due(x: RxSession) -> bool:
+    """CorrectedResume's guard (before the allocation): this rank cached the
+    round the last status names and has not resumed it yet."""
+    return x.round == x.info.round and x.resumes < x.round
+
+
 def _poll_corrected(rx: RxState, r: int, s: int) -> list[Step]:
     """PollTransferringCorrected on rank ``s``: CorrectedCache or CorrectedResume."""
     p, q = rx.params, rx.requests[r]
     x = q.session(s)
     info = x.info
     sessions = list(q.sessions)
-    if info.round > x.round and info.status == Status.TRANSFERRING:
+    if corrected_cache_due(x):
         # CorrectedCache: copy this round's tokens out, free the blocks
         n = p.read_len(x.blocks, info.sent - x.cached)
         sessions[s - 1] = replace(x, cached=x.cached + n, round=info.round, blocks=())
@@ -399,7 +411,7 @@ def _poll_corrected(rx: RxState, r: int, s: int) -> list[Step]:
         effects: tuple[Effect, ...] = (Read(r, s, x.blocks, n, "cache"), Free(s, x.blocks))
         return [Step("PollTransferringCorrected",
                      rx._with(r, replace(q, sessions=tuple(sessions)), tuple(pools)), effects, s)]
-    if x.round == info.round and x.resumes < x.round:
+    if corrected_resume_due(x):
         # CorrectedResume: allocate what is free, up to what remains; resume round k
         pool = rx.pools[s - 1]
         need = p.resume_tokens(info.total - info.sent, len(pool.free))
