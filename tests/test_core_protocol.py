@@ -140,3 +140,18 @@ def test_historical_poll_needs_the_aux_observation():
     (step,) = core.receiver_poll(rx, 1, {1: 3})
     assert step.action == "PollTransferringHistorical"
     assert step.effects[-1] == core.SendCtl(1, 1, core.Ctl("resume", (1, 2), 1, 2, 0))
+
+
+def test_requests_come_and_go():
+    p = core.Params("corrected")
+    rx = core.RxState.initial(p, [], [0, 1]).add_request(5)
+    with pytest.raises(ValueError, match="already exists"):
+        rx.add_request(5)
+    rx = core.receiver_init(rx, 5)[0].state
+    with pytest.raises(ValueError, match="has not ended"):
+        rx.drop_request(5)
+    rx = core.deliver_status(rx, 5, 1, core.StatusMsg(core.Status.FAILED, 0, 0, 1)).state
+    (failed,) = core.receiver_poll(rx, 5)
+    assert failed.action == "PollFailed" and failed.effects[0] == core.Free(1, (0,))
+    rx = failed.state.drop_request(5)
+    assert rx.requests == {} and rx.pools[0].free == (1, 0)

@@ -100,6 +100,22 @@ class RxState:
         return cls(params, {r: fresh for r in requests},
                    tuple(Pool.of(tuple(pool_blocks)) for _ in params.sessions))
 
+    def add_request(self, r: int) -> RxState:
+        """A new request ``r`` (phase new): engines learn of requests one by one."""
+        if r in self.requests:
+            raise ValueError(f"request {r} already exists")
+        return self._with(r, RxRequest(NEW, tuple(RxSession() for _ in self.params.sessions)))
+
+    def drop_request(self, r: int) -> RxState:
+        """Forget an ended request (done or failed, no blocks held), to keep
+        the state bounded over a long run."""
+        q = self.requests[r]
+        if q.phase not in (DONE, FAILED) or any(x.blocks for x in q.sessions):
+            raise ValueError(f"request {r} has not ended (phase {q.phase}) or still holds blocks")
+        reqs = dict(self.requests)
+        del reqs[r]
+        return replace(self, requests=reqs)
+
     def request(self, r: int) -> RxRequest:
         return self.requests[r]
 
