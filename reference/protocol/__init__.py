@@ -81,6 +81,8 @@ from .sender import (
     TxSession,
     TxStep,
     peer_dies,
+    round_may_start,
+    round_tokens,
     round_writes,
     sender_end_round,
     sender_recv_abort,
@@ -97,7 +99,7 @@ __all__ = [
     "Read", "SendCtl", "SendStatus", "StatusMsg", "WriteBlock", "Params", "Pool", "nblk",
     "resume_tokens", "HistoricalView", "historical_view", "RxRequest", "RxSession", "RxState",
     "Step", "abort", "corrected_cache_due", "corrected_resume_due", "deliver_status", "heartbeat_lost", "prefill_done", "receiver_init",
-    "receiver_poll", "TxRoom", "TxSession", "TxStep", "heartbeat", "peer_dies", "round_writes",
+    "receiver_poll", "TxRoom", "TxSession", "TxStep", "heartbeat", "peer_dies", "round_may_start", "round_tokens", "round_writes",
     "sender_end_round", "sender_recv_abort", "sender_recv_init", "sender_recv_resume",
     "sender_start_round", "write_error",
 ]

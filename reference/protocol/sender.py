@@ -21,6 +21,7 @@ room's writes is in flight; the host says so with ``writes_in_flight``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .designs import Status
@@ -117,12 +118,23 @@ def sender_recv_abort(tx: TxRoom, s: int, msg: Ctl, writes_in_flight: bool) -> T
     return TxStep("SenderRecvAbort", nt, (SendStatus(tx.req, s, tx._failed_status(s)),))
 
 
+def round_may_start(first_round: bool, ready: Sequence[bool], barrier: bool) -> bool:
+    """SenderStartRound's guard on the sessions: the first round needs every
+    session's init; a later one every session's resume (barrier) or any one."""
+    return all(ready) if first_round or barrier else any(ready)
+
+
+def round_tokens(total: int, sent: int, alloc: int) -> int:
+    """Tokens a round writes for one session: ``min(remaining, allocated)``."""
+    return min(max(0, total - sent), alloc)
+
+
 def round_writes(tx: TxRoom, s: int) -> list[WriteBlock]:
     """The spec's ``RoundWrites(r, s)``: ``min(remaining, allocated)`` tokens
     from offset ``sent``, block by block into the destination; the aux row
     (the total) with the first block of the first round only."""
     p, x = tx.params, tx.session(s)
-    tok = min(max(0, tx.total - x.sent), x.alloc)
+    tok = round_tokens(tx.total, x.sent, x.alloc)
     out = []
     for j in range(1, min(nblk(tok, p.block_size), len(x.dst)) + 1):
         first = x.sent + (j - 1) * p.block_size + 1
@@ -138,14 +150,13 @@ def sender_start_round(tx: TxRoom) -> TxStep | None:
     barrier: the others are written from their stale destinations, the
     ``once_no_barrier`` bug)."""
     p = tx.params
-    ready = [x.ready for x in tx.sessions]
-    if not ((tx.phase == INIT and all(ready))
-            or (tx.phase == AWAIT and (all(ready) if p.barrier else any(ready)))):
+    if tx.phase not in (INIT, AWAIT) or not round_may_start(
+            tx.phase == INIT, [x.ready for x in tx.sessions], p.barrier):
         return None
     effects: list[Effect] = []
     for s in p.sessions:
         effects.extend(round_writes(tx, s))
-    sessions = tuple(replace(x, tok=min(max(0, tx.total - x.sent), x.alloc), ready=False)
+    sessions = tuple(replace(x, tok=round_tokens(tx.total, x.sent, x.alloc), ready=False)
                      for x in tx.sessions)
     partial = any(tx.total - x.sent > x.alloc for x in tx.sessions)
     nt = replace(tx, sessions=sessions, partial=partial, round=tx.round + 1, phase=WRITING)
