@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from .allocator import blocks_for
 from .buffers import BlockBuffers
+from .protocol import round_may_start, round_tokens
 from .trace import TraceLog, encode_proc
 from .transport import (
     FAILED,
@@ -131,9 +132,7 @@ class Sender:
         infos = room.sessions.values()
         if not all(i.known for i in infos):
             return False  # the first round needs every session's init
-        if self.barrier or room.round == 0:
-            return all(i.ready for i in infos)
-        return any(i.ready for i in infos)
+        return round_may_start(room.round == 0, [i.ready for i in infos], self.barrier)
 
     def start_round(self, req: int) -> None:
         room = self.rooms[req]
@@ -143,7 +142,7 @@ class Sender:
         room.rounds_started += 1
         for s, info in room.sessions.items():
             remaining = room.total - info.sent
-            tokens = max(0, min(remaining, info.alloc))
+            tokens = round_tokens(room.total, info.sent, info.alloc)
             first_src = info.sent // bs
             with_aux_round = info.sent == 0
             src_used, dst_used = [], []
