@@ -46,6 +46,15 @@ SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 SPEC_MODULE = "ResumeProtocol"
 MAX_EVENTS = 5000        # TLC explores every landing order: beyond this, use the native checker
 MAX_SESSIONS = 4
+# The checker's range (docs/trace-format.md, "Numbers TLC trace validation can
+# judge").  Block ids only name blocks: they are renumbered (``block_map``).
+# Token counts are numbers the spec computes with: beyond these, refused.
+MAX_TOKENS = 1 << 20     # any token count, offset, total, round number
+MAX_BLOCK_SIZE = 4096
+MAX_POOL_SLOTS = 1 << 16 # blocks per rank (after renumbering) x block size
+# Fields whose number is a magnitude the spec computes with.
+MAGNITUDES = ("tokens", "sent_tokens", "allocated_tokens", "total", "aux_total", "round",
+              "block_size", "init_tokens")
 
 # Invariants checked on every trace state, in this order.
 SAFETY_INVARIANTS = ("NoSharedBlock", "NoFreeAndHeld", "NoDoubleFree",
@@ -57,6 +66,10 @@ TRACE_FORMS = {"LoggedWritesOnlyIntoOwnedBlocks": "WritesOnlyIntoOwnedBlocks"}
 
 class NotForTlc(Exception):
     """The trace is outside what TLC trace validation handles."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass(eq=False)     # parts and steps are compared by identity
@@ -189,8 +202,10 @@ def _session_of(ev: dict) -> int:
 class _Grouper:
     """Groups the events of a trace into spec actions (see ``steps_of``)."""
 
-    def __init__(self, bs: int, nsess: int, corrected: bool, free_first: bool):
+    def __init__(self, bs: int, nsess: int, corrected: bool, free_first: bool,
+                 bmap: dict | None = None):
         self.bs = bs
+        self.bmap = bmap             # trace block id -> spec block id (None: id + 1)
         self.corrected = corrected
         self.free_first = free_first
         self.nsess = nsess
@@ -214,6 +229,12 @@ class _Grouper:
         self.cache_due: dict = {}    # (req, session) -> a CorrectedCache part whose free is due
 
     # -- bookkeeping -------------------------------------------------------------
+    def bl(self, blocks) -> list:
+        """Block ids of the trace as the spec numbers them."""
+        if self.bmap is None:
+            return [b + 1 for b in blocks]
+        return [self.bmap[b] for b in blocks]
+
     def rid(self, r) -> int:
         if r not in self.reqs:
             self.reqs[r] = len(self.reqs) + 1
@@ -271,7 +292,7 @@ class _Grouper:
             handler(line, ev, r, s)
 
     def on_alloc(self, line, ev, r, s):
-        blocks = [b + 1 for b in ev["blocks"] or ()]
+        blocks = self.bl(ev["blocks"] or ())
         cur = self.open.get((r, s))
         st, p = cur if cur else (None, None)
         if ev["blocks"] is not None and len(blocks) != -(-ev["tokens"] // self.bs):
@@ -307,7 +328,7 @@ class _Grouper:
             self.impossible(r, s, line)
 
     def on_free(self, line, ev, r, s):
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         cur = self.open.get((r, s))
         due = self.cache_due.pop((r, s), None)
         if due is not None:
@@ -325,7 +346,7 @@ class _Grouper:
 
     def on_init_sent(self, line, ev, r, s):
         alloc = self.init_allocs.pop((r, s), None)
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         if alloc is None or alloc[0] != blocks or self.count.get(("init", r, s)):
             self.impossible(r, s, line)
             return
@@ -341,12 +362,12 @@ class _Grouper:
 
     def on_init_recv(self, line, ev, r, s):
         if self._recv("ctl", line, r, s):
-            self.add("SenderRecvInit", r, s, line, blocks=[b + 1 for b in ev["blocks"]],
+            self.add("SenderRecvInit", r, s, line, blocks=self.bl(ev["blocks"]),
                      tokens=ev["allocated_tokens"])
 
     def on_resume_recv(self, line, ev, r, s):
         if self._recv("ctl", line, r, s):
-            self.add("SenderRecvResume", r, s, line, blocks=[b + 1 for b in ev["blocks"]],
+            self.add("SenderRecvResume", r, s, line, blocks=self.bl(ev["blocks"]),
                      sent=ev["sent_tokens"], tokens=ev["allocated_tokens"],
                      st_fields=(ev.get("round", -1), -1, -1))
 
@@ -362,7 +383,7 @@ class _Grouper:
         _, p = self.join("start", "SenderStartRound", r, s, line)
         p.sent, p.tokens = ev["sent_tokens"], ev["tokens"]
         p.aux, p.partial = ev["aux_written"], ev["partial"]
-        p.blocks = [b + 1 for b in ev["dst_blocks"]]
+        p.blocks = self.bl(ev["dst_blocks"])
 
     def on_round_end(self, line, ev, r, s):
         if not ev["ok"]:
@@ -460,7 +481,7 @@ class _Grouper:
 
     def on_buffer_read(self, line, ev, r, s):
         cur = self.open.get((r, s))
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         ids = ev.get("ids")
         if ev["tokens"] > len(blocks) * self.bs or (ids is not None and len(ids) != ev["tokens"]):
             self.impossible(r, s, line)          # more tokens than its blocks hold, or ids
@@ -481,7 +502,7 @@ class _Grouper:
 
     def on_resume_sent(self, line, ev, r, s):
         cur = self.open.get((r, s))
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         if self.held.get((r, s), set()) - set(blocks):
             self.impossible(r, s, line)          # still holding blocks its step frees
         elif cur is not None and cur[0].action in ("PollResume", "CorrectedResume") \
@@ -498,7 +519,9 @@ class _Grouper:
         if cur is not None and cur[0].action == "PollSuccess" and cur[1].tokens == -1:
             cur[1].tokens = ev["tokens"]
             if ev.get("ids") is not None:
-                cur[1].ids = [(self.reqs.get(a, 0), b) for a, b in ev["ids"]]
+                # a position beyond MAX_TOKENS is no token of the spec: -1 (none is)
+                cur[1].ids = [(self.reqs.get(a, 0), b if b <= MAX_TOKENS else -1)
+                              for a, b in ev["ids"]]
         else:
             self.impossible(r, s, line)
 
@@ -612,17 +635,21 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     resume_order = config.get("resume_order") or (
         "alloc_first" if variant in ("once", "corrected") else "free_first")
     nsess = config.get("nsess") or 1
-    max_block = -1
     for _line, ev in events:
         if ev["event"] != "config":
             nsess = max(nsess, _session_of(ev))
-        for key in ("blocks", "dst_blocks"):
-            for b in ev.get(key) or ():
-                max_block = max(max_block, b)
     if nsess > MAX_SESSIONS:
         raise NotForTlc(f"TLC trace validation handles up to {MAX_SESSIONS} sessions per room "
                         f"(this trace has {nsess}); use the native checker")
-    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first")
+    check_range(events)
+    need = _blocks_needed(events, bs)
+    nreqs = len({ev["req"] for _, ev in events if "req" in ev})
+    bmap, nblocks = block_map(events, config.get("nblocks") or 0, need, nreqs * nsess)
+    if nblocks * bs > MAX_POOL_SLOTS:
+        raise NotForTlc(f"the pool is too large for TLC trace validation: {nblocks} blocks of "
+                        f"{bs} tokens per rank after renumbering the blocks the trace never "
+                        f"names (at most {MAX_POOL_SLOTS} token slots); use the native checker")
+    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first", bmap)
     for line, ev in events:
         if ev["event"] != "config":
             g.feed(line, ev)
@@ -631,9 +658,10 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     totals = [g.total.get(i, config.get("init_tokens") or bs) for i in range(1, nreq + 1)]
     constants = {
         "NReq": nreq, "NSess": nsess, "BlockSize": bs,
-        "NBlocks": max(config.get("nblocks") or 0, max_block + 1, 1),
+        "NBlocks": nblocks,
         "InitTokens": config.get("init_tokens") or bs,
-        "Cap": config.get("cap", 0),
+        # a cap of `need` blocks or more never binds: every larger cap is the same
+        "Cap": min(config.get("cap", 0), need),
         "Order": config.get("order", "any"),
         "Variant": variant,
         "ResumeOrder": resume_order,
@@ -645,6 +673,61 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     unlogged = [(r, s, steps.index(st) + 1)
                 for r, s, st in g.unlogged_writes]
     return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end, unlogged)
+
+
+def check_range(events) -> None:
+    """Refuse a trace holding a number the spec computes with that TLC cannot
+    (its integers stop at 2^31 - 1; sequences of that many tokens do not fit)."""
+    for line, ev in events:
+        for key in MAGNITUDES:
+            v = ev.get(key)
+            if isinstance(v, int) and not isinstance(v, bool) and v > MAX_TOKENS:
+                raise NotForTlc(f"{key} = {v} (event {ev['event']}) is beyond the range of "
+                                f"TLC trace validation (at most {MAX_TOKENS:,} tokens); "
+                                "use the native checker", line=line)
+        if ev["event"] == "config" and (ev.get("block_size") or 0) > MAX_BLOCK_SIZE:
+            raise NotForTlc(f"block_size = {ev['block_size']} is beyond the range of TLC trace "
+                            f"validation (at most {MAX_BLOCK_SIZE}); use the native checker",
+                            line=line)
+
+
+def _blocks_needed(events, bs: int) -> int:
+    """The most blocks any allocation of this trace can ask for (at least 1)."""
+    most = bs
+    for _line, ev in events:
+        for key in ("total", "tokens", "init_tokens", "allocated_tokens", "aux_total"):
+            v = ev.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                most = max(most, v)
+    return max(1, -(-most // bs))
+
+
+def block_map(events, nblocks: int, need: int, open_steps: int) -> tuple[dict, int]:
+    """Renumber block ids 1..N', keeping the blocks the trace names and at most
+    ``need * (open_steps + 1)`` of each run of blocks it never names.
+
+    Blocks the trace never names are never written and never logged as
+    allocated: what they change is where the allocator's next block comes from
+    (``fifo``/``lifo``: is there a block between these two?) and how many are
+    free (an allocation of at most ``need`` blocks succeeds or not; the
+    corrected design's resume asks for at most what is free).  A run kept
+    non-empty, and at least ``need`` long for each step the end of the log
+    leaves to the spec's choice, answers every such question as the whole run
+    does.  The id 2147483647, or a pool of a million blocks, become small
+    numbers, and TLC's time grows with the blocks the trace names, not the pool.
+    """
+    named = sorted({b for _, ev in events for key in ("blocks", "dst_blocks")
+                    for b in (ev.get(key) or ())})
+    total = max(nblocks, named[-1] + 1 if named else 0, 1)
+    keep = need * (open_steps + 1)
+    bmap: dict = {}
+    pos, prev = 0, -1
+    for b in named:
+        pos += min(b - prev - 1, keep) + 1
+        bmap[b] = pos
+        prev = b
+    pos += min(total - 1 - prev, keep)
+    return bmap, max(pos, 1)
 
 
 def _logged_whole(st: Step, p: Part, held_now: set, corrected: bool) -> bool:
@@ -872,6 +955,13 @@ INVARIANTS
 """
 
 
+def comment_safe(text: str) -> str:
+    """``text`` for a TLA+ end-of-line comment: a file name may hold a newline,
+    a backslash or ``*)``; only letters, digits and ``._-+,`` and spaces pass."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-+, ") else "?"
+                   for c in text)
+
+
 def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
            invariants: tuple = SAFETY_INVARIANTS) -> tuple[str, str]:
     """The trace module and a cfg checking ``invariants``."""
@@ -938,7 +1028,8 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
                 return v
         return malformed
     except NotForTlc as e:
-        v = Verdict("error", checker="tlc", message=str(e), seconds=time.perf_counter() - t0)
+        v = Verdict("error", checker="tlc", message=str(e), seconds=time.perf_counter() - t0,
+                    file="+".join(paths) if e.line else None, line=e.line)
         v.exit_code = exitcodes.BAD_INPUT
         return v
     return _run(model, paths, timeout, keep, t0)
@@ -954,7 +1045,7 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
                     seconds=time.perf_counter() - t0)
         v.exit_code = exitcodes.BAD_INPUT
         return v
-    source = ", ".join(Path(p).name for p in paths)
+    source = comment_safe(", ".join(Path(p).name for p in paths))
     module, safety_cfg = render(model, source=source)
     _, end_cfg = render(model, source=source, invariants=("TraceNotFinished", "TraceNotDone"))
     # Two runs.  1: every behaviour matching the trace, exhaustively, against
