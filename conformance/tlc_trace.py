@@ -30,6 +30,7 @@ traces are the native checker's job.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from collections import deque
@@ -841,8 +842,9 @@ def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
 
 
 def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
-              keep: str | None = None) -> Verdict:
-    """Check a trace with TLC.  ``keep``: a folder to leave the generated module in."""
+              keep: str | None = None, heap: str = "2g") -> Verdict:
+    """Check a trace with TLC.  ``keep``: a folder to leave the generated module in;
+    ``heap``: the JVM's heap (too small: verdict error, exit 7)."""
     t0 = time.perf_counter()
     try:
         events = _load(paths)
@@ -858,7 +860,7 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
         if before:
             # As the streaming checker: a violation before the bad line stands.
             try:
-                v = _run(steps_of(before), paths, timeout, keep, t0)
+                v = _run(steps_of(before), paths, timeout, keep, t0, heap)
             except NotForTlc:
                 return malformed
             if v.verdict == "violates":
@@ -869,11 +871,28 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
                     file="+".join(paths) if e.line else None, line=e.line)
         v.exit_code = exitcodes.BAD_INPUT
         return v
-    return _run(model, paths, timeout, keep, t0)
+    return _run(model, paths, timeout, keep, t0, heap)
+
+
+def _failure_message(e, folder: Path, keep: str | None) -> str:
+    """The runner's message; where it saved TLC's output, that log and the
+    generated module go together into one folder (the temporary one is
+    removed), named in the message."""
+    if e.log_path is None:
+        return e.message
+    kept = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="resumespec-trace-failed-"))
+    try:
+        if not keep:
+            for f in folder.iterdir():
+                shutil.copy(f, kept / f.name)
+        shutil.move(str(e.log_path), kept / "tlc.log")
+    except OSError:
+        return e.one_line()
+    return f"{e.message} (TLC output and the generated module kept in {kept})"
 
 
 def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
-         t0: float) -> Verdict:
+         t0: float, heap: str = "2g") -> Verdict:
     from resumespec.spec import tlc
 
     spec_file = SPEC_DIR / f"{SPEC_MODULE}.tla"
@@ -895,7 +914,7 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
         (folder / "TraceCheck.cfg").write_text(safety_cfg)
         (folder / "TraceCheckEnd.cfg").write_text(end_cfg)
         try:
-            settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap="2g")
+            settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap=heap)
             result = None
             for cfg_name in ("TraceCheck.cfg", "TraceCheckEnd.cfg"):
                 run = tlc.ModelRun(module=folder / "TraceCheck.tla", cfg=folder / cfg_name,
@@ -905,7 +924,7 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
                 if result.kind != "success":
                     break
         except tlc.TlcFailure as e:
-            v = Verdict("error", checker="tlc", message=e.one_line(),
+            v = Verdict("error", checker="tlc", message=_failure_message(e, folder, keep),
                         seconds=time.perf_counter() - t0)
             v.exit_code = e.exit_code
             return v
