@@ -150,6 +150,8 @@ class TraceModel:
     events: int
     cut_at_end: bool = False
     unlogged_writes: list = field(default_factory=list)   # (req, session, step) of a cut round
+    by_line: dict = field(default_factory=dict)   # line -> event, for the verdict's words
+    block_ids: dict = field(default_factory=dict)  # trace block id -> spec block id
 
 
 def _load(paths: list[str]) -> list[tuple[int, dict]]:
@@ -674,7 +676,8 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     # (req, session, the position in Trace of the round that did not log them)
     unlogged = [(r, s, steps.index(st) + 1)
                 for r, s, st in g.unlogged_writes]
-    return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end, unlogged)
+    return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end, unlogged,
+                      block_ids=bmap)
 
 
 def check_range(events) -> None:
@@ -852,6 +855,7 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
             raise MalformedTrace(1, None, "at least one event (the trace is empty)",
                                  "+".join(paths))
         model = steps_of(events)
+        model.by_line = dict(events)
     except MalformedTrace as e:
         malformed = Verdict("malformed", checker="tlc", message=e.message(),
                             expected=e.expected, file=e.path, line=e.line,
@@ -903,7 +907,9 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
         return v
     source = comment_safe(", ".join(Path(p).name for p in paths))
     module, safety_cfg = render(model, source=source)
-    _, end_cfg = render(model, source=source, invariants=("TraceNotFinished", "TraceNotDone"))
+    _, end_cfg = render(model, source=source,
+                        invariants=("Furthest", "TraceNotFinished", "TraceNotDone"))
+    end_cfg = end_cfg.replace("INIT TraceInit\n", "INIT TraceInitFurthest\n")
     # Two runs.  1: every behaviour matching the trace, exhaustively, against
     # the safety invariants (one violating landing order is a violation).
     # 2: is the end of the trace reachable, and are requests closed there?
@@ -916,11 +922,12 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
         try:
             settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap=heap)
             result = None
+            printed: list[str] = []
             for cfg_name in ("TraceCheck.cfg", "TraceCheckEnd.cfg"):
                 run = tlc.ModelRun(module=folder / "TraceCheck.tla", cfg=folder / cfg_name,
                                    label="trace", check_deadlock=False,
                                    library_dirs=(SPEC_DIR,))
-                result = tlc.run_tlc(run, settings)
+                result = tlc.run_tlc(run, settings, on_line=printed.append)
                 if result.kind != "success":
                     break
         except tlc.TlcFailure as e:
@@ -928,7 +935,64 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
                         seconds=time.perf_counter() - t0)
             v.exit_code = e.exit_code
             return v
-    return _verdict_from_tlc(result, model, time.perf_counter() - t0)
+    v = _verdict_from_tlc(result, model, time.perf_counter() - t0)
+    if v.prop == "SpecStep":
+        explain_mismatch(v, model, furthest(printed), "+".join(paths))
+    return v
+
+
+def furthest(lines: list[str]) -> tuple[int, dict] | None:
+    """The last ``<<"trace-furthest", l, state>>`` TLC printed (``Furthest``):
+    the furthest cursor some behaviour reached, and the spec state there."""
+    from resumespec.spec.tla_values import TlaValueError, parse_value, to_json
+
+    start = None
+    for i, ln in enumerate(lines):
+        if '"trace-furthest"' in ln:
+            start = i
+    if start is None:
+        return None
+    text = []
+    for ln in lines[start:]:
+        if ln.startswith("@!@!@") or (text and '"trace-furthest"' in ln):
+            break
+        text.append(ln)
+    try:
+        _, cursor, state = parse_value(" ".join(t.strip() for t in text))
+    except (TlaValueError, ValueError):
+        return None
+    return int(cursor), to_json(state)
+
+
+def explain_mismatch(v: Verdict, model: TraceModel, where: tuple[int, dict] | None,
+                     file: str) -> None:
+    """Say where the trace leaves the spec: the longest prefix of its steps
+    that some behaviour matches, the first step none explains, the state."""
+    if where is None or not 1 <= where[0] <= len(model.steps):
+        return
+    cursor, state = where
+    step = model.steps[cursor - 1]
+    ev = model.by_line.get(step.line)
+    what = f"line {step.line}" + (f" ({ev['proc']} {ev['event']})" if ev else "")
+    if cursor == 1:
+        matched = "no behaviour of the spec matches even the first logged step"
+    else:
+        last = model.steps[cursor - 2]
+        matched = (f"the spec matches the trace's first {cursor - 1} of {len(model.steps)} "
+                   f"steps (to line {last.line}, {last.action})")
+    v.message = (f"{matched}; no spec step explains {what}: {_step_words(step)}, "
+                 f"request {step.req}")
+    v.expected = f"a spec step that explains {what}"
+    v.file, v.line, v.event = file, step.line, ev
+    # the spec numbers blocks 1..NBlocks: say which trace block each one is
+    v.state = {"spec_state": state, "trace_block_of_spec_block": {
+        str(spec_id): trace_id for trace_id, spec_id in sorted(model.block_ids.items())}}
+
+
+def _step_words(step: Step) -> str:
+    if step.action == "Impossible":
+        return "no spec action makes this event at that point"
+    return f"it is part of {step.action}, which the spec cannot take there with these values"
 
 
 if __name__ == "__main__":   # debugging aid: print the generated module

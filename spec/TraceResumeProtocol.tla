@@ -243,4 +243,26 @@ AllClosed ==
     /\ \A s \in Sess : rxBlocks[r][s] = <<>>
     /\ txPhase[r] \in {"done", "failed", "dead", "init"}
 TraceNotFinished == ~(l > Len(Trace) /\ AllClosed /\ ~CutAtEnd)
+
+(***************************************************************************)
+(* Where the log stops matching (checked with TraceNotDone, run 2).  TLC   *)
+(* register 1 holds the furthest cursor reached so far (one worker); each  *)
+(* time a state goes further, its cursor and spec state are printed.  The *)
+(* last such line gives the longest prefix of Trace that some behaviour   *)
+(* matches, the state there, and so the first step no spec step explains. *)
+(***************************************************************************)
+SpecState ==    \* every variable but the block contents (data)
+    [free |-> free, aux |-> aux, rxPhase |-> rxPhase, rxStatus |-> rxStatus,
+     rxInfo |-> rxInfo, rxBlocks |-> rxBlocks, rxCache |-> rxCache, rxPSent |-> rxPSent,
+     rxPTotal |-> rxPTotal, rxFlag |-> rxFlag, rxLastIdx |-> rxLastIdx,
+     rxLastSent |-> rxLastSent, rxRound |-> rxRound, rxResumes |-> rxResumes,
+     handed |-> handed, txPhase |-> txPhase, txSent |-> txSent, txAlloc |-> txAlloc,
+     txDst |-> txDst, txReady |-> txReady, txTok |-> txTok, txRound |-> txRound,
+     txPartials |-> txPartials, txPartial |-> txPartial, ctl |-> ctl, st |-> st,
+     wire |-> wire, faultsUsed |-> faultsUsed, errors |-> errors]
+TraceInitFurthest == TraceInit /\ TLCSet(1, 0)
+Furthest ==     \* always TRUE
+    \/ l <= TLCGet(1)
+    \/ /\ TLCSet(1, l)
+       /\ PrintT(<<"trace-furthest", l, SpecState>>)
 =============================================================================

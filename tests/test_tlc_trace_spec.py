@@ -134,3 +134,24 @@ def test_a_64_block_pool_still_catches_a_shared_block(tmp_path):
     v = check_tlc([path], timeout=300)
     assert v.verdict == "violates", v.message
     assert check_native([path]).verdict == "violates"
+
+
+def test_a_rejected_trace_says_where_it_leaves_the_spec():
+    """Not "no behaviour matches the whole trace": the longest prefix some
+    behaviour matches, the first event no step explains, the state there."""
+    v = check_tlc([str(CORPUS / "resume_garbled.jsonl")], timeout=300)
+    assert v.verdict == "violates" and v.prop == "SpecStep"
+    assert "the spec matches the trace's first 6 of 7 steps" in v.message
+    assert "no spec step explains line 15 (encode resume_recv)" in v.message
+    assert v.line == 15 and v.event["event"] == "resume_recv"
+    spec = v.state["spec_state"]
+    # the receiver resumed at offset 2; the sender was told 1
+    assert spec["rxPhase"] == ["queued"] and spec["ctl"][0][0][0]["sent"] == 2
+    assert v.event["sent_tokens"] == 1
+    assert v.state["trace_block_of_spec_block"]["2"] == 1
+
+
+def test_an_event_no_action_makes_is_named():
+    v = check_tlc([str(CORPUS / "status_received_not_sent.jsonl")], timeout=300)
+    assert v.prop == "SpecStep" and v.line == 6
+    assert "first 2 of 3 steps" in v.message and "no spec action makes this event" in v.message
