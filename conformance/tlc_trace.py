@@ -973,15 +973,15 @@ def explain_mismatch(v: Verdict, model: TraceModel, where: tuple[int, dict] | No
     cursor, state = where
     step = model.steps[cursor - 1]
     ev = model.by_line.get(step.line)
-    what = f"line {step.line}" + (f" ({ev['proc']} {ev['event']})" if ev else "")
+    what = f"line {step.line}" + (f" ({ev['proc']} {ev['event']}, request {step.req})"
+                                  if ev else f" (request {step.req})")
     if cursor == 1:
         matched = "no behaviour of the spec matches even the first logged step"
     else:
         last = model.steps[cursor - 2]
         matched = (f"the spec matches the trace's first {cursor - 1} of {len(model.steps)} "
                    f"steps (to line {last.line}, {last.action})")
-    v.message = (f"{matched}; no spec step explains {what}: {_step_words(step)}, "
-                 f"request {step.req}")
+    v.message = f"{matched}; no spec step explains {what}: {_step_words(step)}"
     v.expected = f"a spec step that explains {what}"
     v.file, v.line, v.event = file, step.line, ev
     # the spec numbers blocks 1..NBlocks: say which trace block each one is

@@ -142,7 +142,7 @@ def test_a_rejected_trace_says_where_it_leaves_the_spec():
     v = check_tlc([str(CORPUS / "resume_garbled.jsonl")], timeout=300)
     assert v.verdict == "violates" and v.prop == "SpecStep"
     assert "the spec matches the trace's first 6 of 7 steps" in v.message
-    assert "no spec step explains line 15 (encode resume_recv)" in v.message
+    assert "no spec step explains line 15 (encode resume_recv, request 1)" in v.message
     assert v.line == 15 and v.event["event"] == "resume_recv"
     spec = v.state["spec_state"]
     # the receiver resumed at offset 2; the sender was told 1
