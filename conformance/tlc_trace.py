@@ -622,6 +622,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     receive before its send) becomes an ``Impossible`` step: TLC then finds
     no behaviour, as the native checker finds no spec step.
     """
+    check_range(events)
     config, conflicts = _config_of(events)
     if conflicts:
         # Two processes, two configurations: no single model explains the run.
@@ -645,7 +646,6 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     if nsess > MAX_SESSIONS:
         raise NotForTlc(f"TLC trace validation handles up to {MAX_SESSIONS} sessions per room "
                         f"(this trace has {nsess}); use the native checker")
-    check_range(events)
     need = _blocks_needed(events, bs)
     nreqs = len({ev["req"] for _, ev in events if "req" in ev})
     bmap, nblocks = block_map(events, config.get("nblocks") or 0, need, nreqs * nsess)

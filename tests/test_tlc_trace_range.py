@@ -102,3 +102,17 @@ def test_a_file_name_with_a_newline_is_not_pasted_into_tla(tmp_path):
     module, _ = render(steps_of(_load([path])), source=comment_safe("two\nlines *) \\* x"))
     assert "two?lines ?? ?? x" in module
     assert check_tlc([path], timeout=120).verdict == "conforms"
+
+
+def test_block_size_and_conflicting_configs_beyond_range_are_refused(tmp_path):
+    events = [dict(e) for e in _base()]
+    for e in events:
+        if e["event"] == "config":
+            e["block_size"] = 5000
+    v = check_tlc([_write(tmp_path, "wide_blocks.jsonl", events)])
+    assert v.verdict == "error" and v.exit_code == exitcodes.BAD_INPUT
+    assert "block_size = 5000" in v.message and v.line == 1
+    # two processes with two configurations, one of them out of range
+    events[0]["block_size"] = 2**40
+    v = check_tlc([_write(tmp_path, "two_configs.jsonl", events)])
+    assert v.exit_code == exitcodes.BAD_INPUT and "block_size = 1099511627776" in v.message
