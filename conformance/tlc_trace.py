@@ -30,6 +30,7 @@ traces are the native checker's job.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from collections import deque
@@ -45,8 +46,18 @@ from .trace import STATUS_RANK, MalformedTrace
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 SPEC_MODULE = "ResumeProtocol"
+TRACE_MODULE = "TraceResumeProtocol"     # spec/TraceResumeProtocol.tla: the trace spec
 MAX_EVENTS = 5000        # TLC explores every landing order: beyond this, use the native checker
 MAX_SESSIONS = 4
+# The checker's range (docs/trace-format.md, "Numbers TLC trace validation can
+# judge").  Block ids only name blocks: they are renumbered (``block_map``).
+# Token counts are numbers the spec computes with: beyond these, refused.
+MAX_TOKENS = 1 << 20     # any token count, offset, total, round number
+MAX_BLOCK_SIZE = 4096
+MAX_POOL_SLOTS = 1 << 16 # blocks per rank (after renumbering) x block size
+# Fields whose number is a magnitude the spec computes with.
+MAGNITUDES = ("tokens", "sent_tokens", "allocated_tokens", "total", "aux_total", "round",
+              "block_size", "init_tokens")
 
 # Invariants checked on every trace state, in this order.
 SAFETY_INVARIANTS = ("NoSharedBlock", "NoFreeAndHeld", "NoDoubleFree",
@@ -58,6 +69,10 @@ TRACE_FORMS = {"LoggedWritesOnlyIntoOwnedBlocks": "WritesOnlyIntoOwnedBlocks"}
 
 class NotForTlc(Exception):
     """The trace is outside what TLC trace validation handles."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass(eq=False)     # parts and steps are compared by identity
@@ -136,6 +151,8 @@ class TraceModel:
     events: int
     cut_at_end: bool = False
     unlogged_writes: list = field(default_factory=list)   # (req, session, step) of a cut round
+    by_line: dict = field(default_factory=dict)   # line -> event, for the verdict's words
+    block_ids: dict = field(default_factory=dict)  # trace block id -> spec block id
 
 
 def _load(paths: list[str]) -> list[tuple[int, dict]]:
@@ -190,8 +207,10 @@ def _session_of(ev: dict) -> int:
 class _Grouper:
     """Groups the events of a trace into spec actions (see ``steps_of``)."""
 
-    def __init__(self, bs: int, nsess: int, corrected: bool, free_first: bool):
+    def __init__(self, bs: int, nsess: int, corrected: bool, free_first: bool,
+                 bmap: dict | None = None):
         self.bs = bs
+        self.bmap = bmap             # trace block id -> spec block id (None: id + 1)
         self.corrected = corrected
         self.free_first = free_first
         self.nsess = nsess
@@ -215,6 +234,12 @@ class _Grouper:
         self.cache_due: dict = {}    # (req, session) -> a CorrectedCache part whose free is due
 
     # -- bookkeeping -------------------------------------------------------------
+    def bl(self, blocks) -> list:
+        """Block ids of the trace as the spec numbers them."""
+        if self.bmap is None:
+            return [b + 1 for b in blocks]
+        return [self.bmap[b] for b in blocks]
+
     def rid(self, r) -> int:
         if r not in self.reqs:
             self.reqs[r] = len(self.reqs) + 1
@@ -272,7 +297,7 @@ class _Grouper:
             handler(line, ev, r, s)
 
     def on_alloc(self, line, ev, r, s):
-        blocks = [b + 1 for b in ev["blocks"] or ()]
+        blocks = self.bl(ev["blocks"] or ())
         cur = self.open.get((r, s))
         st, p = cur if cur else (None, None)
         if ev["blocks"] is not None and len(blocks) != -(-ev["tokens"] // self.bs):
@@ -308,7 +333,7 @@ class _Grouper:
             self.impossible(r, s, line)
 
     def on_free(self, line, ev, r, s):
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         cur = self.open.get((r, s))
         due = self.cache_due.pop((r, s), None)
         if due is not None:
@@ -326,7 +351,7 @@ class _Grouper:
 
     def on_init_sent(self, line, ev, r, s):
         alloc = self.init_allocs.pop((r, s), None)
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         if alloc is None or alloc[0] != blocks or self.count.get(("init", r, s)):
             self.impossible(r, s, line)
             return
@@ -342,12 +367,12 @@ class _Grouper:
 
     def on_init_recv(self, line, ev, r, s):
         if self._recv("ctl", line, r, s):
-            self.add("SenderRecvInit", r, s, line, blocks=[b + 1 for b in ev["blocks"]],
+            self.add("SenderRecvInit", r, s, line, blocks=self.bl(ev["blocks"]),
                      tokens=ev["allocated_tokens"])
 
     def on_resume_recv(self, line, ev, r, s):
         if self._recv("ctl", line, r, s):
-            self.add("SenderRecvResume", r, s, line, blocks=[b + 1 for b in ev["blocks"]],
+            self.add("SenderRecvResume", r, s, line, blocks=self.bl(ev["blocks"]),
                      sent=ev["sent_tokens"], tokens=ev["allocated_tokens"],
                      st_fields=(ev.get("round", -1), -1, -1))
 
@@ -363,7 +388,7 @@ class _Grouper:
         _, p = self.join("start", "SenderStartRound", r, s, line)
         p.sent, p.tokens = ev["sent_tokens"], ev["tokens"]
         p.aux, p.partial = ev["aux_written"], ev["partial"]
-        p.blocks = [b + 1 for b in ev["dst_blocks"]]
+        p.blocks = self.bl(ev["dst_blocks"])
 
     def on_round_end(self, line, ev, r, s):
         if not ev["ok"]:
@@ -461,7 +486,7 @@ class _Grouper:
 
     def on_buffer_read(self, line, ev, r, s):
         cur = self.open.get((r, s))
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         ids = ev.get("ids")
         if ev["tokens"] > len(blocks) * self.bs or (ids is not None and len(ids) != ev["tokens"]):
             self.impossible(r, s, line)          # more tokens than its blocks hold, or ids
@@ -482,7 +507,7 @@ class _Grouper:
 
     def on_resume_sent(self, line, ev, r, s):
         cur = self.open.get((r, s))
-        blocks = [b + 1 for b in ev["blocks"]]
+        blocks = self.bl(ev["blocks"])
         if self.held.get((r, s), set()) - set(blocks):
             self.impossible(r, s, line)          # still holding blocks its step frees
         elif cur is not None and cur[0].action in ("PollResume", "CorrectedResume") \
@@ -499,7 +524,9 @@ class _Grouper:
         if cur is not None and cur[0].action == "PollSuccess" and cur[1].tokens == -1:
             cur[1].tokens = ev["tokens"]
             if ev.get("ids") is not None:
-                cur[1].ids = [(self.reqs.get(a, 0), b) for a, b in ev["ids"]]
+                # a position beyond MAX_TOKENS is no token of the spec: -1 (none is)
+                cur[1].ids = [(self.reqs.get(a, 0), b if b <= MAX_TOKENS else -1)
+                              for a, b in ev["ids"]]
         else:
             self.impossible(r, s, line)
 
@@ -596,6 +623,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     receive before its send) becomes an ``Impossible`` step: TLC then finds
     no behaviour, as the native checker finds no spec step.
     """
+    check_range(events)
     config, conflicts = _config_of(events)
     if conflicts:
         # Two processes, two configurations: no single model explains the run.
@@ -612,17 +640,20 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     variant = config.get("variant", "once")
     resume_order = config.get("resume_order") or ENGINE_RESUME_ORDER.get(variant, "free_first")
     nsess = config.get("nsess") or 1
-    max_block = -1
     for _line, ev in events:
         if ev["event"] != "config":
             nsess = max(nsess, _session_of(ev))
-        for key in ("blocks", "dst_blocks"):
-            for b in ev.get(key) or ():
-                max_block = max(max_block, b)
     if nsess > MAX_SESSIONS:
         raise NotForTlc(f"TLC trace validation handles up to {MAX_SESSIONS} sessions per room "
                         f"(this trace has {nsess}); use the native checker")
-    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first")
+    need = _blocks_needed(events, bs)
+    nreqs = len({ev["req"] for _, ev in events if "req" in ev})
+    bmap, nblocks = block_map(events, config.get("nblocks") or 0, need, nreqs * nsess)
+    if nblocks * bs > MAX_POOL_SLOTS:
+        raise NotForTlc(f"the pool is too large for TLC trace validation: {nblocks} blocks of "
+                        f"{bs} tokens per rank after renumbering the blocks the trace never "
+                        f"names (at most {MAX_POOL_SLOTS} token slots); use the native checker")
+    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first", bmap)
     for line, ev in events:
         if ev["event"] != "config":
             g.feed(line, ev)
@@ -631,9 +662,10 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     totals = [g.total.get(i, config.get("init_tokens") or bs) for i in range(1, nreq + 1)]
     constants = {
         "NReq": nreq, "NSess": nsess, "BlockSize": bs,
-        "NBlocks": max(config.get("nblocks") or 0, max_block + 1, 1),
+        "NBlocks": nblocks,
         "InitTokens": config.get("init_tokens") or bs,
-        "Cap": config.get("cap", 0),
+        # a cap of `need` blocks or more never binds: every larger cap is the same
+        "Cap": min(config.get("cap", 0), need),
         "Order": config.get("order", "any"),
         "Variant": variant,
         "ResumeOrder": resume_order,
@@ -644,7 +676,63 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
     # (req, session, the position in Trace of the round that did not log them)
     unlogged = [(r, s, steps.index(st) + 1)
                 for r, s, st in g.unlogged_writes]
-    return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end, unlogged)
+    return TraceModel(steps, constants, g.reqs, len(events), g.cut_at_end, unlogged,
+                      block_ids=bmap)
+
+
+def check_range(events) -> None:
+    """Refuse a trace holding a number the spec computes with that TLC cannot
+    (its integers stop at 2^31 - 1; sequences of that many tokens do not fit)."""
+    for line, ev in events:
+        for key in MAGNITUDES:
+            v = ev.get(key)
+            if isinstance(v, int) and not isinstance(v, bool) and v > MAX_TOKENS:
+                raise NotForTlc(f"{key} = {v} (event {ev['event']}) is beyond the range of "
+                                f"TLC trace validation (at most {MAX_TOKENS:,} tokens); "
+                                "use the native checker", line=line)
+        if ev["event"] == "config" and (ev.get("block_size") or 0) > MAX_BLOCK_SIZE:
+            raise NotForTlc(f"block_size = {ev['block_size']} is beyond the range of TLC trace "
+                            f"validation (at most {MAX_BLOCK_SIZE}); use the native checker",
+                            line=line)
+
+
+def _blocks_needed(events, bs: int) -> int:
+    """The most blocks any allocation of this trace can ask for (at least 1)."""
+    most = bs
+    for _line, ev in events:
+        for key in ("total", "tokens", "init_tokens", "allocated_tokens", "aux_total"):
+            v = ev.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                most = max(most, v)
+    return max(1, -(-most // bs))
+
+
+def block_map(events, nblocks: int, need: int, open_steps: int) -> tuple[dict, int]:
+    """Renumber block ids 1..N', keeping the blocks the trace names and at most
+    ``need * (open_steps + 1)`` of each run of blocks it never names.
+
+    Blocks the trace never names are never written and never logged as
+    allocated: what they change is where the allocator's next block comes from
+    (``fifo``/``lifo``: is there a block between these two?) and how many are
+    free (an allocation of at most ``need`` blocks succeeds or not; the
+    corrected design's resume asks for at most what is free).  A run kept
+    non-empty, and at least ``need`` long for each step the end of the log
+    leaves to the spec's choice, answers every such question as the whole run
+    does.  The id 2147483647, or a pool of a million blocks, become small
+    numbers, and TLC's time grows with the blocks the trace names, not the pool.
+    """
+    named = sorted({b for _, ev in events for key in ("blocks", "dst_blocks")
+                    for b in (ev.get(key) or ())})
+    total = max(nblocks, named[-1] + 1 if named else 0, 1)
+    keep = need * (open_steps + 1)
+    bmap: dict = {}
+    pos, prev = 0, -1
+    for b in named:
+        pos += min(b - prev - 1, keep) + 1
+        bmap[b] = pos
+        prev = b
+    pos += min(total - 1 - prev, keep)
+    return bmap, max(pos, 1)
 
 
 def _logged_whole(st: Step, p: Part, held_now: set, corrected: bool) -> bool:
@@ -666,189 +754,21 @@ def _logged_whole(st: Step, p: Part, held_now: set, corrected: bool) -> bool:
 
 
 
-TRACE_SPEC = r"""---- MODULE {name} ----
+# The trace spec is spec/TraceResumeProtocol.tla; Python writes only the data:
+# a module that EXTENDS it and defines the trace, and a cfg binding them.
+TRACE_DATA = r"""---- MODULE {name} ----
 \* Generated by resumespec.conformance.tlc_trace from {source}; do not edit.
-EXTENDS {spec}, TLC
+\* The trace data of spec/{trace_module}.tla, bound by the cfg.
+EXTENDS {trace_module}
 
-VARIABLE l
+TotalData == <<{totals}>>
+FaultsData == {{{faults}}}
+CutData == {cut}
+UnloggedData == {{{unlogged_writes}}}
 
-TotalDef == <<{totals}>>
-FaultsDef == {{{faults}}}
-
-\* The log ends inside a step of every session (a rank logged its part, another
-\* did not yet): that step is taken, but the trace cannot count as finished.
-CutAtEnd == {cut}
-\* <<request, session, k>>: the round Trace[k] started for those sessions was
-\* not logged (the log ends first).
-UnloggedWrites == {{{unlogged_writes}}}
-NotLogged(w, s) == \E u \in UnloggedWrites : u[1] = w.r /\ u[2] = s /\ l > u[3]
-
-\* The part of a session that logged nothing of the step: the spec chooses.
-Unlogged == {unlogged}
-
-Trace == <<
+TraceData == <<
 {steps}
 >>
-
-Ev == Trace[l]
-P(s) == Ev.p[s]                 \* what session s's events show of this step
-Known(s) == P(s).known
-LastCtl(r, s) == ctl'[r][s][Len(ctl'[r][s])]
-
-\* Every buffer_read of the step read (a prefix of) the session's blocks.
-ReadsCurrent(r, s) ==
-  \A i \in 1..Len(P(s).reads) :
-    LET rb == P(s).reads[i] IN
-    /\ Len(rb) <= Len(rxBlocks[r][s])
-    /\ SubSeq(rxBlocks[r][s], 1, Len(rb)) = rb
-    /\ rb = <<>> => rxBlocks[r][s] = <<>>
-    \* the aux row it saw, where a write with an aux row has landed
-    /\ rb # <<>> /\ aux[s][rb[1]] # 0 => aux[s][rb[1]] = P(s).raux[i]
-
-\* A logged read with nothing else of its step changing state (a poll that
-\* waits, or a step the log cuts off): the hazard is recorded as ReadHazard does.
-ObservedReads(r) ==
-  IF \E s \in Sess : Known(s) /\ P(s).reads # <<>> /\ WriteInFlight(s, rxBlocks[r][s])
-  THEN errors \cup {{"read_during_write"}} ELSE errors
-
-\* A status message fits what its status_sent / status_recv logged (the
-\* corrected design logs round, sent_tokens and total).
-StFits(m, q) ==
-  /\ q.stRound >= 0 => m.round = q.stRound
-  /\ q.stSent >= 0 => m.sent = q.stSent
-  /\ q.stTotal >= 0 => m.total = q.stTotal
-LastSt(r, s) == st'[r][s][Len(st'[r][s])]
-
-\* Each logged action, constrained to what every session's events show.
-Observed ==
-  /\ l <= Len(Trace)
-  /\ \A s \in Sess : Known(s) => ReadsCurrent(Ev.r, s)
-  /\ LET r == Ev.r  s1 == Ev.s IN
-     CASE Ev.a = "ReceiverInit" ->
-            /\ ReceiverInit(r)
-            /\ \A s \in Sess : Known(s) =>
-                 /\ rxBlocks'[r][s] = P(s).blocks /\ P(s).tokens = InitTokens
-                 /\ LastCtl(r, s).alloc = P(s).sent
-       [] Ev.a = "SenderRecvInit" ->
-            /\ SenderRecvInit(r, s1)
-            /\ Head(ctl[r][s1]).blocks = P(s1).blocks /\ Head(ctl[r][s1]).alloc = P(s1).tokens
-       [] Ev.a = "SenderRecvResume" ->
-            /\ SenderRecvResume(r, s1)
-            /\ Head(ctl[r][s1]).blocks = P(s1).blocks /\ Head(ctl[r][s1]).alloc = P(s1).tokens
-            /\ Head(ctl[r][s1]).sent = P(s1).sent
-            /\ P(s1).stRound >= 0 => Head(ctl[r][s1]).round = P(s1).stRound
-       [] Ev.a = "SenderRecvAbort" ->
-            SenderRecvAbort(r, s1) /\ P(s1).status = Failed /\ StFits(LastSt(r, s1), P(s1))
-       [] Ev.a = "SenderStartRound" ->
-            /\ SenderStartRound(r)
-            \* the round is partial when some session's share is (each logs its own)
-            /\ (\E s \in Sess : Known(s) /\ P(s).partial) => txPartial'[r]
-            /\ (\A s \in Sess : Known(s) /\ ~P(s).partial) => ~txPartial'[r]
-            /\ \A s \in Sess : Known(s) =>
-                 /\ txSent[r][s] = P(s).sent /\ txTok'[r][s] = P(s).tokens
-                 /\ {{w.b : w \in {{x \in wire'[s] : x.r = r}}}} = Range(P(s).blocks)
-                 /\ (\E w \in wire'[s] : w.r = r /\ w.aux > 0) = P(s).aux
-       [] Ev.a = "SenderEndRound" ->
-            /\ SenderEndRound(r)
-            /\ \A s \in Sess : Known(s) =>
-                 /\ LastSt(r, s).status = P(s).status /\ StFits(LastSt(r, s), P(s))
-                 /\ txSent'[r][s] = P(s).sent
-       [] Ev.a = "WriteError" ->
-            /\ WriteError(r)
-            /\ \A s \in Sess : Known(s) =>
-                 P(s).status = Failed /\ StFits(LastSt(r, s), P(s))
-       [] Ev.a = "DeliverStatus" ->
-            /\ DeliverStatus(r, s1) /\ Head(st[r][s1]).status = P(s1).status
-            /\ StFits(Head(st[r][s1]), P(s1))
-       [] Ev.a = "PollSuccess" ->
-            /\ CombinedStatus(r) = Ev.status
-            /\ PollSuccess(r)
-            /\ \A s \in Sess : Known(s) =>
-                 /\ P(s).tokens >= 0 => Len(handed'[r][s]) = P(s).tokens
-                 /\ P(s).hasIds => handed'[r][s] = P(s).ids
-       [] Ev.a = "PollFailed" ->
-            /\ CombinedStatus(r) = Ev.status /\ PollFailed(r)
-            /\ \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
-       [] Ev.a = "PollResume" ->
-            /\ CombinedStatus(r) = Ev.status
-            /\ PollTransferringHistorical(r)
-            /\ \A s \in Sess : Known(s) =>
-                 CASE P(s).kind = "fail" ->
-                        /\ rxPhase'[r] = "failed"
-                        /\ P(s).freed = rxBlocks[r][s] \o rxBlocks[r][s]
-                   [] P(s).kind = "resume" ->
-                        /\ rxPhase'[r] = rxPhase[r]
-                        /\ P(s).freed = rxBlocks[r][s]
-                        /\ rxBlocks'[r][s] = P(s).blocks
-                        /\ ctl'[r][s] # ctl[r][s]
-                        /\ LastCtl(r, s).sent = P(s).sent
-                        /\ LastCtl(r, s).alloc = P(s).alloc
-                        /\ LastCtl(r, s).type = "resume"
-                   [] OTHER ->                     \* this rank waited
-                        /\ ctl'[r][s] = ctl[r][s]
-                        /\ rxPhase'[r] = "failed" /\ P(s).hasFreed =>
-                              P(s).freed = rxBlocks[r][s]
-       [] Ev.a = "CorrectedCache" ->
-            /\ CombinedStatus(r) = Ev.status
-            /\ PollTransferringCorrected(r, s1)
-            /\ rxRound'[r][s1] # rxRound[r][s1]
-            /\ P(s1).hasFreed => P(s1).freed = rxBlocks[r][s1]
-       [] Ev.a = "CorrectedResume" ->
-            /\ CombinedStatus(r) = Ev.status
-            /\ PollTransferringCorrected(r, s1)
-            /\ rxResumes'[r][s1] = rxResumes[r][s1] + 1
-            /\ rxBlocks'[r][s1] = P(s1).blocks
-            /\ LastCtl(r, s1).sent = P(s1).sent
-            /\ LastCtl(r, s1).alloc = P(s1).alloc
-            /\ P(s1).stRound >= 0 => LastCtl(r, s1).round = P(s1).stRound
-       [] Ev.a = "PollWait" ->
-            \* one rank's wait, with other ranks: its logs may lag, so only its own
-            \* status bounds the combined one (as in the native checker)
-            /\ IF s1 > 0 /\ NSess > 1 THEN Ev.status <= rxStatus[r][s1]
-                                       ELSE CombinedStatus(r) = Ev.status
-            /\ rxPhase[r] \in {{"queued", "aborting"}}
-            /\ errors' = ObservedReads(r)
-            /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
-       [] Ev.a = "Read" ->            \* a read outside the step that decides (see steps_of)
-            /\ errors' = ObservedReads(r)
-            /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
-       [] Ev.a = "PrefillDone" ->
-            /\ PrefillDone(r)
-            /\ \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
-       [] Ev.a = "Abort" ->
-            /\ Abort(r)
-            /\ Variant # "corrected" =>
-                 \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
-       [] Ev.a = "Heartbeat" -> Heartbeat(r)
-       [] OTHER -> FALSE
-  /\ l' = l + 1
-
-\* What the log does not show: a write lands.
-Unobserved ==
-  /\ \E s \in Sess : \E w \in wire[s] : ~NotLogged(w, s) /\ WriteLand(s, w)
-  /\ UNCHANGED l
-
-\* WritesOnlyIntoOwnedBlocks for the writes the log shows: a log that ends
-\* between the sessions' round_start events of one round shows some of its
-\* writes; the others (UnloggedWrites) have not been issued
-\* as far as the log tells, so they neither land nor count.
-LoggedWritesOnlyIntoOwnedBlocks ==
-    \A s \in Sess : \A w \in wire[s] :
-        \/ NotLogged(w, s)
-        \/ rxPhase[w.r] \in {{"queued", "aborting"}} /\ w.b \in Range(rxBlocks[w.r][s])
-
-TraceInit == Init /\ l = 1
-TraceNext == Observed \/ Unobserved
-
-\* Violated exactly when the whole trace was matched (the trace conforms) ...
-TraceNotDone == l <= Len(Trace)
-\* ... and, checked first, when moreover every request and room has closed.
-AllClosed ==
-  \A r \in Reqs :
-    /\ rxPhase[r] \in {{"done", "failed"}}
-    /\ \A s \in Sess : rxBlocks[r][s] = <<>>
-    /\ txPhase[r] \in {{"done", "failed", "dead", "init"}}
-TraceNotFinished == ~(l > Len(Trace) /\ AllClosed /\ ~CutAtEnd)
 ====
 """
 
@@ -865,11 +785,22 @@ CONSTANTS
   Variant = "{Variant}"
   ResumeOrder = "{ResumeOrder}"
   Barrier = {Barrier}
-  Total <- TotalDef
-  Faults <- FaultsDef
+  Total <- TotalData
+  Faults <- FaultsData
+  Trace <- TraceData
+  CutAtEnd <- CutData
+  UnloggedWrites <- UnloggedData
+  AllocChoices <- TraceAllocChoices
 INVARIANTS
   {invariants}
 """
+
+
+def comment_safe(text: str) -> str:
+    """``text`` for a TLA+ end-of-line comment: a file name may hold a newline,
+    a backslash or ``*)``; only letters, digits and ``._-+,`` and spaces pass."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-+, ") else "?"
+                   for c in text)
 
 
 def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
@@ -877,9 +808,9 @@ def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
     """The trace module and a cfg checking ``invariants``."""
     c = model.constants
     steps = ",\n".join("  " + s.tla(c["NSess"]) for s in model.steps) or ""
-    module = TRACE_SPEC.format(
-        name=name, source=source, spec=SPEC_MODULE, steps=steps,
-        unlogged=Part(known=False).tla(), cut="TRUE" if model.cut_at_end else "FALSE",
+    module = TRACE_DATA.format(
+        name=name, source=comment_safe(source), trace_module=TRACE_MODULE, steps=steps,
+        cut="TRUE" if model.cut_at_end else "FALSE",
         unlogged_writes=", ".join(f"<<{r}, {s}, {k}>>" for r, s, k in model.unlogged_writes),
         totals=", ".join(str(t) for t in c["Total"]),
         faults=", ".join(f'"{f}"' for f in c["Faults"]))
@@ -914,8 +845,9 @@ def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
 
 
 def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
-              keep: str | None = None) -> Verdict:
-    """Check a trace with TLC.  ``keep``: a folder to leave the generated module in."""
+              keep: str | None = None, heap: str = "2g") -> Verdict:
+    """Check a trace with TLC.  ``keep``: a folder to leave the generated module in;
+    ``heap``: the JVM's heap (too small: verdict error, exit 7)."""
     t0 = time.perf_counter()
     try:
         events = _load(paths)
@@ -923,6 +855,7 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
             raise MalformedTrace(1, None, "at least one event (the trace is empty)",
                                  "+".join(paths))
         model = steps_of(events)
+        model.by_line = dict(events)
     except MalformedTrace as e:
         malformed = Verdict("malformed", checker="tlc", message=e.message(),
                             expected=e.expected, file=e.path, line=e.line,
@@ -931,21 +864,39 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
         if before:
             # As the streaming checker: a violation before the bad line stands.
             try:
-                v = _run(steps_of(before), paths, timeout, keep, t0)
+                v = _run(steps_of(before), paths, timeout, keep, t0, heap)
             except NotForTlc:
                 return malformed
             if v.verdict == "violates":
                 return v
         return malformed
     except NotForTlc as e:
-        v = Verdict("error", checker="tlc", message=str(e), seconds=time.perf_counter() - t0)
+        v = Verdict("error", checker="tlc", message=str(e), seconds=time.perf_counter() - t0,
+                    file="+".join(paths) if e.line else None, line=e.line)
         v.exit_code = exitcodes.BAD_INPUT
         return v
-    return _run(model, paths, timeout, keep, t0)
+    return _run(model, paths, timeout, keep, t0, heap)
+
+
+def _failure_message(e, folder: Path, keep: str | None) -> str:
+    """The runner's message; where it saved TLC's output, that log and the
+    generated module go together into one folder (the temporary one is
+    removed), named in the message."""
+    if e.log_path is None:
+        return e.message
+    kept = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="resumespec-trace-failed-"))
+    try:
+        if not keep:
+            for f in folder.iterdir():
+                shutil.copy(f, kept / f.name)
+        shutil.move(str(e.log_path), kept / "tlc.log")
+    except OSError:
+        return e.one_line()
+    return f"{e.message} (TLC output and the generated module kept in {kept})"
 
 
 def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
-         t0: float) -> Verdict:
+         t0: float, heap: str = "2g") -> Verdict:
     from resumespec.spec import tlc
 
     spec_file = SPEC_DIR / f"{SPEC_MODULE}.tla"
@@ -954,9 +905,11 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
                     seconds=time.perf_counter() - t0)
         v.exit_code = exitcodes.BAD_INPUT
         return v
-    source = ", ".join(Path(p).name for p in paths)
+    source = comment_safe(", ".join(Path(p).name for p in paths))
     module, safety_cfg = render(model, source=source)
-    _, end_cfg = render(model, source=source, invariants=("TraceNotFinished", "TraceNotDone"))
+    _, end_cfg = render(model, source=source,
+                        invariants=("Furthest", "TraceNotFinished", "TraceNotDone"))
+    end_cfg = end_cfg.replace("INIT TraceInit\n", "INIT TraceInitFurthest\n")
     # Two runs.  1: every behaviour matching the trace, exhaustively, against
     # the safety invariants (one violating landing order is a violation).
     # 2: is the end of the trace reachable, and are requests closed there?
@@ -967,21 +920,79 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
         (folder / "TraceCheck.cfg").write_text(safety_cfg)
         (folder / "TraceCheckEnd.cfg").write_text(end_cfg)
         try:
-            settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap="2g")
+            settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap=heap)
             result = None
+            printed: list[str] = []
             for cfg_name in ("TraceCheck.cfg", "TraceCheckEnd.cfg"):
                 run = tlc.ModelRun(module=folder / "TraceCheck.tla", cfg=folder / cfg_name,
                                    label="trace", check_deadlock=False,
                                    library_dirs=(SPEC_DIR,))
-                result = tlc.run_tlc(run, settings)
+                result = tlc.run_tlc(run, settings, on_line=printed.append)
                 if result.kind != "success":
                     break
         except tlc.TlcFailure as e:
-            v = Verdict("error", checker="tlc", message=e.one_line(),
+            v = Verdict("error", checker="tlc", message=_failure_message(e, folder, keep),
                         seconds=time.perf_counter() - t0)
             v.exit_code = e.exit_code
             return v
-    return _verdict_from_tlc(result, model, time.perf_counter() - t0)
+    v = _verdict_from_tlc(result, model, time.perf_counter() - t0)
+    if v.prop == "SpecStep":
+        explain_mismatch(v, model, furthest(printed), "+".join(paths))
+    return v
+
+
+def furthest(lines: list[str]) -> tuple[int, dict] | None:
+    """The last ``<<"trace-furthest", l, state>>`` TLC printed (``Furthest``):
+    the furthest cursor some behaviour reached, and the spec state there."""
+    from resumespec.spec.tla_values import TlaValueError, parse_value, to_json
+
+    start = None
+    for i, ln in enumerate(lines):
+        if '"trace-furthest"' in ln:
+            start = i
+    if start is None:
+        return None
+    text = []
+    for ln in lines[start:]:
+        if ln.startswith("@!@!@") or (text and '"trace-furthest"' in ln):
+            break
+        text.append(ln)
+    try:
+        _, cursor, state = parse_value(" ".join(t.strip() for t in text))
+    except (TlaValueError, ValueError):
+        return None
+    return int(cursor), to_json(state)
+
+
+def explain_mismatch(v: Verdict, model: TraceModel, where: tuple[int, dict] | None,
+                     file: str) -> None:
+    """Say where the trace leaves the spec: the longest prefix of its steps
+    that some behaviour matches, the first step none explains, the state."""
+    if where is None or not 1 <= where[0] <= len(model.steps):
+        return
+    cursor, state = where
+    step = model.steps[cursor - 1]
+    ev = model.by_line.get(step.line)
+    what = f"line {step.line}" + (f" ({ev['proc']} {ev['event']}, request {step.req})"
+                                  if ev else f" (request {step.req})")
+    if cursor == 1:
+        matched = "no behaviour of the spec matches even the first logged step"
+    else:
+        last = model.steps[cursor - 2]
+        matched = (f"the spec matches the trace's first {cursor - 1} of {len(model.steps)} "
+                   f"steps (to line {last.line}, {last.action})")
+    v.message = f"{matched}; no spec step explains {what}: {_step_words(step)}"
+    v.expected = f"a spec step that explains {what}"
+    v.file, v.line, v.event = file, step.line, ev
+    # the spec numbers blocks 1..NBlocks: say which trace block each one is
+    v.state = {"spec_state": state, "trace_block_of_spec_block": {
+        str(spec_id): trace_id for trace_id, spec_id in sorted(model.block_ids.items())}}
+
+
+def _step_words(step: Step) -> str:
+    if step.action == "Impossible":
+        return "no spec action makes this event at that point"
+    return f"it is part of {step.action}, which the spec cannot take there with these values"
 
 
 if __name__ == "__main__":   # debugging aid: print the generated module

@@ -634,6 +634,7 @@ class TlcResult:
 _INVARIANT_NAME = re.compile(r"Invariant (\S+) is violated")
 _PROPERTY_NAME = re.compile(r"(?:Action property|Property|property) (\S+) is violated")
 _ASSUMPTION = re.compile(r"Assumption (.+?) is false")
+_HEAP_TOO_SMALL = re.compile(r"Too small (maximum|initial) heap|Initial heap size set to a larger value")
 _HEAP_TEXT = re.compile(r"OutOfMemoryError|Java heap space|ran out of memory|GC overhead limit exceeded")
 
 
@@ -782,6 +783,13 @@ def interpret_output(
         version = m.group(1) if m else None
 
     # Infrastructure failures first: memory, parse errors, config errors.
+    too_small = _HEAP_TOO_SMALL.search(every_text)
+    if too_small:
+        raise TlcFailure(
+            exitcodes.OUT_OF_MEMORY,
+            f"{label}: the JVM cannot start with so small a heap ({too_small.group(0)}); "
+            "raise --heap (e.g. --heap 2g)",
+        )
     if parser.first(MSG_OUT_OF_MEMORY, MSG_OUT_OF_MEMORY_INIT) or _HEAP_TEXT.search(every_text) or (
         exit_code == 3 and "OutOfMemory" in stderr
     ):

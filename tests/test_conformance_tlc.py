@@ -108,7 +108,8 @@ def test_native_and_tlc_agree_on_reference_runs(tmp_path_factory, variant, token
 def test_generated_module_extends_the_spec_and_numbers_blocks_from_one():
     model = steps_of(_load([str(CORPUS / "valid_two_rounds.jsonl")]))
     module, cfg = render(model)
-    assert "EXTENDS ResumeProtocol" in module
+    assert "EXTENDS TraceResumeProtocol" in module and "TraceData ==" in module
+    assert "Trace <- TraceData" in cfg and "AllocChoices <- TraceAllocChoices" in cfg
     assert '[a |-> "ReceiverInit", r |-> 1, s |-> 0' in module
     assert "p |-> <<[known |-> TRUE, blocks |-> <<1>>, sent |-> 2, tokens |-> 2" in module
     assert "INVARIANTS" in cfg and "NoReadDuringWrite" in cfg

@@ -1,0 +1,77 @@
+"""TLC trace validation: time against the pool size, side by side.
+
+    python -m bench tlc_trace [--old-timeout=SECONDS]
+
+The same valid trace (2 requests, 25 events, allocator order "any", block
+size 2, 4-token init allocations) logged with pools of 4, 16 and 64 blocks,
+checked by TLC trace validation as it is, and as it was before block ids
+were renumbered and the trace spec offered the allocator only the logged
+blocks (``--old-timeout``, default 90 s, stops the old way early: reported
+as ">").  The new times should stay flat; the old ones grew with the pool.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from resumespec.conformance import synth
+from resumespec.conformance import tlc_trace as tt
+
+POOLS = (4, 16, 64)
+
+
+def _trace(folder: Path, nblocks: int) -> str:
+    path = folder / f"pool{nblocks}.jsonl"
+    synth.write(path, synth.generate(2, nsess=1, seed=4, block_size=2, nblocks=nblocks,
+                                     max_total=4, init_tokens=4))
+    return str(path)
+
+
+def _old_way():
+    """Undo both changes for one run: identity block ids, the spec's allocator."""
+    saved = tt.block_map, tt.CFG
+
+    def identity(events, nblocks, need, open_steps):
+        named = {b for _, ev in events for k in ("blocks", "dst_blocks") for b in ev.get(k) or ()}
+        top = max(nblocks, max(named, default=-1) + 1, 1)
+        return {b: b + 1 for b in named}, top
+
+    tt.block_map = identity
+    tt.CFG = tt.CFG.replace("  AllocChoices <- TraceAllocChoices\n", "")
+    return saved
+
+
+def _timed(path: str, timeout: int) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    v = tt.check_tlc([path], timeout=timeout)
+    return time.perf_counter() - t0, v.verdict if v.verdict != "error" else "timeout"
+
+
+def main(argv: list[str]) -> int:
+    old_timeout = 90
+    for a in argv:
+        if a.startswith("--old-timeout="):
+            old_timeout = int(a.split("=", 1)[1])
+    print("TLC trace validation of one 25-event trace, pool of N blocks (2 TLC runs each)")
+    print(f"   {'blocks':>6} {'events':>6} {'now s':>7} {'verdict':>9} {'before s':>9} "
+          f"{'verdict':>9} {'before/now':>10}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-tlc-trace-") as tmp:
+        for nb in POOLS:
+            path = _trace(Path(tmp), nb)
+            events = sum(1 for _ in open(path))
+            now, v_now = _timed(path, 600)
+            saved = _old_way()
+            try:
+                before, v_before = _timed(path, old_timeout)
+            finally:
+                tt.block_map, tt.CFG = saved
+            mark = ">" if v_before == "timeout" else ""
+            rows.append((nb, now))
+            print(f"   {nb:>6} {events:>6} {now:>7.1f} {v_now:>9} {mark:>1}{before:>8.1f} "
+                  f"{v_before:>9} {mark:>1}{before / now:>9.1f}x", flush=True)
+    (n0, t0), (n1, t1) = rows[0], rows[-1]
+    print(f"   pool x{n1 // n0} -> time x{t1 / t0:.2f} now")
+    return 0

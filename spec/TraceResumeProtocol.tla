@@ -1,0 +1,268 @@
+------------------------- MODULE TraceResumeProtocol -------------------------
+(***************************************************************************)
+(* Trace validation of ResumeProtocol (the approach of CCF's Trace*.tla):  *)
+(* a log of the engine, grouped into spec actions by                        *)
+(* conformance/tlc_trace.py, is the constant Trace; a cursor l walks it.   *)
+(* Each logged action is the spec's action constrained to what every       *)
+(* session's events show; what the log cannot show (a write landing)      *)
+(* steps freely.  The trace data comes from a generated module that        *)
+(* EXTENDS this one and a cfg that binds the constants below:              *)
+(*   Trace <- TraceData, CutAtEnd <- CutData, UnloggedWrites <- ...,       *)
+(*   Total <- TotalData, Faults <- FaultsData,                             *)
+(*   AllocChoices <- TraceAllocChoices                                     *)
+(* See docs/conformance.md, "TLC trace validation".                        *)
+(***************************************************************************)
+EXTENDS ResumeProtocol, TLC
+
+CONSTANTS
+    Trace,          \* the logged actions: a sequence of step records (see tlc_trace.Step)
+    CutAtEnd,       \* the log ends inside a step of every session (a rank logged its
+                    \* part, another did not yet): the step is taken, the trace cannot
+                    \* count as finished
+    UnloggedWrites  \* <<request, session, k>>: the round Trace[k] started for those
+                    \* sessions was not logged (the log ends first)
+
+VARIABLE l          \* the next step of Trace to match
+
+NotLogged(w, s) == \E u \in UnloggedWrites : u[1] = w.r /\ u[2] = s /\ l > u[3]
+
+\* The part of a session that logged nothing of the step: the spec chooses.
+Unlogged == [known |-> FALSE, blocks |-> <<>>, sent |-> -1, tokens |-> -1, status |-> -1,
+              ids |-> <<>>, hasIds |-> FALSE, kind |-> "", freed |-> <<>>, hasFreed |-> FALSE,
+              aux |-> FALSE, partial |-> FALSE, alloc |-> -1, reads |-> <<>>, raux |-> <<>>,
+              stRound |-> -1, stSent |-> -1, stTotal |-> -1]
+
+
+(***************************************************************************)
+(* The allocator, as the trace sees it.  With Order = "any" the spec's     *)
+(* AllocChoices enumerates every injection of k positions into the free    *)
+(* list (n^k of them) before the step's constraints keep the one the log  *)
+(* shows: the time of a trace grew with the pool.  In a step whose every   *)
+(* session's part was logged, a choice whose blocks no session logged      *)
+(* cannot match, so only the logged block lists are offered (with every   *)
+(* free-list rest they can leave) and, when none of them is a choice, one *)
+(* choice that is (the step then fails to match, as it would with all).   *)
+(* The answer "no choice" ({}), which decides wait or fail, is unchanged.  *)
+(* Elsewhere (a part the end of the log cut off; after the trace) it is    *)
+(* the spec's AllocChoices, written out again in FullAllocChoices; the     *)
+(* tests check that the two agree.                                         *)
+(***************************************************************************)
+FullAllocChoices(fl, n) ==
+    LET k == NBlk(n) IN
+    IF k = 0 THEN {<<<<>>, fl>>}
+    ELSE IF Len(fl) < k THEN {}
+    ELSE CASE Order = "fifo" -> {<<SubSeq(fl, 1, k), SubSeq(fl, k + 1, Len(fl))>>}
+           [] Order = "lifo" -> {<<Reverse(SubSeq(fl, Len(fl) - k + 1, Len(fl))),
+                                   SubSeq(fl, 1, Len(fl) - k)>>}
+           [] Order = "any"  -> {<<[i \in 1..k |-> fl[p[i]]], Without(fl, Range(p))>> :
+                                   p \in Injections(k, Len(fl))}
+
+\* The sets of distinct positions of fl holding bs[1], bs[2], ... in turn.
+RECURSIVE PositionSets(_, _)
+PositionSets(fl, bs) ==
+    IF bs = <<>> THEN {{}}
+    ELSE UNION {{Q \cup {i} : Q \in {R \in PositionSets(fl, Tail(bs)) : i \notin R}} :
+                i \in {j \in 1..Len(fl) : fl[j] = Head(bs)}}
+
+\* Without(q, P), in linear time.
+Keep(q, P) ==
+    LET idx == SelectSeq([i \in 1..Len(q) |-> i], LAMBDA i : i \notin P)
+    IN [j \in 1..Len(idx) |-> q[idx[j]]]
+
+StepLoggedWhole ==
+    /\ l <= Len(Trace)
+    /\ IF Trace[l].s > 0 THEN Trace[l].p[Trace[l].s].known
+                         ELSE \A s \in Sess : Trace[l].p[s].known
+
+TraceAllocChoices(fl, n) ==
+    LET k == NBlk(n) IN
+    IF Order # "any" \/ k = 0 \/ Len(fl) < k \/ ~StepLoggedWhole
+    THEN FullAllocChoices(fl, n)
+    ELSE LET logged == {Trace[l].p[s].blocks : s \in Sess}
+             fits == UNION {{<<bs, Keep(fl, Q)>> : Q \in PositionSets(fl, bs)} :
+                            bs \in {b \in logged : Len(b) = k}}
+         IN IF fits # {} THEN fits
+            ELSE {<<SubSeq(fl, 1, k), SubSeq(fl, k + 1, Len(fl))>>}
+
+Ev == Trace[l]
+P(s) == Ev.p[s]                 \* what session s's events show of this step
+Known(s) == P(s).known
+LastCtl(r, s) == ctl'[r][s][Len(ctl'[r][s])]
+
+\* Every buffer_read of the step read (a prefix of) the session's blocks.
+ReadsCurrent(r, s) ==
+  \A i \in 1..Len(P(s).reads) :
+    LET rb == P(s).reads[i] IN
+    /\ Len(rb) <= Len(rxBlocks[r][s])
+    /\ SubSeq(rxBlocks[r][s], 1, Len(rb)) = rb
+    /\ rb = <<>> => rxBlocks[r][s] = <<>>
+    \* the aux row it saw, where a write with an aux row has landed
+    /\ rb # <<>> /\ aux[s][rb[1]] # 0 => aux[s][rb[1]] = P(s).raux[i]
+
+\* A logged read with nothing else of its step changing state (a poll that
+\* waits, or a step the log cuts off): the hazard is recorded as ReadHazard does.
+ObservedReads(r) ==
+  IF \E s \in Sess : Known(s) /\ P(s).reads # <<>> /\ WriteInFlight(s, rxBlocks[r][s])
+  THEN errors \cup {"read_during_write"} ELSE errors
+
+\* A status message fits what its status_sent / status_recv logged (the
+\* corrected design logs round, sent_tokens and total).
+StFits(m, q) ==
+  /\ q.stRound >= 0 => m.round = q.stRound
+  /\ q.stSent >= 0 => m.sent = q.stSent
+  /\ q.stTotal >= 0 => m.total = q.stTotal
+LastSt(r, s) == st'[r][s][Len(st'[r][s])]
+
+\* Each logged action, constrained to what every session's events show.
+Observed ==
+  /\ l <= Len(Trace)
+  /\ \A s \in Sess : Known(s) => ReadsCurrent(Ev.r, s)
+  /\ LET r == Ev.r  s1 == Ev.s IN
+     CASE Ev.a = "ReceiverInit" ->
+            /\ ReceiverInit(r)
+            /\ \A s \in Sess : Known(s) =>
+                 /\ rxBlocks'[r][s] = P(s).blocks /\ P(s).tokens = InitTokens
+                 /\ LastCtl(r, s).alloc = P(s).sent
+       [] Ev.a = "SenderRecvInit" ->
+            /\ SenderRecvInit(r, s1)
+            /\ Head(ctl[r][s1]).blocks = P(s1).blocks /\ Head(ctl[r][s1]).alloc = P(s1).tokens
+       [] Ev.a = "SenderRecvResume" ->
+            /\ SenderRecvResume(r, s1)
+            /\ Head(ctl[r][s1]).blocks = P(s1).blocks /\ Head(ctl[r][s1]).alloc = P(s1).tokens
+            /\ Head(ctl[r][s1]).sent = P(s1).sent
+            /\ P(s1).stRound >= 0 => Head(ctl[r][s1]).round = P(s1).stRound
+       [] Ev.a = "SenderRecvAbort" ->
+            SenderRecvAbort(r, s1) /\ P(s1).status = Failed /\ StFits(LastSt(r, s1), P(s1))
+       [] Ev.a = "SenderStartRound" ->
+            /\ SenderStartRound(r)
+            \* the round is partial when some session's share is (each logs its own)
+            /\ (\E s \in Sess : Known(s) /\ P(s).partial) => txPartial'[r]
+            /\ (\A s \in Sess : Known(s) /\ ~P(s).partial) => ~txPartial'[r]
+            /\ \A s \in Sess : Known(s) =>
+                 /\ txSent[r][s] = P(s).sent /\ txTok'[r][s] = P(s).tokens
+                 /\ {w.b : w \in {x \in wire'[s] : x.r = r}} = Range(P(s).blocks)
+                 /\ (\E w \in wire'[s] : w.r = r /\ w.aux > 0) = P(s).aux
+       [] Ev.a = "SenderEndRound" ->
+            /\ SenderEndRound(r)
+            /\ \A s \in Sess : Known(s) =>
+                 /\ LastSt(r, s).status = P(s).status /\ StFits(LastSt(r, s), P(s))
+                 /\ txSent'[r][s] = P(s).sent
+       [] Ev.a = "WriteError" ->
+            /\ WriteError(r)
+            /\ \A s \in Sess : Known(s) =>
+                 P(s).status = Failed /\ StFits(LastSt(r, s), P(s))
+       [] Ev.a = "DeliverStatus" ->
+            /\ DeliverStatus(r, s1) /\ Head(st[r][s1]).status = P(s1).status
+            /\ StFits(Head(st[r][s1]), P(s1))
+       [] Ev.a = "PollSuccess" ->
+            /\ CombinedStatus(r) = Ev.status
+            /\ PollSuccess(r)
+            /\ \A s \in Sess : Known(s) =>
+                 /\ P(s).tokens >= 0 => Len(handed'[r][s]) = P(s).tokens
+                 /\ P(s).hasIds => handed'[r][s] = P(s).ids
+       [] Ev.a = "PollFailed" ->
+            /\ CombinedStatus(r) = Ev.status /\ PollFailed(r)
+            /\ \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
+       [] Ev.a = "PollResume" ->
+            /\ CombinedStatus(r) = Ev.status
+            /\ PollTransferringHistorical(r)
+            /\ \A s \in Sess : Known(s) =>
+                 CASE P(s).kind = "fail" ->
+                        /\ rxPhase'[r] = "failed"
+                        /\ P(s).freed = rxBlocks[r][s] \o rxBlocks[r][s]
+                   [] P(s).kind = "resume" ->
+                        /\ rxPhase'[r] = rxPhase[r]
+                        /\ P(s).freed = rxBlocks[r][s]
+                        /\ rxBlocks'[r][s] = P(s).blocks
+                        /\ ctl'[r][s] # ctl[r][s]
+                        /\ LastCtl(r, s).sent = P(s).sent
+                        /\ LastCtl(r, s).alloc = P(s).alloc
+                        /\ LastCtl(r, s).type = "resume"
+                   [] OTHER ->                     \* this rank waited
+                        /\ ctl'[r][s] = ctl[r][s]
+                        /\ rxPhase'[r] = "failed" /\ P(s).hasFreed =>
+                              P(s).freed = rxBlocks[r][s]
+       [] Ev.a = "CorrectedCache" ->
+            /\ CombinedStatus(r) = Ev.status
+            /\ PollTransferringCorrected(r, s1)
+            /\ rxRound'[r][s1] # rxRound[r][s1]
+            /\ P(s1).hasFreed => P(s1).freed = rxBlocks[r][s1]
+       [] Ev.a = "CorrectedResume" ->
+            /\ CombinedStatus(r) = Ev.status
+            /\ PollTransferringCorrected(r, s1)
+            /\ rxResumes'[r][s1] = rxResumes[r][s1] + 1
+            /\ rxBlocks'[r][s1] = P(s1).blocks
+            /\ LastCtl(r, s1).sent = P(s1).sent
+            /\ LastCtl(r, s1).alloc = P(s1).alloc
+            /\ P(s1).stRound >= 0 => LastCtl(r, s1).round = P(s1).stRound
+       [] Ev.a = "PollWait" ->
+            \* one rank's wait, with other ranks: its logs may lag, so only its own
+            \* status bounds the combined one (as in the native checker)
+            /\ IF s1 > 0 /\ NSess > 1 THEN Ev.status <= rxStatus[r][s1]
+                                       ELSE CombinedStatus(r) = Ev.status
+            /\ rxPhase[r] \in {"queued", "aborting"}
+            /\ errors' = ObservedReads(r)
+            /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
+       [] Ev.a = "Read" ->            \* a read outside the step that decides (see steps_of)
+            /\ errors' = ObservedReads(r)
+            /\ UNCHANGED <<poolVars, rxVars, txVars, netVars, faultsUsed>>
+       [] Ev.a = "PrefillDone" ->
+            /\ PrefillDone(r)
+            /\ \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
+       [] Ev.a = "Abort" ->
+            /\ Abort(r)
+            /\ Variant # "corrected" =>
+                 \A s \in Sess : Known(s) /\ P(s).hasFreed => P(s).freed = rxBlocks[r][s]
+       [] Ev.a = "Heartbeat" -> Heartbeat(r)
+       [] OTHER -> FALSE
+  /\ l' = l + 1
+
+\* What the log does not show: a write lands.
+Unobserved ==
+  /\ \E s \in Sess : \E w \in wire[s] : ~NotLogged(w, s) /\ WriteLand(s, w)
+  /\ UNCHANGED l
+
+\* WritesOnlyIntoOwnedBlocks for the writes the log shows: a log that ends
+\* between the sessions' round_start events of one round shows some of its
+\* writes; the others (UnloggedWrites) have not been issued
+\* as far as the log tells, so they neither land nor count.
+LoggedWritesOnlyIntoOwnedBlocks ==
+    \A s \in Sess : \A w \in wire[s] :
+        \/ NotLogged(w, s)
+        \/ rxPhase[w.r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[w.r][s])
+
+TraceInit == Init /\ l = 1
+TraceNext == Observed \/ Unobserved
+
+\* Violated exactly when the whole trace was matched (the trace conforms) ...
+TraceNotDone == l <= Len(Trace)
+\* ... and, checked first, when moreover every request and room has closed.
+AllClosed ==
+  \A r \in Reqs :
+    /\ rxPhase[r] \in {"done", "failed"}
+    /\ \A s \in Sess : rxBlocks[r][s] = <<>>
+    /\ txPhase[r] \in {"done", "failed", "dead", "init"}
+TraceNotFinished == ~(l > Len(Trace) /\ AllClosed /\ ~CutAtEnd)
+
+(***************************************************************************)
+(* Where the log stops matching (checked with TraceNotDone, run 2).  TLC   *)
+(* register 1 holds the furthest cursor reached so far (one worker); each  *)
+(* time a state goes further, its cursor and spec state are printed.  The *)
+(* last such line gives the longest prefix of Trace that some behaviour   *)
+(* matches, the state there, and so the first step no spec step explains. *)
+(***************************************************************************)
+SpecState ==    \* every variable but the block contents (data)
+    [free |-> free, aux |-> aux, rxPhase |-> rxPhase, rxStatus |-> rxStatus,
+     rxInfo |-> rxInfo, rxBlocks |-> rxBlocks, rxCache |-> rxCache, rxPSent |-> rxPSent,
+     rxPTotal |-> rxPTotal, rxFlag |-> rxFlag, rxLastIdx |-> rxLastIdx,
+     rxLastSent |-> rxLastSent, rxRound |-> rxRound, rxResumes |-> rxResumes,
+     handed |-> handed, txPhase |-> txPhase, txSent |-> txSent, txAlloc |-> txAlloc,
+     txDst |-> txDst, txReady |-> txReady, txTok |-> txTok, txRound |-> txRound,
+     txPartials |-> txPartials, txPartial |-> txPartial, ctl |-> ctl, st |-> st,
+     wire |-> wire, faultsUsed |-> faultsUsed, errors |-> errors]
+TraceInitFurthest == TraceInit /\ TLCSet(1, 0)
+Furthest ==     \* always TRUE
+    \/ l <= TLCGet(1)
+    \/ /\ TLCSet(1, l)
+       /\ PrintT(<<"trace-furthest", l, SpecState>>)
+=============================================================================
