@@ -37,9 +37,15 @@ check-deep: setup
 test: system-test setup
 	$(PY) -m pytest -q
 
-## ruff (lint) and mypy (types, configured in pyproject.toml).
+## ruff (lint) and mypy (types, configured in pyproject.toml). mypy reads the
+## modules under their installed names from a tree of links in build/typecheck.
+TYPECHECK := build/typecheck/resumespec
+
 lint: setup
 	$(VENV)/bin/ruff check .
+	@rm -rf build/typecheck && mkdir -p $(TYPECHECK)
+	@for f in resumespec/*; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/; done
+	@for d in spec reference conformance; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/$$d; done
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -91,14 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from resumespec.reference import cli as reference_cli
     except ImportError:  # part not built yet
-        reference_cli = None
-    if reference_cli is not None:
+        pass
+    else:
         reference_cli.register(sub)
     try:
         from resumespec.conformance import cli as conformance_cli
     except ImportError:
-        conformance_cli = None
-    if conformance_cli is not None:
+        pass
+    else:
         conformance_cli.register(sub)
     from resumespec.report import cli as report_cli
 
