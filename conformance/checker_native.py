@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,7 @@ class Verdict:
     events: int = 0
     coverage: dict = field(default_factory=dict)
     seconds: float = 0.0
+    exit_code: int | None = None         # TLC trace validation: the CLI exit code of an error
 
     def to_json(self) -> dict:
         d = {"verdict": self.verdict, "checker": self.checker, "events": self.events,
@@ -319,7 +321,7 @@ class NativeChecker:
         """Apply one event.  Returns a Verdict when the trace left the spec."""
         return self.feed_batch(line - 1, (ev,), file)
 
-    def feed_batch(self, before: int, events: list, file: str | None = None,
+    def feed_batch(self, before: int, events: Sequence[dict], file: str | None = None,
                    text: bytes | None = None) -> Verdict | None:
         """Apply the events on lines ``before + 1, before + 2, ...`` one by one
         (as ``feed`` does); stops at the first that leaves the spec and returns
@@ -327,7 +329,7 @@ class NativeChecker:
         kept instead of the events to tell a later violation's story."""
         if self.verdict is not None:
             return self.verdict
-        batch = [self.remembered, before, file, events if text is None else None, text, 0]
+        batch: list[Any] = [self.remembered, before, file, events if text is None else None, text, 0]
         self.recent.append(batch)
         next_seq = self.next_seq
         handlers = self._handlers
@@ -378,7 +380,7 @@ class NativeChecker:
 
     def _recent_events(self) -> list:
         """The last RECENT events fed, oldest first: (line, file, event)."""
-        out = []
+        out: list = []
         for _, before, file, events, text, n in self.recent:
             if events is None:
                 events = decode_lines(text)
@@ -565,6 +567,7 @@ class NativeChecker:
         for s in sessions:
             if st.ctl.get((req, s)) or st.st.get((req, s)):
                 return
+        d: dict[Any, Any]
         for s in sessions:
             for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
                       st.tx_session, st.tx_status_sent, st.ctl, st.st):
@@ -1268,6 +1271,7 @@ class NativeChecker:
             raise step_error(f"the sender sent {ev['status']} for req {req} to session {s}",
                              f"{want} (a status follows the end of a round, a write error, "
                              f"or an abort)")
+        assert tx is not None                   # expect is not None: the session exists
         if st.config.variant == "corrected" and status != FAILED:
             want_round = st.tx_round.get(req, 0)
             for k, v in (("round", want_round), ("sent_tokens", tx.sent),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -167,6 +168,16 @@ def text_report(name: str, v: Verdict) -> str:
     return "\n".join(out)
 
 
+# Characters XML 1.0 cannot hold at all, not even as character references.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` with what XML 1.0 forbids (control characters, lone surrogates,
+    U+FFFE/U+FFFF) replaced by U+FFFD, so the report stays well-formed."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def junit_xml(results: list[tuple[str, Verdict]]) -> str:
     failures = sum(1 for _, v in results if v.verdict in ("violates", "incomplete", "disagree"))
     errors = sum(1 for _, v in results if v.verdict == "malformed")
@@ -175,14 +186,14 @@ def junit_xml(results: list[tuple[str, Verdict]]) -> str:
              f'<testsuite name="resumespec.conform" tests="{len(results)}" '
              f'failures="{failures}" errors="{errors}" time="{total_time:.3f}">']
     for name, v in results:
-        lines.append(f'  <testcase classname="resumespec.conform" name={quoteattr(name)} '
+        lines.append(f'  <testcase classname="resumespec.conform" name={quoteattr(_xml_text(name))} '
                      f'time="{v.seconds:.3f}">')
         if v.verdict != "conforms":
             tag = "error" if v.verdict == "malformed" else "failure"
             msg = f"{v.verdict}: {v.prop + ': ' if v.prop else ''}{v.message}"
             body = text_report(name, v)
-            lines.append(f'    <{tag} type={quoteattr(v.verdict)} message={quoteattr(msg)}>'
-                         f'{escape(body)}</{tag}>')
+            lines.append(f'    <{tag} type={quoteattr(v.verdict)} message={quoteattr(_xml_text(msg))}>'
+                         f'{escape(_xml_text(body))}</{tag}>')
         lines.append("  </testcase>")
     lines.append("</testsuite>")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ anyway: the checker then reports that it receives a message never sent.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from .trace import read_trace
 
@@ -30,7 +31,7 @@ _CHANNEL = {
 _INF = float("inf")
 
 
-def merge_files(paths: list[str]) -> Iterator[tuple[str, int, dict]]:
+def merge_files(paths: list[str]) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """Yield ``(path, line_no, event)`` in a causally consistent merged order."""
     if len(paths) == 1:
         path = paths[0]
@@ -38,10 +39,10 @@ def merge_files(paths: list[str]) -> Iterator[tuple[str, int, dict]]:
             yield path, line, ev
         return
     readers = [read_trace(p) for p in paths]
-    heads: list = [None] * len(paths)
+    heads: list[Any] = [None] * len(paths)
     for i, r in enumerate(readers):
         heads[i] = next(r, None)
-    pending: dict[tuple, int] = {}   # (channel, req, session) -> messages sent, not received
+    pending: dict[tuple[Any, ...], int] = {}   # (channel, req, session) -> messages sent, not received
     while True:
         best = None
         best_key = None

@@ -15,6 +15,7 @@ freely); a property that fails in one of those states fails.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from resumespec.spec import properties as spec_properties
@@ -145,7 +146,7 @@ def check_WritesOnlyIntoOwnedBlocks_at_end(st: State, req: int, rank: int) -> No
                 "end a request only after the round writing its blocks has ended")
 
 
-def check_NoReadDuringWrite(st: State, rank: int, req: int, blocks: list) -> None:
+def check_NoReadDuringWrite(st: State, rank: int, req: int, blocks: Sequence[int]) -> None:
     """No buffer is read while a write into one of its blocks is in flight."""
     inflight = st.inflight
     for b in blocks:
@@ -205,6 +206,7 @@ def check_SenderOffsetFollowsResume(st: State, ev: dict) -> None:
     partial exactly when tokens remain."""
     req, s = ev["req"], ev["session"]
     tx = st.tx_session.get((req, s))
+    assert tx is not None                # the checker starts a round only for a known session
     sent, tokens, total = ev["sent_tokens"], ev["tokens"], ev["total"]
     if sent != tx.sent:
         raise PropertyViolation(

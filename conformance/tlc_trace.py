@@ -36,6 +36,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from resumespec import exitcodes
 from resumespec.reference.protocol.designs import ENGINE_RESUME_ORDER
@@ -299,6 +300,8 @@ class _Grouper:
     def on_alloc(self, line, ev, r, s):
         blocks = self.bl(ev["blocks"] or ())
         cur = self.open.get((r, s))
+        st: Any
+        p: Any
         st, p = cur if cur else (None, None)
         if ev["blocks"] is not None and len(blocks) != -(-ev["tokens"] // self.bs):
             self.impossible(r, s, line)          # not what the allocator returns
@@ -465,9 +468,9 @@ class _Grouper:
             # design it may be this rank's part of a poll in which another rank
             # resumed (that rank logged its part first); otherwise it is a
             # step of its own, so a rank's log may show more or fewer waits.
-            st = self.groups.get(("act", r, self.count.get(("act", r, s), 0)))
-            if st is not None and st.action == "PollResume" and s not in st.parts \
-                    and st.status == status:
+            grp = self.groups.get(("act", r, self.count.get(("act", r, s), 0)))
+            if grp is not None and grp.action == "PollResume" and s not in grp.parts \
+                    and grp.status == status:
                 st, p = self.join("act", "PollResume", r, s, line)
             else:
                 st, p = self.add("PollWait", r, s, line)

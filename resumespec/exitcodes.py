@@ -20,5 +20,8 @@ INCOMPLETE = 11        # the trace ends with obligations still open
 MALFORMED = 12         # the trace does not parse against the schema
 CHECKERS_DISAGREE = 13 # --checker both: native and TLC verdicts differ
 
+# An optional part is not installed.
+NEEDS_TORCH = 14       # the command needs the torch extra: pip install 'resumespec[torch]'
+
 # Reference implementation (resumespec simulate).
 SIM_FAILED = 20        # the run ended in hang, corruption or leak

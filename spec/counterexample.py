@@ -113,6 +113,7 @@ def refine_action_label(label: ActionLabel, source_lines: list[str]) -> ActionLa
     span = _span_text(source_lines, label)
     if span is None or span.count("\n") > 2:
         return label
+    assert label.line is not None and label.column is not None   # a span was found
     before = "\n".join(source_lines[max(0, label.line - 4):label.line - 1]
                         + [source_lines[label.line - 1][:label.column - 1]])
     if re.search(rf"(?<![A-Za-z0-9_]){re.escape(label.name)}\s*(\([^()]*\))?\s*==\s*$", before):

@@ -80,21 +80,21 @@ class ModelEntry:
     constants: str
     set: str
     mode: str                  # "bfs" or "simulate"
-    simulate: dict | None      # {"num", "depth", "seed"} when mode is simulate
+    simulate: dict[str, Any] | None      # {"num", "depth", "seed"} when mode is simulate
     check_deadlock: bool
     expected: Expected
     distinct_states: int | None
     depth: int | None
     runtime_s: float | None
     why: str | None
-    raw: dict = field(default_factory=dict, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass
 class Manifest:
     path: Path
     models: list[ModelEntry]
-    raw: dict = field(repr=False, default_factory=dict)
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
     def root(self) -> Path:

