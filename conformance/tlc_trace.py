@@ -955,7 +955,7 @@ def furthest(lines: list[str]) -> tuple[int, dict] | None:
             start = i
     if start is None:
         return None
-    text = []
+    text: list[str] = []
     for ln in lines[start:]:
         if ln.startswith("@!@!@") or (text and '"trace-furthest"' in ln):
             break
