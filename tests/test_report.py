@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import subprocess
 import sys
 
 import pytest
 
+from resumespec.reference.protocol.spechost import World
 from resumespec.report import counterexample_story as cs
 from resumespec.report.html import render_html
 from resumespec.report.itf import trace_from_itf, trace_to_itf
@@ -24,6 +26,8 @@ from resumespec.report.timeline import render_story, story_lines
 from resumespec.spec import manifest as mf
 from resumespec.spec import tlc
 from resumespec.spec.cli import model_run_for
+from resumespec.spec.counterexample import ActionLabel, Trace, TraceState
+from resumespec.spec.tla_values import Record, TlaSet
 
 MANIFEST = mf.load_manifest()
 MODELS = ["sent_tokens_corruption", "flag_double_free", "once_pool_deadlock", "once_no_barrier", "flag_capped_hang"]
@@ -170,7 +174,6 @@ def test_steps_to_names_the_core_step_and_its_effects():
     """reference/protocol/steps.py: the core step between two worlds, with its
     effects exactly as the core's function returned them."""
     from resumespec.reference.protocol import receiver_init
-    from resumespec.reference.protocol.spechost import World
     from resumespec.reference.protocol.steps import moves_with_effects, steps_to
 
     world = World.from_model("once", MANIFEST.by_name("once_pool_deadlock").constants)
@@ -192,6 +195,44 @@ def test_steps_to_names_the_core_step_and_its_effects():
                 assert c.effects == ()
         world = cands[-1].move.world
     assert lands
+
+
+def _tla(v):
+    """``World.to_spec`` values as TLC's parsed values (records, sets)."""
+    if isinstance(v, frozenset):
+        return TlaSet(sorted((_tla(x) for x in v), key=repr))
+    if isinstance(v, tuple) and v and all(type(x) is tuple and len(x) == 2 and isinstance(x[0], str) for x in v):
+        return Record([(k, _tla(x)) for k, x in v])
+    if isinstance(v, tuple):
+        return tuple(_tla(x) for x in v)
+    return v
+
+
+@pytest.mark.parametrize("model", [m.name for m in MANIFEST.models if m.set == "quick"])
+def test_every_step_of_a_core_walk_has_its_own_sentence(model):
+    """Random behaviours of every quick model (corrected and fault models
+    included, which have no counterexample to tell), written as TLC would
+    print them: every step is found in the core and has its action's own
+    sentence, never the fallback."""
+    entry = MANIFEST.by_name(model)
+    for seed in range(3):
+        rnd = random.Random(seed)
+        world = World.from_model(entry.variant, entry.constants)
+        states = [TraceState(1, ActionLabel("Initial predicate"), {k: _tla(x) for k, x in world.to_spec().items()})]
+        for i in range(40):
+            moves = world.moves()
+            if not moves:
+                break
+            m = rnd.choice(moves)
+            world = m.world
+            states.append(TraceState(i + 2, ActionLabel("WriteLand" if m.action == "Next" else m.action),
+                                     {k: _tla(x) for k, x in world.to_spec().items()}))
+        t = cs.timeline_from_counterexample(Trace(states), title=model, prop=None, kind="success",
+                                            constants=entry.constants, variant=entry.variant)
+        assert not t.notes, (model, seed, t.notes)
+        for st in t.steps[1:]:
+            assert not st.sentence.startswith(f"{st.action} of request"), (model, seed, st.sentence)
+            assert "no step of the protocol core" not in st.sentence, (model, seed, st.sentence)
 
 
 def test_lasso_is_drawn_as_a_loop(runs):

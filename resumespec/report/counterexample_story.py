@@ -24,18 +24,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from resumespec.reference.protocol import messages as fx
 from resumespec.reference.protocol.designs import VARIANTS, Status
-from resumespec.reference.protocol.messages import (
-    Alloc,
-    CancelWrites,
-    FailRequest,
-    Free,
-    HandOff,
-    Read,
-    SendCtl,
-    SendStatus,
-    WriteBlock,
-)
 from resumespec.reference.protocol.spechost import World, Write, status_name
 from resumespec.reference.protocol.steps import CoreStep, steps_to
 from resumespec.spec import tla_values as tv
@@ -110,22 +100,6 @@ def join_and(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def parse_constants(text: str | None) -> dict[str, Any]:
-    """``"NReq=2 Total=<<3, 2>> Order=lifo"`` (the manifest's summary) -> values."""
-    out: dict[str, Any] = {}
-    if not text:
-        return out
-    import re
-
-    for m in re.finditer(r"(\w+)=(<<[^>]*>>|\{[^}]*\}|\S+)", text):
-        raw = m.group(2)
-        try:
-            out[m.group(1)] = tv.parse_value(raw)
-        except tv.TlaValueError:
-            out[m.group(1)] = raw
-    return out
-
-
 # ---------------------------------------------------------------------------
 # Pools
 
@@ -182,7 +156,7 @@ class Told:
         self.writes_removed: list[tuple[int, Write, str]] = []   # (s, write, "landed" | "dropped")
         self.allocated: dict[int, list[int]] = {}
         self.freed: dict[int, list[int]] = {}
-        self.reads: list[Read] = []
+        self.reads: list[fx.Read] = []
         a, r, s = self.move.action, self.r, self.s
         if a.startswith("SenderRecv") and s is not None:
             self.received.append(("ctl", r, s, before.ctl[(r, s)][0]))
@@ -191,24 +165,24 @@ class Told:
         if self.move.write is not None and s is not None:
             self.writes_removed.append((s, self.move.write, "landed"))
         for e in self.effects:
-            if isinstance(e, SendCtl):
+            if isinstance(e, fx.SendCtl):
                 self.sent.append(("ctl", e.req, e.session, e.msg))
-            elif isinstance(e, SendStatus):
+            elif isinstance(e, fx.SendStatus):
                 self.sent.append(("st", e.req, e.session, e.msg))
-            elif isinstance(e, WriteBlock):
+            elif isinstance(e, fx.WriteBlock):
                 w = Write(e.req, e.block, tuple((e.req, e.first + k) for k in range(e.count)), e.aux)
                 self.writes_added.append((e.session, w))
-            elif isinstance(e, CancelWrites):
+            elif isinstance(e, fx.CancelWrites):
                 self.writes_removed += [(i + 1, w, "dropped") for i, ws in enumerate(before.wire)
                                         for w in sorted(ws, key=_write_key) if w.r == e.req]
-            elif isinstance(e, Alloc) and e.blocks:
+            elif isinstance(e, fx.Alloc) and e.blocks:
                 self.allocated.setdefault(e.session, []).extend(e.blocks)
-            elif isinstance(e, Free) and e.blocks:
+            elif isinstance(e, fx.Free) and e.blocks:
                 self.freed.setdefault(e.session, []).extend(e.blocks)
-            elif isinstance(e, Read):
+            elif isinstance(e, fx.Read):
                 self.reads.append(e)
 
-    def in_flight(self, rd: Read) -> list[Write]:
+    def in_flight(self, rd: fx.Read) -> list[Write]:
         """Writes in flight (before the step) into blocks ``rd`` reads: the hazard."""
         return sorted((w for w in self.before.wire[rd.session - 1] if w.b in rd.blocks), key=_write_key)
 
@@ -232,21 +206,21 @@ def _write_key(w: Write) -> tuple:
 
 def _effect_text(e: Any) -> str:
     """An effect, compactly, for the step's details."""
-    if isinstance(e, (Alloc, Free)):
+    if isinstance(e, (fx.Alloc, fx.Free)):
         return f"{type(e).__name__.lower()} {blocks_text(e.blocks)} of rank {e.session}"
-    if isinstance(e, Read):
+    if isinstance(e, fx.Read):
         return f"read {plural(e.tokens, 'token')} of {blocks_text(e.blocks)} of rank {e.session} ({e.purpose})"
-    if isinstance(e, (SendCtl, SendStatus)):
-        chan = "ctl" if isinstance(e, SendCtl) else "st"
+    if isinstance(e, (fx.SendCtl, fx.SendStatus)):
+        chan = "ctl" if isinstance(e, fx.SendCtl) else "st"
         return f"send {short_label(chan, e.msg)} to {'the sender' if chan == 'ctl' else f'session {e.session}'}"
-    if isinstance(e, WriteBlock):
+    if isinstance(e, fx.WriteBlock):
         return f"write {e.req}.{e.first}+{e.count} into block {e.block} of rank {e.session}" + (
             f" (aux {e.aux})" if e.aux else "")
-    if isinstance(e, CancelWrites):
+    if isinstance(e, fx.CancelWrites):
         return "cancel the room's writes in flight"
-    if isinstance(e, HandOff):
+    if isinstance(e, fx.HandOff):
         return "hand off to prefill"
-    if isinstance(e, FailRequest):
+    if isinstance(e, fx.FailRequest):
         return f"fail ({e.reason})"
     return type(e).__name__
 
@@ -423,7 +397,7 @@ def _poll_sentence(t: Told) -> tuple[str, list[Mark]]:
     before, after = t.before, t.after
     marks: list[Mark] = []
     status = t.status_text()
-    if any(isinstance(e, HandOff) for e in t.effects):
+    if any(isinstance(e, fx.HandOff) for e in t.effects):
         gets = []
         want = _source(r, t.totals)
         for s in after.params.sessions:
@@ -432,7 +406,7 @@ def _poll_sentence(t: Told) -> tuple[str, list[Mark]]:
             gets.append(f"session {s} gets {toks(got)}" + ("" if ok else f" (the sender sent {toks(want)})"))
             marks.append(Mark(f"rx{s}", "handed" if ok else "wrong data", "good" if ok else "bad"))
         return f"The receiver sees Success and hands request {r} to prefill: {join_and(gets)}.", marks
-    if any(isinstance(e, FailRequest) for e in t.effects):
+    if any(isinstance(e, fx.FailRequest) for e in t.effects):
         twice = {s: [b for b, n in Counter(bs).items() if n > 1] for s, bs in t.freed.items()}
         if any(twice.values()):
             s = next(s for s, bs in twice.items() if bs)
@@ -447,24 +421,25 @@ def _poll_sentence(t: Told) -> tuple[str, list[Mark]]:
     for s in after.params.sessions:
         bits: list[str] = []
         for e in t.effects:
-            if isinstance(e, Read) and e.session == s and e.purpose == "cache":
+            if isinstance(e, fx.Read) and e.session == s and e.purpose == "cache":
                 got = after.cache[(r, s)][len(before.cache[(r, s)]):]
                 rnd = after.rx.requests[r].session(s).round
                 rnd_text = f" round {rnd}:" if rnd != before.rx.requests[r].session(s).round else ""
                 bits.append(f"caches{rnd_text} {toks(got)}")
-            elif isinstance(e, Free) and e.session == s and e.blocks:
+            elif isinstance(e, fx.Free) and e.session == s and e.blocks:
                 bits.append(f"frees {blocks_text(e.blocks)}")
-            elif isinstance(e, Alloc) and e.session == s and e.blocks:
+            elif isinstance(e, fx.Alloc) and e.session == s and e.blocks:
                 if bits and bits[-1] == f"frees {blocks_text(e.blocks)}":     # the allocator gives them back
                     bits[-1] = f"frees and reallocates {blocks_text(e.blocks)}"
                 else:
                     bits.append(f"allocates {blocks_text(e.blocks)}")
-            elif isinstance(e, SendCtl) and e.session == s and e.msg.type == "resume":
+            elif isinstance(e, fx.SendCtl) and e.session == s and e.msg.type == "resume":
                 m = e.msg
                 n = after.rx.requests[r].session(s).resumes
                 partials = after.tx[r].partials
                 rnd = f" for round {m.round}" if m.round else ""
-                bit = f"resumes{rnd}{ORDINAL.get(n, f' for the {n}th time')} with offset {m.sent}"
+                k = max(1, n - partials + 1)        # the k-th resume since the last round ended partial
+                bit = f"resumes{rnd}{ORDINAL.get(k, f' for the {k}th time')} with offset {m.sent}"
                 if n > partials:
                     bit += f", although only {plural(partials, 'round')} ended partial"
                     marks.append(Mark(f"rx{s}", f"resume #{n}", "bad"))
@@ -523,7 +498,7 @@ def explain(prop: str | None, kind: str, trace: Trace, totals: dict, step_of: di
                                                        if trace.loop_to is not None else last_step)
     if fn is None:
         return ([f"{prop} is false in the state after step {last_step}."] if prop else []), last_step
-    return fn(prop, trace, last, totals), last_step
+    return fn(prop, trace, last, totals) or [f"{prop} fails in the last state."], last_step
 
 
 def _first_step_where(trace: Trace, pred) -> int | None:
@@ -554,7 +529,7 @@ def explain_handed(prop, trace, last, totals):
                 if foreign:
                     out.append(f"Token{'s' if len(foreign) > 1 else ''} {toks(foreign)} do{'es' if len(foreign) == 1 else ''} "
                                f"not belong to request {r}'s embedding (stale block contents).")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 def explain_double_free(prop, trace, last, totals):
@@ -571,7 +546,7 @@ def explain_double_free(prop, trace, last, totals):
                 out.append(f"{prop} fails: block {b} of rank {s} is on the free list {n} times "
                            f"(free list <<{', '.join(map(str, fl))}>>): {when}.")
                 out.append("The allocator may now give the same block to two requests.")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 def explain_shared(prop, trace, last, totals):
@@ -584,7 +559,7 @@ def explain_shared(prop, trace, last, totals):
             if prop == "NoFreeAndHeld" and cell.owners and cell.on_free_list:
                 out.append(f"{prop} fails: block {cell.block} of rank {s} is on the free list while request "
                            f"{cell.owners[0]} still holds it.")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 def explain_owned(prop, trace, last, totals):
@@ -611,7 +586,7 @@ def explain_owned(prop, trace, last, totals):
                 out.append(f"The receiver let go of block {b} without waiting for the sender's writes into it.")
             out.append("When it lands it overwrites a block the receiver no longer reserves for request "
                        f"{r}.")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 def explain_read_during_write(prop, trace, last, totals):
@@ -638,7 +613,7 @@ def explain_resumes(prop, trace, last, totals):
                 out.append(f"{prop} fails: session {s} of request {r} sent {plural(n, 'resume')}, but only "
                            f"{plural(partials, 'round')} ended partial.")
                 out.append("The sender obeys every resume: it overwrites its offset with the later one.")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 EXPLAIN = {
@@ -753,11 +728,13 @@ def core_steps(trace: Trace, variant: str | None, constants: str | None) -> list
         return [None] * max(n, 0)
     best: list[tuple[CoreStep, World, World] | None] = [None] * n
     for v in ([variant] if variant in VARIANTS else list(VARIANTS)):
+        init = _initial_world(v, constants)
         try:
-            init = World.from_model(v, constants)
             worlds = [World.from_spec(init.params, init.totals, init.n_blocks, init.faults, st.values)
-                      for st in trace.states]
+                      for st in trace.states] if init is not None else None
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            worlds = None
+        if worlds is None:
             return best
         out: list[tuple[CoreStep, World, World] | None] = []
         for k in range(1, n + 1):
@@ -771,6 +748,15 @@ def core_steps(trace: Trace, variant: str | None, constants: str | None) -> list
     return best
 
 
+def _initial_world(variant: str, constants: str | None) -> World | None:
+    """The model's initial world (the core's params, Total, NBlocks, faults), or
+    None when the constants do not say enough."""
+    try:
+        return World.from_model(variant, constants or "")
+    except (ValueError, KeyError):
+        return None
+
+
 def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, kind: str,
                                  constants: str | None = None, hint: str = "",
                                  subtitle: str = "", variant: str | None = None) -> Timeline:
@@ -782,9 +768,8 @@ def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, 
     the rest of the model the core needs); ``variant`` the design (None:
     the design whose core explains the trace).
     """
-    consts = parse_constants(constants)
-    total = consts.get("Total")
-    totals = {i + 1: t for i, t in enumerate(total)} if type(total) is tuple else {}
+    init = _initial_world(variant if variant in VARIANTS else VARIANTS[0], constants)
+    totals = dict(enumerate(init.totals, 1)) if init is not None else {}
     first = trace.states[0].values if trace.states else {}
     ranks = dom(first.get("free")) or dom(first.get("data"))
     sessions = ranks or [1]
