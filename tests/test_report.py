@@ -111,7 +111,9 @@ def test_capped_hang_says_why_no_resume_comes(runs):
     assert t.finding.prop == "NoWaitForUnrequestedRound" and t.stuttering
     text = render_story(t)
     assert "the sender waits for a resume, and no messages are in flight" in text
-    assert "Session 1 does not resume again: its flag resume_triggered is already TRUE." in text
+    # The decision is the core's (historical_view), the rule the design table's summary.
+    assert ("Session 1 does not resume again: the flag design's test (a boolean resume_triggered: resume at "
+            "most once) says no: its flag resume_triggered is TRUE, and it sees 0 of 0 tokens") in text, text
     assert "The sender has sent 2 of 3 tokens." in text
 
 

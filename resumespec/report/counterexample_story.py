@@ -26,6 +26,7 @@ from typing import Any
 
 from resumespec.reference.protocol import messages as fx
 from resumespec.reference.protocol.designs import VARIANTS, Status
+from resumespec.reference.protocol.receiver import historical_view
 from resumespec.reference.protocol.spechost import World, Write, status_name
 from resumespec.reference.protocol.steps import CoreStep, steps_to
 from resumespec.spec import tla_values as tv
@@ -486,7 +487,8 @@ def _source(r: Any, totals: dict) -> tuple | None:
 # Why the property fails
 
 
-def explain(prop: str | None, kind: str, trace: Trace, totals: dict, step_of: dict) -> tuple[list[str], int | None]:
+def explain(prop: str | None, kind: str, trace: Trace, totals: dict, step_of: dict,
+            last_world: World | None = None) -> tuple[list[str], int | None]:
     """Sentences saying why ``prop`` fails, and the step to highlight."""
     if not trace.states:
         return [], None
@@ -494,7 +496,7 @@ def explain(prop: str | None, kind: str, trace: Trace, totals: dict, step_of: di
     last_step = len(trace.states) - 1
     fn = EXPLAIN.get(prop or "")
     if kind == "liveness" or (fn is None and trace.is_lasso):
-        return explain_liveness(prop, trace, totals), (step_of.get(trace.loop_to, last_step)
+        return explain_liveness(prop, trace, totals, last_world), (step_of.get(trace.loop_to, last_step)
                                                        if trace.loop_to is not None else last_step)
     if fn is None:
         return ([f"{prop} is false in the state after step {last_step}."] if prop else []), last_step
@@ -643,32 +645,37 @@ def _waiting_state(values: dict, r: Any) -> str:
             f"and {'no' if not in_flight else in_flight} message{'s are' if in_flight != 1 else ' is'} in flight")
 
 
-def _why_no_resume(values: dict, r: Any, totals: dict) -> list[str]:
-    """What the receiver's "have I already resumed?" memory says, per session."""
-    out = []
-    for s in dom(at(values, "rxBlocks", r)):
-        facts = []
-        blocks = at(values, "rxBlocks", r, s)
-        if at(values, "rxFlag", r, s) is True:
-            facts.append("its flag resume_triggered is already TRUE")
-        last_idx = at(values, "rxLastIdx", r, s)
-        if last_idx and last_idx == blocks:
-            facts.append(f"its last_resume_indices ({blocks_text(last_idx)}) equal its current blocks")
-        last_sent = at(values, "rxLastSent", r, s)
-        if isinstance(last_sent, int) and not isinstance(last_sent, bool) and last_sent >= 0:
-            facts.append(f"its last_resume_at_sent_tokens is still {last_sent}, the count it sees again")
-        if not facts and at(values, "rxCache", r, s):
-            facts.append(f"it has already cached {toks(at(values, 'rxCache', r, s))}, and this design resumes only "
-                         "while nothing is cached")
-        sent = at(values, "txSent", r, s)
-        total = totals.get(r)
-        progress = f" The sender has sent {sent} of {total} tokens." if isinstance(sent, int) and total else ""
-        if facts:
-            out.append(f"Session {s} does not resume again: {join_and(facts)}.{progress}")
+def _memory(variant: str, x: Any) -> str:
+    """What a historical design's "have I already resumed?" memory holds, in
+    the state's words (the core's ``historical_view`` makes the decision)."""
+    if variant == "flag":
+        return f"its flag resume_triggered is {'TRUE' if x.flag else 'FALSE'}"
+    if variant == "indices":
+        return f"its last_resume_indices are {blocks_text(x.last_idx)}, its current blocks {blocks_text(x.blocks)}"
+    if variant == "once":
+        return f"it has cached {plural(x.cached, 'token')}"
+    return f"its last_resume_at_sent_tokens is {x.last_sent}"
+
+
+def _why_no_resume(world: World | None, r: int) -> list[str]:
+    """Why no rank of request ``r`` resumes: the design's decision, as the
+    core's ``historical_view`` makes it on the last state, per session."""
+    if world is None or world.params.corrected:
+        return []
+    d, out = world.params.design, []
+    aux = world.aux_seen(r)
+    for s in world.params.sessions:
+        x = world.rx.requests[r].session(s)
+        seen = historical_view(d.variant, world.params.block_size, x, aux[s])
+        if not seen.wants:
+            out.append(f"Session {s} does not resume again: the {d.variant} design's test ({d.summary}) says no: "
+                       f"{_memory(d.variant, x)}, and it sees {seen.sent} of {seen.total} tokens (the aux row "
+                       f"of its first block says {aux[s]}). The sender has sent {world.tx[r].session(s).sent} of "
+                       f"{world.totals[r - 1]} tokens.")
     return out
 
 
-def explain_liveness(prop, trace, totals):
+def explain_liveness(prop, trace, totals, last_world=None):
     states = trace.states
     start = (trace.loop_to - 1) if trace.loop_to is not None else len(states) - 1
     loop = states[start:]
@@ -696,7 +703,7 @@ def explain_liveness(prop, trace, totals):
         if prop == "NoWaitForUnrequestedRound":
             out.append(f"The receiver waits for data of request {r} that the sender will only write after a "
                        "resume, and the receiver's design has decided not to send one: both wait forever.")
-            out.extend(_why_no_resume(loop[-1].values, r, totals))
+            out.extend(_why_no_resume(last_world, r))
         elif prop == "EveryRequestEnds":
             acts = sorted({st.action.name for st in loop[1:] if st.action} |
                           ({trace.loop_action.name} if trace.loop_action else set()))
@@ -814,7 +821,8 @@ def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, 
         t.notes.append(f"(steps {', '.join(map(str, unexplained))}: no step of the protocol core "
                        f"{'(design ' + variant + ') ' if variant else ''}leads from the state before to the "
                        "state after; told from the changed variables only)")
-    why, hl = explain(prop, kind, trace, totals, step_of)
+    last_world = told[-1][2] if told and told[-1] is not None else None
+    why, hl = explain(prop, kind, trace, totals, step_of, last_world)
     verdict = {"safety": "violates", "liveness": "hangs", "deadlock": "violates", "success": "success"}.get(kind, kind)
     if kind == "deadlock" and not why:
         why = [f"No action is enabled after step {len(trace.states) - 1}: the system is deadlocked."]
