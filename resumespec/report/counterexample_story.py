@@ -256,7 +256,8 @@ def _where(freed_or_alloc: dict[int, list[int]]) -> str:
 
 def sentence_for(t: Told) -> tuple[str, list[Mark]]:
     """The step's sentence and the boxes it puts on lanes, from the core's action and effects."""
-    a, r, s = t.move.action, t.r, t.s
+    a, r = t.move.action, t.r
+    s = t.s if t.s is not None else 0      # the session, for the actions on one session
     before, after = t.before, t.after
     marks: list[Mark] = []
     if a == "ReceiverInit":
@@ -314,7 +315,7 @@ def sentence_for(t: Told) -> tuple[str, list[Mark]]:
         marks.append(Mark("sender", f"round {room.round}"))
         return (f"The sender starts round {room.round} of request {r}: writes "
                 f"{join_and(parts) or 'nothing'}{tail}."), marks
-    if t.move.write is not None and s is not None:
+    if t.move.write is not None:
         w = t.move.write
         old = before.data[s - 1][w.b - 1]
         text = f"The write of {toks(w.toks)} lands in block {w.b} of rank {s}"
@@ -340,16 +341,16 @@ def sentence_for(t: Told) -> tuple[str, list[Mark]]:
                 f"the sender sends {status} to {to}."), marks
     if a == "DeliverStatus":
         m = t.received[0][3]
-        old = before.rx.requests[r].session(s).status
-        new = after.rx.requests[r].session(s).status
+        was = before.rx.requests[r].session(s).status
+        now = after.rx.requests[r].session(s).status
         text = f"Session {s} of request {r} receives {_msg_text('st', m)}"
-        if old == new and m.status != old:
-            text += f"; its status stays {status_name(old)} (the status only goes up)"
-        elif old == Status.FAILED and new != Status.FAILED:
-            text += f": this raises its Failed status back to {status_name(new)}"
-            marks.append(Mark(f"rx{s}", f"Failed -> {status_name(new)}", "bad"))
+        if was == now and m.status != was:
+            text += f"; its status stays {status_name(was)} (the status only goes up)"
+        elif was == Status.FAILED and now != Status.FAILED:
+            text += f": this raises its Failed status back to {status_name(now)}"
+            marks.append(Mark(f"rx{s}", f"Failed -> {status_name(now)}", "bad"))
         if not marks:
-            marks.append(Mark(f"rx{s}", status_name(new)))
+            marks.append(Mark(f"rx{s}", status_name(now)))
         return text + ".", marks
     if a.startswith("Poll"):
         return _poll_sentence(t)
@@ -424,8 +425,8 @@ def _poll_sentence(t: Told) -> tuple[str, list[Mark]]:
         for e in t.effects:
             if isinstance(e, fx.Read) and e.session == s and e.purpose == "cache":
                 got = after.cache[(r, s)][len(before.cache[(r, s)]):]
-                rnd = after.rx.requests[r].session(s).round
-                rnd_text = f" round {rnd}:" if rnd != before.rx.requests[r].session(s).round else ""
+                cached_round = after.rx.requests[r].session(s).round
+                rnd_text = f" round {cached_round}:" if cached_round != before.rx.requests[r].session(s).round else ""
                 bits.append(f"caches{rnd_text} {toks(got)}")
             elif isinstance(e, fx.Free) and e.session == s and e.blocks:
                 bits.append(f"frees {blocks_text(e.blocks)}")
@@ -745,8 +746,8 @@ def core_steps(trace: Trace, variant: str | None, constants: str | None) -> list
             return best
         out: list[tuple[CoreStep, World, World] | None] = []
         for k in range(1, n + 1):
-            action = trace.states[k].action.name if trace.states[k].action else None
-            found = steps_to(worlds[k - 1], worlds[k], action)
+            label = trace.states[k].action
+            found = steps_to(worlds[k - 1], worlds[k], label.name if label is not None else None)
             out.append((found[0], worlds[k - 1], worlds[k]) if found else None)
         if sum(x is not None for x in out) > sum(x is not None for x in best):
             best = out
