@@ -527,11 +527,9 @@ def explain_handed(prop, trace, last, totals):
             if want:
                 missing = [t for t in want if t not in got]
                 foreign = [t for t in got if t not in want]
-                if missing:
-                    out.append(f"Token{'s' if len(missing) > 1 else ''} {toks(missing)} never reached prefill.")
-                if foreign:
-                    out.append(f"Token{'s' if len(foreign) > 1 else ''} {toks(foreign)} do{'es' if len(foreign) == 1 else ''} "
-                               f"not belong to request {r}'s embedding (stale block contents).")
+                belongs = f"do{'es' if len(foreign) == 1 else ''} not belong to request {r}'s embedding"
+                out += [f"Token{'s' if len(ts) > 1 else ''} {toks(ts)} {what}." for ts, what in (
+                    (missing, "never reached prefill"), (foreign, f"{belongs} (stale block contents)")) if ts]
     return out
 
 
@@ -539,16 +537,16 @@ def explain_double_free(prop, trace, last, totals):
     out = []
     for s in dom(last.get("free")):
         fl = at(last, "free", s, default=())
-        for b, n in Counter(fl).items():
-            if n > 1:
-                steps = [i for i in range(1, len(trace.states))
-                         if Counter(at(trace.states[i].values, "free", s, default=()))[b]
-                         > Counter(at(trace.states[i - 1].values, "free", s, default=()))[b]]
-                when = (f"it was freed twice at step {steps[0]}" if len(steps) == 1 else
-                        f"it was freed at steps {join_and([str(i) for i in steps])}")
-                out.append(f"{prop} fails: block {b} of rank {s} is on the free list {n} times "
-                           f"(free list <<{', '.join(map(str, fl))}>>): {when}.")
-                out.append("The allocator may now give the same block to two requests.")
+        twice = [(b, n) for b, n in Counter(fl).items() if n > 1]
+        for b, n in twice:
+            # the steps after which block b is on the free list more often than before
+            times = [Counter(at(st.values, "free", s, default=()))[b] for st in trace.states]
+            steps = [i for i in range(1, len(times)) if times[i] > times[i - 1]]
+            when = (f"it was freed twice at step {steps[0]}" if len(steps) == 1 else
+                    f"it was freed at steps {join_and([str(i) for i in steps])}")
+            out += [f"{prop} fails: block {b} of rank {s} is on the free list {n} times "
+                    f"(free list <<{', '.join(map(str, fl))}>>): {when}.",
+                    "The allocator may now give the same block to two requests."]
     return out
 
 
@@ -646,16 +644,16 @@ def _waiting_state(values: dict, r: Any) -> str:
             f"and {'no' if not in_flight else in_flight} message{'s are' if in_flight != 1 else ' is'} in flight")
 
 
-def _memory(variant: str, x: Any) -> str:
-    """What a historical design's "have I already resumed?" memory holds, in
-    the state's words (the core's ``historical_view`` makes the decision)."""
-    if variant == "flag":
-        return f"its flag resume_triggered is {'TRUE' if x.flag else 'FALSE'}"
-    if variant == "indices":
-        return f"its last_resume_indices are {blocks_text(x.last_idx)}, its current blocks {blocks_text(x.blocks)}"
-    if variant == "once":
-        return f"it has cached {plural(x.cached, 'token')}"
-    return f"its last_resume_at_sent_tokens is {x.last_sent}"
+# What a historical design's "have I already resumed?" memory holds, in the
+# engine's words (the core's ``historical_view`` makes the decision).
+MEMORY = {
+    "flag": lambda x: f"its flag resume_triggered is {'TRUE' if x.flag else 'FALSE'}",
+    "indices": lambda x: (f"its last_resume_indices are {blocks_text(x.last_idx)}, its current blocks "
+                          f"{blocks_text(x.blocks)}"),
+    "once": lambda x: f"it has cached {plural(x.cached, 'token')}",
+    "sent_tokens": lambda x: f"its last_resume_at_sent_tokens is {x.last_sent}",
+    "cached_sent": lambda x: f"its last_resume_at_sent_tokens is {x.last_sent}",
+}
 
 
 def _why_no_resume(world: World | None, r: int) -> list[str]:
@@ -670,7 +668,7 @@ def _why_no_resume(world: World | None, r: int) -> list[str]:
         seen = historical_view(d.variant, world.params.block_size, x, aux[s])
         if not seen.wants:
             out.append(f"Session {s} does not resume again: the {d.variant} design's test ({d.summary}) says no: "
-                       f"{_memory(d.variant, x)}, and it sees {seen.sent} of {seen.total} tokens (the aux row "
+                       f"{MEMORY[d.variant](x)}, and it sees {seen.sent} of {seen.total} tokens (the aux row "
                        f"of its first block says {aux[s]}). The sender has sent {world.tx[r].session(s).sent} of "
                        f"{world.totals[r - 1]} tokens.")
     return out
