@@ -9,9 +9,9 @@ those whose successor is the spec state ``after`` and returns each with
 the effects the core asked its host to carry out.
 
 Nothing is decided here: the moves are ``World.moves()``'s own.  The
-effects are recorded as the host applies them (``World.apply`` is called
-once per step, with all of that step's effects; a write landing applies
-none: it is the host's, not the core's).
+effects are recorded as the host applies them: every ``World.apply`` on
+the way from the world to a move's successor adds its effects, in order
+(a write landing applies none: it is the host's, not the core's).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class _Recording(World):
 
     def apply(self, effects: tuple[Effect, ...], **core: Any) -> World:
         after = cast(_Recording, World.apply(self, effects, **core))   # World.apply keeps the class
-        return replace(after, done=tuple(effects))
+        return replace(after, done=self.done + tuple(effects))
 
 
 class CoreStep(NamedTuple):
@@ -47,11 +47,7 @@ class CoreStep(NamedTuple):
 def moves_with_effects(world: World) -> list[CoreStep]:
     """Every step of ``Next`` from ``world``, each with its effects."""
     rec = _Recording(**{f.name: getattr(world, f.name) for f in fields(World)})
-    out = []
-    for m in rec.moves():
-        effects = () if m.write is not None else getattr(m.world, "done", ())
-        out.append(CoreStep(m, effects))
-    return out
+    return [CoreStep(m, getattr(m.world, "done", ())) for m in rec.moves()]
 
 
 def steps_to(world: World, after: World | Mapping[str, Any], action: str | None = None) -> list[CoreStep]:
