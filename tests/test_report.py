@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import subprocess
 import sys
 
 import pytest
 
+from resumespec.reference.protocol.spechost import World
 from resumespec.report import counterexample_story as cs
 from resumespec.report.html import render_html
 from resumespec.report.itf import trace_from_itf, trace_to_itf
@@ -24,6 +26,8 @@ from resumespec.report.timeline import render_story, story_lines
 from resumespec.spec import manifest as mf
 from resumespec.spec import tlc
 from resumespec.spec.cli import model_run_for
+from resumespec.spec.counterexample import ActionLabel, Trace, TraceState
+from resumespec.spec.tla_values import Record, TlaSet
 
 MANIFEST = mf.load_manifest()
 MODELS = ["sent_tokens_corruption", "flag_double_free", "once_pool_deadlock", "once_no_barrier", "flag_capped_hang"]
@@ -47,7 +51,8 @@ def runs():
 def timeline(runs, name, trace=None):
     entry, result = runs[name]
     return cs.timeline_from_counterexample(trace or result.trace, title=name, prop=result.property,
-                                           kind=result.kind, constants=entry.constants, hint=entry.why or "")
+                                           kind=result.kind, constants=entry.constants, hint=entry.why or "",
+                                           variant=entry.variant)
 
 
 def test_corruption_story_tells_the_double_resume_and_the_skipped_token(runs):
@@ -106,7 +111,9 @@ def test_capped_hang_says_why_no_resume_comes(runs):
     assert t.finding.prop == "NoWaitForUnrequestedRound" and t.stuttering
     text = render_story(t)
     assert "the sender waits for a resume, and no messages are in flight" in text
-    assert "Session 1 does not resume again: its flag resume_triggered is already TRUE." in text
+    # The decision is the core's (historical_view), the rule the design table's summary.
+    assert ("Session 1 does not resume again: the flag design's test (a boolean resume_triggered: resume at "
+            "most once) says no: its flag resume_triggered is TRUE, and it sees 0 of 0 tokens") in text, text
     assert "The sender has sent 2 of 3 tokens." in text
 
 
@@ -119,6 +126,115 @@ def test_no_barrier_story_names_the_stale_destination(runs):
     assert [lane.id for lane in t.lanes] == ["sender", "rx1", "rx2", "pool1", "pool2"]
     bad = [a for a in t.arrows if a.kind == "write" and a.fate == "pending"]
     assert bad, "the writes of the violating round are still in flight"
+
+
+def test_every_step_is_told_by_the_protocol_core(runs):
+    """Each step is the core's step between the two states, told by its
+    effects: none falls back on the changed variables."""
+    for name in MODELS:
+        t = timeline(runs, name)
+        assert not t.notes, (name, t.notes)
+        for step in t.steps[1:]:
+            assert "no step of the protocol core" not in step.sentence, (name, step.sentence)
+            assert step.details[0].startswith(f"core: {step.action}") or step.action == "WriteLand", \
+                (name, step.details[0])
+    # The effects say what a diff of the states cannot: block 3 goes back to the
+    # free list and is allocated again within one poll (the free list ends as it began).
+    t = timeline(runs, "sent_tokens_corruption")
+    resumes = [st for st in t.steps if "resumes" in st.sentence]
+    assert resumes and all("frees and reallocates block 3" in st.sentence for st in resumes), \
+        [st.sentence for st in resumes]
+    assert {(a.kind, a.start) for a in t.arrows if a.kind in ("free", "alloc")} >= \
+        {("free", st.index) for st in resumes} | {("alloc", st.index) for st in resumes}
+    # The design's order shows: once allocates the new block before freeing the old.
+    text = render_story(timeline(runs, "once_no_barrier"))
+    assert "caches 1.1, allocates block 2, frees block 1 and resumes with offset 1" in text, text
+
+
+def test_the_design_is_found_when_not_given(runs):
+    entry, result = runs["flag_double_free"]
+    given = cs.timeline_from_counterexample(result.trace, title="x", prop=result.property, kind=result.kind,
+                                            constants=entry.constants, variant=entry.variant)
+    found = cs.timeline_from_counterexample(result.trace, title="x", prop=result.property, kind=result.kind,
+                                            constants=entry.constants)
+    assert story_lines(given) == story_lines(found)
+
+
+def test_a_state_no_core_step_reaches_is_told_from_its_variables(runs):
+    """A last state changed by hand is no successor the core allows: the story
+    says so instead of inventing a step, and the "why" still reads the state."""
+    trace = copy.deepcopy(runs["sent_tokens_corruption"][1].trace)
+    last = trace.states[-1].values
+    last["handed"] = ((((1, 1), (1, 2), (2, 2)),),) + tuple(last["handed"][1:])
+    t = timeline(runs, "sent_tokens_corruption", trace)
+    assert "no step of the protocol core leads here; it changes handed, rxPhase" in t.steps[-1].sentence
+    assert t.notes and f"steps {len(trace.states) - 1}:" in t.notes[0]
+    assert all("no step of the protocol core" not in st.sentence for st in t.steps[:-1])
+
+
+def test_steps_to_names_the_core_step_and_its_effects():
+    """reference/protocol/steps.py: the core step between two worlds, with its
+    effects exactly as the core's function returned them."""
+    from resumespec.reference.protocol import receiver_init
+    from resumespec.reference.protocol.steps import moves_with_effects, steps_to
+
+    world = World.from_model("once", MANIFEST.by_name("once_pool_deadlock").constants)
+    first = receiver_init(world.rx, 1)[0]
+    (init,) = steps_to(world, world.apply(first.effects, rx=first.state).to_spec())
+    assert init.move.action == "ReceiverInit" and init.move.req == 1
+    assert init.effects == first.effects
+    # Walk on: every move is found again from its successor's spec variables,
+    # with the same effects; a landing write has none of the core's.
+    lands = 0
+    for _ in range(8):
+        cands = moves_with_effects(world)
+        assert cands
+        for c in cands:
+            found = steps_to(world, c.move.world.to_spec(), c.move.action)
+            assert any(f.move.action == c.move.action and f.effects == c.effects for f in found), c.move.action
+            if c.move.write is not None:
+                lands += 1
+                assert c.effects == ()
+        world = cands[-1].move.world
+    assert lands
+
+
+def _tla(v):
+    """``World.to_spec`` values as TLC's parsed values (records, sets)."""
+    if isinstance(v, frozenset):
+        return TlaSet(sorted((_tla(x) for x in v), key=repr))
+    if isinstance(v, tuple) and v and all(type(x) is tuple and len(x) == 2 and isinstance(x[0], str) for x in v):
+        return Record([(k, _tla(x)) for k, x in v])
+    if isinstance(v, tuple):
+        return tuple(_tla(x) for x in v)
+    return v
+
+
+@pytest.mark.parametrize("model", [m.name for m in MANIFEST.models if m.set == "quick"])
+def test_every_step_of_a_core_walk_has_its_own_sentence(model):
+    """Random behaviours of every quick model (corrected and fault models
+    included, which have no counterexample to tell), written as TLC would
+    print them: every step is found in the core and has its action's own
+    sentence, never the fallback."""
+    entry = MANIFEST.by_name(model)
+    for seed in range(3):
+        rnd = random.Random(seed)
+        world = World.from_model(entry.variant, entry.constants)
+        states = [TraceState(1, ActionLabel("Initial predicate"), {k: _tla(x) for k, x in world.to_spec().items()})]
+        for i in range(40):
+            moves = world.moves()
+            if not moves:
+                break
+            m = rnd.choice(moves)
+            world = m.world
+            states.append(TraceState(i + 2, ActionLabel("WriteLand" if m.action == "Next" else m.action),
+                                     {k: _tla(x) for k, x in world.to_spec().items()}))
+        t = cs.timeline_from_counterexample(Trace(states), title=model, prop=None, kind="success",
+                                            constants=entry.constants, variant=entry.variant)
+        assert not t.notes, (model, seed, t.notes)
+        for st in t.steps[1:]:
+            assert not st.sentence.startswith(f"{st.action} of request"), (model, seed, st.sentence)
+            assert "no step of the protocol core" not in st.sentence, (model, seed, st.sentence)
 
 
 def test_lasso_is_drawn_as_a_loop(runs):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resumespec.conformance.checker_native import check_native
+from resumespec.conformance.checker_native import check_native, describe
 from resumespec.report.html import render_html
 from resumespec.report.itf import timeline_to_itf, value_from_itf
 from resumespec.report.timeline import render_story
@@ -64,7 +64,11 @@ def test_violation_story_reads_like_the_protocol():
     v, t = report([CORPUS / "sglang" / "caff70bd5" / "tp2_resume_race.jsonl"])
     text = render_story(t)
     assert "WritesOnlyIntoOwnedBlocks fails" in text
-    assert f"{t.finding.step}. The sender starts writing request 1 for session 2" in text
+    # Each event is told in the checker's own words (checker_native.describe), the
+    # words its verdicts use, not in a second set of sentences.
+    ev = t.steps[t.finding.step].event
+    assert f"{t.finding.step}. {describe(ev)[:1].upper()}{describe(ev)[1:]}." in text
+    assert f"{t.finding.step}. The sender started a round of req 1 for session 2: tokens 4..8" in text
     assert "(the checker stopped at this event" in text
     # The round's write arrow into rank 2's pool is marked bad: block 0 was freed there.
     bad = [a for a in t.arrows if a.kind == "write" and a.bad]

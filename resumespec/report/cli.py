@@ -196,7 +196,7 @@ def cmd_counterexample(args) -> int:
         title = f"{info['name']}: the {info['variant']} design"
         t = timeline_from_counterexample(trace, title=title, prop=info["prop"], kind=info["kind"],
                                          constants=info["constants"], hint=info["why"],
-                                         subtitle=info["constants"])
+                                         subtitle=info["constants"], variant=info["variant"])
         itf_doc = trace_to_itf(trace, source=info["source"],
                                description=f"{info['name']}: {info['kind']}"
                                            + (f" {info['prop']}" if info["prop"] else ""),

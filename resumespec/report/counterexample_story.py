@@ -1,22 +1,22 @@
 """Tell a TLC counterexample as a story: ``timeline_from_counterexample``.
 
-Everything here is derived from the states of the trace (the variables of
-docs/model.md: ``free``, ``data``, ``aux``, ``rxPhase``, ``rxBlocks``,
-``ctl``, ``st``, ``wire``, ``txSent``, ``handed``, ...) and from the action
-name TLC gives each step; nothing is written per model. Each step is read by
-comparing it with the state before:
+Each step is told by the protocol core (``resumespec.reference.protocol``):
+the states before and after become worlds of the core's abstract host
+(``spechost.World.from_spec``), ``steps.steps_to`` finds the core step that
+leads from one to the other, and the sentence says what that step is
+(``ReceiverInit``, ``SenderRecvResume``, a poll outcome, a write landing,
+...) and what its effects do: blocks allocated and freed, blocks read
+(cached, handed to prefill, or read while a write is in flight), messages
+sent, data writes started, dropped or landed, the request failed.  The
+state before and after supply only what the effects do not say: what the
+sender had sent when a resume arrives (so the resume "skips token 1.2"),
+what a landing write overwrites, who holds a block now, what prefill got.
+Nothing is written per model.  A step no core step explains (a spec the
+core does not follow yet) is told from the variables it changes.
 
-* which request ``r`` and session ``s`` the step touched (the keys that
-  changed),
-* messages sent and received: the FIFO channels ``ctl[r][s]`` (init, resume,
-  abort) and ``st[r][s]`` (status) grow at the tail or lose their head,
-* data writes: ``wire[s]`` gains writes (a round starts) or loses one (it
-  lands, or is dropped when the sender dies),
-* the allocator: ``free[s]`` loses blocks (allocated) or gains them (freed),
-
-and the action's sentence is put together from those facts. The verdict's
-"why" reads the last state (safety) or the loop (liveness) against the
-property's definition (``explain_*``).
+The block pools drawn after every step and the verdict's "why" read the
+states themselves: the "why" evaluates the violated property's definition
+on the last state (safety) or on the loop (liveness) (``explain_*``).
 """
 
 from __future__ import annotations
@@ -24,17 +24,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from resumespec.reference.protocol.designs import STATUSES
+from resumespec.reference.protocol import messages as fx
+from resumespec.reference.protocol.designs import VARIANTS, Status
+from resumespec.reference.protocol.receiver import historical_view
+from resumespec.reference.protocol.spechost import World, Write, status_name
+from resumespec.reference.protocol.steps import CoreStep, steps_to
 from resumespec.spec import tla_values as tv
 from resumespec.spec.counterexample import Trace, TraceState
 
 from .timeline import PROPERTY_MEANING, Arrow, BlockCell, Finding, Lane, Mark, Step, Timeline
 
-STATUS_NAMES = dict(enumerate(STATUSES))
 HOLDING_PHASES = ("queued", "aborting", "prefill")
 NO_TOKEN = (0, 0)
 ORDINAL = {1: "", 2: " a second time", 3: " a third time", 4: " a fourth time"}
-
 
 # ---------------------------------------------------------------------------
 # Reading values
@@ -92,60 +94,11 @@ def blocks_text(bs: Any) -> str:
     return "blocks " + ", ".join(str(b) for b in bs)
 
 
-def status_name(n: Any) -> str:
-    return STATUS_NAMES.get(n, str(n))
-
-
 def join_and(parts: list[str]) -> str:
     parts = [p for p in parts if p]
     if len(parts) <= 1:
         return "".join(parts)
     return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def parse_constants(text: str | None) -> dict[str, Any]:
-    """``"NReq=2 Total=<<3, 2>> Order=lifo"`` (the manifest's summary) -> values."""
-    out: dict[str, Any] = {}
-    if not text:
-        return out
-    import re
-
-    for m in re.finditer(r"(\w+)=(<<[^>]*>>|\{[^}]*\}|\S+)", text):
-        raw = m.group(2)
-        try:
-            out[m.group(1)] = tv.parse_value(raw)
-        except tv.TlaValueError:
-            out[m.group(1)] = raw
-    return out
-
-
-# ---------------------------------------------------------------------------
-# Channels and writes between two states
-
-
-def channel_diff(old: Any, new: Any) -> tuple[list, list]:
-    """(received from the head, appended at the tail) between two FIFO queues."""
-    old = list(old or ())
-    new = list(new or ())
-    for n_rm in range(len(old) + 1):
-        rest = old[n_rm:]
-        if new[:len(rest)] == rest:
-            return old[:n_rm], new[len(rest):]
-    return old, new
-
-
-def set_diff(old: Any, new: Any) -> tuple[list, list]:
-    old = list(old or ())
-    new = list(new or ())
-    return [x for x in old if x not in new], [x for x in new if x not in old]
-
-
-def multiset_diff(old: Any, new: Any) -> tuple[list, list]:
-    """(removed, added) between two free lists, counting repeats."""
-    a, b = Counter(old or ()), Counter(new or ())
-    removed = [x for x in (a - b).elements()]
-    added = [x for x in (b - a).elements()]
-    return removed, added
 
 
 # ---------------------------------------------------------------------------
@@ -186,328 +139,332 @@ def pool_cells(values: dict, s: Any, prev: list[BlockCell] | None) -> list[Block
 
 
 # ---------------------------------------------------------------------------
-# One step in words
+# One step in words: the core's action and effects
 
 
-class StepReader:
-    """Reads one step (prev -> cur) of a counterexample into facts."""
+class Told:
+    """What one step did, as the protocol core reports it: the core step
+    (action, request, session, effects) between the worlds before and after,
+    and what the host saw (messages taken off a channel, writes dropped)."""
 
-    def __init__(self, prev: dict, cur: dict, action: str, totals: dict):
-        self.prev, self.cur, self.action, self.totals = prev, cur, action, totals
-        self.sent: list[tuple[str, Any, Any, Any]] = []      # (chan, r, s, msg)
-        self.received: list[tuple[str, Any, Any, Any]] = []
-        self.writes_added: list[tuple[Any, Any]] = []        # (s, write)
-        self.writes_removed: list[tuple[Any, Any]] = []
-        self.allocated: dict[Any, list] = {}                 # s -> blocks taken from the free list
-        self.freed: dict[Any, list] = {}                     # s -> blocks put on the free list
-        for chan in ("ctl", "st"):
-            for r in dom(cur.get(chan)):
-                for s in dom(at(cur, chan, r)):
-                    got, put = channel_diff(at(prev, chan, r, s), at(cur, chan, r, s))
-                    self.received += [(chan, r, s, m) for m in got]
-                    self.sent += [(chan, r, s, m) for m in put]
-        for s in dom(cur.get("wire")):
-            gone, new = set_diff(at(prev, "wire", s), at(cur, "wire", s))
-            self.writes_removed += [(s, w) for w in gone]
-            self.writes_added += [(s, w) for w in new]
-        for s in dom(cur.get("free")):
-            removed, added = multiset_diff(at(prev, "free", s), at(cur, "free", s))
-            if removed:
-                self.allocated[s] = removed
-            if added:
-                self.freed[s] = added
+    def __init__(self, step: CoreStep, before: World, after: World, totals: dict):
+        self.move, self.effects = step
+        self.before, self.after, self.totals = before, after, totals
+        self.r, self.s = self.move.req, self.move.session
+        self.sent: list[tuple[str, int, int, Any]] = []       # (chan, r, s, msg)
+        self.received: list[tuple[str, int, int, Any]] = []
+        self.writes_added: list[tuple[int, Write]] = []
+        self.writes_removed: list[tuple[int, Write, str]] = []   # (s, write, "landed" | "dropped")
+        self.allocated: dict[int, list[int]] = {}
+        self.freed: dict[int, list[int]] = {}
+        self.reads: list[fx.Read] = []
+        a, r, s = self.move.action, self.r, self.s
+        if a.startswith("SenderRecv") and s is not None:
+            self.received.append(("ctl", r, s, before.ctl[(r, s)][0]))
+        elif a == "DeliverStatus" and s is not None:
+            self.received.append(("st", r, s, before.st[(r, s)][0]))
+        if self.move.write is not None and s is not None:
+            self.writes_removed.append((s, self.move.write, "landed"))
+        for e in self.effects:
+            if isinstance(e, fx.SendCtl):
+                self.sent.append(("ctl", e.req, e.session, e.msg))
+            elif isinstance(e, fx.SendStatus):
+                self.sent.append(("st", e.req, e.session, e.msg))
+            elif isinstance(e, fx.WriteBlock):
+                w = Write(e.req, e.block, tuple((e.req, e.first + k) for k in range(e.count)), e.aux)
+                self.writes_added.append((e.session, w))
+            elif isinstance(e, fx.CancelWrites):
+                self.writes_removed += [(i + 1, w, "dropped") for i, ws in enumerate(before.wire)
+                                        for w in sorted(ws, key=_write_key) if w.r == e.req]
+            elif isinstance(e, fx.Alloc) and e.blocks:
+                self.allocated.setdefault(e.session, []).extend(e.blocks)
+            elif isinstance(e, fx.Free) and e.blocks:
+                self.freed.setdefault(e.session, []).extend(e.blocks)
+            elif isinstance(e, fx.Read):
+                self.reads.append(e)
 
-    def changed(self, var: str) -> list[tuple]:
-        """Keys (r,) or (r, s) under ``var`` whose value changed."""
-        out = []
-        _old, new = self.prev.get(var), self.cur.get(var)
-        for k in dom(new):
-            o, n = at(self.prev, var, k), at(self.cur, var, k)
-            if o == n:
-                continue
-            sub = dom(n) if tv.is_function_like(n) and not isinstance(n, tv.Record) and var not in (
-                "rxPhase", "txPhase", "txRound", "txPartials", "txPartial") else []
-            subs = [k2 for k2 in sub if at(self.prev, var, k, k2) != at(self.cur, var, k, k2)]
-            out += [(k, k2) for k2 in subs] if subs and var not in ("data", "aux") else [(k,)]
-        return out
+    def in_flight(self, rd: fx.Read) -> list[Write]:
+        """Writes in flight (before the step) into blocks ``rd`` reads: the hazard."""
+        return sorted((w for w in self.before.wire[rd.session - 1] if w.b in rd.blocks), key=_write_key)
 
-    def request(self) -> Any:
-        """The request this step is about (the first key that changed)."""
-        for var in ("rxPhase", "txPhase", "rxBlocks", "handed", "rxStatus", "txSent", "rxResumes",
-                    "rxCache", "rxPSent", "txRound", "txReady", "txPartials", "rxRound", "ctl", "st"):
-            keys = self.changed(var)
-            if keys:
-                return keys[0][0]
-        for _chan, r, _s, _m in self.received + self.sent:
-            return r
-        for _s, w in self.writes_removed + self.writes_added:
-            return w["r"]
-        if self.changed("errors") or self.prev.get("errors") != self.cur.get("errors"):
-            for r, _s, _w in reads_during_write(self.cur):
-                return r
-        return None
+    def owners(self, s: int, b: int) -> list[int]:
+        """Requests holding block ``b`` of rank ``s`` after the step."""
+        return [q for q in self.after.reqs if b in self.after.rx.held(q, s)]
+
+    def status_text(self) -> str:
+        """The ranks' statuses of the step's request before it, "Transferring" or "Failed/Success"."""
+        q = self.before.rx.requests[self.r]
+        return "/".join(sorted({status_name(x.status) for x in q.sessions}))
+
+    def effects_text(self) -> str:
+        return f"core: {self.move.action}(r={self.r}" + (f", s={self.s}" if self.s else "") + ") -> " + (
+            "; ".join(_effect_text(e) for e in self.effects) or "no effect")
+
+
+def _write_key(w: Write) -> tuple:
+    return (w.r, w.b, w.toks, w.aux)
+
+
+def _effect_text(e: Any) -> str:
+    """An effect, compactly, for the step's details."""
+    if isinstance(e, (fx.Alloc, fx.Free)):
+        return f"{type(e).__name__.lower()} {blocks_text(e.blocks)} of rank {e.session}"
+    if isinstance(e, fx.Read):
+        return f"read {plural(e.tokens, 'token')} of {blocks_text(e.blocks)} of rank {e.session} ({e.purpose})"
+    if isinstance(e, (fx.SendCtl, fx.SendStatus)):
+        chan = "ctl" if isinstance(e, fx.SendCtl) else "st"
+        return f"send {short_label(chan, e.msg)} to {'the sender' if chan == 'ctl' else f'session {e.session}'}"
+    if isinstance(e, fx.WriteBlock):
+        return f"write {e.req}.{e.first}+{e.count} into block {e.block} of rank {e.session}" + (
+            f" (aux {e.aux})" if e.aux else "")
+    if isinstance(e, fx.CancelWrites):
+        return "cancel the room's writes in flight"
+    if isinstance(e, fx.HandOff):
+        return "hand off to prefill"
+    if isinstance(e, fx.FailRequest):
+        return f"fail ({e.reason})"
+    return type(e).__name__
 
 
 def _msg_text(chan: str, m: Any) -> str:
+    """A status or control message (the core's StatusMsg / Ctl) in words."""
     if chan == "st":
-        extra = ""
-        if isinstance(m, tv.Record) and m.get("round"):
-            extra = f" (round {m['round']}, {m['sent']} of {m['total']})"
-        return status_name(m["status"] if isinstance(m, tv.Record) else m) + extra
-    if isinstance(m, tv.Record):
-        t = m.get("type", "message")
-        if t in ("init", "resume"):
-            off = f"offset {m['sent']}, " if t == "resume" else ""
-            return f"{t}: {off}{blocks_text(m.get('blocks'))}, {plural(m.get('alloc', 0), 'token')}"
-        return str(t)
-    return tv.format_value(m)
+        extra = f" (round {m.round}, {m.sent} of {m.total})" if m.round else ""
+        return status_name(m.status) + extra
+    if m.type in ("init", "resume"):
+        off = f"offset {m.sent}, " if m.type == "resume" else ""
+        return f"{m.type}: {off}{blocks_text(m.blocks)}, {plural(m.alloc, 'token')}"
+    return str(m.type)
 
 
 def short_label(chan: str, m: Any) -> str:
     """A message as an arrow's label: "init b3", "resume @2 b3", "Transferring"."""
     if chan == "st":
         return _msg_text("st", m)
-    if isinstance(m, tv.Record):
-        t = m.get("type", "message")
-        bs = ",".join(str(b) for b in (m.get("blocks") or ()))
-        if t == "init":
-            return f"init b{bs}"
-        if t == "resume":
-            rnd = f" r{m['round']}" if m.get("round") else ""
-            return f"resume{rnd} @{m['sent']} b{bs}"
-        return str(t)
-    return tv.format_value(m)
+    bs = ",".join(str(b) for b in m.blocks)
+    if m.type == "init":
+        return f"init b{bs}"
+    if m.type == "resume":
+        rnd = f" r{m.round}" if m.round else ""
+        return f"resume{rnd} @{m.sent} b{bs}"
+    return str(m.type)
 
 
-def sentence_for(rd: StepReader) -> tuple[str, list[Mark]]:
-    """The step's sentence and the boxes it puts on lanes."""
-    a, prev, cur = rd.action, rd.prev, rd.cur
-    r = rd.request()
+def _where(freed_or_alloc: dict[int, list[int]]) -> str:
+    return join_and([f"{blocks_text(bs)} of rank {s}" for s, bs in freed_or_alloc.items()])
+
+
+def sentence_for(t: Told) -> tuple[str, list[Mark]]:
+    """The step's sentence and the boxes it puts on lanes, from the core's action and effects."""
+    a, r = t.move.action, t.r
+    s = t.s if t.s is not None else 0      # the session, for the actions on one session
+    before, after = t.before, t.after
     marks: list[Mark] = []
-    extras: list[str] = []
-
-    def sessions_of(chan: str, want: str | None = None, received: bool = False) -> list:
-        src = rd.received if received else rd.sent
-        return [(s, m) for c, rr, s, m in src if c == chan and (want is None or
-                                                               (isinstance(m, tv.Record) and m.get("type") == want))]
-
     if a == "ReceiverInit":
-        parts = []
-        for s, m in sessions_of("ctl", "init"):
-            parts.append(f"{blocks_text(m['blocks'])} on rank {s}")
-            marks.append(Mark(f"rx{s}", f"init {blocks_text(m['blocks'])}"))
-        alloc = next((m["alloc"] for s, m in sessions_of("ctl", "init")), 0)
-        text = f"Request {r} allocates {join_and(parts)} and sends init ({plural(alloc, 'token')})."
-    elif a == "SenderRecvInit":
-        s, m = next(iter(sessions_of("ctl", received=True)), (None, None))
-        text = (f"The sender receives init of request {r} from session {s}: it will write into "
-                f"{blocks_text(m['blocks'])} ({plural(m['alloc'], 'token')}).") if m else f"The sender receives init of request {r}."
+        inits = [(x[2], x[3]) for x in t.sent if x[0] == "ctl"]
+        for s2, m in inits:
+            marks.append(Mark(f"rx{s2}", f"init {blocks_text(m.blocks)}"))
+        alloc = inits[0][1].alloc if inits else 0
+        where = join_and([f"{blocks_text(bs)} on rank {s2}" for s2, bs in t.allocated.items()])
+        return f"Request {r} allocates {where or 'no block'} and sends init ({plural(alloc, 'token')}).", marks
+    if a == "SenderRecvInit":
+        m = t.received[0][3]
         marks.append(Mark("sender", "init received"))
-    elif a == "SenderRecvResume":
-        s, m = next(iter(sessions_of("ctl", received=True)), (None, None))
-        if m is None:
-            text = f"The sender receives a resume of request {r}."
-        else:
-            old_sent = at(prev, "txSent", r, s)
-            phase = at(prev, "txPhase", r)
-            text = (f"The sender receives resume of request {r} from session {s}: offset {m['sent']}, "
-                    f"into {blocks_text(m['blocks'])}.")
-            if phase in ("done", "failed", "dead"):
-                text += " The room is closed: the resume is dropped."
-                marks.append(Mark("sender", "resume dropped", "bad"))
-            elif isinstance(old_sent, int) and m["sent"] > old_sent:
-                skipped = ", ".join(f"{r}.{i}" for i in range(old_sent + 1, m["sent"] + 1))
-                text += (f" It has sent only {plural(old_sent, 'token')} so far, so it skips token"
-                         f"{'s' if m['sent'] - old_sent > 1 else ''} {skipped}.")
-                marks.append(Mark("sender", f"offset {old_sent}->{m['sent']}", "bad"))
-            elif isinstance(old_sent, int) and m["sent"] < old_sent:
-                text += f" It has sent {old_sent} already: it will send tokens again."
-            if not marks:
-                marks.append(Mark("sender", f"resume at {m['sent']}"))
-    elif a == "SenderRecvAbort":
-        s, m = next(iter(sessions_of("ctl", received=True)), (None, None))
-        text = f"The sender receives abort of request {r} from session {s} and answers Failed."
-        marks.append(Mark("sender", "abort received"))
-    elif a == "SenderStartRound":
-        k = at(cur, "txRound", r)
-        parts = []
-        for s, w in rd.writes_added:
-            aux = f" (aux row := {w['aux']})" if w["aux"] else ""
-            parts.append(f"{toks(w['toks'])} into block {w['b']} of rank {s}{aux}")
-        total = rd.totals.get(r)
-        sent_after = max((at(prev, "txSent", r, s, default=0) + at(cur, "txTok", r, s, default=0)
-                          for s in dom(at(cur, "txSent", r))), default=0)
-        tail = ""
-        if at(cur, "txPartial", r):
-            tail = f"; {plural(sent_after, 'token')} of {total} after it: more will remain" if total else \
-                "; more will remain"
-        elif total:
-            tail = f"; this is the last round ({total} of {total})"
-        text = f"The sender starts round {k} of request {r}: writes {join_and(parts) or 'nothing'}{tail}."
-        marks.append(Mark("sender", f"round {k}"))
-    elif a == "WriteLand":
-        if rd.writes_removed:
-            s, w = rd.writes_removed[0]
-            b = w["b"]
-            old = at(prev, "data", s, b, default=())
-            text = f"The write of {toks(w['toks'])} lands in block {b} of rank {s}"
-            stale = [x for x in old if tuple(x) != NO_TOKEN] if type(old) is tuple else []
-            if stale:
-                text += f" (it held {toks(old)})"
-            if w["aux"]:
-                text += f"; the aux row says {w['aux']} tokens in all"
-            owners = [rr for rr in dom(cur.get("rxPhase")) if b in held(cur, rr, s)]
-            if w["r"] not in owners:
-                who = f"request {owners[0]}'s block" if owners else "a free block"
-                text += f": but it is now {who}, not request {w['r']}'s"
-                marks.append(Mark(f"pool{s}", f"write into {who}", "bad"))
-            text += "."
-        else:
-            text = "A write lands."
-    elif a == "SenderEndRound":
-        k = at(cur, "txRound", r)
-        sts = sessions_of("st")
-        status = status_name(sts[0][1]["status"]) if sts else "?"
-        total = rd.totals.get(r)
-        sent = [at(cur, "txSent", r, s) for s in dom(at(cur, "txSent", r))]
-        amount = f"{sent[0]} of {total}" if total and len(set(sent)) == 1 else "/".join(map(str, sent))
-        to = join_and([f"session {s}" for s, _ in sts])
-        text = f"Round {k} of request {r} ends with {amount} tokens sent; the sender sends {status} to {to}."
-        marks.append(Mark("sender", f"{status}"))
-    elif a == "DeliverStatus":
-        s, m = next(iter(sessions_of("st", received=True)), (None, None))
-        old, new = at(prev, "rxStatus", r, s), at(cur, "rxStatus", r, s)
-        got = _msg_text("st", m) if m is not None else "a status"
-        text = f"Session {s} of request {r} receives {got}"
-        if old == new and m is not None and m["status"] != old:
-            text += f"; its status stays {status_name(old)} (the status only goes up)"
-        elif old == 0 and new != 0:
-            text += f": this raises its Failed status back to {status_name(new)}"
-            marks.append(Mark(f"rx{s}", f"Failed -> {status_name(new)}", "bad"))
-        text += "."
+        return (f"The sender receives init of request {r} from session {s}: it will write into "
+                f"{blocks_text(m.blocks)} ({plural(m.alloc, 'token')})."), marks
+    if a == "SenderRecvResume":
+        m = t.received[0][3]
+        room = before.tx[r]
+        old_sent = room.session(s).sent
+        text = (f"The sender receives resume of request {r} from session {s}: offset {m.sent}, "
+                f"into {blocks_text(m.blocks)}.")
+        if not room.alive:
+            text += f" The room is closed ({room.phase}): the resume is dropped."
+            marks.append(Mark("sender", "resume dropped", "bad"))
+        elif m.sent > old_sent:
+            skipped = ", ".join(f"{r}.{i}" for i in range(old_sent + 1, m.sent + 1))
+            text += (f" It has sent only {plural(old_sent, 'token')} so far, so it skips token"
+                     f"{'s' if m.sent - old_sent > 1 else ''} {skipped}.")
+            marks.append(Mark("sender", f"offset {old_sent}->{m.sent}", "bad"))
+        elif m.sent < old_sent:
+            text += f" It has sent {old_sent} already: it will send tokens again."
         if not marks:
-            marks.append(Mark(f"rx{s}", status_name(new)))
-    elif a.startswith("Poll") or a in ("ReceiverPoll", "CorrectedCache", "CorrectedResume"):
-        text, marks = _poll_sentence(rd, r)
-    elif a == "PrefillDone":
+            marks.append(Mark("sender", f"resume at {m.sent}"))
+        return text, marks
+    if a == "SenderRecvAbort":
+        answers = [x[3] for x in t.sent if x[0] == "st"]
+        marks.append(Mark("sender", "abort received"))
+        if not answers:
+            return (f"The sender receives abort of request {r} from session {s}; the room is dead: "
+                    "the abort is dropped."), marks
+        closed = "closes the room and " if before.tx[r].alive and after.tx[r].phase == "failed" else ""
+        return (f"The sender receives abort of request {r} from session {s}, no write being in flight: it "
+                f"{closed}answers {_msg_text('st', answers[0])}."), marks
+    if a == "SenderStartRound":
+        room = after.tx[r]
+        parts = [f"{toks(w.toks)} into block {w.b} of rank {s2}" + (f" (aux row := {w.aux})" if w.aux else "")
+                 for s2, w in t.writes_added]
+        total = t.totals.get(r)
+        sent_after = max((before.tx[r].session(x).sent + room.session(x).tok for x in after.params.sessions),
+                         default=0)
+        if room.partial:
+            tail = f"; {plural(sent_after, 'token')} of {total} after it: more will remain" if total \
+                else "; more will remain"
+        else:
+            tail = f"; this is the last round ({total} of {total})" if total else ""
+        marks.append(Mark("sender", f"round {room.round}"))
+        return (f"The sender starts round {room.round} of request {r}: writes "
+                f"{join_and(parts) or 'nothing'}{tail}."), marks
+    if t.move.write is not None:
+        w = t.move.write
+        old = before.data[s - 1][w.b - 1]
+        text = f"The write of {toks(w.toks)} lands in block {w.b} of rank {s}"
+        if any(x != NO_TOKEN for x in old):
+            text += f" (it held {toks(old)})"
+        if w.aux:
+            text += f"; the aux row says {w.aux} tokens in all"
+        owners = t.owners(s, w.b)
+        if w.r not in owners:
+            who = f"request {owners[0]}'s block" if owners else "a free block"
+            text += f": but it is now {who}, not request {w.r}'s"
+            marks.append(Mark(f"pool{s}", f"write into {who}", "bad"))
+        return text + ".", marks
+    if a == "SenderEndRound":
+        sts = [(x[2], x[3]) for x in t.sent if x[0] == "st"]
+        status = status_name(sts[0][1].status) if sts else "?"
+        total = t.totals.get(r)
+        sent = [after.tx[r].session(x).sent for x in after.params.sessions]
+        amount = f"{sent[0]} of {total}" if total and len(set(sent)) == 1 else "/".join(map(str, sent))
+        to = join_and([f"session {x}" for x, _ in sts])
+        marks.append(Mark("sender", status))
+        return (f"Round {after.tx[r].round} of request {r} ends with {amount} tokens sent; "
+                f"the sender sends {status} to {to}."), marks
+    if a == "DeliverStatus":
+        m = t.received[0][3]
+        was = before.rx.requests[r].session(s).status
+        now = after.rx.requests[r].session(s).status
+        text = f"Session {s} of request {r} receives {_msg_text('st', m)}"
+        if was == now and m.status != was:
+            text += f"; its status stays {status_name(was)} (the status only goes up)"
+        elif was == Status.FAILED and now != Status.FAILED:
+            text += f": this raises its Failed status back to {status_name(now)}"
+            marks.append(Mark(f"rx{s}", f"Failed -> {status_name(now)}", "bad"))
+        if not marks:
+            marks.append(Mark(f"rx{s}", status_name(now)))
+        return text + ".", marks
+    if a.startswith("Poll"):
+        return _poll_sentence(t)
+    if a == "PrefillDone":
         text = f"Prefill of request {r} finishes"
-        freed = [f"{blocks_text(bs)} of rank {s}" for s, bs in rd.freed.items()]
-        one_block = sum(len(bs) for bs in rd.freed.values()) == 1
-        if freed:
-            text += f"; {join_and(freed)} {'goes' if one_block else 'go'} back to the pool"
-        text += "."
-        marks += [Mark(f"rx{s}", "done") for s in rd.freed] or [Mark("rx1", "done")]
-    elif a == "WriteError":
-        text = f"A data write of request {r} fails: the sender gives up the room and sends Failed."
+        if t.freed:
+            one = sum(len(bs) for bs in t.freed.values()) == 1
+            text += f"; {_where(t.freed)} {'goes' if one else 'go'} back to the pool"
+        marks += [Mark(f"rx{x}", "done") for x in t.freed] or [Mark("rx1", "done")]
+        return text + ".", marks
+    dropped = [f"{toks(w.toks)} into block {w.b}" for _s, w, fate in t.writes_removed if fate == "dropped"]
+    never = f"; the write{'s' if len(dropped) > 1 else ''} of {join_and(dropped)} never land" + (
+        "s" if len(dropped) == 1 else "") if dropped else ""
+    if a == "WriteError":
         marks.append(Mark("sender", "write error", "bad"))
-    elif a == "Heartbeat":
-        dropped = [f"{toks(w['toks'])} into block {w['b']}" for s, w in rd.writes_removed]
-        text = (f"The encode side of request {r} dies (heartbeat lost): the receiver marks the request Failed"
-                + (f"; the writes of {join_and(dropped)} never land" if dropped else "") + ".")
+        return (f"A data write of request {r} fails: the sender gives up the room and sends Failed"
+                f"{never}."), marks
+    if a == "Heartbeat":
         marks.append(Mark("sender", "dead", "bad"))
-        for s in dom(at(cur, "rxStatus", r)):
-            if at(cur, "rxStatus", r, s) == 0 and at(prev, "rxStatus", r, s) != 0:
-                marks.append(Mark(f"rx{s}", "Failed"))
-    elif a == "Abort":
+        for x in after.params.sessions:
+            if after.rx.requests[r].session(x).status == Status.FAILED != before.rx.requests[r].session(x).status:
+                marks.append(Mark(f"rx{x}", "Failed"))
+        return (f"The encode side of request {r} dies (heartbeat lost): the receiver marks the request "
+                f"Failed{never}."), marks
+    if a == "Abort":
         text = f"The receiver aborts request {r}"
-        if rd.freed:
-            text += f" and frees {join_and([f'{blocks_text(bs)} of rank {s}' for s, bs in rd.freed.items()])}"
-        if any(c == "ctl" for c, *_ in rd.sent):
+        if t.freed:
+            text += f" and frees {_where(t.freed)}"
+        if any(x[0] == "ctl" for x in t.sent):
             text += " and tells the sender (abort message)"
         else:
             text += "; the sender is not told"
-        pending = [w for s in dom(cur.get("wire")) for w in (at(cur, "wire", s) or ()) if w["r"] == r]
-        if pending and rd.freed:
-            text += f", while its write{'s' if len(pending) > 1 else ''} into {join_and([blocks_text([w['b']]) for w in pending])} {'are' if len(pending) > 1 else 'is'} still in flight"
-        text += "."
-        for s in (list(rd.freed) or [1]):
-            marks.append(Mark(f"rx{s}", "abort", "bad" if pending and rd.freed else "normal"))
-    else:
-        changed = sorted({p.split("[")[0].split(".")[0] for p in _changed_vars(prev, cur)})
-        text = f"{a}: changes {', '.join(changed) or 'nothing'}."
-    return text + "".join(extras), marks
-
-
-def _changed_vars(prev: dict, cur: dict) -> list[str]:
-    return [k for k in cur if prev.get(k) != cur.get(k)]
-
-
-def _poll_sentence(rd: StepReader, r: Any) -> tuple[str, list[Mark]]:
-    prev, cur, a = rd.prev, rd.cur, rd.action
-    marks: list[Mark] = []
-    old_phase, new_phase = at(prev, "rxPhase", r), at(cur, "rxPhase", r)
-    statuses = {status_name(at(prev, "rxStatus", r, s)) for s in dom(at(prev, "rxStatus", r))}
-    status = "/".join(sorted(statuses))
-    parts: list[str] = []
-    if new_phase == "prefill" and old_phase != "prefill":
-        for s in dom(at(cur, "handed", r)):
-            got = at(cur, "handed", r, s)
-            want = _source(r, rd.totals)
-            ok = want is None or tuple(got) == want
-            parts.append(f"session {s} gets {toks(got)}" + ("" if ok else f" (the sender sent {toks(want)})"))
-            marks.append(Mark(f"rx{s}", "handed" if ok else "wrong data", "good" if ok else "bad"))
-        return f"The receiver sees Success and hands request {r} to prefill: {join_and(parts)}.", marks
-    if new_phase == "failed" and old_phase != "failed":
-        twice = {s: [b for b, n in Counter(bs).items() if n > 1] for s, bs in rd.freed.items()}
-        if any(twice.values()) and status == "Transferring":
-            s = next(s for s, bs in twice.items() if bs)
-            text = (f"The receiver sees Transferring and resumes request {r} freeing first: it frees "
-                    f"{blocks_text(twice[s])} of rank {s}, the allocation finds too few free blocks, so it fails "
-                    f"the request, and the failure path frees {blocks_text(twice[s])} again")
-            marks.append(Mark(f"rx{s}", "double free", "bad"))
-            return text + ".", marks
-        text = f"The receiver sees {status} and fails request {r}"
-        if rd.freed:
-            text += f", freeing {join_and([f'{blocks_text(bs)} of rank {s}' for s, bs in rd.freed.items()])}"
-        marks.append(Mark("rx1", "failed", "bad"))
+        pending = sorted((w for ws in after.wire for w in ws if w.r == r), key=_write_key)
+        if pending and t.freed:
+            many = len(pending) > 1
+            text += (f", while its write{'s' if many else ''} into "
+                     f"{join_and([blocks_text([w.b]) for w in pending])} {'are' if many else 'is'} still in flight")
+        for x in (list(t.freed) or [1]):
+            marks.append(Mark(f"rx{x}", "abort", "bad" if pending and t.freed else "normal"))
         return text + ".", marks
-    hazard = "read_during_write" in (cur.get("errors") or ()) and "read_during_write" not in (prev.get("errors") or ())
-    resumes = [(s, m) for c, rr, s, m in rd.sent if c == "ctl" and isinstance(m, tv.Record) and m.get("type") == "resume"]
-    for s in sorted({s for s, _ in resumes} | set(rd.freed) | set(rd.allocated), key=str):
-        bits = []
-        cached_old, cached_new = at(prev, "rxCache", r, s), at(cur, "rxCache", r, s)
-        if cached_new != cached_old and cached_new:
-            bits.append(f"caches {toks(cached_new)}")
-        if s in rd.freed:
-            bits.append(f"frees {blocks_text(rd.freed[s])}")
-        if s in rd.allocated:
-            bits.append(f"allocates {blocks_text(rd.allocated[s])}")
-        for s2, m in resumes:
-            if s2 != s:
-                continue
-            n = at(cur, "rxResumes", r, s, default=0)
-            partials = at(cur, "txPartials", r, default=0)
-            rnd = f" for round {m['round']}" if m.get("round") else ""
-            bit = f"resumes{rnd}{ORDINAL.get(n, f' for the {n}th time')} with offset {m['sent']}"
-            sent_now = at(cur, "txSent", r, s)
-            if isinstance(n, int) and isinstance(partials, int) and n > partials:
-                bit += f", although only {plural(partials, 'round')} ended partial"
-                marks.append(Mark(f"rx{s}", f"resume #{n}", "bad"))
-            else:
-                marks.append(Mark(f"rx{s}", f"resume at {m['sent']}"))
-            if isinstance(sent_now, int) and m["sent"] > sent_now:
-                bit += f" (the sender has sent only {sent_now})"
-            bits.append(bit)
-        parts.append(f"on session {s} it " + join_and(bits))
-    if hazard:
-        for rr, s, w in reads_during_write(cur):
-            if rr != r:
-                continue
-            bs = at(cur, "rxBlocks", r, s, default=())
-            parts.append(f"it reads {blocks_text(bs)} on rank {s} while the write of "
-                         f"{toks(w['toks'])} into block {w['b']} is still in flight")
-            marks.append(Mark(f"rx{s}", "read during write", "bad"))
+    return f"{a} of request {r}: {'; '.join(_effect_text(e) for e in t.effects) or 'no effect'}.", marks
+
+
+def _poll_sentence(t: Told) -> tuple[str, list[Mark]]:
+    a, r = t.move.action, t.r
+    before, after = t.before, t.after
+    marks: list[Mark] = []
+    status = t.status_text()
+    if any(isinstance(e, fx.HandOff) for e in t.effects):
+        gets = []
+        want = _source(r, t.totals)
+        for s in after.params.sessions:
+            got = after.handed[(r, s)]
+            ok = want is None or got == want
+            gets.append(f"session {s} gets {toks(got)}" + ("" if ok else f" (the sender sent {toks(want)})"))
+            marks.append(Mark(f"rx{s}", "handed" if ok else "wrong data", "good" if ok else "bad"))
+        return f"The receiver sees Success and hands request {r} to prefill: {join_and(gets)}.", marks
+    if any(isinstance(e, fx.FailRequest) for e in t.effects):
+        twice = {s: [b for b, n in Counter(bs).items() if n > 1] for s, bs in t.freed.items()}
+        if any(twice.values()):
+            s = next(s for s, bs in twice.items() if bs)
+            marks.append(Mark(f"rx{s}", "double free", "bad"))
+            return (f"The receiver sees {status} and resumes request {r} freeing first: it frees "
+                    f"{blocks_text(twice[s])} of rank {s}, the allocation finds too few free blocks, so it fails "
+                    f"the request, and the failure path frees {blocks_text(twice[s])} again."), marks
+        marks.append(Mark("rx1", "failed", "bad"))
+        freeing = f", freeing {_where(t.freed)}" if t.freed else ""
+        return f"The receiver sees {status} and fails request {r}{freeing}.", marks
+    parts: list[str] = []
+    for s in after.params.sessions:
+        bits: list[str] = []
+        for e in t.effects:
+            if isinstance(e, fx.Read) and e.session == s and e.purpose == "cache":
+                got = after.cache[(r, s)][len(before.cache[(r, s)]):]
+                cached_round = after.rx.requests[r].session(s).round
+                rnd_text = f" round {cached_round}:" if cached_round != before.rx.requests[r].session(s).round else ""
+                bits.append(f"caches{rnd_text} {toks(got)}")
+            elif isinstance(e, fx.Free) and e.session == s and e.blocks:
+                bits.append(f"frees {blocks_text(e.blocks)}")
+            elif isinstance(e, fx.Alloc) and e.session == s and e.blocks:
+                if bits and bits[-1] == f"frees {blocks_text(e.blocks)}":     # the allocator gives them back
+                    bits[-1] = f"frees and reallocates {blocks_text(e.blocks)}"
+                else:
+                    bits.append(f"allocates {blocks_text(e.blocks)}")
+            elif isinstance(e, fx.SendCtl) and e.session == s and e.msg.type == "resume":
+                m = e.msg
+                n = after.rx.requests[r].session(s).resumes
+                partials = after.tx[r].partials
+                rnd = f" for round {m.round}" if m.round else ""
+                k = max(1, n - partials + 1)        # the k-th resume since the last round ended partial
+                bit = f"resumes{rnd}{ORDINAL.get(k, f' for the {k}th time')} with offset {m.sent}"
+                if n > partials:
+                    bit += f", although only {plural(partials, 'round')} ended partial"
+                    marks.append(Mark(f"rx{s}", f"resume #{n}", "bad"))
+                else:
+                    marks.append(Mark(f"rx{s}", f"resume at {m.sent}"))
+                sent_now = after.tx[r].session(s).sent
+                if m.sent > sent_now:
+                    bit += f" (the sender has sent only {sent_now})"
+                bits.append(bit)
+        if bits:
+            parts.append(f"on session {s} it " + join_and(bits))
+    for rd in t.reads:
+        hit = t.in_flight(rd)
+        if hit:
+            parts.append(f"it reads {blocks_text(rd.blocks)} on rank {rd.session} while the write of "
+                         f"{toks(hit[0].toks)} into block {hit[0].b} is still in flight")
+            marks.append(Mark(f"rx{rd.session}", "read during write", "bad"))
             break
-    _rnd_old, rnd_new = None, None
-    for s in dom(at(cur, "rxRound", r)):
-        if at(prev, "rxRound", r, s) != at(cur, "rxRound", r, s):
-            _rnd_old, rnd_new = at(prev, "rxRound", r, s), at(cur, "rxRound", r, s)
-    if rnd_new is not None and not parts:
-        parts.append(f"it caches round {rnd_new}")
     if not parts:
-        what = "waits" if a != "PollReadOnly" else "reads its blocks and waits"
+        what = "reads its blocks and waits" if a == "PollReadOnly" else "waits"
         return f"The receiver polls request {r} ({status}) and {what}.", marks
     return f"The receiver polls request {r} ({status}): " + "; ".join(parts) + ".", marks
+
 
 
 def reads_during_write(values: dict) -> list[tuple[Any, Any, Any]]:
@@ -531,7 +488,8 @@ def _source(r: Any, totals: dict) -> tuple | None:
 # Why the property fails
 
 
-def explain(prop: str | None, kind: str, trace: Trace, totals: dict, step_of: dict) -> tuple[list[str], int | None]:
+def explain(prop: str | None, kind: str, trace: Trace, totals: dict, step_of: dict,
+            last_world: World | None = None) -> tuple[list[str], int | None]:
     """Sentences saying why ``prop`` fails, and the step to highlight."""
     if not trace.states:
         return [], None
@@ -539,11 +497,11 @@ def explain(prop: str | None, kind: str, trace: Trace, totals: dict, step_of: di
     last_step = len(trace.states) - 1
     fn = EXPLAIN.get(prop or "")
     if kind == "liveness" or (fn is None and trace.is_lasso):
-        return explain_liveness(prop, trace, totals), (step_of.get(trace.loop_to, last_step)
+        return explain_liveness(prop, trace, totals, last_world), (step_of.get(trace.loop_to, last_step)
                                                        if trace.loop_to is not None else last_step)
     if fn is None:
         return ([f"{prop} is false in the state after step {last_step}."] if prop else []), last_step
-    return fn(prop, trace, last, totals), last_step
+    return fn(prop, trace, last, totals) or [f"{prop} fails in the last state."], last_step
 
 
 def _first_step_where(trace: Trace, pred) -> int | None:
@@ -569,29 +527,27 @@ def explain_handed(prop, trace, last, totals):
             if want:
                 missing = [t for t in want if t not in got]
                 foreign = [t for t in got if t not in want]
-                if missing:
-                    out.append(f"Token{'s' if len(missing) > 1 else ''} {toks(missing)} never reached prefill.")
-                if foreign:
-                    out.append(f"Token{'s' if len(foreign) > 1 else ''} {toks(foreign)} do{'es' if len(foreign) == 1 else ''} "
-                               f"not belong to request {r}'s embedding (stale block contents).")
-    return out or [f"{prop} fails in the last state."]
+                belongs = f"do{'es' if len(foreign) == 1 else ''} not belong to request {r}'s embedding"
+                out += [f"Token{'s' if len(ts) > 1 else ''} {toks(ts)} {what}." for ts, what in (
+                    (missing, "never reached prefill"), (foreign, f"{belongs} (stale block contents)")) if ts]
+    return out
 
 
 def explain_double_free(prop, trace, last, totals):
     out = []
     for s in dom(last.get("free")):
         fl = at(last, "free", s, default=())
-        for b, n in Counter(fl).items():
-            if n > 1:
-                steps = [i for i in range(1, len(trace.states))
-                         if Counter(at(trace.states[i].values, "free", s, default=()))[b]
-                         > Counter(at(trace.states[i - 1].values, "free", s, default=()))[b]]
-                when = (f"it was freed twice at step {steps[0]}" if len(steps) == 1 else
-                        f"it was freed at steps {join_and([str(i) for i in steps])}")
-                out.append(f"{prop} fails: block {b} of rank {s} is on the free list {n} times "
-                           f"(free list <<{', '.join(map(str, fl))}>>): {when}.")
-                out.append("The allocator may now give the same block to two requests.")
-    return out or [f"{prop} fails in the last state."]
+        twice = [(b, n) for b, n in Counter(fl).items() if n > 1]
+        for b, n in twice:
+            # the steps after which block b is on the free list more often than before
+            times = [Counter(at(st.values, "free", s, default=()))[b] for st in trace.states]
+            steps = [i for i in range(1, len(times)) if times[i] > times[i - 1]]
+            when = (f"it was freed twice at step {steps[0]}" if len(steps) == 1 else
+                    f"it was freed at steps {join_and([str(i) for i in steps])}")
+            out += [f"{prop} fails: block {b} of rank {s} is on the free list {n} times "
+                    f"(free list <<{', '.join(map(str, fl))}>>): {when}.",
+                    "The allocator may now give the same block to two requests."]
+    return out
 
 
 def explain_shared(prop, trace, last, totals):
@@ -604,7 +560,7 @@ def explain_shared(prop, trace, last, totals):
             if prop == "NoFreeAndHeld" and cell.owners and cell.on_free_list:
                 out.append(f"{prop} fails: block {cell.block} of rank {s} is on the free list while request "
                            f"{cell.owners[0]} still holds it.")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 def explain_owned(prop, trace, last, totals):
@@ -631,7 +587,7 @@ def explain_owned(prop, trace, last, totals):
                 out.append(f"The receiver let go of block {b} without waiting for the sender's writes into it.")
             out.append("When it lands it overwrites a block the receiver no longer reserves for request "
                        f"{r}.")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 def explain_read_during_write(prop, trace, last, totals):
@@ -658,7 +614,7 @@ def explain_resumes(prop, trace, last, totals):
                 out.append(f"{prop} fails: session {s} of request {r} sent {plural(n, 'resume')}, but only "
                            f"{plural(partials, 'round')} ended partial.")
                 out.append("The sender obeys every resume: it overwrites its offset with the later one.")
-    return out or [f"{prop} fails in the last state."]
+    return out
 
 
 EXPLAIN = {
@@ -688,32 +644,37 @@ def _waiting_state(values: dict, r: Any) -> str:
             f"and {'no' if not in_flight else in_flight} message{'s are' if in_flight != 1 else ' is'} in flight")
 
 
-def _why_no_resume(values: dict, r: Any, totals: dict) -> list[str]:
-    """What the receiver's "have I already resumed?" memory says, per session."""
-    out = []
-    for s in dom(at(values, "rxBlocks", r)):
-        facts = []
-        blocks = at(values, "rxBlocks", r, s)
-        if at(values, "rxFlag", r, s) is True:
-            facts.append("its flag resume_triggered is already TRUE")
-        last_idx = at(values, "rxLastIdx", r, s)
-        if last_idx and last_idx == blocks:
-            facts.append(f"its last_resume_indices ({blocks_text(last_idx)}) equal its current blocks")
-        last_sent = at(values, "rxLastSent", r, s)
-        if isinstance(last_sent, int) and not isinstance(last_sent, bool) and last_sent >= 0:
-            facts.append(f"its last_resume_at_sent_tokens is still {last_sent}, the count it sees again")
-        if not facts and at(values, "rxCache", r, s):
-            facts.append(f"it has already cached {toks(at(values, 'rxCache', r, s))}, and this design resumes only "
-                         "while nothing is cached")
-        sent = at(values, "txSent", r, s)
-        total = totals.get(r)
-        progress = f" The sender has sent {sent} of {total} tokens." if isinstance(sent, int) and total else ""
-        if facts:
-            out.append(f"Session {s} does not resume again: {join_and(facts)}.{progress}")
+# What a historical design's "have I already resumed?" memory holds, in the
+# engine's words (the core's ``historical_view`` makes the decision).
+MEMORY = {
+    "flag": lambda x: f"its flag resume_triggered is {'TRUE' if x.flag else 'FALSE'}",
+    "indices": lambda x: (f"its last_resume_indices are {blocks_text(x.last_idx)}, its current blocks "
+                          f"{blocks_text(x.blocks)}"),
+    "once": lambda x: f"it has cached {plural(x.cached, 'token')}",
+    "sent_tokens": lambda x: f"its last_resume_at_sent_tokens is {x.last_sent}",
+    "cached_sent": lambda x: f"its last_resume_at_sent_tokens is {x.last_sent}",
+}
+
+
+def _why_no_resume(world: World | None, r: int) -> list[str]:
+    """Why no rank of request ``r`` resumes: the design's decision, as the
+    core's ``historical_view`` makes it on the last state, per session."""
+    if world is None or world.params.corrected:
+        return []
+    d, out = world.params.design, []
+    aux = world.aux_seen(r)
+    for s in world.params.sessions:
+        x = world.rx.requests[r].session(s)
+        seen = historical_view(d.variant, world.params.block_size, x, aux[s])
+        if not seen.wants:
+            out.append(f"Session {s} does not resume again: the {d.variant} design's test ({d.summary}) says no: "
+                       f"{MEMORY[d.variant](x)}, and it sees {seen.sent} of {seen.total} tokens (the aux row "
+                       f"of its first block says {aux[s]}). The sender has sent {world.tx[r].session(s).sent} of "
+                       f"{world.totals[r - 1]} tokens.")
     return out
 
 
-def explain_liveness(prop, trace, totals):
+def explain_liveness(prop, trace, totals, last_world=None):
     states = trace.states
     start = (trace.loop_to - 1) if trace.loop_to is not None else len(states) - 1
     loop = states[start:]
@@ -741,7 +702,7 @@ def explain_liveness(prop, trace, totals):
         if prop == "NoWaitForUnrequestedRound":
             out.append(f"The receiver waits for data of request {r} that the sender will only write after a "
                        "resume, and the receiver's design has decided not to send one: both wait forever.")
-            out.extend(_why_no_resume(loop[-1].values, r, totals))
+            out.extend(_why_no_resume(last_world, r))
         elif prop == "EveryRequestEnds":
             acts = sorted({st.action.name for st in loop[1:] if st.action} |
                           ({trace.loop_action.name} if trace.loop_action else set()))
@@ -763,18 +724,58 @@ def explain_liveness(prop, trace, totals):
 # The whole trace
 
 
+def core_steps(trace: Trace, variant: str | None, constants: str | None) -> list[tuple[CoreStep, World, World] | None]:
+    """For each step k (1..) of the trace, the core step that leads from
+    state k-1 to state k, with both worlds, or None where no core step does
+    (or the model's constants cannot build a world).  ``variant`` None: the
+    first design whose core explains every step."""
+    n = len(trace.states) - 1
+    if n < 1 or not constants:
+        return [None] * max(n, 0)
+    best: list[tuple[CoreStep, World, World] | None] = [None] * n
+    for v in ([variant] if variant in VARIANTS else list(VARIANTS)):
+        init = _initial_world(v, constants)
+        try:
+            worlds = [World.from_spec(init.params, init.totals, init.n_blocks, init.faults, st.values)
+                      for st in trace.states] if init is not None else None
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            worlds = None
+        if worlds is None:
+            return best
+        out: list[tuple[CoreStep, World, World] | None] = []
+        for k in range(1, n + 1):
+            label = trace.states[k].action
+            found = steps_to(worlds[k - 1], worlds[k], label.name if label is not None else None)
+            out.append((found[0], worlds[k - 1], worlds[k]) if found else None)
+        if sum(x is not None for x in out) > sum(x is not None for x in best):
+            best = out
+        if all(x is not None for x in out):
+            break
+    return best
+
+
+def _initial_world(variant: str, constants: str | None) -> World | None:
+    """The model's initial world (the core's params, Total, NBlocks, faults), or
+    None when the constants do not say enough."""
+    try:
+        return World.from_model(variant, constants or "")
+    except (ValueError, KeyError):
+        return None
+
+
 def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, kind: str,
                                  constants: str | None = None, hint: str = "",
-                                 subtitle: str = "") -> Timeline:
+                                 subtitle: str = "", variant: str | None = None) -> Timeline:
     """Build the Timeline of a TLC counterexample.
 
     ``kind`` is the result kind ("safety", "liveness", "deadlock", "success");
     ``constants`` the manifest's one-line summary (it gives ``Total``, the
-    length of each request's embedding, which the states do not hold).
+    length of each request's embedding, which the states do not hold, and
+    the rest of the model the core needs); ``variant`` the design (None:
+    the design whose core explains the trace).
     """
-    consts = parse_constants(constants)
-    total = consts.get("Total")
-    totals = {i + 1: t for i, t in enumerate(total)} if type(total) is tuple else {}
+    init = _initial_world(variant if variant in VARIANTS else VARIANTS[0], constants)
+    totals = dict(enumerate(init.totals, 1)) if init is not None else {}
     first = trace.states[0].values if trace.states else {}
     ranks = dom(first.get("free")) or dom(first.get("data"))
     sessions = ranks or [1]
@@ -782,11 +783,13 @@ def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, 
     lanes += [Lane(f"rx{s}", f"Receiver, session {s}", "session") for s in sessions]
     lanes += [Lane(f"pool{s}", f"Block pool, rank {s}", "pool") for s in ranks]
     t = Timeline(kind="counterexample", title=title, subtitle=subtitle, lanes=lanes)
+    told = core_steps(trace, variant, constants)
     pending: dict[tuple, list] = {}      # (chan, r, s) -> [Arrow] not yet received, FIFO
     writes: dict[tuple, Arrow] = {}      # (s, write) -> Arrow in flight
     prev_cells: dict[str, list[BlockCell]] = {}
     step_of = {st.number: i for i, st in enumerate(trace.states)}
     prev: TraceState | None = None
+    unexplained = []
     for i, st in enumerate(trace.states):
         cells = {f"pool{s}": pool_cells(st.values, s, prev_cells.get(f"pool{s}")) for s in ranks}
         if prev is None:
@@ -795,46 +798,30 @@ def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, 
             step = Step(0, "Init", sentence, pools=cells, where="initial state")
         else:
             action = st.action.name if st.action else "?"
-            rd = StepReader(prev.values, st.values, action, totals)
-            sentence, marks = sentence_for(rd)
             where = f"{st.action.module}:{st.action.line}" if st.action and st.action.module else ""
-            step = Step(i, action, sentence, marks=marks, pools=cells, where=where,
-                        details=[f"{p}: {tv.format_value(o)} -> {tv.format_value(n)}"
-                                 for p, o, n in _diff(prev, st)])
-            for chan, r, s, m in rd.sent:
-                src, dst = (f"rx{s}", "sender") if chan == "ctl" else ("sender", f"rx{s}")
-                arrow = Arrow(src, dst, i, None, short_label(chan, m), "ctl" if chan == "ctl" else "status",
-                              fate="pending")
-                t.arrows.append(arrow)
-                pending.setdefault((chan, r, s), []).append(arrow)
-            for chan, r, s, m in rd.received:
-                q = pending.get((chan, r, s))
-                if q:
-                    arrow = q.pop(0)
-                    arrow.end, arrow.fate = i, "received"
-                else:   # sent before the trace began (never in our specs): draw it within the step
-                    src, dst = (f"rx{s}", "sender") if chan == "ctl" else ("sender", f"rx{s}")
-                    t.arrows.append(Arrow(src, dst, i, i, short_label(chan, m), "ctl" if chan == "ctl" else "status"))
-            for s, w in rd.writes_added:
-                arrow = Arrow("sender", f"pool{s}", i, None, f"{toks(w['toks'])} → b{w['b']}", "write",
-                              fate="pending", block=w["b"])
-                t.arrows.append(arrow)
-                writes[(s, w)] = arrow
-            for s, w in rd.writes_removed:
-                arrow = writes.pop((s, w), None)
-                if arrow is not None:
-                    arrow.end = i
-                    arrow.fate = "landed" if action == "WriteLand" else "dropped"
-                    owners = [rr for rr in dom(st.values.get("rxPhase")) if w["b"] in held(st.values, rr, s)]
-                    arrow.bad = arrow.fate == "landed" and w["r"] not in owners
-            for s, bs in rd.allocated.items():
-                t.arrows.append(Arrow(f"pool{s}", f"rx{s}", i, i, f"alloc {blocks_text(bs)}", "alloc"))
-            for s, bs in rd.freed.items():
-                t.arrows.append(Arrow(f"rx{s}", f"pool{s}", i, i, f"free {blocks_text(bs)}", "free"))
+            details = [f"{p}: {tv.format_value(o)} -> {tv.format_value(n)}" for p, o, n in _diff(prev, st)]
+            found = told[i - 1]
+            if found is None:
+                unexplained.append(i)
+                changed = sorted({p.split("[")[0].split(".")[0] for p, _o, _n in _diff(prev, st)})
+                step = Step(i, action, f"{action}: no step of the protocol core leads here; it changes "
+                                       f"{', '.join(changed) or 'nothing'}.", pools=cells, where=where,
+                            details=details)
+            else:
+                tl = Told(found[0], found[1], found[2], totals)
+                sentence, marks = sentence_for(tl)
+                step = Step(i, action, sentence, marks=marks, pools=cells, where=where,
+                            details=[tl.effects_text()] + details)
+                _arrows(t, tl, i, pending, writes)
         t.steps.append(step)
         prev_cells = cells
         prev = st
-    why, hl = explain(prop, kind, trace, totals, step_of)
+    if unexplained:
+        t.notes.append(f"(steps {', '.join(map(str, unexplained))}: no step of the protocol core "
+                       f"{'(design ' + variant + ') ' if variant else ''}leads from the state before to the "
+                       "state after; told from the changed variables only)")
+    last_world = told[-1][2] if told and told[-1] is not None else None
+    why, hl = explain(prop, kind, trace, totals, step_of, last_world)
     verdict = {"safety": "violates", "liveness": "hangs", "deadlock": "violates", "success": "success"}.get(kind, kind)
     if kind == "deadlock" and not why:
         why = [f"No action is enabled after step {len(trace.states) - 1}: the system is deadlocked."]
@@ -846,6 +833,38 @@ def timeline_from_counterexample(trace: Trace, *, title: str, prop: str | None, 
         t.loop_to = step_of.get(trace.loop_to)
     t.stuttering = trace.stuttering
     return t
+
+
+def _arrows(t: Timeline, tl: Told, i: int, pending: dict, writes: dict) -> None:
+    """The step's messages, writes, allocations and frees as arrows."""
+    for chan, r, s, m in tl.sent:
+        src, dst = (f"rx{s}", "sender") if chan == "ctl" else ("sender", f"rx{s}")
+        arrow = Arrow(src, dst, i, None, short_label(chan, m), "ctl" if chan == "ctl" else "status",
+                      fate="pending")
+        t.arrows.append(arrow)
+        pending.setdefault((chan, r, s), []).append(arrow)
+    for chan, r, s, m in tl.received:
+        q = pending.get((chan, r, s))
+        if q:
+            arrow = q.pop(0)
+            arrow.end, arrow.fate = i, "received"
+        else:   # sent before the trace began (never in our specs): draw it within the step
+            src, dst = (f"rx{s}", "sender") if chan == "ctl" else ("sender", f"rx{s}")
+            t.arrows.append(Arrow(src, dst, i, i, short_label(chan, m), "ctl" if chan == "ctl" else "status"))
+    for s, w in tl.writes_added:
+        arrow = Arrow("sender", f"pool{s}", i, None, f"{toks(w.toks)} → b{w.b}", "write",
+                      fate="pending", block=w.b)
+        t.arrows.append(arrow)
+        writes[(s, w)] = arrow
+    for s, w, fate in tl.writes_removed:
+        arrow = writes.pop((s, w), None)
+        if arrow is not None:
+            arrow.end, arrow.fate = i, fate
+            arrow.bad = fate == "landed" and w.r not in tl.owners(s, w.b)
+    for s, bs in tl.allocated.items():
+        t.arrows.append(Arrow(f"pool{s}", f"rx{s}", i, i, f"alloc {blocks_text(bs)}", "alloc"))
+    for s, bs in tl.freed.items():
+        t.arrows.append(Arrow(f"rx{s}", f"pool{s}", i, i, f"free {blocks_text(bs)}", "free"))
 
 
 def _diff(prev: TraceState, cur: TraceState):

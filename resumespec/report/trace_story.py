@@ -6,7 +6,8 @@ several per-process logs merged causally), and builds the same Timeline a
 counterexample gets (resumespec/report/timeline.py):
 
 * one step per event, on the lane of its process (``encode`` is the sender,
-  ``language/<rank>`` the receiving session of that rank), in words;
+  ``language/<rank>`` the receiving session of that rank), in the checker's
+  words (``checker_native.describe``, the same sentence its verdicts use);
 * messages as arrows from the send event to its receive event, matched FIFO
   per request and session as the trace format defines (``init_sent`` ->
   ``init_recv``, ``resume_sent`` -> ``resume_recv``, ``abort_sent`` ->
@@ -44,60 +45,9 @@ def _lane_of(proc: str) -> str:
     return "sender"
 
 
-def _blocks(bs: Any) -> str:
-    bs = list(bs or ())
-    if not bs:
-        return "no block"
-    return ("block " if len(bs) == 1 else "blocks ") + ", ".join(str(b) for b in bs)
-
-
 def sentence(ev: dict) -> str:
-    """One event in words, as a sentence."""
-    e = ev["event"]
-    r, s = ev.get("req"), ev.get("session")
-    if e == "alloc":
-        if ev["blocks"] is None:
-            return f"Rank {ev['rank']} asks for {ev['tokens']} tokens for request {r}: too few free blocks (None)."
-        return f"Rank {ev['rank']} allocates {_blocks(ev['blocks'])} ({ev['tokens']} tokens) for request {r}."
-    if e == "free":
-        return f"Rank {ev['rank']} frees {_blocks(ev['blocks'])} of request {r}."
-    if e == "init_sent":
-        return f"Request {r} sends init on session {s}: {_blocks(ev['blocks'])}, {ev['allocated_tokens']} tokens."
-    if e == "resume_sent":
-        rnd = f" for round {ev['round']}" if "round" in ev else ""
-        return (f"Request {r} sends resume{rnd} on session {s}: offset {ev['sent_tokens']}, "
-                f"{_blocks(ev['blocks'])}, {ev['allocated_tokens']} tokens.")
-    if e == "poll":
-        return f"The receiver polls request {r}: combined status {ev['status']}, decision: {ev['decision']}."
-    if e == "buffer_read":
-        ids = ""
-        if ev.get("ids") is not None:
-            ids = ": " + ", ".join(f"{a}.{b}" for a, b in ev["ids"])
-        return (f"Session {s} reads {_blocks(ev['blocks'])} of request {r}: aux says {ev['aux_total']}, "
-                f"{ev['tokens']} tokens{ids}.")
-    if e == "handoff":
-        ids = ""
-        if ev.get("ids") is not None:
-            ids = ": " + ", ".join(f"{a}.{b}" for a, b in ev["ids"])
-        return f"Session {s} hands {ev['tokens']} tokens of request {r} to prefill{ids}."
-    if e == "round_start":
-        a, n = ev["sent_tokens"], ev["tokens"]
-        toks = ", ".join(f"{r}.{i}" for i in range(a + 1, a + n + 1)) if n <= 8 else f"{r}.{a + 1}..{r}.{a + n}"
-        return (f"The sender starts writing request {r} for session {s}: tokens {toks} of {ev['total']} into "
-                f"{_blocks(ev['dst_blocks'])}" + (" (aux := total)" if ev["aux_written"] else "")
-                + ("; more will remain." if ev["partial"] else "; the last round."))
-    if e == "round_end":
-        return (f"The sender's writes of request {r} for session {s} "
-                + ("complete" if ev["ok"] else "fail") + f": {ev['sent_tokens']} tokens sent.")
-    if e == "status_sent":
-        return f"The sender sends {ev['status']} for request {r} to session {s}."
-    if e == "status_recv":
-        return f"Session {s} of request {r} receives {ev['status']}."
-    if e == "init_recv":
-        return f"The sender receives init of request {r} from session {s}: {_blocks(ev['blocks'])}."
-    if e == "resume_recv":
-        return (f"The sender receives resume of request {r} from session {s}: offset {ev['sent_tokens']}, "
-                f"{_blocks(ev['blocks'])}.")
+    """One event in words: the checker's ``describe`` (the one place events
+    are put into words, for its verdicts and for these reports), as a sentence."""
     text = describe(ev)
     return text[:1].upper() + text[1:] + "."
 
