@@ -490,6 +490,15 @@ def parse_progress(text: str) -> ProgressStats | None:
     return ProgressStats(int(m.group(1)), _int(m.group(2)), _int(m.group(3)), _int(m.group(4)))
 
 
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
 class ProgressDisplay:
     """Shows what TLC is doing on stderr while it runs.
 
@@ -514,6 +523,8 @@ class ProgressDisplay:
         self.phase = "starting"
         self.turn = 0
         self._width = 0
+        self.rate: float | None = None          # distinct states (or states) per second
+        self._last_report: tuple[float, int] | None = None
 
     def _elapsed(self) -> str:
         s = int(time.monotonic() - self.start)
@@ -523,10 +534,17 @@ class ProgressDisplay:
         if self.stats is None:
             return f"{self.label}: TLC {self.phase} ({self._elapsed()})"
         st = self.stats
+        rate = f", {self.rate:,.0f}/s" if self.rate is not None else ""
         if st.distinct < 0:  # simulation
-            return f"{self.label}: {st.generated:,} states generated, simulating ({self._elapsed()})"
-        return (f"{self.label}: {st.distinct:,} distinct states, {st.generated:,} generated, "
-                f"queue {st.queue:,}, depth {st.depth} ({self._elapsed()})")
+            return f"{self.label}: {st.generated:,} states generated{rate}, simulating ({self._elapsed()})"
+        # TLC gives no estimate of the states still to find; the queue (states
+        # found but not yet explored) and its time to drain at the current
+        # rate are the nearest it offers (new states keep joining the queue).
+        drain = ""
+        if self.rate and st.queue > 0:
+            drain = f" (~{_duration(st.queue / self.rate)} to drain at this rate)"
+        return (f"{self.label}: {st.distinct:,} distinct states{rate}, {st.generated:,} generated, "
+                f"queue {st.queue:,}{drain}, depth {st.depth} ({self._elapsed()})")
 
     def begin(self) -> None:
         if not self.enabled:
@@ -541,6 +559,13 @@ class ProgressDisplay:
         self._draw()
 
     def update(self, stats: ProgressStats) -> None:
+        now = time.monotonic()
+        count = stats.distinct if stats.distinct >= 0 else stats.generated
+        if self._last_report is not None and now > self._last_report[0] and count >= self._last_report[1]:
+            self.rate = (count - self._last_report[1]) / (now - self._last_report[0])
+        elif now > self.start:
+            self.rate = count / (now - self.start)
+        self._last_report = (now, count)
         self.stats = stats
         if not self.enabled:
             return

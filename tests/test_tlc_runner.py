@@ -572,3 +572,16 @@ def test_concurrent_runs_all_succeed(settings):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda r: tlc.run_tlc(r, settings), runs))
     assert [r.kind for r in results] == ["success"] * 4
+
+
+def test_progress_display_shows_rate_and_queue_drain_time():
+    out = io.StringIO()
+    display = tlc.ProgressDisplay("m", stream=out)
+    display.start -= 60
+    display.update(tlc.ProgressStats(5, 1000, 600, 0))
+    display._last_report = (display._last_report[0] - 10, 600)   # the previous report: 10 s ago
+    display.update(tlc.ProgressStats(9, 3000, 2600, 4000))
+    line = out.getvalue().splitlines()[-1]
+    assert display.rate is not None and 195 <= display.rate <= 201   # 2000 more states in ~10 s
+    assert "2,600 distinct states, 200/s" in line or "2,600 distinct states, 199/s" in line
+    assert "queue 4,000 (~20s to drain at this rate)" in line
