@@ -30,6 +30,9 @@ from resumespec.spec import counterexample as cx
 from resumespec.spec import manifest as mf
 from resumespec.spec import tlc
 
+SIM_DEPTH = 200
+SIM_NUM = 1000
+
 
 def _add_tlc_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("TLC")
@@ -58,6 +61,12 @@ def register(sub) -> None:
     p.add_argument("--update-manifest", action="store_true",
                    help="write measured distinct states, depth and runtime into the manifest (never expectations)")
     p.add_argument("--counterexample", metavar="MODEL", help="run MODEL and print its counterexample")
+    sim = p.add_argument_group("simulation (TLC -simulate: random behaviours, for models too large to exhaust)")
+    sim.add_argument("--simulate", action="store_true",
+                     help="run the selected models in simulation mode instead of their manifest mode")
+    sim.add_argument("--depth", type=int, metavar="D", help=f"steps per behaviour at most (default {SIM_DEPTH})")
+    sim.add_argument("--num", type=int, metavar="N", help=f"behaviours (default {SIM_NUM})")
+    sim.add_argument("--seed", type=int, metavar="S", help="random seed (default 1: runs repeat)")
     _add_tlc_options(p)
     p.set_defaults(func=cmd_check)
 
@@ -144,11 +153,50 @@ class Outcome:
             out["got"] = r.kind if r.property is None or r.kind in ("success", "deadlock") else {r.kind: r.property}
         if self.failure is not None:
             out["error"] = {"exit_code": self.failure.exit_code, "message": self.failure.one_line()}
+        if self.simulation is not None:
+            out["simulation"] = self.simulation
         return out
+
+    @property
+    def simulation(self) -> dict | None:
+        """What a simulation run explored, per second (None for BFS runs)."""
+        if self.entry.mode != "simulate" or self.result is None or self.entry.simulate is None:
+            return None
+        r = self.result
+        seconds = r.tlc_time_s or r.runtime_s
+        # TLC stops at the first violation; without one it ran all N behaviours
+        behaviours = self.entry.simulate["num"] if r.kind == "success" else None
+        return {
+            "num": self.entry.simulate["num"], "depth": self.entry.simulate["depth"],
+            "seed": self.entry.simulate.get("seed", 1),
+            "behaviours": behaviours, "states": r.states_generated, "seconds": round(seconds, 2),
+            "behaviours_per_s": round(behaviours / seconds, 2) if behaviours and seconds else None,
+            "states_per_s": round(r.states_generated / seconds, 1) if r.states_generated and seconds else None,
+            "checked": "invariants and action properties on every state of every behaviour; temporal "
+                       "properties on each behaviour that ends (no successor: TLC treats it as "
+                       "stuttering), not on a behaviour cut at the depth bound",
+        }
+
+
+def _simulation(args, entry: mf.ModelEntry) -> dict | None:
+    """The simulate options for this run: --simulate, else the manifest's mode."""
+    if not getattr(args, "simulate", False):
+        return entry.simulate
+    base = entry.simulate or {}
+    sim = {"num": args.num or base.get("num") or SIM_NUM,
+           "depth": args.depth or base.get("depth") or SIM_DEPTH,
+           "seed": args.seed if args.seed is not None else base.get("seed", 1)}
+    if sim["num"] < 1 or sim["depth"] < 1:
+        raise _Fail(exitcodes.USAGE, "--num and --depth: expected positive integers")
+    return sim
 
 
 def run_entry(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSettings, args) -> Outcome:
     outcome = Outcome(entry)
+    sim = _simulation(args, entry)
+    if sim is not None and sim != entry.simulate:
+        entry = dataclasses.replace(entry, mode="simulate", simulate=sim)
+        outcome.entry = entry
     try:
         prefer = entry.expected.property if entry.expected.kind == "liveness" else None
         if entry.expected.kind == "success" and not settings.lncheck_final:
@@ -230,10 +278,20 @@ def _print_text(outcomes: list[Outcome]) -> None:
         ])
     print(_table(rows, ["model", "variant", "expected", "got", "distinct", "depth", "time", "verdict"]))
     for o in outcomes:
+        sim = o.simulation
+        if sim is not None:
+            done = f"{sim['behaviours']:,} behaviours" if sim["behaviours"] else "stopped at a violation"
+            rate = f"{sim['behaviours_per_s']:,} behaviours/s, " if sim["behaviours_per_s"] else ""
+            states = f"{sim['states']:,}" if sim["states"] is not None else "?"
+            print(f"{o.entry.name}: simulation (seed {sim['seed']}): {done} of at most {sim['depth']} steps, "
+                  f"{states} states in {sim['seconds']:.1f}s ({rate}{sim['states_per_s'] or '?'} states/s)")
         for p in o.problems:
             print(f"{o.entry.name}: {p}")
         if o.result and o.result.property_named_by == "rerun":
             print(f"{o.entry.name}: TLC did not name the temporal property; {o.result.property} fails when checked alone")
+    sims = [o.simulation for o in outcomes if o.simulation is not None]
+    if sims:
+        print(f"simulation checks {sims[0]['checked']}")
     ok = sum(o.ok for o in outcomes)
     errors = sum(o.failure is not None for o in outcomes)
     print(f"{len(outcomes)} model(s): {ok} OK, {len(outcomes) - ok - errors} MISMATCH, {errors} ERROR")
@@ -248,6 +306,8 @@ def cmd_check(args) -> int:
         manifest = _load(args)
         if args.list:
             return _list_models(manifest, args.json)
+        if args.simulate and args.update_manifest:
+            raise _Fail(exitcodes.USAGE, "--update-manifest records each model's own mode; not with --simulate")
         entries = _select(manifest, args.models, args.deep)
         if not entries:
             raise _Fail(exitcodes.BAD_INPUT, f"{manifest.path}: no models in the selected set(s)")

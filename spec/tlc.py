@@ -453,7 +453,7 @@ _PROGRESS = re.compile(
 )
 _STATS = re.compile(_NUM + r" states generated,\s*" + _NUM + r" distinct states found,\s*" + _NUM + r" states left on queue")
 _DEPTH = re.compile(r"depth of the complete state graph search is (\d+)")
-_SIM_STATS = re.compile(r"number of states generated:\s*([\d,]+)")
+_SIM_STATS = re.compile(r"number of states generated:\s*([\d,]+)|Progress:\s*([\d,]+) states checked")
 
 
 _DURATION_PART = re.compile(r"(\d+)\s*(ms|min|h|d|s)\b")
@@ -871,11 +871,11 @@ def interpret_output(
         m = _STATS.search(stats.text)
         if m:
             generated, distinct = _int(m.group(1)), _int(m.group(2))
-    sim = parser.last(MSG_STATS_SIMULATION)
+    sim = parser.last(MSG_STATS_SIMULATION, MSG_PROGRESS_SIMULATION)
     if sim:
         m = _SIM_STATS.search(sim.text)
         if m:
-            generated = _int(m.group(1))
+            generated = _int(m.group(1) or m.group(2))
     if generated is None:
         last = parser.last(MSG_PROGRESS, MSG_PROGRESS_SIMULATION)
         stats_now = parse_progress(last.text) if last else None

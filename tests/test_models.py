@@ -8,6 +8,8 @@ The deep set runs with ``resumespec check --deep`` (minutes), not here.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from resumespec.spec import manifest as mf
@@ -52,3 +54,36 @@ def test_quick_model_gives_expected_result(name, settings):
     if result.kind != "success":
         assert result.trace is not None and result.trace.states, f"{name}: no counterexample trace"
     assert mf.compare(entry, result.kind, result.property, result.distinct_states) == []
+
+
+def _run_cli(capsys, *argv) -> tuple[int, str]:
+    from resumespec.cli import main as resumespec_main
+    code = resumespec_main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_simulation_catches_a_historical_design(capsys):
+    """Random behaviours find the abort bug of mainline: the same property as BFS."""
+    code, out = _run_cli(capsys, "check", "--simulate", "--num", "200", "--depth", "40", "--workers", "1",
+                         "--json", "-q", "once_abort")
+    doc = json.loads(out)
+    (res,) = doc["results"]
+    assert code == 0 and res["ok"], res
+    assert res["got"] == {"safety": "WritesOnlyIntoOwnedBlocks"} and res["mode"] == "simulate"
+    assert res["simulation"]["behaviours"] is None          # stopped at the violation
+
+
+def test_simulation_of_the_corrected_design_reports_its_rates(capsys):
+    code, out = _run_cli(capsys, "check", "--simulate", "--num", "15", "--depth", "60", "--workers", "1",
+                         "--json", "-q", "corrected_two_sessions")
+    (res,) = json.loads(out)["results"]
+    assert code == 0 and res["got"] == "success", res
+    sim = res["simulation"]
+    assert sim["behaviours"] == 15 and sim["depth"] == 60
+    # a behaviour of corrected_two_sessions takes at least a dozen steps
+    assert sim["states"] >= 15 * 12 and sim["states_per_s"] > 0 and sim["behaviours_per_s"] > 0
+
+
+def test_simulation_and_update_manifest_do_not_mix(capsys):
+    code, _ = _run_cli(capsys, "check", "--simulate", "--update-manifest", "once_abort")
+    assert code == 2
