@@ -603,6 +603,30 @@ class ProgressDisplay:
 # Results
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """TLC's distributed mode: TLCServer runs here; ``local_workers`` TLCWorker
+    processes (same jar, same java) are started on this machine once the
+    server is ready. Workers on other hosts run
+    ``java -Dtlc2.tool.distributed.TLCServer.port=PORT -cp tla2tools.jar
+    tlc2.tool.distributed.TLCWorker SERVER_HOST`` themselves (``host`` is the
+    address they reach this machine at). TLC's distributed mode checks
+    invariants and action properties; it has no liveness checking."""
+
+    local_workers: int = 2
+    host: str = "127.0.0.1"
+    port: int = 0                  # 0: a free port is chosen
+    worker_heap: str = "1g"
+    temporal_properties: tuple[str, ...] = ()   # PROPERTY names to leave out (not checkable)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass
 class ModelRun:
     """What to check: a root module, its cfg and how to explore."""
@@ -614,6 +638,7 @@ class ModelRun:
     simulate: dict | None = None           # {"num": N, "depth": D, "seed": S}
     library_dirs: tuple[Path, ...] = ()     # where EXTENDS looks besides the module's folder
     cfg_text: str | None = None            # use this text instead of reading ``cfg``
+    distributed: Distributed | None = None  # TLCServer here, TLCWorker processes (see below)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -929,6 +954,15 @@ def _describe_tlc_error(parser: ToolOutputParser, errors: list[ToolMessage], exi
 # Running TLC
 
 
+SERVER_PORT_PROPERTY = "tlc2.tool.distributed.TLCServer.port"
+
+
+def worker_command(settings: TlcSettings, dist: Distributed, tmpdir: Path) -> list[str]:
+    return [settings.java, f"-Xmx{dist.worker_heap}", "-XX:+UseParallelGC", "-XX:+ExitOnOutOfMemoryError",
+            f"-Djava.io.tmpdir={tmpdir}", f"-D{SERVER_PORT_PROPERTY}={dist.port}",
+            "-cp", str(settings.jar.path.resolve()), "tlc2.tool.distributed.TLCWorker", dist.host]
+
+
 def build_command(run: ModelRun, settings: TlcSettings, metadir: Path, cfg_path: Path) -> list[str]:
     library = [str(d.resolve()) for d in run.library_dirs]
     cmd = [
@@ -943,6 +977,17 @@ def build_command(run: ModelRun, settings: TlcSettings, metadir: Path, cfg_path:
     ]
     if library:
         cmd.append(f"-DTLA-Library={os.pathsep.join(library)}")
+    if run.distributed is not None:
+        cmd += [
+            f"-D{SERVER_PORT_PROPERTY}={run.distributed.port}",
+            f"-Djava.rmi.server.hostname={run.distributed.host}",
+            "-cp", str(settings.jar.path.resolve()), "tlc2.tool.distributed.TLCServer",
+            "-tool", "-metadir", str(metadir), "-config", str(cfg_path),
+        ]
+        if not run.check_deadlock:
+            cmd.append("-deadlock")
+        cmd.append(run.module.name)
+        return cmd
     cmd += [
         "-cp", str(settings.jar.path.resolve()), "tlc2.TLC",
         "-tool",
@@ -1012,6 +1057,18 @@ def run_tlc(
     progress = progress or ProgressDisplay(run.label, enabled=False)
     parser = ToolOutputParser()
     stderr_lines: list[str] = []
+    workers: list[subprocess.Popen] = []
+    if run.distributed is not None:
+        if run.cfg_text is None:
+            run = dataclasses.replace(run, cfg_text=run.cfg.read_text())
+        config = TlcConfig.parse(run.cfg_text or "")
+        dropped = [p for p in config.properties if p in run.distributed.temporal_properties]
+        if dropped:
+            # TLC's distributed mode has no liveness checking: leave those out
+            kept = [p for p in config.properties if p not in dropped]
+            run = dataclasses.replace(run, cfg_text=config.with_properties(kept).render())
+        if run.distributed.port == 0:
+            run = dataclasses.replace(run, distributed=dataclasses.replace(run.distributed, port=free_port()))
     with tempfile.TemporaryDirectory(prefix="resumespec-tlc-") as tmp:
         tmpdir = Path(tmp)
         cfg_path = run.cfg.resolve()
@@ -1055,6 +1112,13 @@ def run_tlc(
                 if item is not None:
                     if on_line:
                         on_line(item)
+                    if run.distributed is not None and not workers and "is ready" in item:
+                        for i in range(run.distributed.local_workers):
+                            # a worker prints the name of what it found violated; the server only the trace
+                            with open(tmpdir / f"worker{i}.log", "w") as log:
+                                workers.append(subprocess.Popen(
+                                    worker_command(settings, run.distributed, tmpdir), stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
                     for msg in parser.feed(item):
                         if msg.code in (MSG_PROGRESS, MSG_PROGRESS_SIMULATION):
                             stats = parse_progress(msg.text)
@@ -1083,15 +1147,47 @@ def run_tlc(
                 t.join(timeout=5)
         finally:
             _kill_tree(proc)
+            for w in workers:
+                _kill_tree(w)
             progress.end()
         runtime = time.monotonic() - start
+        worker_text = "".join(p.read_text(errors="replace") for p in sorted(tmpdir.glob("worker*.log")))
     stderr = "".join(stderr_lines)
     try:
-        return interpret_output(parser, exit_code, run, runtime, stderr)
+        result = interpret_output(parser, exit_code, run, runtime, stderr)
+        if (run.distributed is not None and result.kind in ("success", "safety") and result.property is None
+                and parser.first(MSG_BEHAVIOR_UP_TO) is not None):
+            # TLCServer prints the trace of a violation but exits 0; the
+            # worker that found it printed its name (not for remote workers)
+            return _distributed_violation(parser, run, result, worker_text)
+        return result
     except TlcFailure as failure:
         if failure.exit_code in (exitcodes.TLC_ERROR, exitcodes.OUT_OF_MEMORY):
             failure.log_path = _save_log(parser, stderr)
         raise
+
+
+MSG_BEHAVIOR_UP_TO = 2121
+
+
+def _distributed_violation(parser: ToolOutputParser, run: ModelRun, result: TlcResult, worker_text: str) -> TlcResult:
+    kind, name = "safety", None
+    m = _INVARIANT_NAME.search(worker_text) or _PROPERTY_NAME.search(worker_text)
+    if m:
+        name = m.group(1)
+    elif re.search(r"[Dd]eadlock reached", worker_text):
+        kind = "deadlock"
+    trace = parse_trace(parser.messages)
+    if trace is not None and trace.states:
+        refine_action_labels(trace, lambda module: find_module_source(run, module))
+        reorder_variables(trace, _declared_variables(parser.transcript, run))
+    else:
+        trace = None
+    warnings = list(result.warnings)
+    if name is None and kind == "safety":
+        warnings.append("TLCServer printed a counterexample; no local worker named the violated property")
+    return dataclasses.replace(result, kind=kind, property=name, trace=trace, warnings=warnings,
+                               depth=len(trace.states) if trace else result.depth)
 
 
 def check_model(

@@ -8,12 +8,13 @@ The deep set runs with ``resumespec check --deep`` (minutes), not here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from resumespec.spec import manifest as mf
-from resumespec.spec import tlc
+from resumespec.spec import properties, tlc
 from resumespec.spec.cli import model_run_for
 
 MANIFEST = mf.load_manifest()
@@ -87,3 +88,43 @@ def test_simulation_of_the_corrected_design_reports_its_rates(capsys):
 def test_simulation_and_update_manifest_do_not_mix(capsys):
     code, _ = _run_cli(capsys, "check", "--simulate", "--update-manifest", "once_abort")
     assert code == 2
+
+
+# ---------------------------------------------------------------------------
+# Liveness as safety (LivenessAtRest + StepsMakeProgress under SpecProgress)
+# is what success models check instead of the temporal properties. It must
+# give the same verdicts: the historical hangs are caught by it, and a
+# success model is also a success with the temporal properties under Spec.
+
+def _as_rest_check(entry) -> str:
+    config = tlc.TlcConfig.read(entry.cfg)
+    text = config.without("PROPERTY", "PROPERTIES", "SPECIFICATION", "INVARIANT", "INVARIANTS").render()
+    return (text + "\nSPECIFICATION SpecProgress\nINVARIANT " + " ".join(properties.SAFETY)
+            + " LivenessAtRest\nPROPERTY StepsMakeProgress StableOutcomes\n")
+
+
+HANGS = [m.name for m in QUICK if m.expected.kind == "liveness"]
+
+
+@pytest.mark.parametrize("name", HANGS or [NO_QUICK_MODELS])
+def test_liveness_at_rest_catches_every_historical_hang(name, settings):
+    entry = MANIFEST.by_name(name)
+    assert entry is not None, "no quick model expected to violate liveness"
+    run = dataclasses.replace(model_run_for(MANIFEST, entry), cfg_text=_as_rest_check(entry))
+    result = tlc.run_tlc(run, settings)
+    assert result.verdict == "safety:LivenessAtRest", f"{name}: {result.verdict}"
+
+
+@pytest.mark.parametrize("name", ["corrected_capped_lifo", "corrected_faults", "corrected_two_sessions"])
+def test_success_models_also_pass_the_temporal_properties_under_spec(name, settings):
+    entry = MANIFEST.by_name(name)
+    assert entry is not None and entry.expected.kind == "success"
+    config = tlc.TlcConfig.read(entry.cfg)
+    assert "LivenessAtRest" in config.invariants and config.properties == ["StepsMakeProgress", "StableOutcomes"]
+    text = config.without("PROPERTY", "PROPERTIES", "SPECIFICATION", "INVARIANT", "INVARIANTS").render()
+    text += ("\nSPECIFICATION Spec\nINVARIANT " + " ".join(properties.SAFETY) + "\nPROPERTY "
+             + " ".join(properties.LIVENESS) + " StableOutcomes\n")
+    run = dataclasses.replace(model_run_for(MANIFEST, entry), cfg_text=text)
+    result = tlc.run_tlc(run, settings)
+    assert result.verdict == "success", f"{name}: {result.verdict}"
+    assert result.distinct_states == entry.distinct_states
