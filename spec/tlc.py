@@ -1159,7 +1159,7 @@ def run_tlc(
                 and parser.first(MSG_BEHAVIOR_UP_TO) is not None):
             # TLCServer prints the trace of a violation but exits 0; the
             # worker that found it printed its name (not for remote workers)
-            return _distributed_violation(parser, run, result, worker_text)
+            return _distributed_violation(parser, run, result, worker_text, settings)
         return result
     except TlcFailure as failure:
         if failure.exit_code in (exitcodes.TLC_ERROR, exitcodes.OUT_OF_MEMORY):
@@ -1168,15 +1168,46 @@ def run_tlc(
 
 
 MSG_BEHAVIOR_UP_TO = 2121
+MSG_STATE = 2217
 
 
-def _distributed_violation(parser: ToolOutputParser, run: ModelRun, result: TlcResult, worker_text: str) -> TlcResult:
+def _invariant_of_state(run: ModelRun, settings: TlcSettings, state_text: str) -> str | None:
+    """The first INVARIANT of ``run``'s cfg that ``state_text`` (a state as TLC
+    prints it) violates: one single-process TLC run that starts in that
+    state (TLCServer prints a violation's trace but not what it violates)."""
+    config = TlcConfig.parse(run.cfg_text if run.cfg_text is not None else run.cfg.read_text())
+    if not config.invariants:
+        return None
+    with tempfile.TemporaryDirectory(prefix="resumespec-name-") as tmp:
+        folder = Path(tmp)
+        body = "\n".join("    " + line for line in state_text.strip().splitlines())
+        (folder / "NameViolation.tla").write_text(
+            f"---- MODULE NameViolation ----\nEXTENDS {run.module.stem}\nLastState ==\n{body}\n====\n")
+        cfg = config.without("SPECIFICATION", "INIT", "NEXT", "PROPERTY", "PROPERTIES").render()
+        cfg += "\nINIT LastState\nNEXT Next\n"
+        single = ModelRun(folder / "NameViolation.tla", folder / "NameViolation.cfg", label=f"{run.label} [naming]",
+                          check_deadlock=False, library_dirs=(run.module.resolve().parent, *run.library_dirs),
+                          cfg_text=cfg)
+        try:
+            named = run_tlc(single, dataclasses.replace(settings, workers=1))
+        except TlcFailure:
+            return None
+    return named.property if named.kind == "safety" else None
+
+
+def _distributed_violation(parser: ToolOutputParser, run: ModelRun, result: TlcResult, worker_text: str,
+                           settings: TlcSettings) -> TlcResult:
     kind, name = "safety", None
     m = _INVARIANT_NAME.search(worker_text) or _PROPERTY_NAME.search(worker_text)
+    states = [msg for msg in parser.messages if msg.code == MSG_STATE]
     if m:
         name = m.group(1)
     elif re.search(r"[Dd]eadlock reached", worker_text):
         kind = "deadlock"
+    elif states:
+        last = states[-1].text.split("\n", 1)
+        if len(last) == 2:
+            name = _invariant_of_state(run, settings, last[1])
     trace = parse_trace(parser.messages)
     if trace is not None and trace.states:
         refine_action_labels(trace, lambda module: find_module_source(run, module))
@@ -1185,7 +1216,7 @@ def _distributed_violation(parser: ToolOutputParser, run: ModelRun, result: TlcR
         trace = None
     warnings = list(result.warnings)
     if name is None and kind == "safety":
-        warnings.append("TLCServer printed a counterexample; no local worker named the violated property")
+        warnings.append("TLCServer printed a counterexample; its last state violates no INVARIANT alone")
     return dataclasses.replace(result, kind=kind, property=name, trace=trace, warnings=warnings,
                                depth=len(trace.states) if trace else result.depth)
 

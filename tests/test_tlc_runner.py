@@ -608,3 +608,9 @@ def test_distributed_mode_refuses_liveness_expectations(capsys):
     (res,) = json.loads(out)["results"]
     assert code == exitcodes.MISMATCH and res["got"] is None
     assert "no liveness checking" in res["problems"][0]
+
+
+def test_distributed_mode_names_the_violated_invariant(capsys):
+    code, out, _ = run_cli(capsys, "check", "--distributed", "--workers", "1", "--json", "-q", "once_abort")
+    (res,) = json.loads(out)["results"]
+    assert code == exitcodes.OK and res["got"] == {"safety": "WritesOnlyIntoOwnedBlocks"}, res
