@@ -785,8 +785,8 @@ Liveness == EveryRequestEnds /\ BlocksEventuallyFree /\ NoWaitForUnrequestedRoun
 (* reachable state: <>P and []<>P reduce to P in the final state, and      *)
 (* P ~> Q to P => Q there (Ended and Freed are stable).  TLC checks this  *)
 (* as an invariant: no behaviour graph, no search for cycles.  A liveness *)
-(* bug shows as a reachable state at rest that is not a goal (all four    *)
-(* historical hangs of the quick set do; tests/test_models.py checks it).  *)
+(* bug shows as a reachable state at rest that is not a goal (each of the *)
+(* six historical hangs of the quick set does: tests/test_models.py).      *)
 (***************************************************************************)
 RxRank(r) == CASE rxPhase[r] = "new" -> 0 [] rxPhase[r] = "queued" -> 1
                [] rxPhase[r] = "aborting" -> 2 [] rxPhase[r] = "prefill" -> 3
