@@ -21,13 +21,29 @@
 
 While the manifest lists no model, the toy tests/fixtures/tla/SymPool.tla
 stands in (it uses all three reductions).
+
+``--compare[=REV]`` instead measures the spec before and after, side by side:
+for each model of ``--set`` (default deep) that exists at REV (default
+e32fa3e, the spec before issue 11), REV's ResumeProtocol.tla and MC files
+(read with ``git show`` into a temporary folder) run as REV's runner ran them
+(liveness checked periodically), then the current model as ``resumespec
+check`` runs it; one worker each, each run stopped after ``--budget``
+seconds (default 90). Distinct states per second come from TLC's own time
+for a finished run and from the last progress report (TLC reports once a
+minute) for a stopped one. ``--record`` writes the numbers into each
+model's ``throughput`` field in spec/manifest.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import json
+import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +83,14 @@ class Measured:
 
 def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measured:
     seen: list[tlc.ProgressStats] = []
+    seen_at: list[float] = []
+    start = time.monotonic()
 
     def on_line(line: str) -> None:
         st = tlc.parse_progress(line)
         if st:
             seen.append(st)
+            seen_at.append(time.monotonic() - start)
 
     progress = tlc.ProgressDisplay(f"bench {label}")
     try:
@@ -80,8 +99,11 @@ def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measure
         if failure.exit_code != exitcodes.TIMEOUT:
             raise
         last = seen[-1] if seen else None
+        # the rate of a stopped run: states at TLC's last report over the
+        # time of that report (JVM start-up included, as in a finished run's
+        # wall time; TLC's own time is not printed for a stopped run)
         return Measured(label, last.distinct if last else None, last.generated if last else None,
-                        settings.timeout_s or 0.0, None, False, "timeout")
+                        settings.timeout_s or 0.0, seen_at[-1] if seen_at else None, False, "timeout")
     return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict)
 
 
@@ -124,8 +146,105 @@ def _manifest_runs(manifest: mf.Manifest, name: str | None) -> tuple[tlc.ModelRu
     return model_run_for(manifest, fixed), per_reduction
 
 
+BEFORE_REV = "e32fa3e"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _git_show(rev: str, path: str) -> str | None:
+    p = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return p.stdout if p.returncode == 0 else None
+
+
+def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: str, names: list[str],
+            budget: float, record: bool, as_json: bool) -> int:
+    """Before (the spec at ``rev``) and after (the current one), side by side."""
+    spec_text = _git_show(rev, "spec/ResumeProtocol.tla")
+    if spec_text is None:
+        print(f"bench tlc: git cannot show spec/ResumeProtocol.tla at {rev} (is this a git checkout?)",
+              file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    entries = [manifest.by_name(n) for n in names] if names else manifest.in_set(set_)
+    if any(e is None for e in entries):
+        print(f"bench tlc: unknown model in {names}", file=sys.stderr)
+        return exitcodes.USAGE
+    one = dataclasses.replace(settings, workers=1, timeout_s=budget, lncheck_final=False)
+    rows: list[dict] = []
+    lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run:",
+             f"  {'model':<34} {'before':>22} {'after':>22}  after/before"]
+    with tempfile.TemporaryDirectory(prefix="bench-tlc-before-") as tmp:
+        old_dir = Path(tmp)
+        (old_dir / "ResumeProtocol.tla").write_text(spec_text)
+        for entry in entries:
+            assert entry is not None
+            old_tla = _git_show(rev, f"spec/models/MC_{entry.name}.tla")
+            old_cfg = _git_show(rev, f"spec/models/MC_{entry.name}.cfg")
+            after_settings = dataclasses.replace(one, lncheck_final=entry.expected.kind == "success")
+            after = measure(model_run_for(manifest, entry), after_settings, f"{entry.name} after")
+            before = None
+            if old_tla is not None and old_cfg is not None:
+                (old_dir / f"MC_{entry.name}.tla").write_text(old_tla)
+                (old_dir / f"MC_{entry.name}.cfg").write_text(old_cfg)
+                old_run = tlc.ModelRun(old_dir / f"MC_{entry.name}.tla", old_dir / f"MC_{entry.name}.cfg",
+                                       label=f"{entry.name} before", check_deadlock=entry.check_deadlock,
+                                       library_dirs=(old_dir,))
+                before = measure(old_run, one, f"{entry.name} before")
+            # wall-clock rates for both (JVM start-up included in both)
+            if after.complete:
+                after.tlc_s = after.wall_s
+            if before is not None and before.complete:
+                before.tlc_s = before.wall_s
+            ratio = after.rate / before.rate if before and before.rate and after.rate else None
+            row = {"model": entry.name, "before": before.to_json() if before else None,
+                   "after": after.to_json(), "ratio": round(ratio, 2) if ratio else None}
+            rows.append(row)
+
+            def cell(m: Measured | None) -> str:
+                if m is None:
+                    return "(not at " + rev + ")"
+                rate = f"{m.rate:,.0f}/s" if m.rate else "?/s"
+                return f"{rate} {'' if m.complete else '>='}{_fmt(m.distinct)}"
+            lines.append(f"  {entry.name:<34} {cell(before):>22} {cell(after):>22}  "
+                         f"{f'x{ratio:.1f}' if ratio else '-'}")
+            print(lines[-1], file=sys.stderr, flush=True)
+    ratios = [r["ratio"] for r in rows if r["ratio"]]
+    if ratios:
+        geo = 1.0
+        for r in ratios:
+            geo *= r
+        geo **= 1 / len(ratios)
+        lines.append(f"  distinct states/s after/before: min x{min(ratios):.1f}, geometric mean x{geo:.1f}, "
+                     f"max x{max(ratios):.1f} over {len(ratios)} model(s)")
+    if record:
+        today = datetime.date.today().isoformat()
+        for obj in manifest.raw.get("models", []):
+            row = next((r for r in rows if r["model"] == obj.get("name")), None)
+            if row is None:
+                continue
+            obj["throughput"] = {
+                "before_rev": rev, "budget_s": budget, "measured": today, "workers": 1,
+                "before_distinct_per_s": row["before"]["distinct_per_s"] if row["before"] else None,
+                "before_complete": row["before"]["complete"] if row["before"] else None,
+                "after_distinct_per_s": row["after"]["distinct_per_s"],
+                "after_complete": row["after"]["complete"],
+                "after_over_before": row["ratio"],
+            }
+        manifest.path.write_text(json.dumps(manifest.raw, indent=2) + "\n")
+        lines.append(f"recorded in {manifest.path}")
+    if as_json:
+        print(json.dumps({"before_rev": rev, "budget_s": budget, "models": rows}, indent=2))
+    else:
+        print("\n".join(lines))
+    return exitcodes.OK
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench tlc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compare", nargs="?", const=BEFORE_REV, metavar="REV",
+                        help=f"before/after throughput against the spec at REV (default {BEFORE_REV})")
+    parser.add_argument("--set", default="deep", choices=("quick", "deep"), help="models for --compare")
+    parser.add_argument("--models", default="", help="comma-separated model names for --compare")
+    parser.add_argument("--budget", type=float, default=90.0, help="seconds per run for --compare")
+    parser.add_argument("--record", action="store_true", help="with --compare: write the manifest")
     parser.add_argument("--model", help="model for the throughput measurement")
     parser.add_argument("--timeout", type=float, default=120.0, help="per TLC run (default 120 s)")
     parser.add_argument("--workers", type=int, default=tlc.default_workers())
@@ -141,6 +260,9 @@ def main(argv: list[str]) -> int:
     except mf.ManifestError as exc:
         print(f"bench tlc: {exc}", file=sys.stderr)
         return exitcodes.BAD_INPUT
+    if args.compare:
+        names = [n for n in args.models.split(",") if n]
+        return compare(manifest, settings, args.compare, args.set, names, args.budget, args.record, args.json)
     chosen = _manifest_runs(manifest, args.model)
     source = "spec/manifest.json"
     if chosen is None:

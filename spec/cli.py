@@ -19,6 +19,7 @@ input. When models fail for different reasons, the first failure's code wins
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -27,7 +28,10 @@ from typing import Any
 from resumespec import exitcodes
 from resumespec.spec import counterexample as cx
 from resumespec.spec import manifest as mf
-from resumespec.spec import tlc
+from resumespec.spec import properties, tlc
+
+SIM_DEPTH = 200
+SIM_NUM = 1000
 
 
 def _add_tlc_options(p: argparse.ArgumentParser) -> None:
@@ -36,7 +40,9 @@ def _add_tlc_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, metavar="N", help=f"TLC worker threads (default: CPU cores, here {tlc.default_workers()})")
     g.add_argument("--heap", default=tlc.DEFAULT_HEAP, metavar="SIZE", help=f"JVM heap, e.g. 2g (default {tlc.DEFAULT_HEAP})")
     g.add_argument("--timeout", type=float, metavar="SECONDS", help="stop TLC after this many seconds per model run (exit 6)")
-    g.add_argument("--lncheck-final", action="store_true", help="check liveness once at the end (TLC -lncheck final)")
+    g.add_argument("--lncheck-final", action="store_true", help="check liveness once at the end (TLC -lncheck final) for every model; "
+                   "models expected to succeed always are, the others by default periodically, "
+                   "which finds a violation early")
     p.add_argument("--manifest", metavar="PATH", help="manifest to read (default: spec/manifest.json)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of text")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
@@ -55,6 +61,19 @@ def register(sub) -> None:
     p.add_argument("--update-manifest", action="store_true",
                    help="write measured distinct states, depth and runtime into the manifest (never expectations)")
     p.add_argument("--counterexample", metavar="MODEL", help="run MODEL and print its counterexample")
+    sim = p.add_argument_group("simulation (TLC -simulate: random behaviours, for models too large to exhaust)")
+    sim.add_argument("--simulate", action="store_true",
+                     help="run the selected models in simulation mode instead of their manifest mode")
+    sim.add_argument("--depth", type=int, metavar="D", help=f"steps per behaviour at most (default {SIM_DEPTH})")
+    sim.add_argument("--num", type=int, metavar="N", help=f"behaviours (default {SIM_NUM})")
+    sim.add_argument("--seed", type=int, metavar="S", help="random seed (default 1: runs repeat)")
+    dist = p.add_argument_group("distributed (TLCServer here, TLCWorker processes from the same jar)")
+    dist.add_argument("--distributed", action="store_true",
+                      help="run TLC's distributed mode: the server here and --workers N local workers "
+                      "(0: wait for workers started on other hosts); safety only")
+    dist.add_argument("--host", default="127.0.0.1",
+                      help="address the workers reach this machine at (default 127.0.0.1)")
+    dist.add_argument("--port", type=int, default=0, help="the server's RMI port (default: a free one)")
     _add_tlc_options(p)
     p.set_defaults(func=cmd_check)
 
@@ -89,7 +108,9 @@ def _load(args) -> mf.Manifest:
 def _settings(args) -> tlc.TlcSettings:
     try:
         return tlc.prepare_settings(
-            jar=args.jar, workers=args.workers, heap=args.heap, timeout_s=args.timeout,
+            # with --distributed, --workers counts TLCWorker processes (the server explores nothing)
+            jar=args.jar, workers=1 if getattr(args, "distributed", False) else args.workers,
+            heap=args.heap, timeout_s=args.timeout,
             lncheck_final=args.lncheck_final,
         )
     except tlc.TlcFailure as exc:
@@ -124,7 +145,8 @@ class Outcome:
     def got(self) -> str:
         if self.failure is not None:
             return "error"
-        assert self.result is not None
+        if self.result is None:
+            return "not checked"
         return self.result.verdict
 
     def to_json(self) -> dict:
@@ -141,14 +163,64 @@ class Outcome:
             out["got"] = r.kind if r.property is None or r.kind in ("success", "deadlock") else {r.kind: r.property}
         if self.failure is not None:
             out["error"] = {"exit_code": self.failure.exit_code, "message": self.failure.one_line()}
+        if self.simulation is not None:
+            out["simulation"] = self.simulation
         return out
+
+    @property
+    def simulation(self) -> dict | None:
+        """What a simulation run explored, per second (None for BFS runs)."""
+        if self.entry.mode != "simulate" or self.result is None or self.entry.simulate is None:
+            return None
+        r = self.result
+        seconds = r.tlc_time_s or r.runtime_s
+        # TLC stops at the first violation; without one it ran all N behaviours
+        behaviours = self.entry.simulate["num"] if r.kind == "success" else None
+        return {
+            "num": self.entry.simulate["num"], "depth": self.entry.simulate["depth"],
+            "seed": self.entry.simulate.get("seed", 1),
+            "behaviours": behaviours, "states": r.states_generated, "seconds": round(seconds, 2),
+            "behaviours_per_s": round(behaviours / seconds, 2) if behaviours and seconds else None,
+            "states_per_s": round(r.states_generated / seconds, 1) if r.states_generated and seconds else None,
+            "checked": "invariants and action properties on every state of every behaviour; temporal "
+                       "properties on each behaviour that ends (no successor: TLC treats it as "
+                       "stuttering), not on a behaviour cut at the depth bound",
+        }
+
+
+def _simulation(args, entry: mf.ModelEntry) -> dict | None:
+    """The simulate options for this run: --simulate, else the manifest's mode."""
+    if not getattr(args, "simulate", False):
+        return entry.simulate
+    base = entry.simulate or {}
+    sim = {"num": args.num or base.get("num") or SIM_NUM,
+           "depth": args.depth or base.get("depth") or SIM_DEPTH,
+           "seed": args.seed if args.seed is not None else base.get("seed", 1)}
+    if sim["num"] < 1 or sim["depth"] < 1:
+        raise _Fail(exitcodes.USAGE, "--num and --depth: expected positive integers")
+    return sim
 
 
 def run_entry(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSettings, args) -> Outcome:
     outcome = Outcome(entry)
+    sim = _simulation(args, entry)
+    if sim is not None and sim != entry.simulate:
+        entry = dataclasses.replace(entry, mode="simulate", simulate=sim)
+        outcome.entry = entry
+    run = model_run_for(manifest, entry)
+    if getattr(args, "distributed", False):
+        if entry.expected.kind == "liveness":
+            outcome.problems = [f"expected {entry.expected}: TLC's distributed mode has no liveness checking"]
+            return outcome
+        run = dataclasses.replace(run, distributed=tlc.Distributed(
+            local_workers=args.workers if args.workers is not None else 2, host=args.host, port=args.port,
+            temporal_properties=tuple(properties.LIVENESS)))
     try:
         prefer = entry.expected.property if entry.expected.kind == "liveness" else None
-        outcome.result = tlc.check_model(model_run_for(manifest, entry), settings, _progress_factory(args), prefer=prefer)
+        if entry.expected.kind == "success" and not settings.lncheck_final:
+            # nothing to find early: check liveness once, at the end
+            settings = dataclasses.replace(settings, lncheck_final=True)
+        outcome.result = tlc.check_model(run, settings, _progress_factory(args), prefer=prefer)
     except tlc.TlcFailure as exc:
         if exc.exit_code in (exitcodes.NO_JAVA, exitcodes.BAD_JAR):
             raise _Fail(exc.exit_code, exc.one_line()) from exc
@@ -224,10 +296,20 @@ def _print_text(outcomes: list[Outcome]) -> None:
         ])
     print(_table(rows, ["model", "variant", "expected", "got", "distinct", "depth", "time", "verdict"]))
     for o in outcomes:
+        sim = o.simulation
+        if sim is not None:
+            done = f"{sim['behaviours']:,} behaviours" if sim["behaviours"] else "stopped at a violation"
+            rate = f"{sim['behaviours_per_s']:,} behaviours/s, " if sim["behaviours_per_s"] else ""
+            states = f"{sim['states']:,}" if sim["states"] is not None else "?"
+            print(f"{o.entry.name}: simulation (seed {sim['seed']}): {done} of at most {sim['depth']} steps, "
+                  f"{states} states in {sim['seconds']:.1f}s ({rate}{sim['states_per_s'] or '?'} states/s)")
         for p in o.problems:
             print(f"{o.entry.name}: {p}")
         if o.result and o.result.property_named_by == "rerun":
             print(f"{o.entry.name}: TLC did not name the temporal property; {o.result.property} fails when checked alone")
+    sims = [o.simulation for o in outcomes if o.simulation is not None]
+    if sims:
+        print(f"simulation checks {sims[0]['checked']}")
     ok = sum(o.ok for o in outcomes)
     errors = sum(o.failure is not None for o in outcomes)
     print(f"{len(outcomes)} model(s): {ok} OK, {len(outcomes) - ok - errors} MISMATCH, {errors} ERROR")
@@ -242,6 +324,10 @@ def cmd_check(args) -> int:
         manifest = _load(args)
         if args.list:
             return _list_models(manifest, args.json)
+        if args.distributed and (args.simulate or args.update_manifest):
+            raise _Fail(exitcodes.USAGE, "--distributed: not with --simulate or --update-manifest")
+        if args.simulate and args.update_manifest:
+            raise _Fail(exitcodes.USAGE, "--update-manifest records each model's own mode; not with --simulate")
         entries = _select(manifest, args.models, args.deep)
         if not entries:
             raise _Fail(exitcodes.BAD_INPUT, f"{manifest.path}: no models in the selected set(s)")

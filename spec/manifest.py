@@ -45,7 +45,7 @@ NAMED_KINDS = ("safety", "liveness", "assumption")
 
 _FIELDS = {
     "name", "module", "cfg", "variant", "constants", "set", "mode", "check_deadlock",
-    "expected", "distinct_states", "depth", "runtime_s", "why", "notes",
+    "expected", "distinct_states", "depth", "runtime_s", "why", "notes", "throughput",
 }
 
 
@@ -201,6 +201,9 @@ def _entry(path: Path, index: int, obj: Any, root: Path) -> ModelEntry:
         if value is not None and (not isinstance(value, types) or isinstance(value, bool) or value < 0):
             raise bad(fld, "expected a non-negative number or null")
         measured[fld] = value
+    throughput = obj.get("throughput")
+    if throughput is not None and not isinstance(throughput, dict):
+        raise bad("throughput", "expected an object (written by python -m bench tlc --compare --record)")
     why = obj.get("why")
     if why is not None and (not isinstance(why, str) or not why.strip()):
         raise bad("why", "expected a one-sentence string")

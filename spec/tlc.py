@@ -454,7 +454,7 @@ _PROGRESS = re.compile(
 )
 _STATS = re.compile(_NUM + r" states generated,\s*" + _NUM + r" distinct states found,\s*" + _NUM + r" states left on queue")
 _DEPTH = re.compile(r"depth of the complete state graph search is (\d+)")
-_SIM_STATS = re.compile(r"number of states generated:\s*([\d,]+)")
+_SIM_STATS = re.compile(r"number of states generated:\s*([\d,]+)|Progress:\s*([\d,]+) states checked")
 
 
 _DURATION_PART = re.compile(r"(\d+)\s*(ms|min|h|d|s)\b")
@@ -491,6 +491,15 @@ def parse_progress(text: str) -> ProgressStats | None:
     return ProgressStats(int(m.group(1)), _int(m.group(2)), _int(m.group(3)), _int(m.group(4)))
 
 
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
 class ProgressDisplay:
     """Shows what TLC is doing on stderr while it runs.
 
@@ -515,6 +524,8 @@ class ProgressDisplay:
         self.phase = "starting"
         self.turn = 0
         self._width = 0
+        self.rate: float | None = None          # distinct states (or states) per second
+        self._last_report: tuple[float, int] | None = None
 
     def _elapsed(self) -> str:
         s = int(time.monotonic() - self.start)
@@ -524,10 +535,17 @@ class ProgressDisplay:
         if self.stats is None:
             return f"{self.label}: TLC {self.phase} ({self._elapsed()})"
         st = self.stats
+        rate = f", {self.rate:,.0f}/s" if self.rate is not None else ""
         if st.distinct < 0:  # simulation
-            return f"{self.label}: {st.generated:,} states generated, simulating ({self._elapsed()})"
-        return (f"{self.label}: {st.distinct:,} distinct states, {st.generated:,} generated, "
-                f"queue {st.queue:,}, depth {st.depth} ({self._elapsed()})")
+            return f"{self.label}: {st.generated:,} states generated{rate}, simulating ({self._elapsed()})"
+        # TLC gives no estimate of the states still to find; the queue (states
+        # found but not yet explored) and its time to drain at the current
+        # rate are the nearest it offers (new states keep joining the queue).
+        drain = ""
+        if self.rate and st.queue > 0:
+            drain = f" (~{_duration(st.queue / self.rate)} to drain at this rate)"
+        return (f"{self.label}: {st.distinct:,} distinct states{rate}, {st.generated:,} generated, "
+                f"queue {st.queue:,}{drain}, depth {st.depth} ({self._elapsed()})")
 
     def begin(self) -> None:
         if not self.enabled:
@@ -542,6 +560,13 @@ class ProgressDisplay:
         self._draw()
 
     def update(self, stats: ProgressStats) -> None:
+        now = time.monotonic()
+        count = stats.distinct if stats.distinct >= 0 else stats.generated
+        if self._last_report is not None and now > self._last_report[0] and count >= self._last_report[1]:
+            self.rate = (count - self._last_report[1]) / (now - self._last_report[0])
+        elif now > self.start:
+            self.rate = count / (now - self.start)
+        self._last_report = (now, count)
         self.stats = stats
         if not self.enabled:
             return
@@ -579,6 +604,30 @@ class ProgressDisplay:
 # Results
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """TLC's distributed mode: TLCServer runs here; ``local_workers`` TLCWorker
+    processes (same jar, same java) are started on this machine once the
+    server is ready. Workers on other hosts run
+    ``java -Dtlc2.tool.distributed.TLCServer.port=PORT -cp tla2tools.jar
+    tlc2.tool.distributed.TLCWorker SERVER_HOST`` themselves (``host`` is the
+    address they reach this machine at). TLC's distributed mode checks
+    invariants and action properties; it has no liveness checking."""
+
+    local_workers: int = 2
+    host: str = "127.0.0.1"
+    port: int = 0                  # 0: a free port is chosen
+    worker_heap: str = "1g"
+    temporal_properties: tuple[str, ...] = ()   # PROPERTY names to leave out (not checkable)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass
 class ModelRun:
     """What to check: a root module, its cfg and how to explore."""
@@ -590,6 +639,7 @@ class ModelRun:
     simulate: dict | None = None           # {"num": N, "depth": D, "seed": S}
     library_dirs: tuple[Path, ...] = ()     # where EXTENDS looks besides the module's folder
     cfg_text: str | None = None            # use this text instead of reading ``cfg``
+    distributed: Distributed | None = None  # TLCServer here, TLCWorker processes (see below)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -855,11 +905,11 @@ def interpret_output(
         m = _STATS.search(stats.text)
         if m:
             generated, distinct = _int(m.group(1)), _int(m.group(2))
-    sim = parser.last(MSG_STATS_SIMULATION)
+    sim = parser.last(MSG_STATS_SIMULATION, MSG_PROGRESS_SIMULATION)
     if sim:
         m = _SIM_STATS.search(sim.text)
         if m:
-            generated = _int(m.group(1))
+            generated = _int(m.group(1) or m.group(2))
     if generated is None:
         last = parser.last(MSG_PROGRESS, MSG_PROGRESS_SIMULATION)
         stats_now = parse_progress(last.text) if last else None
@@ -914,6 +964,15 @@ def _describe_tlc_error(parser: ToolOutputParser, errors: list[ToolMessage], exi
 # Running TLC
 
 
+SERVER_PORT_PROPERTY = "tlc2.tool.distributed.TLCServer.port"
+
+
+def worker_command(settings: TlcSettings, dist: Distributed, tmpdir: Path) -> list[str]:
+    return [settings.java, f"-Xmx{dist.worker_heap}", "-XX:+UseParallelGC", "-XX:+ExitOnOutOfMemoryError",
+            f"-Djava.io.tmpdir={tmpdir}", f"-D{SERVER_PORT_PROPERTY}={dist.port}",
+            "-cp", str(settings.jar.path.resolve()), "tlc2.tool.distributed.TLCWorker", dist.host]
+
+
 def build_command(run: ModelRun, settings: TlcSettings, metadir: Path, cfg_path: Path) -> list[str]:
     library = [str(d.resolve()) for d in run.library_dirs]
     cmd = [
@@ -928,6 +987,17 @@ def build_command(run: ModelRun, settings: TlcSettings, metadir: Path, cfg_path:
     ]
     if library:
         cmd.append(f"-DTLA-Library={os.pathsep.join(library)}")
+    if run.distributed is not None:
+        cmd += [
+            f"-D{SERVER_PORT_PROPERTY}={run.distributed.port}",
+            f"-Djava.rmi.server.hostname={run.distributed.host}",
+            "-cp", str(settings.jar.path.resolve()), "tlc2.tool.distributed.TLCServer",
+            "-tool", "-metadir", str(metadir), "-config", str(cfg_path),
+        ]
+        if not run.check_deadlock:
+            cmd.append("-deadlock")
+        cmd.append(run.module.name)
+        return cmd
     cmd += [
         "-cp", str(settings.jar.path.resolve()), "tlc2.TLC",
         "-tool",
@@ -997,6 +1067,18 @@ def run_tlc(
     progress = progress or ProgressDisplay(run.label, enabled=False)
     parser = ToolOutputParser()
     stderr_lines: list[str] = []
+    workers: list[subprocess.Popen] = []
+    if run.distributed is not None:
+        if run.cfg_text is None:
+            run = dataclasses.replace(run, cfg_text=run.cfg.read_text())
+        config = TlcConfig.parse(run.cfg_text or "")
+        dropped = [p for p in config.properties if p in run.distributed.temporal_properties]
+        if dropped:
+            # TLC's distributed mode has no liveness checking: leave those out
+            kept = [p for p in config.properties if p not in dropped]
+            run = dataclasses.replace(run, cfg_text=config.with_properties(kept).render())
+        if run.distributed.port == 0:
+            run = dataclasses.replace(run, distributed=dataclasses.replace(run.distributed, port=free_port()))
     with tempfile.TemporaryDirectory(prefix="resumespec-tlc-") as tmp:
         tmpdir = Path(tmp)
         cfg_path = run.cfg.resolve()
@@ -1040,6 +1122,13 @@ def run_tlc(
                 if item is not None:
                     if on_line:
                         on_line(item)
+                    if run.distributed is not None and not workers and "is ready" in item:
+                        for i in range(run.distributed.local_workers):
+                            # a worker prints the name of what it found violated; the server only the trace
+                            with open(tmpdir / f"worker{i}.log", "w") as log:
+                                workers.append(subprocess.Popen(
+                                    worker_command(settings, run.distributed, tmpdir), stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
                     for msg in parser.feed(item):
                         if msg.code in (MSG_PROGRESS, MSG_PROGRESS_SIMULATION):
                             stats = parse_progress(msg.text)
@@ -1068,15 +1157,78 @@ def run_tlc(
                 t.join(timeout=5)
         finally:
             _kill_tree(proc)
+            for w in workers:
+                _kill_tree(w)
             progress.end()
         runtime = time.monotonic() - start
+        worker_text = "".join(p.read_text(errors="replace") for p in sorted(tmpdir.glob("worker*.log")))
     stderr = "".join(stderr_lines)
     try:
-        return interpret_output(parser, exit_code, run, runtime, stderr)
+        result = interpret_output(parser, exit_code, run, runtime, stderr)
+        if (run.distributed is not None and result.kind in ("success", "safety") and result.property is None
+                and parser.first(MSG_BEHAVIOR_UP_TO) is not None):
+            # TLCServer prints the trace of a violation but exits 0; the
+            # worker that found it printed its name (not for remote workers)
+            return _distributed_violation(parser, run, result, worker_text, settings)
+        return result
     except TlcFailure as failure:
         if failure.exit_code in (exitcodes.TLC_ERROR, exitcodes.OUT_OF_MEMORY):
             failure.log_path = _save_log(parser, stderr)
         raise
+
+
+MSG_BEHAVIOR_UP_TO = 2121
+MSG_STATE = 2217
+
+
+def _invariant_of_state(run: ModelRun, settings: TlcSettings, state_text: str) -> str | None:
+    """The first INVARIANT of ``run``'s cfg that ``state_text`` (a state as TLC
+    prints it) violates: one single-process TLC run that starts in that
+    state (TLCServer prints a violation's trace but not what it violates)."""
+    config = TlcConfig.parse(run.cfg_text if run.cfg_text is not None else run.cfg.read_text())
+    if not config.invariants:
+        return None
+    with tempfile.TemporaryDirectory(prefix="resumespec-name-") as tmp:
+        folder = Path(tmp)
+        body = "\n".join("    " + line for line in state_text.strip().splitlines())
+        (folder / "NameViolation.tla").write_text(
+            f"---- MODULE NameViolation ----\nEXTENDS {run.module.stem}\nLastState ==\n{body}\n====\n")
+        cfg = config.without("SPECIFICATION", "INIT", "NEXT", "PROPERTY", "PROPERTIES").render()
+        cfg += "\nINIT LastState\nNEXT Next\n"
+        single = ModelRun(folder / "NameViolation.tla", folder / "NameViolation.cfg", label=f"{run.label} [naming]",
+                          check_deadlock=False, library_dirs=(run.module.resolve().parent, *run.library_dirs),
+                          cfg_text=cfg)
+        try:
+            named = run_tlc(single, dataclasses.replace(settings, workers=1))
+        except TlcFailure:
+            return None
+    return named.property if named.kind == "safety" else None
+
+
+def _distributed_violation(parser: ToolOutputParser, run: ModelRun, result: TlcResult, worker_text: str,
+                           settings: TlcSettings) -> TlcResult:
+    kind, name = "safety", None
+    m = _INVARIANT_NAME.search(worker_text) or _PROPERTY_NAME.search(worker_text)
+    states = [msg for msg in parser.messages if msg.code == MSG_STATE]
+    if m:
+        name = m.group(1)
+    elif re.search(r"[Dd]eadlock reached", worker_text):
+        kind = "deadlock"
+    elif states:
+        last = states[-1].text.split("\n", 1)
+        if len(last) == 2:
+            name = _invariant_of_state(run, settings, last[1])
+    trace = parse_trace(parser.messages)
+    if trace is not None and trace.states:
+        refine_action_labels(trace, lambda module: find_module_source(run, module))
+        reorder_variables(trace, _declared_variables(parser.transcript, run))
+    else:
+        trace = None
+    warnings = list(result.warnings)
+    if name is None and kind == "safety":
+        warnings.append("TLCServer printed a counterexample; its last state violates no INVARIANT alone")
+    return dataclasses.replace(result, kind=kind, property=name, trace=trace, warnings=warnings,
+                               depth=len(trace.states) if trace else result.depth)
 
 
 def check_model(

@@ -8,10 +8,13 @@ The deep set runs with ``resumespec check --deep`` (minutes), not here.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from resumespec.spec import manifest as mf
-from resumespec.spec import tlc
+from resumespec.spec import properties, tlc
 from resumespec.spec.cli import model_run_for
 
 MANIFEST = mf.load_manifest()
@@ -52,3 +55,76 @@ def test_quick_model_gives_expected_result(name, settings):
     if result.kind != "success":
         assert result.trace is not None and result.trace.states, f"{name}: no counterexample trace"
     assert mf.compare(entry, result.kind, result.property, result.distinct_states) == []
+
+
+def _run_cli(capsys, *argv) -> tuple[int, str]:
+    from resumespec.cli import main as resumespec_main
+    code = resumespec_main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_simulation_catches_a_historical_design(capsys):
+    """Random behaviours find the abort bug of mainline: the same property as BFS."""
+    code, out = _run_cli(capsys, "check", "--simulate", "--num", "200", "--depth", "40", "--workers", "1",
+                         "--json", "-q", "once_abort")
+    doc = json.loads(out)
+    (res,) = doc["results"]
+    assert code == 0 and res["ok"], res
+    assert res["got"] == {"safety": "WritesOnlyIntoOwnedBlocks"} and res["mode"] == "simulate"
+    assert res["simulation"]["behaviours"] is None          # stopped at the violation
+
+
+def test_simulation_of_the_corrected_design_reports_its_rates(capsys):
+    code, out = _run_cli(capsys, "check", "--simulate", "--num", "15", "--depth", "60", "--workers", "1",
+                         "--json", "-q", "corrected_two_sessions")
+    (res,) = json.loads(out)["results"]
+    assert code == 0 and res["got"] == "success", res
+    sim = res["simulation"]
+    assert sim["behaviours"] == 15 and sim["depth"] == 60
+    # a behaviour of corrected_two_sessions takes at least a dozen steps
+    assert sim["states"] >= 15 * 12 and sim["states_per_s"] > 0 and sim["behaviours_per_s"] > 0
+
+
+def test_simulation_and_update_manifest_do_not_mix(capsys):
+    code, _ = _run_cli(capsys, "check", "--simulate", "--update-manifest", "once_abort")
+    assert code == 2
+
+
+# ---------------------------------------------------------------------------
+# Liveness as safety (LivenessAtRest + StepsMakeProgress under SpecProgress)
+# is what success models check instead of the temporal properties. It must
+# give the same verdicts: the historical hangs are caught by it, and a
+# success model is also a success with the temporal properties under Spec.
+
+def _as_rest_check(entry) -> str:
+    config = tlc.TlcConfig.read(entry.cfg)
+    text = config.without("PROPERTY", "PROPERTIES", "SPECIFICATION", "INVARIANT", "INVARIANTS").render()
+    return (text + "\nSPECIFICATION SpecProgress\nINVARIANT " + " ".join(properties.SAFETY)
+            + " LivenessAtRest\nPROPERTY StepsMakeProgress StableOutcomes\n")
+
+
+HANGS = [m.name for m in QUICK if m.expected.kind == "liveness"]
+
+
+@pytest.mark.parametrize("name", HANGS or [NO_QUICK_MODELS])
+def test_liveness_at_rest_catches_every_historical_hang(name, settings):
+    entry = MANIFEST.by_name(name)
+    assert entry is not None, "no quick model expected to violate liveness"
+    run = dataclasses.replace(model_run_for(MANIFEST, entry), cfg_text=_as_rest_check(entry))
+    result = tlc.run_tlc(run, settings)
+    assert result.verdict == "safety:LivenessAtRest", f"{name}: {result.verdict}"
+
+
+@pytest.mark.parametrize("name", ["corrected_capped_lifo", "corrected_faults", "corrected_two_sessions"])
+def test_success_models_also_pass_the_temporal_properties_under_spec(name, settings):
+    entry = MANIFEST.by_name(name)
+    assert entry is not None and entry.expected.kind == "success"
+    config = tlc.TlcConfig.read(entry.cfg)
+    assert "LivenessAtRest" in config.invariants and config.properties == ["StepsMakeProgress", "StableOutcomes"]
+    text = config.without("PROPERTY", "PROPERTIES", "SPECIFICATION", "INVARIANT", "INVARIANTS").render()
+    text += ("\nSPECIFICATION Spec\nINVARIANT " + " ".join(properties.SAFETY) + "\nPROPERTY "
+             + " ".join(properties.LIVENESS) + " StableOutcomes\n")
+    run = dataclasses.replace(model_run_for(MANIFEST, entry), cfg_text=text)
+    result = tlc.run_tlc(run, settings)
+    assert result.verdict == "success", f"{name}: {result.verdict}"
+    assert result.distinct_states == entry.distinct_states

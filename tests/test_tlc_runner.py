@@ -572,3 +572,45 @@ def test_concurrent_runs_all_succeed(settings):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda r: tlc.run_tlc(r, settings), runs))
     assert [r.kind for r in results] == ["success"] * 4
+
+
+def test_progress_display_shows_rate_and_queue_drain_time():
+    out = io.StringIO()
+    display = tlc.ProgressDisplay("m", stream=out)
+    display.start -= 60
+    display.update(tlc.ProgressStats(5, 1000, 600, 0))
+    display._last_report = (display._last_report[0] - 10, 600)   # the previous report: 10 s ago
+    display.update(tlc.ProgressStats(9, 3000, 2600, 4000))
+    line = out.getvalue().splitlines()[-1]
+    assert display.rate is not None and 195 <= display.rate <= 201   # 2000 more states in ~10 s
+    assert "2,600 distinct states, 200/s" in line or "2,600 distinct states, 199/s" in line
+    assert "queue 4,000 (~20s to drain at this rate)" in line
+
+
+def test_distributed_mode_with_two_local_workers_matches_single_process(capsys):
+    """TLCServer here, two TLCWorker processes on loopback, on a deep model:
+    same verdict and the same number of distinct states as recorded for the
+    single-process run (liveness is checked as safety there, so the
+    distributed run checks it too)."""
+    from resumespec.spec import manifest as mf
+    manifest = mf.load_manifest()
+    entry = manifest.by_name("corrected_deep_blocksize2")
+    assert entry is not None and entry.set == "deep" and entry.distinct_states
+    code, out, _ = run_cli(capsys, "check", "--distributed", "--workers", "2", "--json", "-q",
+                           "corrected_deep_blocksize2")
+    (res,) = json.loads(out)["results"]
+    assert code == exitcodes.OK, res
+    assert res["got"] == "success" and res["result"]["distinct_states"] == entry.distinct_states
+
+
+def test_distributed_mode_refuses_liveness_expectations(capsys):
+    code, out, _ = run_cli(capsys, "check", "--distributed", "--json", "-q", "flag_capped_hang")
+    (res,) = json.loads(out)["results"]
+    assert code == exitcodes.MISMATCH and res["got"] is None
+    assert "no liveness checking" in res["problems"][0]
+
+
+def test_distributed_mode_names_the_violated_invariant(capsys):
+    code, out, _ = run_cli(capsys, "check", "--distributed", "--workers", "1", "--json", "-q", "once_abort")
+    (res,) = json.loads(out)["results"]
+    assert code == exitcodes.OK and res["got"] == {"safety": "WritesOnlyIntoOwnedBlocks"}, res
