@@ -232,6 +232,7 @@ class State:
         self.tx_sessions: dict[int, set] = {}      # req -> sessions that sent init (sender side)
         self.tx_round: dict[int, int] = {}         # req -> rounds started
         self.tx_round_partial: dict[int, bool] = {}
+        self.tx_ended: dict[int, int] = {}         # req -> sessions whose round ended
         self.tx_partials: dict[int, int] = {}      # req -> rounds ended partial
         self.tx_status_sent: dict[tuple, int] = {} # (req, s) -> last status sent
         # network: FIFO channels
@@ -618,7 +619,7 @@ class NativeChecker:
             for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
                       st.tx_session, st.tx_status_sent, st.ctl, st.st):
                 d.pop((req, s), None)
-        for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of,
+        for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
                   st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials):
             d.pop(req, None)
         st.held_count.pop(req, None)
@@ -1215,6 +1216,7 @@ class NativeChecker:
             for other in st.tx_sessions.get(req, ()):
                 o = st.tx_session[(req, other)]
                 o.started = o.ended = False
+            st.tx_ended[req] = 0
             self.coverage["SenderStartRound"] += 1
         st.tx_phase[req] = "writing"
         if ev["partial"]:
@@ -1303,13 +1305,13 @@ class NativeChecker:
             for other in st.tx_sessions.get(req, ()):
                 st.tx_session[(req, other)].expect_status = FAILED
         tx.ended = True
+        ended = st.tx_ended[req] = st.tx_ended.get(req, 0) + 1
         if st.tx_phase.get(req) != "writing":
             return
         sessions = st.tx_sessions.get(req, ())
+        if ended < len(sessions):
+            return
         tx_session = st.tx_session
-        for o in sessions:
-            if not tx_session[(req, o)].ended:
-                return
         # every session's round ended: SenderEndRound
         partial = st.tx_round_partial.get(req, False)
         st.tx_phase[req] = "await" if partial else "done"

@@ -51,6 +51,7 @@ LANGUAGE = "language"
 # ``fast_validator_source``), so each type is defined once.
 # ---------------------------------------------------------------------------
 _PROCS_SEEN: set[str] = set()  # valid process names met so far (a trace has few)
+_PROCS_CACHED = 1 << 16       # at most this many (about 5 MiB); others take the precise path
 
 
 def _is_proc(v: Any) -> bool:
@@ -62,7 +63,7 @@ def _is_proc(v: Any) -> bool:
     if not ok and v.startswith("language/"):
         rank = v[len("language/"):]
         ok = rank.isdigit() and rank.isascii() and int(rank) >= 1 and rank[0] != "0"
-    if ok and len(_PROCS_SEEN) < 4096:
+    if ok and len(_PROCS_SEEN) < _PROCS_CACHED:
         _PROCS_SEEN.add(v)
     return ok
 
