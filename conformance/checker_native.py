@@ -1430,7 +1430,7 @@ def check_native(paths: list[str], bound: int | None = None, progress=None) -> V
     except MalformedTrace as e:
         verdict = Verdict("malformed", prop=None, message=e.message(), expected=e.expected,
                           file=e.path, line=e.line,
-                          event={"field": e.field} if e.field else None,
+                          event={"field": e.field} if e.field is not None else None,
                           events=checker.count, coverage=checker.coverage_report())
     verdict.seconds = time.perf_counter() - t0
     return verdict

@@ -256,3 +256,83 @@ def test_trace_ending_with_blocks_held_is_incomplete(capsys, tmp_path):
     path.write_text(corpus_lines("valid_one_round.jsonl", 13))
     code, r = both(capsys, path)
     assert code == exitcodes.INCOMPLETE and r["property"] == "BlocksEventuallyFree"
+
+
+# ---------------------------------------------------------------------------
+# Messages: what the reader and the CLI say about odd input
+# ---------------------------------------------------------------------------
+def conform(capsys, *argv) -> tuple[int, str]:
+    code = cli_main(["conform", "--quiet", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_unknown_field_with_an_empty_name_is_named(capsys, tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(corpus_lines("valid_one_round.jsonl", 2)
+                    + '{"v":1,"proc":"language/1","seq":1,"event":"prefill_done","req":1,'
+                      '"":3}\n')
+    code, out = conform(capsys, "--json", path)
+    assert code == exitcodes.MALFORMED
+    trace = json.loads(out)["traces"][0]
+    assert trace["line"] == 3 and trace["event"] == {"field": ""}
+    assert "field '': " in trace["message"]
+
+
+def test_carriage_return_line_endings_get_their_own_message(capsys, tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(corpus_lines("valid_one_round.jsonl", 3).replace("\n", "\r").encode())
+    code, out = conform(capsys, path)
+    assert code == exitcodes.MALFORMED
+    assert "carriage returns" in out and "truncated" not in out
+    # CRLF line endings are fine (\r is JSON whitespace)
+    path.write_bytes(corpus_lines("valid_one_round.jsonl").replace("\n", "\r\n").encode())
+    assert conform(capsys, path)[0] == exitcodes.OK
+
+
+def test_nul_only_file_gets_its_own_message(capsys, tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\0" * 4096)
+    code, out = conform(capsys, path)
+    assert code == exitcodes.MALFORMED
+    assert "only NUL bytes" in out and "truncated" not in out
+    path.write_bytes(corpus_lines("valid_one_round.jsonl", 2).encode() + b'{"v":1\0}\n')
+    code, out = conform(capsys, path)
+    assert code == exitcodes.MALFORMED and ":3:" in out and "NUL byte (one at column 7)" in out
+
+
+def test_dev_null_is_not_called_missing(capsys):
+    code, out = conform(capsys, "/dev/null")
+    assert code == exitcodes.BAD_INPUT
+    assert "character device" in out and "no such file" not in out
+
+
+def test_fifo_streams_to_the_native_checker_and_is_refused_for_two_readings(capsys, tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    text = corpus_lines("valid_one_round.jsonl").encode()
+
+    def writer():
+        with open(fifo, "wb") as f:
+            f.write(text)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    code, out = conform(capsys, fifo)
+    t.join(timeout=10)
+    assert code == exitcodes.OK and "CONFORMS" in out
+    code, out = conform(capsys, "--checker", "both", fifo)   # nothing opens the pipe
+    assert code == exitcodes.BAD_INPUT
+    assert "FIFO" in out and "read only once" in out and "no such file" not in out
+
+
+def test_missing_file_and_dangling_link(capsys, tmp_path):
+    code, out = conform(capsys, tmp_path / "nope.jsonl")
+    assert code == exitcodes.BAD_INPUT and "no such file or directory" in out
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "gone.jsonl")
+    code, out = conform(capsys, link)
+    assert code == exitcodes.BAD_INPUT and "symbolic link" in out
