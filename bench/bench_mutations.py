@@ -55,6 +55,9 @@ def main(argv: list[str]) -> int:
             last[0] = time.perf_counter()
             print(f"  {done}/{total} traces, {last[1]} disagreements, {seconds:,.0f} s",
                   flush=True)
+            if out_json:          # a snapshot: a campaign cut short still says what it found
+                with open(out_json, "w", encoding="utf-8") as f:
+                    json.dump(dict(res, done=done, seconds=seconds), f, indent=2)
 
     res = mutate.campaign(bases, count, seed=seed, workers=workers, folder=folder,
                           progress=progress)
