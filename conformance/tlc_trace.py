@@ -266,6 +266,10 @@ class _Grouper:
         e = ev["event"]
         r = self.rid(ev["req"])
         s = _session_of(ev)
+        proc = ev["proc"]
+        if proc != "encode" and s != int(proc[9:]):
+            self.impossible(r, int(proc[9:]), line)   # a rank logs only its own part
+            return
         handler = getattr(self, "on_" + e, None)
         if handler is not None:
             handler(line, ev, r, s)
