@@ -339,12 +339,13 @@ def test_missing_file_and_dangling_link(capsys, tmp_path):
 
 
 def test_a_rank_logging_another_sessions_part(capsys, tmp_path):
-    # (found by the mutation campaign) language/1 logs a buffer_read of
-    # session 2: a rank reads only its own buffer, no spec step explains it.
+    # (found by the mutation campaign, there with a buffer_read) language/1
+    # logs a handoff of session 2: a rank hands over, reads, allocates, sends
+    # and receives only for itself; no spec step explains it.
     events = [json.loads(x) for x in
               (CORPUS / "valid_two_sessions.jsonl").read_text().splitlines()]
     k = next(i for i, e in enumerate(events)
-             if e["proc"] == "language/1" and e["event"] == "buffer_read")
+             if e["proc"] == "language/1" and e["event"] == "handoff")
     events[k]["session"] = 2
     path = tmp_path / "t.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
