@@ -1199,6 +1199,10 @@ class NativeChecker:
             raise step_error(f"the sender started a round of req {req} for session {s} "
                              f"without a new init or resume from it",
                              "a resume_recv for this session first")
+        if new_round and (phase == "init" or st.config.barrier is not False):
+            # SenderStartRound: the first round waits for every session's init,
+            # a later one (with the barrier) for every session's resume
+            self._check_every_session_ready(req, phase)
         total = ev["total"]
         known = st.total.get(req)
         if known is None:
@@ -1247,6 +1251,20 @@ class NativeChecker:
         tx.ended = False
         tx.ready = False
         tx.dst_written = list(dst)
+
+    def _check_every_session_ready(self, req: int, phase: str) -> None:
+        st = self.state
+        sessions = st.tx_sessions.get(req, ())
+        what = "init" if phase == "init" else "resume"
+        late = [o for o in sessions if not st.tx_session[(req, o)].ready]
+        nsess = st.config.nsess
+        if not late and phase == "init" and nsess is not None and len(sessions) < nsess:
+            late = sorted(set(range(1, nsess + 1)) - set(sessions))
+        if late:
+            raise step_error(f"the sender started a round of req {req} before the {what} of "
+                             f"session(s) {sorted(late)} arrived",
+                             f"a round starts once every session's {what} has arrived"
+                             + ("" if phase == "init" else " (barrier)"))
 
     def _starts_without_barrier(self, req: int, phase: str | None) -> bool:
         """Without the barrier (config barrier=false), the spec's SenderStartRound

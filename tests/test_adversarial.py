@@ -352,3 +352,23 @@ def test_a_rank_logging_another_sessions_part(capsys, tmp_path):
     code, r = both(capsys, path)
     assert code == exitcodes.VIOLATES and r["property"] == "SpecStep"
     assert r["line"] == k + 1
+
+
+def test_a_resumed_round_waits_for_every_sessions_resume(capsys, tmp_path):
+    # (found by the mutation campaign) with the barrier, SenderStartRound of a
+    # later round needs every session's resume; the native checker used to
+    # look only at the session whose round_start it was.
+    from resumespec.conformance import synth
+
+    events = list(synth.generate(2, nsess=2, seed=1, block_size=2, nblocks=8, max_total=5))
+    k = next(i for i, e in enumerate(events)
+             if e["event"] == "resume_recv" and e["session"] == 2)
+    req = events[k]["req"]
+    j = next(i for i in range(k, len(events)) if events[i]["event"] == "round_start"
+             and events[i]["req"] == req and events[i]["session"] == 1)
+    events.insert(k, events.pop(j))      # session 1's round starts before session 2 resumed
+    path = tmp_path / "t.jsonl"
+    synth.write(path, synth.renumber(events))
+    code, r = both(capsys, path)
+    assert code == exitcodes.VIOLATES and r["property"] == "SpecStep"
+    assert r["line"] == k + 1
