@@ -1224,6 +1224,7 @@ class NativeChecker:
         if new_round and (phase == "init" or st.config.barrier is not False):
             # SenderStartRound: the first round waits for every session's init,
             # a later one (with the barrier) for every session's resume
+            assert phase is not None                # new_round: "init" or "await"
             self._check_every_session_ready(req, phase)
         total = ev["total"]
         known = st.total.get(req)

@@ -1069,16 +1069,17 @@ def run_tlc(
     stderr_lines: list[str] = []
     workers: list[subprocess.Popen] = []
     if run.distributed is not None:
+        dist = run.distributed
         if run.cfg_text is None:
             run = dataclasses.replace(run, cfg_text=run.cfg.read_text())
         config = TlcConfig.parse(run.cfg_text or "")
-        dropped = [p for p in config.properties if p in run.distributed.temporal_properties]
+        dropped = [p for p in config.properties if p in dist.temporal_properties]
         if dropped:
             # TLC's distributed mode has no liveness checking: leave those out
             kept = [p for p in config.properties if p not in dropped]
             run = dataclasses.replace(run, cfg_text=config.with_properties(kept).render())
-        if run.distributed.port == 0:
-            run = dataclasses.replace(run, distributed=dataclasses.replace(run.distributed, port=free_port()))
+        if dist.port == 0:
+            run = dataclasses.replace(run, distributed=dataclasses.replace(dist, port=free_port()))
     with tempfile.TemporaryDirectory(prefix="resumespec-tlc-") as tmp:
         tmpdir = Path(tmp)
         cfg_path = run.cfg.resolve()
@@ -1218,12 +1219,12 @@ def _distributed_violation(parser: ToolOutputParser, run: ModelRun, result: TlcR
         last = states[-1].text.split("\n", 1)
         if len(last) == 2:
             name = _invariant_of_state(run, settings, last[1])
-    trace = parse_trace(parser.messages)
-    if trace is not None and trace.states:
-        refine_action_labels(trace, lambda module: find_module_source(run, module))
-        reorder_variables(trace, _declared_variables(parser.transcript, run))
-    else:
-        trace = None
+    parsed = parse_trace(parser.messages)
+    trace: Trace | None = None
+    if parsed is not None and parsed.states:
+        refine_action_labels(parsed, lambda module: find_module_source(run, module))
+        reorder_variables(parsed, _declared_variables(parser.transcript, run))
+        trace = parsed
     warnings = list(result.warnings)
     if name is None and kind == "safety":
         warnings.append("TLCServer printed a counterexample; its last state violates no INVARIANT alone")
