@@ -24,6 +24,8 @@ Modules:
 * ``heartbeat`` ``Heartbeat(r)``, both halves at once
 * ``spechost``  an abstract host holding the rest of the spec's state
   (block contents, channels, writes in flight), enumerating ``Next``
+* ``steps``     the spec host's moves with the effects each core function
+  returned (what the counterexample stories narrate)
 
 ``docs/protocol-core.md`` maps an engine's calls onto these functions.
 """
