@@ -11,6 +11,10 @@ Measured side by side in one run:
 3. native vs TLC on the same short traces (TLC: trace validation, both runs,
    JVM start included).
 4. the recorder's cost per call with tracing off and on.
+5. adversarial shapes (issue 14) at n and 4n side by side: many requests
+   losing the heartbeat while one request has n writes in flight, and one
+   request over thousands of ranks.  A 4x longer trace must take at most
+   5x the time (``--shapes`` runs this part only).
 """
 
 from __future__ import annotations
@@ -156,6 +160,41 @@ def bench_recorder(folder: Path) -> None:
           f"(x{t_off / base:.2f})   tracing on {1e9 * t_on / n:8.0f} ns (x{t_on / base:.1f})")
 
 
+SHAPES = (
+    ("heartbeat storm (n writes in flight, n requests lose the heartbeat)",
+     synth.heartbeat_storm, 1_700),
+    ("one request over n ranks", synth.wide_request, 1_700),
+)
+MAX_GROWTH = 5.0   # a 4x longer trace: at most 5x the time
+
+
+def bench_shapes(folder: Path, scale: int = 1, repeat: int = 3) -> bool:
+    print("5. adversarial shapes: time at n and 4n (CPU time, best of "
+          f"{repeat}; a 4x longer trace must take at most {MAX_GROWTH:.0f}x the time)")
+    print(f"   {'shape':<66} {'n':>6} {'events':>8} {'us/event':>9} {'time x':>7}")
+    ok = True
+    for label, gen, n in SHAPES:
+        times = []
+        for size in (n * scale, 4 * n * scale):
+            path = folder / "shape.jsonl"
+            events = synth.write(path, gen(size))
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.process_time()
+                v = check_native([str(path)])
+                best = min(best, time.process_time() - t0)
+                assert v.verdict == "conforms", v.message
+            times.append(best)
+            growth = f"{best / times[0]:.2f}" if len(times) > 1 else ""
+            print(f"   {label:<66} {size:>6,} {events:>8,} {1e6 * best / events:>9.2f} "
+                  f"{growth:>7}")
+            path.unlink()
+        if times[1] > MAX_GROWTH * times[0]:
+            ok = False
+    print(f"   linear: {'yes' if ok else 'NO'} (every 4x trace within {MAX_GROWTH:.0f}x the time)")
+    return ok
+
+
 def main(argv: list[str]) -> int:
     full = "--full" in argv
     quick = "--quick" in argv
@@ -164,13 +203,16 @@ def main(argv: list[str]) -> int:
         sizes.append(128_000)
     with tempfile.TemporaryDirectory(prefix="bench-conformance-") as tmp:
         folder = Path(tmp)
+        if "--shapes" in argv:
+            return 0 if bench_shapes(folder, scale=1 if quick else 2) else 1
         bench_throughput(folder, sizes)
         if "--throughput" in argv:
             return 0
         bench_memory([s // 8 for s in sizes])
         bench_vs_tlc(folder, [2, 6] if quick else [2, 8, 20])
         bench_recorder(folder)
-    return 0
+        linear = bench_shapes(folder, scale=1 if quick else 2)
+    return 0 if linear else 1
 
 
 if __name__ == "__main__":

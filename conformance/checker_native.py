@@ -213,8 +213,11 @@ class State:
         self.held: dict[tuple, set] = {}           # (rank, req) -> blocks it holds there
         self.held_count: Counter = Counter()        # req -> blocks held (all ranks)
         self.inflight: dict[tuple, Write] = {}     # (rank, block) -> write in flight
+        self.writes_of: dict[int, dict] = {}       # req -> rank -> blocks in inflight
         self.content: dict[tuple, tuple] = {}      # (rank, block) -> (req, first, count) landed
-        self.aux: dict[tuple, int] = {}            # (rank, block) -> aux slot 0 landed
+        # (rank, block) -> aux slot 0 landed; a tuple of the values it may hold
+        # when a write carrying an aux row was cut by a fault (it may have landed)
+        self.aux: dict[tuple, Any] = {}
         # receiver
         self.rx_phase: dict[tuple, str] = {}       # (req, s) -> receiver phase on rank s
         self.rx_status: dict[tuple, int] = {}      # (req, s) -> local status
@@ -229,6 +232,7 @@ class State:
         self.tx_sessions: dict[int, set] = {}      # req -> sessions that sent init (sender side)
         self.tx_round: dict[int, int] = {}         # req -> rounds started
         self.tx_round_partial: dict[int, bool] = {}
+        self.tx_ended: dict[int, int] = {}         # req -> sessions whose round ended
         self.tx_partials: dict[int, int] = {}      # req -> rounds ended partial
         self.tx_status_sent: dict[tuple, int] = {} # (req, s) -> last status sent
         # network: FIFO channels
@@ -236,6 +240,57 @@ class State:
         self.st: dict[tuple, deque] = {}           # (req, s) -> encode -> language statuses
         # bookkeeping
         self.finished: set[int] = set()            # requests forgotten after they closed
+        self.counted: dict[int, set] = {}          # req -> lockstep steps counted (coverage)
+
+    # -- writes in flight ----------------------------------------------------
+    def land_writes(self, req: int) -> int:
+        """Every write of ``req`` in flight lands (WriteLand); how many."""
+        inflight, content, aux = self.inflight, self.content, self.aux
+        n = 0
+        for k in self._write_keys(req):
+            w = inflight.get(k)
+            if w is None or w.req != req:
+                continue
+            del inflight[k]
+            if w.first is not None and w.count:
+                content[k] = (req, w.first, w.count)
+            if w.aux is not None:
+                aux[k] = w.aux
+            n += 1
+        return n
+
+    def cut_writes(self, req: int) -> None:
+        """A fault stops every write of ``req`` in flight (the spec's WriteError
+        and Heartbeat empty the wire of the room).  Each may have landed before
+        the fault or not (WriteLand can come first): what its block holds is
+        no longer known (the aux row: the old value or the written one)."""
+        inflight, content, aux = self.inflight, self.content, self.aux
+        for k in self._write_keys(req):
+            w = inflight.get(k)
+            if w is None or w.req != req:
+                continue
+            del inflight[k]
+            if w.count:
+                content.pop(k, None)
+            if w.aux is not None:
+                old = aux.get(k)
+                if old is not None:       # (None: never written, anything may be read)
+                    alts = old if type(old) is tuple else (old,)
+                    aux[k] = alts if w.aux in alts else alts + (w.aux,)
+
+    def _write_keys(self, req: int) -> list:
+        """Forget the index of ``req``'s writes; the keys it held."""
+        ranks = self.writes_of.pop(req, None)
+        if not ranks:
+            return []
+        return [(k, b) for k, blocks in ranks.items() for b in blocks]
+
+    def writes_in_flight(self, req: int, rank: int) -> list:
+        """Blocks of ``rank`` with a write of ``req`` in flight."""
+        inflight = self.inflight
+        blocks = self.writes_of.get(req, {}).get(rank, ())
+        return sorted(b for b in blocks
+                      if (w := inflight.get((rank, b))) is not None and w.req == req)
 
     # -- helpers used by the property checks --------------------------------
     def held_by(self, rank: int, req: int) -> list:
@@ -275,8 +330,7 @@ class State:
                 "sender_sent_tokens": tx.sent if tx else None,
                 "sender_allocated": tx.alloc if tx else None,
                 "sender_dst": tx.dst if tx else None,
-                "writes_in_flight": sorted(b for (k, b), w in self.inflight.items()
-                                           if k == s and w.req == req),
+                "writes_in_flight": self.writes_in_flight(req, s),
                 "messages_to_sender": [m[0] for m in self.ctl.get((req, s), ())],
                 "statuses_in_flight": [STATUSES[m[0]] for m in self.st.get((req, s), ())],
             }
@@ -304,6 +358,7 @@ class NativeChecker:
         self.recent: deque = deque()
         self.remembered = 0                  # events remembered so far
         self.late: list = []                 # bounded-response obligations missed
+        self.configs = 0                     # config events fed
         # proc -> (req, step): a step that frees all of req's blocks on that rank
         # (prefill's end, a poll that saw Failed, an abort) whose `free` events
         # are still being logged
@@ -416,6 +471,13 @@ class NativeChecker:
         if self.verdict is not None:
             return self.verdict
         unfinished = self.late + self._open_obligations()
+        if self.count and self.count == self.configs:
+            # The spec has at least one request (NReq >= 1): a log of the
+            # configuration alone is the prefix of a run in which none began.
+            unfinished.append({"property": "EveryRequestEnds", "req": None,
+                               "message": "the log holds only the configuration: no request "
+                                          "began", "expected": "the events of at least one "
+                                                              "request"})
         cov = self.coverage_report()
         if unfinished:
             first = unfinished[0]
@@ -519,6 +581,13 @@ class NativeChecker:
                             "message": f"req {req} ended ({phase}) but still holds "
                                        f"{st.held_count[req]} block(s)",
                             "expected": "free of every block of an ended request"})
+        named = {o["req"] for o in out}
+        for req, n in st.held_count.items():
+            if n and req not in named:
+                reported.add(req)    # (blocks allocated, the request never began: no phase)
+                out.append({"property": "BlocksEventuallyFree", "req": req,
+                            "message": f"the log ends while req {req} holds {n} block(s)",
+                            "expected": "every block allocated is freed by the end of the log"})
         for req, phase in st.tx_phase.items():
             if phase not in ("done", "failed", "dead"):
                 out.append({"property": "SenderRoomsClose", "req": req,
@@ -569,7 +638,7 @@ class NativeChecker:
             for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
                       st.tx_session, st.tx_status_sent, st.ctl, st.st):
                 d.pop((req, s), None)
-        for d in (st.rx_sessions, st.total, st.tx_phase,
+        for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
                   st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials):
             d.pop(req, None)
         st.held_count.pop(req, None)
@@ -788,7 +857,7 @@ class NativeChecker:
         st.rx_decision[key] = decision
         cov = self.coverage
         if decision == "handoff":
-            first_rank = not self._any_rank_in(req, _RANK_ENDED)
+            first_rank = self._first(req, "ended")
             P.check_NoReadDuringWrite(st, s, req, st.rx_blocks.get(key, ()))
             st.rx_phase[key] = "prefill"
             P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
@@ -797,10 +866,11 @@ class NativeChecker:
             if self.open_partial:     # obligations exist only with a bound
                 self._close_partial(req, s)
         elif decision == "fail":
-            first_rank = not self._any_rank_in(req, _RANK_ENDED)
+            first_rank = self._first(req, "ended")
+            # (a write in flight into its blocks fails the step's free, which
+            # the log may not show yet: a step cut off by the end has not happened)
             self.freeing[ev["proc"]] = (req, "the poll that saw Failed")
             st.rx_phase[key] = "failing"
-            P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             if first_rank:
                 cov["PollFailed"] += 1
             if self.open_partial:     # obligations exist only with a bound
@@ -809,13 +879,16 @@ class NativeChecker:
             cov["PollTransferringCorrected" if st.config.variant == "corrected"
                 else "PollTransferringHistorical"] += 1
 
-    def _any_rank_in(self, req: int, phases: tuple) -> bool:
-        st = self.state
-        rx_phase = st.rx_phase
-        for s in st.rx_sessions.get(req, ()):
-            if rx_phase.get((req, s)) in phases:
-                return True
-        return False
+    def _first(self, req: int, what: str) -> bool:
+        """Is this the first rank of ``req`` to log its part of ``what`` (a
+        lockstep step of every rank, counted once in the coverage)?"""
+        seen = self.state.counted.get(req)
+        if seen is None:
+            seen = self.state.counted[req] = set()
+        if what in seen:
+            return False
+        seen.add(what)
+        return True
 
     def on_buffer_read(self, ev: dict) -> None:
         st = self.state
@@ -840,9 +913,16 @@ class NativeChecker:
         if blocks:
             aux = st.aux.get((s, blocks[0]))
             if aux is not None and aux != ev["aux_total"]:
-                raise step_error(f"req {req} read aux total {ev['aux_total']} from block "
-                                 f"{blocks[0]}, which holds {aux}",
-                                 f"aux_total = {aux} (the last aux row written there)")
+                if type(aux) is not tuple:
+                    raise step_error(f"req {req} read aux total {ev['aux_total']} from block "
+                                     f"{blocks[0]}, which holds {aux}",
+                                     f"aux_total = {aux} (the last aux row written there)")
+                if ev["aux_total"] not in aux:
+                    raise step_error(
+                        f"req {req} read aux total {ev['aux_total']} from block {blocks[0]}, "
+                        f"which holds one of {list(aux)} (a fault cut a write of its aux row)",
+                        f"aux_total in {list(aux)}")
+                st.aux[(s, blocks[0])] = ev["aux_total"]   # which one the read shows
         bs = st.block_size
         if bs is not None:
             if ev["tokens"] > len(blocks) * bs:
@@ -959,7 +1039,7 @@ class NativeChecker:
         if phase != "prefill" or st.rx_decision.get(key) != "handed":
             raise step_error(f"prefill of req {req} finished on rank {s} while {phase}",
                              "prefill_done once per rank, after the handoff")
-        if not self._any_rank_in(req, ("done",)):
+        if self._first(req, "done"):
             self.coverage["PrefillDone"] += 1
         st.rx_phase[key] = "done"
         self.freeing[ev["proc"]] = (req, "prefill_done")
@@ -977,14 +1057,15 @@ class NativeChecker:
         if phase != "queued":
             raise step_error(f"req {req} was aborted on rank {s} while {phase}",
                              "abort only while the request waits for its embedding")
-        if not self._any_rank_in(req, ("aborting", "aborted")):
+        if self._first(req, "abort"):
             self.coverage["Abort"] += 1
         if st.config.variant == "corrected":
             st.rx_phase[key] = "aborting"
         else:
             st.rx_phase[key] = "aborted"   # a `fail` may follow
+            # (a write in flight into its blocks fails the abort's free, which
+            # the log may not show yet: a step cut off by the end has not happened)
             self.freeing[ev["proc"]] = (req, "abort")
-            P.check_WritesOnlyIntoOwnedBlocks_at_end(st, req, s)
             if self.open_partial:     # obligations exist only with a bound
                 self._close_partial(req, s)
 
@@ -1024,8 +1105,7 @@ class NativeChecker:
         if tx_phase != "dead":
             self.coverage["Heartbeat"] += 1
             # The encode side dies: its writes stop (spec: wire loses them).
-            for block in [k for k, w in st.inflight.items() if w.req == req]:
-                del st.inflight[block]
+            st.cut_writes(req)
             st.tx_phase[req] = "dead"
         st.rx_status[key] = FAILED
 
@@ -1105,15 +1185,9 @@ class NativeChecker:
         self._take_ctl(ev, "abort")
         # SenderRecvAbort waits until no write of the room is in flight; writes
         # land unobserved, so taking the abort shows they have landed.
-        landed = [k for k, w in st.inflight.items() if w.req == req]
-        for k in landed:
-            w = st.inflight.pop(k)
-            if w.first is not None and w.count:
-                st.content[k] = (req, w.first, w.count)
-            if w.aux is not None:
-                st.aux[k] = w.aux
+        landed = st.land_writes(req)
         if landed:
-            self.coverage["WriteLand"] += len(landed)
+            self.coverage["WriteLand"] += landed
         self.coverage["SenderRecvAbort"] += 1
         phase = st.tx_phase.get(req)
         if phase != "dead":
@@ -1161,6 +1235,7 @@ class NativeChecker:
             for other in st.tx_sessions.get(req, ()):
                 o = st.tx_session[(req, other)]
                 o.started = o.ended = False
+            st.tx_ended[req] = 0
             self.coverage["SenderStartRound"] += 1
         st.tx_phase[req] = "writing"
         if ev["partial"]:
@@ -1168,6 +1243,12 @@ class NativeChecker:
         tokens, sent = ev["tokens"], ev["sent_tokens"]
         bs = st.block_size
         inflight = st.inflight
+        ranks = st.writes_of.get(req)
+        if ranks is None:
+            ranks = st.writes_of[req] = {}
+        keys = ranks.get(s)
+        if keys is None:
+            keys = ranks[s] = set()
         for j, b in enumerate(dst):
             if bs is not None:
                 first, count = sent + j * bs + 1, tokens - j * bs   # tokens into block j:
@@ -1179,6 +1260,7 @@ class NativeChecker:
                 first, count = None, 0
             aux = total if (ev["aux_written"] and j == 0) else None
             inflight[(s, b)] = Write(req, s, sent, first, count, aux)
+            keys.add(b)
         tx.tokens = tokens
         tx.started = True
         tx.ended = False
@@ -1203,9 +1285,14 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         tx = st.tx_session.get((req, s))
-        if tx is None or st.tx_phase.get(req) != "writing" or not tx.started or tx.ended:
-            raise step_error(f"the round of req {req} for session {s} ended, but none was "
-                             f"being written", "round_end after its round_start")
+        phase = st.tx_phase.get(req)
+        if (tx is None or not tx.started or tx.ended
+                or not (phase == "writing" or (phase == "failed" and not ev["ok"]))):
+            raise step_error(f"the round of req {req} for session {s} ended"
+                             + (" ok" if ev["ok"] else " with an error")
+                             + ", but none was being written"
+                             + (f" (the room is {phase})" if phase not in (None, "writing")
+                                else ""), "round_end after its round_start")
         written = tx.dst_written
         inflight = st.inflight
         if ev["ok"]:
@@ -1215,6 +1302,9 @@ class NativeChecker:
                     f"{ev['sent_tokens']}, but it started at {tx.sent} with {tx.tokens} tokens",
                     f"sent_tokens = {tx.sent + tx.tokens}")
             landed = 0
+            ranks = st.writes_of.get(req)
+            if ranks:
+                ranks.pop(s, None)
             for b in written:          # WriteLand, for every block of the round
                 w = inflight.pop((s, b), None)
                 if w is None or w.req != req:
@@ -1227,22 +1317,20 @@ class NativeChecker:
             if landed:
                 self.coverage["WriteLand"] += landed
             tx.sent = ev["sent_tokens"]
-        else:
-            for b in written:
-                w = inflight.get((s, b))
-                if w is not None and w.req == req:
-                    del inflight[(s, b)]
+        elif phase == "writing":
+            # a write failed: the spec's WriteError, for the whole room
+            st.cut_writes(req)
             st.tx_phase[req] = "failed"
             for other in st.tx_sessions.get(req, ()):
                 st.tx_session[(req, other)].expect_status = FAILED
         tx.ended = True
+        ended = st.tx_ended[req] = st.tx_ended.get(req, 0) + 1
         if st.tx_phase.get(req) != "writing":
             return
         sessions = st.tx_sessions.get(req, ())
+        if ended < len(sessions):
+            return
         tx_session = st.tx_session
-        for o in sessions:
-            if not tx_session[(req, o)].ended:
-                return
         # every session's round ended: SenderEndRound
         partial = st.tx_round_partial.get(req, False)
         st.tx_phase[req] = "await" if partial else "done"
@@ -1268,10 +1356,15 @@ class NativeChecker:
             raise step_error(f"the sender sent {ev['status']} for req {req} to session {s}",
                              f"{want} (a status follows the end of a round, a write error, "
                              f"or an abort)")
-        if st.config.variant == "corrected" and status != FAILED:
-            want_round = st.tx_round.get(req, 0)
-            for k, v in (("round", want_round), ("sent_tokens", tx.sent),
-                         ("total", st.total.get(req))):
+        if status == FAILED or st.config.variant == "corrected":
+            # the spec's StMsg: a Failed status (any design) and the corrected
+            # design's statuses carry the round, the session's offset and the total
+            fields: tuple = (("round", st.tx_round.get(req, 0)), ("sent_tokens", tx.sent),
+                             ("total", st.total.get(req)))
+        else:        # historical designs send the status alone: StMsg(status, 0, 0, 0)
+            fields = (("round", 0), ("sent_tokens", 0), ("total", 0))
+        if len(ev) > 7:          # (v, proc, seq, event, req, session, status: no field to check)
+            for k, v in fields:
                 if k in ev and v is not None and ev[k] != v:
                     raise step_error(f"the sender's status for req {req} says {k} {ev[k]}",
                                      f"{k} = {v}")
@@ -1296,14 +1389,14 @@ class NativeChecker:
         if phase != "writing":
             raise step_error(f"a write of req {req} failed while the sender was {phase}",
                              "a write error only while a round is being written")
-        for key in [k for k, w in st.inflight.items() if w.req == req]:
-            del st.inflight[key]
+        st.cut_writes(req)
         st.tx_phase[req] = "failed"
         for o in st.tx_sessions.get(req, ()):
             st.tx_session[(req, o)].expect_status = FAILED
         self.coverage["WriteError"] += 1
 
     def on_config(self, ev: dict) -> None:
+        self.configs += 1
         c = self.state.config
         seen = self.state.config_values
         for k, v in ev.items():
@@ -1361,7 +1454,7 @@ def check_native(paths: list[str], bound: int | None = None, progress=None) -> V
     except MalformedTrace as e:
         verdict = Verdict("malformed", prop=None, message=e.message(), expected=e.expected,
                           file=e.path, line=e.line,
-                          event={"field": e.field} if e.field else None,
+                          event={"field": e.field} if e.field is not None else None,
                           events=checker.count, coverage=checker.coverage_report())
     verdict.seconds = time.perf_counter() - t0
     return verdict

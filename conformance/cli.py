@@ -84,13 +84,42 @@ def _groups(args) -> list[list[str]] | str:
         elif p.is_file():
             groups.append([t])
         else:
-            return f"{t}: no such file or directory"
+            kind = _not_a_file(p)
+            if kind == "fifo" and args.checker == "native":
+                groups.append([t])       # a pipe streams: read once, as it comes
+            elif kind == "fifo":
+                return (f"{t}: is a FIFO (named pipe), which can be read only once; "
+                        f"--checker {args.checker} reads the trace twice: not read "
+                        f"(save it to a file, or use --checker native)")
+            else:
+                return f"{t}: {kind}"
         for f in groups[-1]:
             if not os.access(f, os.R_OK):
                 return f"{f}: not readable"
     if args.merge:
         groups = [[f for g in groups for f in g]]
     return groups
+
+
+def _not_a_file(p: Path) -> str:
+    """What a path that is neither a regular file nor a directory is ("fifo"
+    for a named pipe, which the native checker streams), in words."""
+    import stat
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        if p.is_symlink():
+            return "a symbolic link to a path that does not exist: not read"
+        return "no such file or directory"
+    except OSError as e:
+        return f"cannot be examined ({e.strerror or e}): not read"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    for test, what in ((stat.S_ISCHR, "a character device (such as /dev/null)"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"is {what}, not a trace file: not read"
+    return "is not a regular file: not read"
 
 
 class _Progress:

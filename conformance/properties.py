@@ -136,8 +136,7 @@ def check_WritesOnlyIntoOwnedBlocks_at_free(st: State, rank: int, req: int,
 def check_WritesOnlyIntoOwnedBlocks_at_end(st: State, req: int, rank: int) -> None:
     """When a request stops waiting on a rank (failed, aborted, handed over),
     no write into its blocks on that rank may be in flight."""
-    for (k, b), w in st.inflight.items():
-        if w.req == req and k == rank:
+    for b in st.writes_in_flight(req, rank):
             raise PropertyViolation(
                 "WritesOnlyIntoOwnedBlocks",
                 f"req {req} ended on rank {rank} while the sender's write into "

@@ -210,3 +210,80 @@ def renumber(events: list) -> list:
         seq[ev["proc"]] = n + 1
         out.append(ev)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Adversarial shapes for the benchmark (issue 14): valid traces on which a
+# checker that scans its whole state per event takes quadratic time.
+# ---------------------------------------------------------------------------
+def heartbeat_storm(n: int) -> Iterator[dict]:
+    """Req 1 has ``n`` writes in flight (one round into n blocks of one token)
+    while ``n`` other requests each lose the encode peer's heartbeat, fail and
+    free their block; then req 1's round ends and it is handed over.  About
+    7n events, one rank."""
+    log = _Log()
+    lang = "language/1"
+    for p in ("encode", lang):
+        log.emit(p, "config", block_size=1, nblocks=n + 1, nsess=1, init_tokens=n,
+                 variant="once", faults=["heartbeat"])
+    mine = list(range(n))
+    log.emit(lang, "alloc", rank=1, req=1, tokens=n, blocks=mine)
+    log.emit(lang, "init_sent", req=1, session=1, blocks=mine, allocated_tokens=n)
+    log.emit("encode", "init_recv", req=1, session=1, blocks=mine, allocated_tokens=n)
+    log.emit("encode", "round_start", req=1, session=1, sent_tokens=0, tokens=n, total=n,
+             src_blocks=mine, dst_blocks=mine, partial=False, aux_written=True)
+    yield from log.out
+    log.out.clear()
+    for r in range(2, n + 2):
+        log.emit(lang, "alloc", rank=1, req=r, tokens=1, blocks=[n])
+        log.emit(lang, "init_sent", req=r, session=1, blocks=[n], allocated_tokens=1)
+        log.emit("encode", "init_recv", req=r, session=1, blocks=[n], allocated_tokens=1)
+        log.emit(lang, "heartbeat_fail", req=r)
+        log.emit(lang, "poll", req=r, status="Failed", decision="fail")
+        log.emit(lang, "free", rank=1, req=r, blocks=[n])
+        log.emit(lang, "fail", req=r, reason="heartbeat lost")
+        yield from log.out
+        log.out.clear()
+    log.emit("encode", "round_end", req=1, session=1, sent_tokens=n, ok=True)
+    log.emit("encode", "status_sent", req=1, session=1, status="Success")
+    log.emit(lang, "status_recv", req=1, session=1, status="Success")
+    log.emit(lang, "poll", req=1, status="Success", decision="handoff")
+    log.emit(lang, "handoff", req=1, session=1, tokens=n)
+    log.emit(lang, "prefill_done", req=1)
+    log.emit(lang, "free", rank=1, req=1, blocks=mine)
+    yield from log.out
+
+
+def wide_request(nranks: int) -> Iterator[dict]:
+    """One request of 2 tokens over ``nranks`` language ranks (sessions): one
+    round, handed over and freed on every rank.  12 events per rank."""
+    log = _Log()
+    procs = {s: f"language/{s}" for s in range(1, nranks + 1)}
+    cfg = {"block_size": 2, "nblocks": 1, "nsess": nranks, "init_tokens": 2,
+           "variant": "once"}
+    log.emit("encode", "config", **cfg)
+    for s, p in procs.items():
+        log.emit(p, "config", **cfg)
+        log.emit(p, "alloc", rank=s, req=1, tokens=2, blocks=[0])
+        log.emit(p, "init_sent", req=1, session=s, blocks=[0], allocated_tokens=2)
+    for kind in ("init_recv", "round_start", "round_end", "status_sent"):
+        for s in procs:
+            if kind == "init_recv":
+                log.emit("encode", kind, req=1, session=s, blocks=[0], allocated_tokens=2)
+            elif kind == "round_start":
+                log.emit("encode", kind, req=1, session=s, sent_tokens=0, tokens=2, total=2,
+                         src_blocks=[0], dst_blocks=[0], partial=False, aux_written=True)
+            elif kind == "round_end":
+                log.emit("encode", kind, req=1, session=s, sent_tokens=2, ok=True)
+            else:
+                log.emit("encode", kind, req=1, session=s, status="Success")
+        yield from log.out
+        log.out.clear()
+    for s, p in procs.items():
+        log.emit(p, "status_recv", req=1, session=s, status="Success")
+        log.emit(p, "poll", req=1, status="Success", decision="handoff")
+        log.emit(p, "handoff", req=1, session=s, tokens=2)
+    for s, p in procs.items():
+        log.emit(p, "prefill_done", req=1)
+        log.emit(p, "free", rank=s, req=1, blocks=[0])
+    yield from log.out

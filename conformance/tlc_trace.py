@@ -365,11 +365,12 @@ class _Grouper:
         p.blocks = [b + 1 for b in ev["dst_blocks"]]
 
     def on_round_end(self, line, ev, r, s):
-        if not ev["ok"]:
-            self.on_write_error(line, ev, r, s)
-            return
         if self.count.get(("start", r, s), 0) <= self.count.get(("end", r, s), 0):
             self.impossible(r, s, line)          # no round of this session is being written
+            return
+        if not ev["ok"]:
+            self.count[("end", r, s)] = self.count.get(("end", r, s), 0) + 1
+            self.on_write_error(line, ev, r, s)
             return
         st, p = self.join("end", "SenderEndRound", r, s, line)
         p.sent = ev["sent_tokens"]
@@ -560,9 +561,9 @@ class _Grouper:
             k = self.steps.index(st)
             if any(x.req == st.req for x in self.steps[k + 1:]):
                 st.action = "Impossible"
-            elif any(p.reads for p in parts) and st.action in (
-                    "PollResume", "CorrectedResume", "CorrectedCache", "PollSuccess"):
-                st.action = "PollWait"           # only its reads happened
+            elif st.action in ("PollResume", "CorrectedResume", "CorrectedCache",
+                               "PollSuccess", "PollFailed"):
+                st.action = "PollWait"           # only its observation (status, reads) happened
                 st.parts = {s: Part(kind="wait", reads=q.reads,
                                     read_aux=q.read_aux) for s, q in st.parts.items()}
             else:

@@ -51,6 +51,7 @@ LANGUAGE = "language"
 # ``fast_validator_source``), so each type is defined once.
 # ---------------------------------------------------------------------------
 _PROCS_SEEN: set[str] = set()  # valid process names met so far (a trace has few)
+_PROCS_CACHED = 1 << 16       # at most this many (about 5 MiB); others take the precise path
 
 
 def _is_proc(v: Any) -> bool:
@@ -62,7 +63,7 @@ def _is_proc(v: Any) -> bool:
     if not ok and v.startswith("language/"):
         rank = v[len("language/"):]
         ok = rank.isdigit() and rank.isascii() and int(rank) >= 1 and rank[0] != "0"
-    if ok and len(_PROCS_SEEN) < 4096:
+    if ok and len(_PROCS_SEEN) < _PROCS_CACHED:
         _PROCS_SEEN.add(v)
     return ok
 
@@ -333,7 +334,7 @@ class MalformedTrace(Exception):
 
     def message(self) -> str:
         where = f"{self.path}:{self.line}" if self.path else f"line {self.line}"
-        what = f"field {self.field!r}: " if self.field else ""
+        what = f"field {self.field!r}: " if self.field is not None else ""
         got = ""
         if self.got is not None:
             shown = repr(self.got)
@@ -574,6 +575,17 @@ def _decode_line(raw: bytes, line_no: int, complete: bool, path: str | None):
     try:
         return _decode_json(text)
     except ValueError as e:
+        nul = raw.find(b"\0")
+        if nul >= 0:
+            what = ("only NUL bytes (a log preallocated or cut by a crash, not JSON Lines)"
+                    if not raw.strip(b"\0 \t\r") else
+                    f"no NUL byte (one at column {nul + 1})")
+            raise MalformedTrace(line_no, None, f"a JSON object, got {what}", path) from None
+        if b"\r" in raw.rstrip(b"\r"):
+            raise MalformedTrace(
+                line_no, None, "lines ending in a newline (\\n), got carriage returns (\\r) "
+                "between JSON values: lines ending in \\r alone (old Mac line endings) are "
+                "not JSON Lines", path) from None
         if not complete:
             raise MalformedTrace(line_no, None,
                                  "a complete JSON object (the last line is truncated)",
