@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from resumespec import exitcodes
+from resumespec.reference.protocol.designs import ENGINE_RESUME_ORDER
 
 from .checker_native import Verdict
 from .merge import merge_files
@@ -610,8 +611,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
                         "with block_size")
     bs = config["block_size"]
     variant = config.get("variant", "once")
-    resume_order = config.get("resume_order") or (
-        "alloc_first" if variant in ("once", "corrected") else "free_first")
+    resume_order = config.get("resume_order") or ENGINE_RESUME_ORDER.get(variant, "free_first")
     nsess = config.get("nsess") or 1
     max_block = -1
     for _line, ev in events:

@@ -27,16 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from resumespec.reference.protocol.designs import (  # noqa: F401 (re-exported)
+    ALLOC_ORDERS,
+    FAULTS,
+    RESUME_ORDERS,
+    STATUS_RANK,
+    STATUSES,
+    VARIANTS,
+)
+
 SCHEMA_VERSION = 1
 
-# Status values in the engine's order (Failed < ... < Success).
-STATUSES = ("Failed", "Bootstrapping", "WaitingForInput", "Transferring", "Success")
-STATUS_RANK = {name: i for i, name in enumerate(STATUSES)}
+# Status values in the engine's order (Failed < ... < Success), designs,
+# orders and faults: the one table (reference/protocol/designs.py).
 DECISIONS = ("wait", "resume", "retry_alloc", "handoff", "fail")
-VARIANTS = ("flag", "indices", "sent_tokens", "cached_sent", "once", "corrected")
-ORDERS = ("fifo", "lifo", "any")
-RESUME_ORDERS = ("alloc_first", "free_first")
-FAULTS = ("write_error", "heartbeat", "abort")
+ORDERS = ALLOC_ORDERS
 
 ENCODE = "encode"
 LANGUAGE = "language"

@@ -11,9 +11,11 @@ Protocol steps (docs/model.md), one method each:
 * ``abort``         -> Abort(r)
 
 The variants differ only in what ``poll`` does when the combined status is
-Transferring; each has its own method, named after the variant:
-``_transferring_flag``, ``_transferring_indices``, ``_transferring_sent_tokens``,
-``_transferring_cached_sent``, ``_transferring_once``, ``_transferring_corrected``.
+Transferring.  The five historical designs decide in the protocol core
+(``reference/protocol``, ``historical_view``) and ``_transferring_historical``
+carries the decision out on tensors; ``_transferring_corrected`` does the
+same for the corrected design (the core says whether a cache or a resume is
+due on a rank; the allocation and the retry are carried out here).
 """
 
 from __future__ import annotations
@@ -25,8 +27,23 @@ import torch
 from .allocator import BlockAllocator
 from .buffers import ID_STRIDE, BlockBuffers
 from .checks import PoolChecker
+from .protocol import (
+    RxSession,
+    corrected_cache_due,
+    corrected_resume_due,
+    historical_view,
+    resume_tokens,
+)
+from .protocol import StatusMsg as CoreStatus
+from .protocol.designs import (  # noqa: F401 (ENGINE_RESUME_ORDER, HISTORICAL re-exported)
+    ENGINE_RESUME_ORDER,
+    HISTORICAL,
+    RESUME_ORDERS,
+    VARIANTS,
+)
 from .trace import TraceLog, language_proc
 from .transport import (
+    BOOTSTRAPPING,
     FAILED,
     STATUS_NAMES,
     SUCCESS,
@@ -39,13 +56,6 @@ from .transport import (
     Transport,
     merge_status,
 )
-
-VARIANTS = ("flag", "indices", "sent_tokens", "cached_sent", "once", "corrected")
-HISTORICAL = VARIANTS[:-1]
-RESUME_ORDERS = ("alloc_first", "free_first")
-ENGINE_RESUME_ORDER = {"flag": "free_first", "indices": "free_first",
-                       "sent_tokens": "free_first", "cached_sent": "free_first",
-                       "once": "alloc_first", "corrected": "alloc_first"}
 
 
 class Assembly:
@@ -192,11 +202,8 @@ class Receiver:
     def _resume_tokens(self, remaining: int, s: int) -> int:
         """Tokens a resume asks for: all remaining (engine), at most ``cap``
         blocks; the corrected design asks for no more than is free now."""
-        if self.cap_blocks:
-            remaining = min(remaining, self.cap_blocks * self.block_size)
-        if self.variant == "corrected":
-            remaining = min(remaining, self.allocators[s].available() * self.block_size)
-        return remaining
+        return resume_tokens(self.variant, self.cap_blocks, self.block_size, remaining,
+                             self.allocators[s].available())
 
     # -- ReceiverInit --------------------------------------------------------
     def init_request(self, req: int) -> None:
@@ -253,7 +260,8 @@ class Receiver:
                     self._handoff(req)
                     decisions = {s: "handoff" for s in rq.sessions}
                 elif status == TRANSFERRING:
-                    decisions = getattr(self, f"_transferring_{self.variant}")(req)
+                    decisions = (self._transferring_corrected(req) if self.variant == "corrected"
+                                 else self._transferring_historical(req))
                 else:
                     decisions = {s: "wait" for s in rq.sessions}
             except RequestFailed as exc:
@@ -301,73 +309,37 @@ class Receiver:
             self.on_handoff(req, s, handed)
         rq.phase = "prefill"
 
-    # -- the historical designs: one decision each -------------------------
-    def _first_look(self, req: int, s: int) -> tuple[int, int]:
-        """Read the current blocks as ``get_buf`` does: (total from aux, tokens)."""
-        sess = self.requests[req].sessions[s]
-        n = self._probe_read(req, s)
-        return self.pools[s].aux_total(sess.blocks[0]), n
+    # -- the historical designs: the core decides ----------------------------
+    def _core_session(self, sess: SessionState) -> RxSession:
+        """This rank's state as the protocol core keeps it."""
+        cached = sess.cached and sess.assembly is not None
+        return RxSession(blocks=tuple(sess.blocks),
+                         cached=sess.assembly.length if cached else 0,
+                         p_sent=sess.partial_sent, p_total=sess.cached_total if sess.cached else 0,
+                         flag=sess.triggered, last_idx=tuple(sess.last_resume_indices or ()),
+                         last_sent=sess.last_resume_at)
 
-    def _transferring_flag(self, req: int) -> dict[int, str]:
+    def _core_session_corrected(self, sess: SessionState) -> RxSession:
+        """This rank's state as the protocol core keeps it (corrected design)."""
+        info = sess.last_status
+        seen = (CoreStatus(info.status, info.round or 0, info.sent_tokens or 0, info.total or 0)
+                if info is not None else CoreStatus(BOOTSTRAPPING))
+        return RxSession(status=sess.status, info=seen, blocks=tuple(sess.blocks),
+                         cached=sess.assembly.length if sess.assembly is not None else 0,
+                         round=sess.cached_round, resumes=sess.resumes)
+
+    def _transferring_historical(self, req: int) -> dict[int, str]:
+        """The five historical designs: the decision is the protocol core's
+        (``historical_view``: does the rank read its buffer, what total and
+        offset it believes, whether it thinks it already resumed); here it
+        is carried out on tensors: the read it makes, then the resume."""
         out = {}
         for s, sess in self.requests[req].sessions.items():
-            if sess.triggered:
-                out[s] = "wait"
-                continue
-            total, sent = self._first_look(req, s)
-            out[s] = self._historical_resume(req, s, total, sent) if total > sent else "wait"
-        return out
-
-    def _transferring_indices(self, req: int) -> dict[int, str]:
-        out = {}
-        for s, sess in self.requests[req].sessions.items():
-            if sess.last_resume_indices is not None and sess.blocks == sess.last_resume_indices:
-                out[s] = "wait"
-                continue
-            total, sent = self._first_look(req, s)
-            out[s] = self._historical_resume(req, s, total, sent) if total > sent else "wait"
-        return out
-
-    def _transferring_sent_tokens(self, req: int) -> dict[int, str]:
-        out = {}
-        for s, sess in self.requests[req].sessions.items():
-            if sess.cached:
-                total = sess.cached_total
-                n = self._probe_read(req, s)  # length from a stale aux row after round 1
-                sent = sess.partial_sent + n if n > 0 else sess.partial_sent
-            else:
-                total, sent = self._first_look(req, s)
-            if sent == sess.last_resume_at and sent > 0:
-                out[s] = "wait"
-            elif total > sent:
-                out[s] = self._historical_resume(req, s, total, sent)
-            else:
-                out[s] = "wait"
-        return out
-
-    def _transferring_cached_sent(self, req: int) -> dict[int, str]:
-        out = {}
-        for s, sess in self.requests[req].sessions.items():
-            if sess.cached:
-                total, sent = sess.cached_total, sess.partial_sent  # never read again
-            else:
-                total, sent = self._first_look(req, s)
-            if sent == sess.last_resume_at and sent > 0:
-                out[s] = "wait"
-            elif total > sent:
-                out[s] = self._historical_resume(req, s, total, sent)
-            else:
-                out[s] = "wait"
-        return out
-
-    def _transferring_once(self, req: int) -> dict[int, str]:
-        out = {}
-        for s, sess in self.requests[req].sessions.items():
-            if sess.cached:
-                out[s] = "wait"
-                continue
-            total, sent = self._first_look(req, s)
-            out[s] = self._historical_resume(req, s, total, sent) if total > sent else "wait"
+            aux_total, _ = self._aux_length(s, sess.blocks)
+            view = historical_view(self.variant, self.block_size, self._core_session(sess), aux_total)
+            if view.reads:
+                self._probe_read(req, s)
+            out[s] = self._historical_resume(req, s, view.total, view.sent) if view.wants else "wait"
         return out
 
     def _historical_resume(self, req: int, s: int, total: int, sent: int) -> str:
@@ -422,14 +394,16 @@ class Receiver:
         rq = self.requests[req]
         out: dict[int, str] = {}
         for s, sess in rq.sessions.items():
-            info = sess.last_status
-            if (info is None or info.round is None or info.status != TRANSFERRING
-                    or sess.last_resumed_round >= info.round):
+            # what is due on this rank is the protocol core's decision
+            rank = self._core_session_corrected(sess)
+            cache_due = corrected_cache_due(rank)
+            if not (cache_due or corrected_resume_due(rank)):
                 out[s] = "wait"
                 continue
+            info = sess.last_status
             k = info.round
             freed_now = False
-            if sess.cached_round < k:                 # (1) and (2), once per round
+            if cache_due:                             # (1) and (2), once per round
                 if sess.assembly is None:
                     sess.assembly = self._new_assembly(info.total)
                 self._read(req, s, info.sent_tokens - sess.assembly.length, sess.assembly)

@@ -12,16 +12,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-# Status values, ordered as in the engine (base/conn.py).
-FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = 0, 1, 2, 3, 4
-STATUS_NAMES = {FAILED: "Failed", BOOTSTRAPPING: "Bootstrapping",
-                WAITING: "WaitingForInput", TRANSFERRING: "Transferring",
-                SUCCESS: "Success"}
+from .protocol.designs import STATUSES, merge_status  # noqa: F401 (merge_status re-exported)
+from .protocol.designs import Status as StatusValue
 
-
-def merge_status(old: int, new: int) -> int:
-    """Monotone update: ``max(old, new)``, except that Failed overwrites."""
-    return FAILED if new == FAILED else max(old, new)
+# Status values, ordered as in the engine (base/conn.py): the one table
+FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = (int(s) for s in StatusValue)
+STATUS_NAMES = dict(enumerate(STATUSES))
 
 
 @dataclass

@@ -54,6 +54,8 @@ from typing import Any
 
 import torch
 
+from resumespec.reference.protocol.designs import BY_COMMIT, STATUSES
+
 from .sglang_inprocess import (
     Drained,
     InProcessTransferEngine,
@@ -65,17 +67,13 @@ from .sglang_inprocess import (
 from .sglang_loader import Fork
 
 ID_BASE = 1000          # fill id = req * ID_BASE + position (1-based)
-STATUS_NAMES = ("Failed", "Bootstrapping", "WaitingForInput", "Transferring", "Success")
+STATUS_NAMES = STATUSES
 BOOTSTRAP_PORT = 8998
 
 # The historical commits and the design each one runs (docs/model.md).
 DESIGNS: dict[str, dict[str, Any]] = {
-    "d1bceb411": {"variant": "flag", "resume_order": "free_first", "barrier": False},
-    "7a7a71977": {"variant": "indices", "resume_order": "free_first", "barrier": False},
-    "caff70bd5": {"variant": "sent_tokens", "resume_order": "free_first", "barrier": False},
-    "2141e0842": {"variant": "cached_sent", "resume_order": "free_first", "barrier": False},
-    "cca20b094": {"variant": "once", "resume_order": "alloc_first", "barrier": True},
-}
+    commit: {"variant": d.variant, "resume_order": d.resume_order.value, "barrier": d.barrier}
+    for commit, d in BY_COMMIT.items()}
 
 
 def design_of(commit: str) -> tuple[str, dict[str, Any]]:

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from resumespec.reference.protocol.designs import VARIANTS
+
 HERE = Path(__file__).parent
 
 
@@ -435,7 +437,7 @@ def build(out: Path = HERE) -> dict:
 # ---------------------------------------------------------------------------
 REFERENCE_RUNS = {f"ref_{v}": ["--variant", v, "--tokens", "5,3", "--block-size", "2",
                                "--pool", "6", "--seed", "1"]
-                  for v in ("flag", "indices", "sent_tokens", "cached_sent", "once", "corrected")}
+                  for v in VARIANTS}
 # Left out, with the reason (they come back once the reason is gone):
 REFERENCE_LEFT_OUT = {
     "sent_tokens_stale_aux": "the reference logs its Success poll with decision 'fail' and then "

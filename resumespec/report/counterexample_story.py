@@ -24,12 +24,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from resumespec.reference.protocol.designs import STATUSES
 from resumespec.spec import tla_values as tv
 from resumespec.spec.counterexample import Trace, TraceState
 
 from .timeline import PROPERTY_MEANING, Arrow, BlockCell, Finding, Lane, Mark, Step, Timeline
 
-STATUS_NAMES = {0: "Failed", 1: "Bootstrapping", 2: "WaitingForInput", 3: "Transferring", 4: "Success"}
+STATUS_NAMES = dict(enumerate(STATUSES))
 HOLDING_PHASES = ("queued", "aborting", "prefill")
 NO_TOKEN = (0, 0)
 ORDINAL = {1: "", 2: " a second time", 3: " a third time", 4: " a fourth time"}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from resumespec.reference.protocol.designs import COMMIT_OF, ENGINE_RESUME_ORDER
 from resumespec.spec import properties
 
 HERE = Path(__file__).resolve().parent
@@ -34,15 +35,10 @@ BASE = dict(
     Order="fifo", ResumeOrder="alloc_first", Barrier=True, Faults=(),
 )
 
-ENGINE_ORDER = {  # how each design orders the resume step in the engine
-    "flag": "free_first", "indices": "free_first", "sent_tokens": "free_first",
-    "cached_sent": "free_first", "once": "alloc_first", "corrected": "alloc_first",
-}
-
-COMMIT = {
-    "flag": "d1bceb411", "indices": "7a7a71977", "sent_tokens": "caff70bd5",
-    "cached_sent": "2141e0842", "once": "cca20b094", "corrected": "none (our design)",
-}
+# how each design orders the resume step in the engine, and its engine commit:
+# the one table of designs (reference/protocol/designs.py)
+ENGINE_ORDER = ENGINE_RESUME_ORDER
+COMMIT = COMMIT_OF
 
 
 def model(name, variant, set_="quick", expected="success", why=None,

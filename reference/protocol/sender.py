@@ -1,0 +1,187 @@
+"""The encode side (sender): one room per request.  Pure functions over
+immutable state, one per spec action:
+
+==============================  ==========================================
+spec action                     function
+==============================  ==========================================
+``SenderRecvInit(r, s)``        ``sender_recv_init``
+``SenderRecvResume(r, s)``      ``sender_recv_resume``
+``SenderRecvAbort(r, s)``       ``sender_recv_abort``
+``SenderStartRound(r)``         ``sender_start_round``
+``SenderEndRound(r)``           ``sender_end_round``
+``WriteError(r)``               ``write_error``
+``Heartbeat(r)`` (encode half)  ``peer_dies``
+==============================  ==========================================
+
+The sender is deterministic: each function returns one ``TxStep`` or None
+(not enabled).  Two guards depend on the data path, which the core does not
+see: ``SenderEndRound`` and ``SenderRecvAbort`` wait until none of the
+room's writes is in flight; the host says so with ``writes_in_flight``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .designs import Status
+from .messages import CancelWrites, Ctl, Effect, SendStatus, StatusMsg, WriteBlock
+from .params import Params
+from .pool import nblk
+
+# room phases (the spec's txPhase)
+INIT, WRITING, AWAIT, DONE, FAILED, DEAD = "init", "writing", "await", "done", "failed", "dead"
+TX_PHASES = (INIT, WRITING, AWAIT, DONE, FAILED, DEAD)
+
+
+@dataclass(frozen=True)
+class TxSession:
+    sent: int = 0                   # txSent: tokens of this session written and confirmed
+    alloc: int = 0                  # txAlloc: tokens the receiver allocated
+    dst: tuple[int, ...] = ()       # txDst: destination blocks
+    ready: bool = False             # txReady: init/resume received since the last round
+    tok: int = 0                    # txTok: tokens of the current round
+
+
+@dataclass(frozen=True)
+class TxRoom:
+    """One request's room on the encode side."""
+
+    params: Params
+    req: int
+    total: int                      # Total[r]: tokens of the embedding
+    phase: str = INIT
+    sessions: tuple[TxSession, ...] = ()
+    round: int = 0                  # txRound: rounds started
+    partials: int = 0               # txPartials: rounds that ended partial
+    partial: bool = False           # txPartial: the current round is partial
+
+    @classmethod
+    def initial(cls, params: Params, req: int, total: int) -> TxRoom:
+        if total < 1:
+            raise ValueError(f"request {req}: total must be >= 1 token, got {total}")
+        return cls(params, req, total, sessions=tuple(TxSession() for _ in params.sessions))
+
+    def session(self, s: int) -> TxSession:
+        return self.sessions[s - 1]
+
+    @property
+    def alive(self) -> bool:
+        """The spec's ``SenderAlive``."""
+        return self.phase not in (DONE, FAILED, DEAD)
+
+    def _set(self, s: int, x: TxSession) -> tuple[TxSession, ...]:
+        out = list(self.sessions)
+        out[s - 1] = x
+        return tuple(out)
+
+    def _failed_status(self, s: int) -> StatusMsg:
+        return StatusMsg(Status.FAILED, self.round, self.session(s).sent, self.total)
+
+
+@dataclass(frozen=True)
+class TxStep:
+    action: str
+    state: TxRoom
+    effects: tuple[Effect, ...]
+
+
+def sender_recv_init(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
+    """SenderRecvInit: store the destination of session ``s``.  Not enabled
+    (None) once the room is closed: the message stays unread."""
+    if msg.type != "init" or not tx.alive:
+        return None
+    x = replace(tx.session(s), dst=msg.blocks, alloc=msg.alloc, sent=0, ready=True)
+    return TxStep("SenderRecvInit", replace(tx, sessions=tx._set(s, x)), ())
+
+
+def sender_recv_resume(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
+    """SenderRecvResume: the receiver is authoritative, its resume overwrites
+    sent/allocated/destination.  A closed room drops it (still a step)."""
+    if msg.type != "resume":
+        return None
+    if not tx.alive:
+        return TxStep("SenderRecvResume", tx, ())
+    x = replace(tx.session(s), dst=msg.blocks, alloc=msg.alloc, sent=msg.sent, ready=True)
+    return TxStep("SenderRecvResume", replace(tx, sessions=tx._set(s, x)), ())
+
+
+def sender_recv_abort(tx: TxRoom, s: int, msg: Ctl, writes_in_flight: bool) -> TxStep | None:
+    """SenderRecvAbort (corrected design's abort message): once no write of
+    the room is in flight, close the room (unless it already succeeded) and
+    answer session ``s`` with Failed.  A dead room drops it."""
+    if msg.type != "abort" or writes_in_flight:
+        return None
+    if tx.phase == DEAD:
+        return TxStep("SenderRecvAbort", tx, ())
+    nt = replace(tx, phase=DONE if tx.phase == DONE else FAILED)
+    return TxStep("SenderRecvAbort", nt, (SendStatus(tx.req, s, tx._failed_status(s)),))
+
+
+def round_writes(tx: TxRoom, s: int) -> list[WriteBlock]:
+    """The spec's ``RoundWrites(r, s)``: ``min(remaining, allocated)`` tokens
+    from offset ``sent``, block by block into the destination; the aux row
+    (the total) with the first block of the first round only."""
+    p, x = tx.params, tx.session(s)
+    tok = min(max(0, tx.total - x.sent), x.alloc)
+    out = []
+    for j in range(1, min(nblk(tok, p.block_size), len(x.dst)) + 1):
+        first = x.sent + (j - 1) * p.block_size + 1
+        count = min(p.block_size, tok - (j - 1) * p.block_size)
+        out.append(WriteBlock(tx.req, s, x.dst[j - 1], first, count,
+                              tx.total if x.sent == 0 and j == 1 else 0))
+    return out
+
+
+def sender_start_round(tx: TxRoom) -> TxStep | None:
+    """SenderStartRound: the first round once every session's init arrived; a
+    later one once every session resumed (barrier) or any one did (no
+    barrier: the others are written from their stale destinations, the
+    ``once_no_barrier`` bug)."""
+    p = tx.params
+    ready = [x.ready for x in tx.sessions]
+    if not ((tx.phase == INIT and all(ready))
+            or (tx.phase == AWAIT and (all(ready) if p.barrier else any(ready)))):
+        return None
+    effects: list[Effect] = []
+    for s in p.sessions:
+        effects.extend(round_writes(tx, s))
+    sessions = tuple(replace(x, tok=min(max(0, tx.total - x.sent), x.alloc), ready=False)
+                     for x in tx.sessions)
+    partial = any(tx.total - x.sent > x.alloc for x in tx.sessions)
+    nt = replace(tx, sessions=sessions, partial=partial, round=tx.round + 1, phase=WRITING)
+    return TxStep("SenderStartRound", nt, tuple(effects))
+
+
+def sender_end_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
+    """SenderEndRound: every write of the round completed; ``sent += tokens``
+    and the status (Transferring if partial, else Success) to every session,
+    with (round, sent, total) in the corrected design."""
+    if tx.phase != WRITING or writes_in_flight:
+        return None
+    status = Status.TRANSFERRING if tx.partial else Status.SUCCESS
+    sessions = tuple(replace(x, sent=x.sent + x.tok) for x in tx.sessions)
+    effects = []
+    for s, x in zip(tx.params.sessions, sessions):
+        msg = (StatusMsg(status, tx.round, x.sent, tx.total) if tx.params.design.status_carries_round
+               else StatusMsg(status, 0, 0, 0))
+        effects.append(SendStatus(tx.req, s, msg))
+    nt = replace(tx, sessions=sessions, phase=AWAIT if tx.partial else DONE,
+                 partials=tx.partials + 1 if tx.partial else tx.partials)
+    return TxStep("SenderEndRound", nt, tuple(effects))
+
+
+def write_error(tx: TxRoom) -> TxStep | None:
+    """WriteError: a data write of the current round fails; the room fails,
+    its writes in flight are dropped, every session is told Failed."""
+    if tx.phase != WRITING:
+        return None
+    effects: list[Effect] = [CancelWrites(tx.req)]
+    effects += [SendStatus(tx.req, s, tx._failed_status(s)) for s in tx.params.sessions]
+    return TxStep("WriteError", replace(tx, phase=FAILED), tuple(effects))
+
+
+def peer_dies(tx: TxRoom) -> TxStep | None:
+    """The encode half of Heartbeat: the sender dies, its writes stop."""
+    if not tx.alive:
+        return None
+    return TxStep("Heartbeat", replace(tx, phase=DEAD), (CancelWrites(tx.req),))
