@@ -30,7 +30,20 @@ from __future__ import annotations
 import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from typing import Any
+
+from resumespec.reference.protocol import designs as _designs
+from resumespec.reference.protocol import rank as core_rank
+from resumespec.reference.protocol.messages import StatusMsg
+from resumespec.reference.protocol.params import Params
+from resumespec.reference.protocol.receiver import (
+    RxSession,
+    corrected_cache_due,
+    corrected_resume_due,
+    heartbeat_lost,
+    historical_view,
+)
 
 from . import properties as P
 from .properties import SPEC_STEP, PropertyViolation
@@ -106,6 +119,10 @@ class Config:
     nsess: int | None = None
     variant: str | None = None
     barrier: bool | None = None
+    init_tokens: int | None = None
+    cap: int | None = None
+    order: str | None = None
+    resume_order: str | None = None
 
 
 @dataclass
@@ -225,6 +242,11 @@ class State:
         self.rx_resumes: dict[tuple, int] = {}     # (req, s) -> resumes sent
         self.rx_decision: dict[tuple, str] = {}    # (req, s) -> decision of the last poll
         self.rx_sessions: dict[int, set] = {}      # req -> sessions that sent init
+        # refinement (see NativeChecker._core): the declared design's state of
+        # each rank, as the protocol core keeps it, and the poll being replayed
+        self.rx_core: dict[tuple, RxSession] = {}  # (req, s) -> the core's RxSession
+        self.rx_ctx: dict[tuple, list] = {}        # (req, s) -> [combined, nfree, aux, decision]
+        self.used: Counter = Counter()             # rank -> blocks held there (all requests)
         # sender
         self.total: dict[int, int] = {}            # req -> Total[r]
         self.tx_phase: dict[int, str] = {}         # req -> init/writing/await/done/failed/dead
@@ -337,6 +359,10 @@ class State:
         return out
 
 
+def replace_status(x: RxSession, status: int) -> RxSession:
+    return x if x.status == status else _replace(x, status=status)
+
+
 class NativeChecker:
     """Feed events of one merged trace; ask for the verdict at the end."""
 
@@ -363,6 +389,8 @@ class NativeChecker:
         # (prefill's end, a poll that saw Failed, an abort) whose `free` events
         # are still being logged
         self.freeing: dict = {}
+        self._p1: Params | None = None       # the declared design, one rank (see _core)
+        self._p1_known = False
         self._handlers = {name: getattr(self, "on_" + name) for name in (
             "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
             "handoff", "fail", "prefill_done", "abort", "abort_sent", "heartbeat_fail",
@@ -636,7 +664,7 @@ class NativeChecker:
                 return
         for s in sessions:
             for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
-                      st.tx_session, st.tx_status_sent, st.ctl, st.st):
+                      st.tx_session, st.tx_status_sent, st.ctl, st.st, st.rx_core, st.rx_ctx):
                 d.pop((req, s), None)
         for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
                   st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials):
@@ -661,6 +689,162 @@ class NativeChecker:
         rank = self._rank(ev)
         if rank != s:
             raise step_error(f"{ev['proc']} logged {what} {s}", f"{what} {rank} (the logging rank)")
+
+    # -- refinement: the declared design's decisions, from the protocol core -------
+    # The trace's config names the design (variant) and its constants.  Each
+    # rank's state is the core's RxSession (resumespec.reference.protocol),
+    # moved on by the core's own functions at the decision points: init,
+    # status received, and a poll that sees Transferring (what it reads, its
+    # allocation, its resume).  A logged decision or resume field the core
+    # does not allow at that point leaves the spec (SpecStep), with what the
+    # design would have done.  Without a config naming the variant and the
+    # block size, the checker checks the safety properties only.
+    def _core(self) -> Params | None:
+        if self._p1_known:
+            return self._p1
+        self._p1_known = True
+        c = self.state.config
+        if c.variant is None or c.block_size is None:
+            return None
+        try:
+            p = Params(c.variant, 1, c.block_size, c.init_tokens or 1, c.cap or 0,
+                       c.order or "fifo", c.resume_order,
+                       True if c.barrier is None else bool(c.barrier))
+        except ValueError:
+            return None   # (a config the core cannot run: the properties alone)
+        self._p1 = core_rank.one_rank_params(p)
+        return self._p1
+
+    def _nfree(self, rank: int) -> int | None:
+        nb = self.state.config.nblocks
+        return None if nb is None else nb - self.state.used[rank]
+
+    def _rank_words(self, x: RxSession) -> str:
+        p = self._p1
+        assert p is not None
+        if p.corrected:
+            return (f"the last status it received names round {x.info.round} "
+                    f"({STATUSES[x.info.status]}, {x.info.sent} of {x.info.total} tokens sent); "
+                    f"it has cached round {x.round} and sent {x.resumes} resume(s)")
+        return (f"it holds blocks {list(x.blocks)}, has cached {x.cached} token(s), "
+                f"sent {x.resumes} resume(s)")
+
+    def _poll_refines(self, req: int, s: int, ev: dict, decision: str) -> None:
+        """A poll that saw Transferring and decided to act: the design must
+        have something to do on this rank (corrected: a round to cache or to
+        resume; historical: the rank wants to resume, when that does not
+        depend on what it reads)."""
+        p = self._core()
+        st = self.state
+        x = st.rx_core.get((req, s)) if p is not None else None
+        if x is None or p is None:
+            return
+        st.rx_ctx[(req, s)] = [TRANSFERRING, self._nfree(s), None, decision]
+        if decision == "fail":
+            return   # (free_first's failure of some rank fails every rank: judged at its alloc)
+        v = p.variant
+        if p.corrected:
+            if not (corrected_cache_due(x) or corrected_resume_due(x)):
+                raise step_error(
+                    f"rank {s} polled req {req} and decided {decision}, but design corrected "
+                    f"has nothing to do: {self._rank_words(x)}",
+                    "wait: the corrected design caches and resumes once per round that ended "
+                    "partial (corrected_cache_due and corrected_resume_due are false)")
+            return
+        view = historical_view(v, p.block_size, x, 0)
+        if not view.reads and not view.wants:
+            raise step_error(
+                f"rank {s} polled req {req} and decided {decision}, but design {v} does not "
+                f"resume here: {self._rank_words(x)}",
+                f"wait: design {v}'s rule is \"{_designs.design(v).summary}\", and by it "
+                f"this rank already resumed")
+
+    def _read_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
+        """The first read of a historical rank's resume poll: what it reads
+        (the aux row) decides whether the design resumes."""
+        ctx[2] = aux = ev["aux_total"]
+        p = self._p1
+        x = self.state.rx_core.get((req, s))
+        if p is None or x is None or p.corrected or ctx[3] == "fail":
+            return
+        view = historical_view(p.variant, p.block_size, x, aux)
+        if not view.wants:
+            raise step_error(
+                f"rank {s} of req {req} read aux total {aux} in a poll that decided "
+                f"{ctx[3]}, but design {p.variant} does not resume on that: it believes "
+                f"{view.sent} of {view.total} tokens arrived; {self._rank_words(x)}",
+                f"wait: design {p.variant}'s rule is \"{_designs.design(p.variant).summary}\"")
+
+    def _outcomes(self, req: int, s: int, ctx: list) -> list:
+        p = self._p1
+        x = self.state.rx_core[(req, s)]
+        nfree = ctx[1]
+        if nfree is None:   # pool size not logged: as many as any resume could want
+            nfree = 1 + max(x.info.total, x.p_total, ctx[2] or 0) // max(1, p.block_size) \
+                if p is not None else 0
+        assert p is not None
+        return core_rank.rank_poll_transferring(p, req, x, ctx[0], nfree, ctx[2])
+
+    def _settle(self, req: int, s: int, chain: list) -> None:
+        """Keep the rank's core state after ``chain`` (its local status stays)."""
+        st = self.state
+        x = st.rx_core[(req, s)]
+        st.rx_core[(req, s)] = replace_status(core_rank.rank_of(chain[-1].state, req), x.status)
+
+    def _alloc_none_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
+        """An allocation of a resume poll returned None: the design must have
+        no resume to send with the blocks free then."""
+        if self._p1 is None or (req, s) not in self.state.rx_core:
+            return
+        outcomes = self._outcomes(req, s, ctx)
+        resumes = [o for o in outcomes if core_rank.sent_ctl(o) is not None]
+        if resumes and ctx[1] is not None:
+            c = core_rank.sent_ctl(resumes[0])
+            assert c is not None
+            raise step_error(
+                f"rank {s}'s allocation for req {req} returned None with {ctx[1]} block(s) free",
+                f"design {self._p1.variant} allocates {len(c.blocks)} block(s) there and sends "
+                f"resume (sent_tokens {c.sent})")
+        rest = [o for o in outcomes if core_rank.sent_ctl(o) is None]
+        if rest:
+            self._settle(req, s, rest[0])   # (corrected: the round is cached, the resume waits)
+
+    def _resume_refines(self, req: int, s: int, ev: dict) -> None:
+        """A resume: its fields must be those of one of the design's outcomes."""
+        st = self.state
+        ctx = st.rx_ctx.pop((req, s), None)
+        p = self._p1
+        if ctx is None or p is None or (req, s) not in st.rx_core:
+            return
+        blocks = tuple(ev["blocks"])
+        got = (ev["sent_tokens"], ev["allocated_tokens"], ev.get("round", 0), len(blocks))
+        outcomes = self._outcomes(req, s, ctx)
+        ctls = []
+        for o in outcomes:
+            c = core_rank.sent_ctl(o)
+            if c is None:
+                continue
+            ctls.append(c)
+            if (c.sent, c.alloc, c.round, len(c.blocks)) == got:
+                self._settle(req, s, o)
+                st.rx_core[(req, s)] = core_rank.rename_blocks(st.rx_core[(req, s)], c.blocks,
+                                                               blocks)
+                return
+        x = st.rx_core[(req, s)]
+        rnd = f", round {ev['round']}" if "round" in ev else ""
+        said = (f"req {req} sent resume on session {s} with sent_tokens {ev['sent_tokens']}, "
+                f"{len(blocks)} block(s) ({ev['allocated_tokens']} tokens){rnd}")
+        if not ctls:
+            raise step_error(f"{said}, but design {p.variant} sends no resume here: "
+                             f"{self._rank_words(x)}",
+                             f"no resume: design {p.variant}'s rule is "
+                             f"\"{_designs.design(p.variant).summary}\"")
+        def words(c) -> str:
+            r = f", round {c.round}" if p.corrected else ""
+            return (f"sent_tokens {c.sent}, {len(c.blocks)} block(s) ({c.alloc} tokens){r}")
+        want = " or ".join(sorted({words(c) for c in ctls}))
+        raise step_error(f"{said}, which design {p.variant} cannot send here "
+                         f"(before this poll {self._rank_words(x)})", f"resume with {want}")
 
     # -- language side -----------------------------------------------------------
     # Each rank logs its own steps; the spec's receiver steps cover every rank
@@ -687,6 +871,9 @@ class NativeChecker:
                 f"{decision})", "an alloc only for a new request, or after a poll that "
                 "decided resume or retry_alloc")
         if blocks is None:
+            ctx = st.rx_ctx.get(key)
+            if ctx is not None:
+                self._alloc_none_refines(req, rank, ev, ctx)
             if decision == "resume":
                 st.rx_decision[key] = "resume_none"   # nothing free: no resume now
             return
@@ -710,6 +897,7 @@ class NativeChecker:
         else:
             held.update(blocks)
         st.held_count[req] += len(blocks)
+        st.used[rank] += len(blocks)
 
     def on_free(self, ev: dict) -> None:
         st = self.state
@@ -740,6 +928,7 @@ class NativeChecker:
             if not held:
                 del st.held[(rank, req)]
         st.held_count[req] -= len(blocks)
+        st.used[rank] -= len(blocks)
         cur = st.rx_blocks.get(key)
         if cur:
             gone = set(blocks)
@@ -777,6 +966,16 @@ class NativeChecker:
         st.rx_phase[key] = "queued"
         st.rx_blocks[key] = list(blocks)
         st.rx_status[key] = WAITING
+        p1 = self._core()
+        if p1 is not None:
+            x, c = core_rank.rank_init(p1, req, tuple(blocks))
+            if (len(c.blocks), c.alloc) != (len(blocks), ev["allocated_tokens"]):
+                raise step_error(
+                    f"req {req} sent init on session {s} with {len(blocks)} block(s) "
+                    f"({ev['allocated_tokens']} tokens)",
+                    f"init with {len(c.blocks)} block(s) ({c.alloc} tokens): the receiver "
+                    f"allocates init_tokens = {p1.init_tokens} before it knows the length")
+            st.rx_core[key] = x
         ch = st.ctl.get(key)
         if ch is None:
             ch = st.ctl[key] = deque()
@@ -806,14 +1005,18 @@ class NativeChecker:
                 raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent {m[i]}",
                                  f"{k} = {m[i]}")
         ch.popleft()
-        old = st.rx_status.get(key, BOOTSTRAPPING)
-        if status == FAILED:
-            new = FAILED
-        elif st.config.variant == "corrected" and old == FAILED:
-            new = FAILED
-        else:
-            new = max(old, status)
-        st.rx_status[key] = new
+        x = st.rx_core.get(key)
+        if x is not None:     # DeliverStatus, by the core
+            assert self._p1 is not None
+            x = st.rx_core[key] = core_rank.rank_deliver(
+                self._p1, req, x, StatusMsg(status, ev.get("round", 0), ev.get("sent_tokens", 0),
+                                            ev.get("total", 0)))
+            st.rx_status[key] = x.status
+        else:                 # (no design declared: the status rule alone)
+            latches = (st.config.variant is not None
+                       and _designs.design(st.config.variant).failed_latches)
+            st.rx_status[key] = _designs.merge_status(st.rx_status.get(key, BOOTSTRAPPING),
+                                                      status, latches)
         self.coverage["DeliverStatus"] += 1
         if not st.held_count.get(req):   # (a request holding blocks stays)
             self._maybe_forget(req)
@@ -840,6 +1043,10 @@ class NativeChecker:
                 f"received {STATUSES[local]}",
                 f"combined status = MIN over ranks <= {STATUSES[local]}")
         allowed = _POLL_DECISIONS.get(status, ("wait",))
+        if st.rx_ctx:
+            st.rx_ctx.pop(key, None)
+        if status == TRANSFERRING and decision != "wait" and phase == "queued":
+            self._poll_refines(req, s, ev, decision)
         if status == TRANSFERRING and decision == "fail" and phase == "queued":
             # free_first's failure path logged as the outcome of the poll: the
             # resume frees, its allocation returns None, the request fails.
@@ -910,6 +1117,10 @@ class NativeChecker:
         P.check_NoReadDuringWrite(st, s, req, blocks)
         if decision == "wait":
             self.coverage["PollReadOnly"] += 1
+        elif st.rx_ctx:
+            ctx = st.rx_ctx.get(key)
+            if ctx is not None and ctx[2] is None:
+                self._read_refines(req, s, ev, ctx)
         if blocks:
             aux = st.aux.get((s, blocks[0]))
             if aux is not None and aux != ev["aux_total"]:
@@ -978,6 +1189,7 @@ class NativeChecker:
                              "the resume step gives back the old blocks (free) before the "
                              "resume is sent")
         P.check_AtMostOneResumePerRound(st, req, s)
+        self._resume_refines(req, s, ev)
         st.rx_resumes[key] = st.rx_resumes.get(key, 0) + 1
         st.rx_blocks[key] = list(blocks)
         st.rx_decision[key] = "resumed"
@@ -1059,7 +1271,7 @@ class NativeChecker:
                              "abort only while the request waits for its embedding")
         if self._first(req, "abort"):
             self.coverage["Abort"] += 1
-        if st.config.variant == "corrected":
+        if st.config.variant is not None and _designs.design(st.config.variant).abort_is_message:
             st.rx_phase[key] = "aborting"
         else:
             st.rx_phase[key] = "aborted"   # a `fail` may follow
@@ -1108,6 +1320,11 @@ class NativeChecker:
             st.cut_writes(req)
             st.tx_phase[req] = "dead"
         st.rx_status[key] = FAILED
+        x = st.rx_core.get(key)
+        if x is not None:     # the language half of Heartbeat, by the core
+            assert self._p1 is not None
+            st.rx_core[key] = core_rank.rank_of(heartbeat_lost(
+                core_rank.one_rank_state(self._p1, req, x), req)[0].state, req)
 
 
     # -- encode side -------------------------------------------------------------
@@ -1356,7 +1573,8 @@ class NativeChecker:
             raise step_error(f"the sender sent {ev['status']} for req {req} to session {s}",
                              f"{want} (a status follows the end of a round, a write error, "
                              f"or an abort)")
-        if status == FAILED or st.config.variant == "corrected":
+        if status == FAILED or (st.config.variant is not None
+                                and _designs.design(st.config.variant).status_carries_round):
             # the spec's StMsg: a Failed status (any design) and the corrected
             # design's statuses carry the round, the session's offset and the total
             fields: tuple = (("round", st.tx_round.get(req, 0)), ("sent_tokens", tx.sent),
@@ -1409,6 +1627,7 @@ class NativeChecker:
             if hasattr(c, k):
                 setattr(c, k, v)
         self.state.block_size = c.block_size
+        self._p1_known = False
 
 
 # ---------------------------------------------------------------------------
