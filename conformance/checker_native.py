@@ -30,13 +30,13 @@ from __future__ import annotations
 import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from dataclasses import replace as _replace
 from typing import Any
 
 from resumespec.reference.protocol import designs as _designs
 from resumespec.reference.protocol import rank as core_rank
-from resumespec.reference.protocol.messages import StatusMsg
+from resumespec.reference.protocol.messages import Ctl, StatusMsg
 from resumespec.reference.protocol.params import Params
+from resumespec.reference.protocol.rank import STAND_IN_BASE
 from resumespec.reference.protocol.receiver import (
     RxSession,
     corrected_cache_due,
@@ -246,6 +246,8 @@ class State:
         # each rank, as the protocol core keeps it, and the poll being replayed
         self.rx_core: dict[tuple, RxSession] = {}  # (req, s) -> the core's RxSession
         self.rx_ctx: dict[tuple, list] = {}        # (req, s) -> [combined, nfree, aux, decision]
+        self.rx_inbox: dict[tuple, list] = {}      # (req, s) -> statuses not yet given to the core
+        self.rx_names: dict[tuple, tuple] = {}     # (req, s) -> blocks rx_core's stand-ins name
         self.used: Counter = Counter()             # rank -> blocks held there (all requests)
         # sender
         self.total: dict[int, int] = {}            # req -> Total[r]
@@ -359,8 +361,7 @@ class State:
         return out
 
 
-def replace_status(x: RxSession, status: int) -> RxSession:
-    return x if x.status == status else _replace(x, status=status)
+MEMO = 8192          # core outcomes remembered (by the rank's normal form), at most
 
 
 class NativeChecker:
@@ -391,6 +392,8 @@ class NativeChecker:
         self.freeing: dict = {}
         self._p1: Params | None = None       # the declared design, one rank (see _core)
         self._p1_known = False
+        self._latches = False                # the design's Failed latches (design table)
+        self._memo: dict = {}                # core outcomes by normal form (see _outcomes)
         self._handlers = {name: getattr(self, "on_" + name) for name in (
             "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
             "handoff", "fail", "prefill_done", "abort", "abort_sent", "heartbeat_fail",
@@ -664,7 +667,8 @@ class NativeChecker:
                 return
         for s in sessions:
             for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
-                      st.tx_session, st.tx_status_sent, st.ctl, st.st, st.rx_core, st.rx_ctx):
+                      st.tx_session, st.tx_status_sent, st.ctl, st.st, st.rx_core, st.rx_ctx,
+                      st.rx_inbox, st.rx_names):
                 d.pop((req, s), None)
         for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
                   st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials):
@@ -703,6 +707,7 @@ class NativeChecker:
         if self._p1_known:
             return self._p1
         self._p1_known = True
+        self._memo = {}
         c = self.state.config
         if c.variant is None or c.block_size is None:
             return None
@@ -715,18 +720,64 @@ class NativeChecker:
         self._p1 = core_rank.one_rank_params(p)
         return self._p1
 
+    # A rank's core state is kept in normal form (rank.normal_form: its
+    # blocks named -1000001, -1000002, ...; st.rx_names says which real
+    # blocks those are), so that the core's outcomes, which depend on the
+    # state but not on the names of the blocks, are asked once per distinct
+    # state and remembered (self._memo, bounded).
+    def _x(self, key: tuple) -> RxSession | None:
+        """The core's state of a rank, in normal form (None: no design
+        declared, or no init seen), after the statuses it received since it
+        was last asked (``DeliverStatus`` through the core, deferred to the
+        decision that needs it: most statuses are a request's last)."""
+        st = self.state
+        x = st.rx_core.get(key)
+        box = st.rx_inbox.pop(key, None) if st.rx_inbox else None
+        if box and x is not None:
+            mk = ("status", x, tuple(box))
+            after = self._memo.get(mk)
+            if after is None:
+                assert self._p1 is not None
+                after = x
+                for msg in box:          # (a status changes no block: still normal form)
+                    after = core_rank.rank_deliver(self._p1, 0, after, msg)
+                self._keep(mk, after)
+            x = st.rx_core[key] = after
+        return x
+
+    def _init_of(self, key: tuple, blocks: tuple) -> Ctl:
+        """ReceiverInit on rank ``key[1]`` through the core (remembered per
+        block count); keeps the rank's state; the init message it sends."""
+        mk = ("init", len(blocks))
+        hit = self._memo.get(mk)
+        if hit is None:
+            assert self._p1 is not None
+            x, c = core_rank.rank_init(self._p1, 0, tuple(range(-1, -len(blocks) - 1, -1)))
+            xn, src = core_rank.normalized(x)
+            hit = (xn, c, src)
+            self._keep(mk, hit)
+        xn, c, src = hit
+        if len(c.blocks) != len(blocks):
+            return c          # (the caller says what the design would have sent)
+        real = dict(zip(c.blocks, blocks))
+        self.state.rx_core[key] = xn
+        self.state.rx_names[key] = tuple(real[b] for b in src)
+        return c
+
     def _nfree(self, rank: int) -> int | None:
         nb = self.state.config.nblocks
         return None if nb is None else nb - self.state.used[rank]
 
-    def _rank_words(self, x: RxSession) -> str:
+    def _rank_words(self, x: RxSession, key: tuple) -> str:
         p = self._p1
         assert p is not None
         if p.corrected:
             return (f"the last status it received names round {x.info.round} "
                     f"({STATUSES[x.info.status]}, {x.info.sent} of {x.info.total} tokens sent); "
                     f"it has cached round {x.round} and sent {x.resumes} resume(s)")
-        return (f"it holds blocks {list(x.blocks)}, has cached {x.cached} token(s), "
+        names = self.state.rx_names.get(key, ())
+        held = [names[STAND_IN_BASE - b] for b in x.blocks]
+        return (f"it holds blocks {held}, has cached {x.cached} token(s), "
                 f"sent {x.resumes} resume(s)")
 
     def _poll_refines(self, req: int, s: int, ev: dict, decision: str) -> None:
@@ -736,7 +787,7 @@ class NativeChecker:
         depend on what it reads)."""
         p = self._core()
         st = self.state
-        x = st.rx_core.get((req, s)) if p is not None else None
+        x = self._x((req, s)) if p is not None else None
         if x is None or p is None:
             return
         st.rx_ctx[(req, s)] = [TRANSFERRING, self._nfree(s), None, decision]
@@ -747,7 +798,7 @@ class NativeChecker:
             if not (corrected_cache_due(x) or corrected_resume_due(x)):
                 raise step_error(
                     f"rank {s} polled req {req} and decided {decision}, but design corrected "
-                    f"has nothing to do: {self._rank_words(x)}",
+                    f"has nothing to do: {self._rank_words(x, (req, s))}",
                     "wait: the corrected design caches and resumes once per round that ended "
                     "partial (corrected_cache_due and corrected_resume_due are false)")
             return
@@ -755,7 +806,7 @@ class NativeChecker:
         if not view.reads and not view.wants:
             raise step_error(
                 f"rank {s} polled req {req} and decided {decision}, but design {v} does not "
-                f"resume here: {self._rank_words(x)}",
+                f"resume here: {self._rank_words(x, (req, s))}",
                 f"wait: design {v}'s rule is \"{_designs.design(v).summary}\", and by it "
                 f"this rank already resumed")
 
@@ -764,7 +815,7 @@ class NativeChecker:
         (the aux row) decides whether the design resumes."""
         ctx[2] = aux = ev["aux_total"]
         p = self._p1
-        x = self.state.rx_core.get((req, s))
+        x = self._x((req, s))
         if p is None or x is None or p.corrected or ctx[3] == "fail":
             return
         view = historical_view(p.variant, p.block_size, x, aux)
@@ -772,71 +823,96 @@ class NativeChecker:
             raise step_error(
                 f"rank {s} of req {req} read aux total {aux} in a poll that decided "
                 f"{ctx[3]}, but design {p.variant} does not resume on that: it believes "
-                f"{view.sent} of {view.total} tokens arrived; {self._rank_words(x)}",
+                f"{view.sent} of {view.total} tokens arrived; {self._rank_words(x, (req, s))}",
                 f"wait: design {p.variant}'s rule is \"{_designs.design(p.variant).summary}\"")
 
     def _outcomes(self, req: int, s: int, ctx: list) -> list:
+        """The design's outcomes of this poll on rank ``s``, from the core:
+        ``(state after, in normal form with the rank's local status; the
+        resume it sends or None; the blocks that state names, as stand-ins
+        of before the poll and of the allocation)``.  Remembered by the
+        rank's state, the combined status, the free blocks that matter and
+        the aux row read."""
         p = self._p1
-        x = self.state.rx_core[(req, s)]
-        nfree = ctx[1]
-        if nfree is None:   # pool size not logged: as many as any resume could want
-            nfree = 1 + max(x.info.total, x.p_total, ctx[2] or 0) // max(1, p.block_size) \
-                if p is not None else 0
         assert p is not None
-        return core_rank.rank_poll_transferring(p, req, x, ctx[0], nfree, ctx[2])
+        x = self._x((req, s))
+        assert x is not None
+        # A resume never asks for more than the total the rank believes
+        # (status, cached total or aux row): free blocks beyond that many do
+        # not change the outcome (and stand for "unknown" without nblocks).
+        enough = 1 + max(x.info.total, x.p_total, ctx[2] or 0) // p.block_size + len(x.blocks)
+        nfree = enough if ctx[1] is None else min(ctx[1], enough)
+        mk = ("poll", x, ctx[0], nfree, ctx[2])
+        outs = self._memo.get(mk)
+        if outs is None:
+            outs = []
+            for chain in core_rank.rank_poll_transferring(p, 0, x, ctx[0], nfree, ctx[2]):
+                after, src = core_rank.normalized(core_rank.rank_of(chain[-1].state, 0), x.status)
+                outs.append((after, core_rank.sent_ctl(chain), src))
+            self._keep(mk, outs)
+        return outs
 
-    def _settle(self, req: int, s: int, chain: list) -> None:
-        """Keep the rank's core state after ``chain`` (its local status stays)."""
+    def _keep(self, mk: tuple, value) -> None:
+        memo = self._memo
+        if len(memo) >= MEMO:        # (bounded memory: start again)
+            memo.clear()
+        memo[mk] = value
+
+    def _settle(self, key: tuple, after: RxSession, src: tuple, c: Ctl | None,
+                blocks: tuple) -> None:
+        """Keep the rank's state ``after`` (an outcome of ``_outcomes``); the
+        resume ``c`` named ``blocks`` what the engine logged as ``blocks``."""
         st = self.state
-        x = st.rx_core[(req, s)]
-        st.rx_core[(req, s)] = replace_status(core_rank.rank_of(chain[-1].state, req), x.status)
+        names = st.rx_names[key]
+        real = {STAND_IN_BASE - i: b for i, b in enumerate(names)}
+        if c is not None:
+            real.update(zip(c.blocks, blocks))
+        st.rx_core[key] = after
+        st.rx_names[key] = tuple(real[b] for b in src)
 
     def _alloc_none_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
         """An allocation of a resume poll returned None: the design must have
         no resume to send with the blocks free then."""
-        if self._p1 is None or (req, s) not in self.state.rx_core:
+        if self._p1 is None or self._x((req, s)) is None:
             return
-        outcomes = self._outcomes(req, s, ctx)
-        resumes = [o for o in outcomes if core_rank.sent_ctl(o) is not None]
+        outs = self._outcomes(req, s, ctx)
+        resumes = [c for _, c, _ in outs if c is not None]
         if resumes and ctx[1] is not None:
-            c = core_rank.sent_ctl(resumes[0])
-            assert c is not None
+            c = resumes[0]
             raise step_error(
                 f"rank {s}'s allocation for req {req} returned None with {ctx[1]} block(s) free",
                 f"design {self._p1.variant} allocates {len(c.blocks)} block(s) there and sends "
                 f"resume (sent_tokens {c.sent})")
-        rest = [o for o in outcomes if core_rank.sent_ctl(o) is None]
-        if rest:
-            self._settle(req, s, rest[0])   # (corrected: the round is cached, the resume waits)
+        for after, c, src in outs:
+            if c is None:   # (corrected: the round is cached, the resume waits)
+                self._settle((req, s), after, src, None, ())
+                return
 
     def _resume_refines(self, req: int, s: int, ev: dict) -> None:
         """A resume: its fields must be those of one of the design's outcomes."""
         st = self.state
         ctx = st.rx_ctx.pop((req, s), None)
         p = self._p1
-        if ctx is None or p is None or (req, s) not in st.rx_core:
+        if ctx is None or p is None or self._x((req, s)) is None:
             return
         blocks = tuple(ev["blocks"])
         got = (ev["sent_tokens"], ev["allocated_tokens"], ev.get("round", 0), len(blocks))
-        outcomes = self._outcomes(req, s, ctx)
         ctls = []
-        for o in outcomes:
-            c = core_rank.sent_ctl(o)
+        for after, c, src in self._outcomes(req, s, ctx):
             if c is None:
                 continue
             ctls.append(c)
             if (c.sent, c.alloc, c.round, len(c.blocks)) == got:
-                self._settle(req, s, o)
-                st.rx_core[(req, s)] = core_rank.rename_blocks(st.rx_core[(req, s)], c.blocks,
-                                                               blocks)
+                self._settle((req, s), after, src, c, blocks)
                 return
-        x = st.rx_core[(req, s)]
+        x = self._x((req, s))
+        assert x is not None
         rnd = f", round {ev['round']}" if "round" in ev else ""
         said = (f"req {req} sent resume on session {s} with sent_tokens {ev['sent_tokens']}, "
                 f"{len(blocks)} block(s) ({ev['allocated_tokens']} tokens){rnd}")
         if not ctls:
             raise step_error(f"{said}, but design {p.variant} sends no resume here: "
-                             f"{self._rank_words(x)}",
+                             f"{self._rank_words(x, (req, s))}",
                              f"no resume: design {p.variant}'s rule is "
                              f"\"{_designs.design(p.variant).summary}\"")
         def words(c) -> str:
@@ -844,7 +920,7 @@ class NativeChecker:
             return (f"sent_tokens {c.sent}, {len(c.blocks)} block(s) ({c.alloc} tokens){r}")
         want = " or ".join(sorted({words(c) for c in ctls}))
         raise step_error(f"{said}, which design {p.variant} cannot send here "
-                         f"(before this poll {self._rank_words(x)})", f"resume with {want}")
+                         f"(before this poll {self._rank_words(x, (req, s))})", f"resume with {want}")
 
     # -- language side -----------------------------------------------------------
     # Each rank logs its own steps; the spec's receiver steps cover every rank
@@ -968,14 +1044,13 @@ class NativeChecker:
         st.rx_status[key] = WAITING
         p1 = self._core()
         if p1 is not None:
-            x, c = core_rank.rank_init(p1, req, tuple(blocks))
+            c = self._init_of(key, tuple(blocks))
             if (len(c.blocks), c.alloc) != (len(blocks), ev["allocated_tokens"]):
                 raise step_error(
                     f"req {req} sent init on session {s} with {len(blocks)} block(s) "
                     f"({ev['allocated_tokens']} tokens)",
                     f"init with {len(c.blocks)} block(s) ({c.alloc} tokens): the receiver "
                     f"allocates init_tokens = {p1.init_tokens} before it knows the length")
-            st.rx_core[key] = x
         ch = st.ctl.get(key)
         if ch is None:
             ch = st.ctl[key] = deque()
@@ -1005,18 +1080,17 @@ class NativeChecker:
                 raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent {m[i]}",
                                  f"{k} = {m[i]}")
         ch.popleft()
-        x = st.rx_core.get(key)
-        if x is not None:     # DeliverStatus, by the core
-            assert self._p1 is not None
-            x = st.rx_core[key] = core_rank.rank_deliver(
-                self._p1, req, x, StatusMsg(status, ev.get("round", 0), ev.get("sent_tokens", 0),
-                                            ev.get("total", 0)))
-            st.rx_status[key] = x.status
-        else:                 # (no design declared: the status rule alone)
-            latches = (st.config.variant is not None
-                       and _designs.design(st.config.variant).failed_latches)
-            st.rx_status[key] = _designs.merge_status(st.rx_status.get(key, BOOTSTRAPPING),
-                                                      status, latches)
+        # the local status: the spec's NewStatus (the core's merge_status)
+        st.rx_status[key] = _designs.merge_status(st.rx_status.get(key, BOOTSTRAPPING), status,
+                                                  self._latches)
+        if key in st.rx_core:   # DeliverStatus through the core, when a decision needs it
+            box = st.rx_inbox.get(key)
+            msg = StatusMsg(status, ev.get("round", 0), ev.get("sent_tokens", 0),
+                            ev.get("total", 0))
+            if box is None:
+                st.rx_inbox[key] = [msg]
+            else:
+                box.append(msg)
         self.coverage["DeliverStatus"] += 1
         if not st.held_count.get(req):   # (a request holding blocks stays)
             self._maybe_forget(req)
@@ -1320,7 +1394,7 @@ class NativeChecker:
             st.cut_writes(req)
             st.tx_phase[req] = "dead"
         st.rx_status[key] = FAILED
-        x = st.rx_core.get(key)
+        x = self._x(key)
         if x is not None:     # the language half of Heartbeat, by the core
             assert self._p1 is not None
             st.rx_core[key] = core_rank.rank_of(heartbeat_lost(
@@ -1628,6 +1702,7 @@ class NativeChecker:
                 setattr(c, k, v)
         self.state.block_size = c.block_size
         self._p1_known = False
+        self._latches = c.variant is not None and _designs.design(c.variant).failed_latches
 
 
 # ---------------------------------------------------------------------------

@@ -100,14 +100,30 @@ def sent_ctl(chain: list[Step]) -> Ctl | None:
     return None
 
 
-def rename_blocks(x: RxSession, got: tuple[int, ...], logged: tuple[int, ...]) -> RxSession:
+def rename_blocks(x: RxSession, got: tuple[int, ...], logged: tuple[int, ...],
+                  status: int | None = None) -> RxSession:
     """``x`` with the blocks of an allocation (``got``, as the core chose them)
-    replaced by the ones the engine logged, position by position."""
-    if got == logged:
+    replaced by the ones the engine logged, position by position (and, if
+    given, its local ``status``)."""
+    if got == logged and (status is None or status == x.status):
         return x
     m = dict(zip(got, logged))
-    return replace(x, blocks=tuple(m.get(b, b) for b in x.blocks),
-                   last_idx=tuple(m.get(b, b) for b in x.last_idx))
+    changes: dict[str, object] = {"blocks": tuple(m.get(b, b) for b in x.blocks)}
+    if x.last_idx:
+        changes["last_idx"] = tuple(m.get(b, b) for b in x.last_idx)
+    if status is not None:
+        changes["status"] = status
+    return _with(x, changes)
+
+
+def _with(x: RxSession, changes: dict[str, object]) -> RxSession:
+    """``dataclasses.replace`` without its per-call field checks (a checker
+    renames blocks on every resume): the same frozen value, built directly."""
+    new = object.__new__(RxSession)
+    d = new.__dict__
+    d.update(x.__dict__)
+    d.update(changes)
+    return new
 
 
 def rank_init(p1: Params, r: int, blocks: tuple[int, ...]) -> tuple[RxSession, Ctl]:
@@ -120,3 +136,34 @@ def rank_init(p1: Params, r: int, blocks: tuple[int, ...]) -> tuple[RxSession, C
     step = receiver_init(rx, r)[0]
     ctl = next(e.msg for e in step.effects if isinstance(e, SendCtl))
     return rename_blocks(rank_of(step.state, r), ctl.blocks, blocks), ctl
+
+
+STAND_IN_BASE = -1_000_001   # the rank's own blocks in a normal form: -1_000_001, -1_000_002, ...
+
+
+def normal_form(x: RxSession) -> tuple[tuple[object, ...], tuple[int, ...], tuple[int, ...]]:
+    """``x`` up to the names of its blocks: ``(key, stand_ins, names)``.
+    Two ranks with equal keys are in the same state but for which blocks
+    they hold; every core function gives them the same outcomes but for
+    those names.  ``names`` are the block ids ``x`` mentions (current
+    blocks, then ``last_idx``'s others), ``stand_ins`` the ids that replace
+    them in the normal form (``rename_blocks(x, names, stand_ins)``), kept
+    apart from the pool's stand-ins ``-1, -2, ...``.  A host that asks the
+    core about many ranks (a checker) can remember outcomes by key."""
+    names = x.blocks
+    if x.last_idx and x.last_idx != x.blocks:
+        names = names + tuple(b for b in dict.fromkeys(x.last_idx) if b not in names)
+    if len(set(names)) != len(names):
+        names = tuple(dict.fromkeys(names))
+    m = {b: STAND_IN_BASE - i for i, b in enumerate(names)}
+    key = tuple(tuple(m[b] for b in v) if k in ("blocks", "last_idx") else v
+                for k, v in x.__dict__.items())
+    return key, tuple(m.values()), names
+
+
+def normalized(x: RxSession, status: int | None = None) -> tuple[RxSession, tuple[int, ...]]:
+    """``x`` in normal form (its blocks named by stand-ins, see
+    ``normal_form``; if given, with local ``status``) and the real names of
+    those stand-ins, in order: ``STAND_IN_BASE - i`` is ``names[i]``."""
+    _, stand, names = normal_form(x)
+    return rename_blocks(x, names, stand, status), names
