@@ -1,5 +1,6 @@
 """The refinement checker against the checker it replaced, side by side:
-``python -m bench refinement [--baseline=REV] [--sizes=N,N] [--mutations=N] [--seed=S]``.
+``python -m bench refinement [--baseline=REV] [--sizes=N,N] [--mutations=N] [--seed=S]
+[--workers=W]``.
 
 1. Throughput: the native checker of this tree and the one at git revision
    ``REV`` (default ``main``; loaded from ``git show REV:conformance/
@@ -10,7 +11,7 @@
    both rates, their ratio, and each against the 200,000 events/s target.
 2. ``--mutations=N`` (default 0: skipped): N mutants of the mutation campaign
    (``conformance/mutate.py``, seed ``S``); TLC trace validation once per
-   mutant, then both native checkers; prints how many mutants each native
+   mutant (``W`` at a time, 2 by default), then both native checkers; prints how many mutants each native
    checker disagrees with TLC on (``mutate.agree``), and the ones on which
    the two native checkers differ.
 """
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 TARGET = 200_000
@@ -83,7 +85,7 @@ def throughput(base, sizes: list[int], repeat: int = 5) -> None:
                   f"{r / TARGET:>18.2f} {cpu['base'] / cpu['new']:>15.2f}")
 
 
-def mutations(base, count: int, seed: int) -> None:
+def mutations(base, count: int, seed: int, workers: int = 2) -> None:
     from resumespec.conformance import checker_native, mutate, synth
     from resumespec.conformance.tlc_trace import check_tlc
 
@@ -95,20 +97,35 @@ def mutations(base, count: int, seed: int) -> None:
     no_tlc = 0
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
+        items = []
         for n, (label, events) in enumerate(mutate.mutants(bases, count, seed)):
             path = os.path.join(d, f"m{n:05d}.jsonl")
             synth.write(path, events)
-            tlc = check_tlc([path], timeout=300)
-            if tlc.verdict == "error":
-                no_tlc += 1
-                continue
-            got = {"base": base.check_native([path]), "new": checker_native.check_native([path])}
-            for key, v in got.items():
-                if not mutate.agree(v, tlc):
-                    dis[key].append((label, v.verdict, v.prop, tlc.verdict, tlc.prop))
-            if (got["base"].verdict, got["base"].prop) != (got["new"].verdict, got["new"].prop):
-                differ.append((label, got["base"].verdict, got["base"].prop, got["new"].verdict,
-                               got["new"].prop, tlc.verdict, tlc.prop, got["new"].message))
+            items.append((label, path))
+
+        def tlc_of(item):
+            return item, check_tlc([item[1]], timeout=300)
+
+        done = 0
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for (label, path), tlc in pool.map(tlc_of, items):
+                done += 1
+                if done % 20 == 0:
+                    print(f"   {done}/{len(items)} mutants, {time.perf_counter() - t0:,.0f} s",
+                          flush=True)
+                if tlc.verdict == "error":
+                    no_tlc += 1
+                    continue
+                got = {"base": base.check_native([path]),
+                       "new": checker_native.check_native([path])}
+                for key, v in got.items():
+                    if not mutate.agree(v, tlc):
+                        dis[key].append((label, v.verdict, v.prop, tlc.verdict, tlc.prop))
+                if ((got["base"].verdict, got["base"].prop)
+                        != (got["new"].verdict, got["new"].prop)):
+                    differ.append((label, got["base"].verdict, got["base"].prop,
+                                   got["new"].verdict, got["new"].prop, tlc.verdict, tlc.prop,
+                                   got["new"].message))
     print(f"   {count} mutants, {no_tlc} without a TLC verdict, {time.perf_counter() - t0:,.0f} s")
     print(f"   disagreements with TLC: baseline {len(dis['base'])}, refinement {len(dis['new'])}")
     for key in ("base", "new"):
@@ -131,7 +148,7 @@ def main(argv: list[str]) -> int:
     throughput(base, sizes)
     count = int(_arg(argv, "--mutations", "0"))
     if count:
-        mutations(base, count, int(_arg(argv, "--seed", "0")))
+        mutations(base, count, int(_arg(argv, "--seed", "0")), int(_arg(argv, "--workers", "2")))
     return 0
 
 

@@ -871,18 +871,25 @@ class NativeChecker:
         st.rx_names[key] = tuple(real[b] for b in src)
 
     def _alloc_none_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
-        """An allocation of a resume poll returned None: the design must have
-        no resume to send with the blocks free then."""
-        if self._p1 is None or self._x((req, s)) is None:
+        """An allocation of a resume poll returned None.  Allocating first
+        (alloc_first, corrected), that is the spec not taking the resume step
+        now (a later poll retries): always allowed, and what the poll did
+        before it (corrected: cache the round) stays.  Freeing first, the
+        request fails, which the spec allows only when the allocation cannot
+        succeed: the design must have no resume to send then."""
+        p = self._p1
+        if p is None or self._x((req, s)) is None:
             return
         outs = self._outcomes(req, s, ctx)
         resumes = [c for _, c, _ in outs if c is not None]
-        if resumes and ctx[1] is not None:
+        if resumes and ctx[1] is not None and not p.alloc_first:
             c = resumes[0]
             raise step_error(
-                f"rank {s}'s allocation for req {req} returned None with {ctx[1]} block(s) free",
-                f"design {self._p1.variant} allocates {len(c.blocks)} block(s) there and sends "
-                f"resume (sent_tokens {c.sent})")
+                f"rank {s}'s allocation for req {req} returned None with {ctx[1]} block(s) free "
+                f"before the poll (and its own {len(self._x((req, s)).blocks)} freed first)",
+                f"design {p.variant} allocates {len(c.blocks)} block(s) there and sends "
+                f"resume (sent_tokens {c.sent}); a free_first design fails the request only "
+                f"when the allocation cannot succeed")
         for after, c, src in outs:
             if c is None:   # (corrected: the round is cached, the resume waits)
                 self._settle((req, s), after, src, None, ())

@@ -171,8 +171,9 @@ def test_init_of_the_wrong_size(tmp_path):
 
 
 def test_alloc_none_with_enough_blocks_free(tmp_path):
-    """An alloc_first resume whose allocation says None while the pool had room."""
-    events = load("ref_once.jsonl")
+    """A free_first resume whose allocation says None (the request then
+    fails) while the pool had room: the design resumes there."""
+    events = load("ref_flag.jsonl")
     i = line_of(events, lambda e: e["event"] == "alloc" and e["req"] == 1 and e["tokens"] == 3) - 1
     events.insert(i, L("alloc", rank=1, req=1, tokens=3, blocks=None))
     v = check_native([str(write(tmp_path, events))])
@@ -180,6 +181,19 @@ def test_alloc_none_with_enough_blocks_free(tmp_path):
     assert v.event["event"] == "alloc" and v.event["blocks"] is None
     assert "returned None with 4 block(s) free" in v.message
     assert "allocates 2 block(s)" in v.expected
+
+
+def test_alloc_none_allocating_first_is_a_retry(tmp_path):
+    """Allocating first, a None is the resume not taken now (the reference's
+    injected alloc_fail): allowed, the next poll resumes."""
+    events = load("ref_once.jsonl")
+    i = line_of(events, lambda e: e["event"] == "poll" and e["req"] == 1
+                and e["decision"] == "resume") - 1
+    events[i:i] = [L("poll", req=1, status="Transferring", decision="retry_alloc"),
+                   L("buffer_read", req=1, session=1, blocks=[0], aux_total=5, tokens=2),
+                   L("alloc", rank=1, req=1, tokens=3, blocks=None)]
+    v = check_native([str(write(tmp_path, events))])
+    assert v.verdict == "conforms", v.to_json()
 
 
 def test_without_a_declared_design_only_properties_are_checked(tmp_path):
