@@ -826,6 +826,26 @@ class NativeChecker:
                 f"{view.sent} of {view.total} tokens arrived; {self._rank_words(x, (req, s))}",
                 f"wait: design {p.variant}'s rule is \"{_designs.design(p.variant).summary}\"")
 
+    def _handoff_refines(self, req: int, s: int, ev: dict) -> None:
+        """The read of a poll that saw Success: as many tokens as the design
+        hands over from its blocks (PollSuccess's read, from the core)."""
+        x = self._x((req, s))
+        assert x is not None and self._p1 is not None
+        aux = ev["aux_total"]
+        mk = ("handoff", x, aux)
+        n = self._memo.get(mk)
+        if n is None:
+            n = core_rank.rank_handoff_read(self._p1, 0, x, aux).tokens
+            self._keep(mk, n)
+        if ev["tokens"] != n:
+            v = self._p1.variant
+            raise step_error(
+                f"req {req} read {ev['tokens']} token(s) from its blocks on rank {s} to hand "
+                f"over, but design {v} reads {n} there ({self._rank_words(x, (req, s))}; "
+                f"aux total read {aux})",
+                f"{n} token(s): what the last round wrote into the rank's blocks, as design "
+                f"{v} counts it")
+
     def _outcomes(self, req: int, s: int, ctx: list) -> list:
         """The design's outcomes of this poll on rank ``s``, from the core:
         ``(state after, in normal form with the rank's local status; the
@@ -1198,6 +1218,9 @@ class NativeChecker:
         P.check_NoReadDuringWrite(st, s, req, blocks)
         if decision == "wait":
             self.coverage["PollReadOnly"] += 1
+        elif decision == "handoff":
+            if key in st.rx_core:
+                self._handoff_refines(req, s, ev)
         elif st.rx_ctx:
             ctx = st.rx_ctx.get(key)
             if ctx is not None and ctx[2] is None:

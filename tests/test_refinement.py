@@ -217,3 +217,17 @@ def test_tlc_agrees(tmp_path, build):
 
     p = write(tmp_path, build())
     assert check_tlc([str(p)]).verdict == "violates"
+
+
+def test_handoff_read_of_the_wrong_length(tmp_path):
+    """The mainline design hands over its cached total less what it cached:
+    3 tokens of the last round, not 2 (the ids are left out: only the count)."""
+    events = load("ref_once.jsonl")
+    for e in events:
+        if e["event"] == "buffer_read" and e["req"] == 1 and e["blocks"] == [2, 3]:
+            e["tokens"] = 2
+            del e["ids"]
+    v = check_native([str(write(tmp_path, events))])
+    assert v.verdict == "violates"
+    assert v.event["event"] == "buffer_read" and v.event["req"] == 1
+    assert "but design once reads 3 there" in v.message

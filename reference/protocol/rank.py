@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .designs import AllocOrder
-from .messages import Ctl, SendCtl, StatusMsg
+from .designs import AllocOrder, Status
+from .messages import Ctl, Read, SendCtl, StatusMsg
 from .params import Params
 from .pool import Pool
 from .receiver import (
@@ -167,3 +167,12 @@ def normalized(x: RxSession, status: int | None = None) -> tuple[RxSession, tupl
     those stand-ins, in order: ``STAND_IN_BASE - i`` is ``names[i]``."""
     _, stand, names = normal_form(x)
     return rename_blocks(x, names, stand, status), names
+
+
+def rank_handoff_read(p1: Params, r: int, x: RxSession, aux: int) -> Read:
+    """``PollSuccess`` on one rank: the read that hands this rank's tokens of
+    the last round to prefill (after its cache), given the aux row it reads
+    (``aux``; historical designs without a cached total)."""
+    rx = one_rank_state(p1, r, replace(x, status=Status.SUCCESS))
+    step = receiver_poll(rx, r, {1: aux})[0]
+    return next(e for e in step.effects if isinstance(e, Read))
