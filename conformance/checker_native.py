@@ -246,7 +246,8 @@ class State:
         # each rank, as the protocol core keeps it, and the poll being replayed
         self.rx_core: dict[tuple, RxSession] = {}  # (req, s) -> the core's RxSession
         self.rx_ctx: dict[tuple, list] = {}        # (req, s) -> [combined, nfree, aux, decision]
-        self.rx_inbox: dict[tuple, list] = {}      # (req, s) -> statuses not yet given to the core
+        self.rx_inbox: dict[tuple, list] = {}      # (req, s) -> statuses (status, round, sent,
+                                                   # total) not yet given to the core
         self.rx_names: dict[tuple, tuple] = {}     # (req, s) -> blocks rx_core's stand-ins name
         self.used: Counter = Counter()             # rank -> blocks held there (all requests)
         # sender
@@ -740,7 +741,7 @@ class NativeChecker:
                 assert self._p1 is not None
                 after = x
                 for msg in box:          # (a status changes no block: still normal form)
-                    after = core_rank.rank_deliver(self._p1, 0, after, msg)
+                    after = core_rank.rank_deliver(self._p1, 0, after, StatusMsg(*msg))
                 self._keep(mk, after)
             x = st.rx_core[key] = after
         return x
@@ -1112,8 +1113,7 @@ class NativeChecker:
                                                   self._latches)
         if key in st.rx_core:   # DeliverStatus through the core, when a decision needs it
             box = st.rx_inbox.get(key)
-            msg = StatusMsg(status, ev.get("round", 0), ev.get("sent_tokens", 0),
-                            ev.get("total", 0))
+            msg = (status, ev.get("round", 0), ev.get("sent_tokens", 0), ev.get("total", 0))
             if box is None:
                 st.rx_inbox[key] = [msg]
             else:
