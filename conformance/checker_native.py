@@ -899,7 +899,8 @@ class NativeChecker:
         request fails, which the spec allows only when the allocation cannot
         succeed: the design must have no resume to send then."""
         p = self._p1
-        if p is None or self._x((req, s)) is None:
+        x = self._x((req, s))
+        if p is None or x is None:
             return
         outs = self._outcomes(req, s, ctx)
         resumes = [c for _, c, _ in outs if c is not None]
@@ -907,7 +908,7 @@ class NativeChecker:
             c = resumes[0]
             raise step_error(
                 f"rank {s}'s allocation for req {req} returned None with {ctx[1]} block(s) free "
-                f"before the poll (and its own {len(self._x((req, s)).blocks)} freed first)",
+                f"before the poll (and its own {len(x.blocks)} freed first)",
                 f"design {p.variant} allocates {len(c.blocks)} block(s) there and sends "
                 f"resume (sent_tokens {c.sent}); a free_first design fails the request only "
                 f"when the allocation cannot succeed")
