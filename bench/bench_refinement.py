@@ -92,8 +92,9 @@ def mutations(base, count: int, seed: int, workers: int = 2) -> None:
     bases = mutate.base_traces(seed=seed)
     print(f"2. mutation campaign: {count} mutants of {len(bases)} traces (seed {seed}); "
           f"TLC once per mutant, then both native checkers")
-    dis = {"base": [], "new": []}
-    differ = []
+    dis: dict[str, list] = {"base": [], "new": []}
+    exact = {"base": 0, "new": 0}        # same verdict and the very same property
+    differ: list = []
     no_tlc = 0
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
@@ -121,6 +122,9 @@ def mutations(base, count: int, seed: int, workers: int = 2) -> None:
                 for key, v in got.items():
                     if not mutate.agree(v, tlc):
                         dis[key].append((label, v.verdict, v.prop, tlc.verdict, tlc.prop))
+                    elif v.verdict == tlc.verdict and (v.verdict != "violates"
+                                                       or v.prop == tlc.prop):
+                        exact[key] += 1
                 if ((got["base"].verdict, got["base"].prop)
                         != (got["new"].verdict, got["new"].prop)):
                     differ.append((label, got["base"].verdict, got["base"].prop,
@@ -128,6 +132,8 @@ def mutations(base, count: int, seed: int, workers: int = 2) -> None:
                                    got["new"].message))
     print(f"   {count} mutants, {no_tlc} without a TLC verdict, {time.perf_counter() - t0:,.0f} s")
     print(f"   disagreements with TLC: baseline {len(dis['base'])}, refinement {len(dis['new'])}")
+    print(f"   same verdict and same property as TLC: baseline {exact['base']}, "
+          f"refinement {exact['new']}")
     for key in ("base", "new"):
         for label, nv, np_, tv, tp in dis[key]:
             print(f"   {key:>4} disagrees: {label}: native {nv} {np_ or ''}; TLC {tv} {tp or ''}")
