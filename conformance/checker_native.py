@@ -975,6 +975,13 @@ class NativeChecker:
                 f"rank {rank} allocated blocks for req {req} ({phase}, last poll decided "
                 f"{decision})", "an alloc only for a new request, or after a poll that "
                 "decided resume or retry_alloc")
+        if phase == "new" and st.config.init_tokens is not None:
+            p1 = self._core()
+            if p1 is not None and ev["tokens"] != p1.init_tokens:
+                raise step_error(
+                    f"rank {rank} allocated {ev['tokens']} tokens for new req {req}",
+                    f"{p1.init_tokens} tokens: ReceiverInit allocates init_tokens before the "
+                    f"length is known")
         if blocks is None:
             ctx = st.rx_ctx.get(key)
             if ctx is not None:

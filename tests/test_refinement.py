@@ -166,8 +166,8 @@ def test_init_of_the_wrong_size(tmp_path):
             e["init_tokens"] = 4
     v = check_native([str(write(tmp_path, events))])
     assert v.verdict == "violates"
-    assert v.event["event"] == "init_sent"
-    assert "init_tokens = 4" in v.expected and "2 block(s)" in v.expected
+    assert v.event["event"] == "alloc"     # (its alloc asks for 2 tokens, not 4)
+    assert "4 tokens: ReceiverInit allocates init_tokens" in v.expected
 
 
 def test_alloc_none_with_enough_blocks_free(tmp_path):
@@ -231,3 +231,13 @@ def test_handoff_read_of_the_wrong_length(tmp_path):
     assert v.verdict == "violates"
     assert v.event["event"] == "buffer_read" and v.event["req"] == 1
     assert "but design once reads 3 there" in v.message
+
+
+def test_init_alloc_of_the_wrong_size(tmp_path):
+    """The alloc of a new request asks for init_tokens (a campaign mutant
+    that TLC rejected: tokens 1 where init_tokens is 2, the same one block)."""
+    events = load("ref_once.jsonl")
+    events[2]["tokens"] = 1
+    v = check_native([str(write(tmp_path, events))])
+    assert v.verdict == "violates" and v.line == 3
+    assert "2 tokens: ReceiverInit allocates init_tokens" in v.expected
