@@ -33,6 +33,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from resumespec.reference.protocol import designs as _designs
+from resumespec.reference.protocol import rank as core_rank
+from resumespec.reference.protocol.messages import Ctl, StatusMsg
+from resumespec.reference.protocol.params import Params
+from resumespec.reference.protocol.rank import STAND_IN_BASE
+from resumespec.reference.protocol.receiver import (
+    RxSession,
+    corrected_cache_due,
+    corrected_resume_due,
+    heartbeat_lost,
+    historical_view,
+)
+
 from . import properties as P
 from .properties import SPEC_STEP, PropertyViolation
 from .trace import STATUS_RANK, STATUSES, decode_lines
@@ -107,6 +120,10 @@ class Config:
     nsess: int | None = None
     variant: str | None = None
     barrier: bool | None = None
+    init_tokens: int | None = None
+    cap: int | None = None
+    order: str | None = None
+    resume_order: str | None = None
 
 
 @dataclass
@@ -227,6 +244,14 @@ class State:
         self.rx_resumes: dict[tuple, int] = {}     # (req, s) -> resumes sent
         self.rx_decision: dict[tuple, str] = {}    # (req, s) -> decision of the last poll
         self.rx_sessions: dict[int, set] = {}      # req -> sessions that sent init
+        # refinement (see NativeChecker._core): the declared design's state of
+        # each rank, as the protocol core keeps it, and the poll being replayed
+        self.rx_core: dict[tuple, RxSession] = {}  # (req, s) -> the core's RxSession
+        self.rx_ctx: dict[tuple, list] = {}        # (req, s) -> [combined, nfree, aux, decision]
+        self.rx_inbox: dict[tuple, list] = {}      # (req, s) -> statuses (status, round, sent,
+                                                   # total) not yet given to the core
+        self.rx_names: dict[tuple, tuple] = {}     # (req, s) -> blocks rx_core's stand-ins name
+        self.used: Counter = Counter()             # rank -> blocks held there (all requests)
         # sender
         self.total: dict[int, int] = {}            # req -> Total[r]
         self.tx_phase: dict[int, str] = {}         # req -> init/writing/await/done/failed/dead
@@ -339,6 +364,9 @@ class State:
         return out
 
 
+MEMO = 8192          # core outcomes remembered (by the rank's normal form), at most
+
+
 class NativeChecker:
     """Feed events of one merged trace; ask for the verdict at the end."""
 
@@ -365,6 +393,10 @@ class NativeChecker:
         # (prefill's end, a poll that saw Failed, an abort) whose `free` events
         # are still being logged
         self.freeing: dict = {}
+        self._p1: Params | None = None       # the declared design, one rank (see _core)
+        self._p1_known = False
+        self._latches = False                # the design's Failed latches (design table)
+        self._memo: dict = {}                # core outcomes by normal form (see _outcomes)
         self._handlers = {name: getattr(self, "on_" + name) for name in (
             "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
             "handoff", "fail", "prefill_done", "abort", "abort_sent", "heartbeat_fail",
@@ -639,7 +671,8 @@ class NativeChecker:
         d: dict[Any, Any]
         for s in sessions:
             for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
-                      st.tx_session, st.tx_status_sent, st.ctl, st.st):
+                      st.tx_session, st.tx_status_sent, st.ctl, st.st, st.rx_core, st.rx_ctx,
+                      st.rx_inbox, st.rx_names):
                 d.pop((req, s), None)
         for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
                   st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials):
@@ -665,6 +698,262 @@ class NativeChecker:
         if rank != s:
             raise step_error(f"{ev['proc']} logged {what} {s}", f"{what} {rank} (the logging rank)")
 
+    # -- refinement: the declared design's decisions, from the protocol core -------
+    # The trace's config names the design (variant) and its constants.  Each
+    # rank's state is the core's RxSession (resumespec.reference.protocol),
+    # moved on by the core's own functions at the decision points: init,
+    # status received, and a poll that sees Transferring (what it reads, its
+    # allocation, its resume).  A logged decision or resume field the core
+    # does not allow at that point leaves the spec (SpecStep), with what the
+    # design would have done.  Without a config naming the variant and the
+    # block size, the checker checks the safety properties only.
+    def _core(self) -> Params | None:
+        if self._p1_known:
+            return self._p1
+        self._p1_known = True
+        self._memo = {}
+        c = self.state.config
+        if c.variant is None or c.block_size is None:
+            return None
+        try:
+            p = Params(c.variant, 1, c.block_size, c.init_tokens or 1, c.cap or 0,
+                       c.order or "fifo", c.resume_order,
+                       True if c.barrier is None else bool(c.barrier))
+        except ValueError:
+            return None   # (a config the core cannot run: the properties alone)
+        self._p1 = core_rank.one_rank_params(p)
+        return self._p1
+
+    # A rank's core state is kept in normal form (rank.normal_form: its
+    # blocks named -1000001, -1000002, ...; st.rx_names says which real
+    # blocks those are), so that the core's outcomes, which depend on the
+    # state but not on the names of the blocks, are asked once per distinct
+    # state and remembered (self._memo, bounded).
+    def _x(self, key: tuple) -> RxSession | None:
+        """The core's state of a rank, in normal form (None: no design
+        declared, or no init seen), after the statuses it received since it
+        was last asked (``DeliverStatus`` through the core, deferred to the
+        decision that needs it: most statuses are a request's last)."""
+        st = self.state
+        x = st.rx_core.get(key)
+        box = st.rx_inbox.pop(key, None) if st.rx_inbox else None
+        if box and x is not None:
+            mk = ("status", x, tuple(box))
+            after = self._memo.get(mk)
+            if after is None:
+                assert self._p1 is not None
+                after = x
+                for msg in box:          # (a status changes no block: still normal form)
+                    after = core_rank.rank_deliver(self._p1, 0, after, StatusMsg(*msg))
+                self._keep(mk, after)
+            x = st.rx_core[key] = after
+        return x
+
+    def _init_of(self, key: tuple, blocks: tuple) -> Ctl:
+        """ReceiverInit on rank ``key[1]`` through the core (remembered per
+        block count); keeps the rank's state; the init message it sends."""
+        mk = ("init", len(blocks))
+        hit = self._memo.get(mk)
+        if hit is None:
+            assert self._p1 is not None
+            x, c = core_rank.rank_init(self._p1, 0, tuple(range(-1, -len(blocks) - 1, -1)))
+            xn, src = core_rank.normalized(x)
+            hit = (xn, c, src)
+            self._keep(mk, hit)
+        xn, c, src = hit
+        if len(c.blocks) != len(blocks):
+            return c          # (the caller says what the design would have sent)
+        real = dict(zip(c.blocks, blocks))
+        self.state.rx_core[key] = xn
+        self.state.rx_names[key] = tuple(real[b] for b in src)
+        return c
+
+    def _nfree(self, rank: int) -> int | None:
+        nb = self.state.config.nblocks
+        return None if nb is None else nb - self.state.used[rank]
+
+    def _rank_words(self, x: RxSession, key: tuple) -> str:
+        p = self._p1
+        assert p is not None
+        if p.corrected:
+            return (f"the last status it received names round {x.info.round} "
+                    f"({STATUSES[x.info.status]}, {x.info.sent} of {x.info.total} tokens sent); "
+                    f"it has cached round {x.round} and sent {x.resumes} resume(s)")
+        names = self.state.rx_names.get(key, ())
+        held = [names[STAND_IN_BASE - b] for b in x.blocks]
+        return (f"it holds blocks {held}, has cached {x.cached} token(s), "
+                f"sent {x.resumes} resume(s)")
+
+    def _poll_refines(self, req: int, s: int, ev: dict, decision: str) -> None:
+        """A poll that saw Transferring and decided to act: the design must
+        have something to do on this rank (corrected: a round to cache or to
+        resume; historical: the rank wants to resume, when that does not
+        depend on what it reads)."""
+        p = self._core()
+        st = self.state
+        x = self._x((req, s)) if p is not None else None
+        if x is None or p is None:
+            return
+        st.rx_ctx[(req, s)] = [TRANSFERRING, self._nfree(s), None, decision]
+        if decision == "fail":
+            return   # (free_first's failure of some rank fails every rank: judged at its alloc)
+        v = p.variant
+        if p.corrected:
+            if not (corrected_cache_due(x) or corrected_resume_due(x)):
+                raise step_error(
+                    f"rank {s} polled req {req} and decided {decision}, but design corrected "
+                    f"has nothing to do: {self._rank_words(x, (req, s))}",
+                    "wait: the corrected design caches and resumes once per round that ended "
+                    "partial (corrected_cache_due and corrected_resume_due are false)")
+            return
+        view = historical_view(v, p.block_size, x, 0)
+        if not view.reads and not view.wants:
+            raise step_error(
+                f"rank {s} polled req {req} and decided {decision}, but design {v} does not "
+                f"resume here: {self._rank_words(x, (req, s))}",
+                f"wait: design {v}'s rule is \"{_designs.design(v).summary}\", and by it "
+                f"this rank already resumed")
+
+    def _read_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
+        """The first read of a historical rank's resume poll: what it reads
+        (the aux row) decides whether the design resumes."""
+        ctx[2] = aux = ev["aux_total"]
+        p = self._p1
+        x = self._x((req, s))
+        if p is None or x is None or p.corrected or ctx[3] == "fail":
+            return
+        view = historical_view(p.variant, p.block_size, x, aux)
+        if not view.wants:
+            raise step_error(
+                f"rank {s} of req {req} read aux total {aux} in a poll that decided "
+                f"{ctx[3]}, but design {p.variant} does not resume on that: it believes "
+                f"{view.sent} of {view.total} tokens arrived; {self._rank_words(x, (req, s))}",
+                f"wait: design {p.variant}'s rule is \"{_designs.design(p.variant).summary}\"")
+
+    def _handoff_refines(self, req: int, s: int, ev: dict) -> None:
+        """The read of a poll that saw Success: as many tokens as the design
+        hands over from its blocks (PollSuccess's read, from the core)."""
+        x = self._x((req, s))
+        assert x is not None and self._p1 is not None
+        aux = ev["aux_total"]
+        mk = ("handoff", x, aux)
+        n = self._memo.get(mk)
+        if n is None:
+            n = core_rank.rank_handoff_read(self._p1, 0, x, aux).tokens
+            self._keep(mk, n)
+        if ev["tokens"] != n:
+            v = self._p1.variant
+            raise step_error(
+                f"req {req} read {ev['tokens']} token(s) from its blocks on rank {s} to hand "
+                f"over, but design {v} reads {n} there ({self._rank_words(x, (req, s))}; "
+                f"aux total read {aux})",
+                f"{n} token(s): what the last round wrote into the rank's blocks, as design "
+                f"{v} counts it")
+
+    def _outcomes(self, req: int, s: int, ctx: list) -> list:
+        """The design's outcomes of this poll on rank ``s``, from the core:
+        ``(state after, in normal form with the rank's local status; the
+        resume it sends or None; the blocks that state names, as stand-ins
+        of before the poll and of the allocation)``.  Remembered by the
+        rank's state, the combined status, the free blocks that matter and
+        the aux row read."""
+        p = self._p1
+        assert p is not None
+        x = self._x((req, s))
+        assert x is not None
+        # A resume never asks for more than the total the rank believes
+        # (status, cached total or aux row): free blocks beyond that many do
+        # not change the outcome (and stand for "unknown" without nblocks).
+        enough = 1 + max(x.info.total, x.p_total, ctx[2] or 0) // p.block_size + len(x.blocks)
+        nfree = enough if ctx[1] is None else min(ctx[1], enough)
+        mk = ("poll", x, ctx[0], nfree, ctx[2])
+        outs = self._memo.get(mk)
+        if outs is None:
+            outs = []
+            for chain in core_rank.rank_poll_transferring(p, 0, x, ctx[0], nfree, ctx[2]):
+                after, src = core_rank.normalized(core_rank.rank_of(chain[-1].state, 0), x.status)
+                outs.append((after, core_rank.sent_ctl(chain), src))
+            self._keep(mk, outs)
+        return outs
+
+    def _keep(self, mk: tuple, value) -> None:
+        memo = self._memo
+        if len(memo) >= MEMO:        # (bounded memory: start again)
+            memo.clear()
+        memo[mk] = value
+
+    def _settle(self, key: tuple, after: RxSession, src: tuple, c: Ctl | None,
+                blocks: tuple) -> None:
+        """Keep the rank's state ``after`` (an outcome of ``_outcomes``); the
+        resume ``c`` named ``blocks`` what the engine logged as ``blocks``."""
+        st = self.state
+        names = st.rx_names[key]
+        real = {STAND_IN_BASE - i: b for i, b in enumerate(names)}
+        if c is not None:
+            real.update(zip(c.blocks, blocks))
+        st.rx_core[key] = after
+        st.rx_names[key] = tuple(real[b] for b in src)
+
+    def _alloc_none_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
+        """An allocation of a resume poll returned None.  Allocating first
+        (alloc_first, corrected), that is the spec not taking the resume step
+        now (a later poll retries): always allowed, and what the poll did
+        before it (corrected: cache the round) stays.  Freeing first, the
+        request fails, which the spec allows only when the allocation cannot
+        succeed: the design must have no resume to send then."""
+        p = self._p1
+        x = self._x((req, s))
+        if p is None or x is None:
+            return
+        outs = self._outcomes(req, s, ctx)
+        resumes = [c for _, c, _ in outs if c is not None]
+        if resumes and ctx[1] is not None and not p.alloc_first:
+            c = resumes[0]
+            raise step_error(
+                f"rank {s}'s allocation for req {req} returned None with {ctx[1]} block(s) free "
+                f"before the poll (and its own {len(x.blocks)} freed first)",
+                f"design {p.variant} allocates {len(c.blocks)} block(s) there and sends "
+                f"resume (sent_tokens {c.sent}); a free_first design fails the request only "
+                f"when the allocation cannot succeed")
+        for after, c, src in outs:
+            if c is None:   # (corrected: the round is cached, the resume waits)
+                self._settle((req, s), after, src, None, ())
+                return
+
+    def _resume_refines(self, req: int, s: int, ev: dict) -> None:
+        """A resume: its fields must be those of one of the design's outcomes."""
+        st = self.state
+        ctx = st.rx_ctx.pop((req, s), None)
+        p = self._p1
+        if ctx is None or p is None or self._x((req, s)) is None:
+            return
+        blocks = tuple(ev["blocks"])
+        got = (ev["sent_tokens"], ev["allocated_tokens"], ev.get("round", 0), len(blocks))
+        ctls = []
+        for after, c, src in self._outcomes(req, s, ctx):
+            if c is None:
+                continue
+            ctls.append(c)
+            if (c.sent, c.alloc, c.round, len(c.blocks)) == got:
+                self._settle((req, s), after, src, c, blocks)
+                return
+        x = self._x((req, s))
+        assert x is not None
+        rnd = f", round {ev['round']}" if "round" in ev else ""
+        said = (f"req {req} sent resume on session {s} with sent_tokens {ev['sent_tokens']}, "
+                f"{len(blocks)} block(s) ({ev['allocated_tokens']} tokens){rnd}")
+        if not ctls:
+            raise step_error(f"{said}, but design {p.variant} sends no resume here: "
+                             f"{self._rank_words(x, (req, s))}",
+                             f"no resume: design {p.variant}'s rule is "
+                             f"\"{_designs.design(p.variant).summary}\"")
+        def words(c) -> str:
+            r = f", round {c.round}" if p.corrected else ""
+            return (f"sent_tokens {c.sent}, {len(c.blocks)} block(s) ({c.alloc} tokens){r}")
+        want = " or ".join(sorted({words(c) for c in ctls}))
+        raise step_error(f"{said}, which design {p.variant} cannot send here "
+                         f"(before this poll {self._rank_words(x, (req, s))})", f"resume with {want}")
+
     # -- language side -----------------------------------------------------------
     # Each rank logs its own steps; the spec's receiver steps cover every rank
     # at once (SPMD), so the checker keeps the receiver's phase per (req, rank):
@@ -689,7 +978,17 @@ class NativeChecker:
                 f"rank {rank} allocated blocks for req {req} ({phase}, last poll decided "
                 f"{decision})", "an alloc only for a new request, or after a poll that "
                 "decided resume or retry_alloc")
+        if phase == "new" and st.config.init_tokens is not None:
+            p1 = self._core()
+            if p1 is not None and ev["tokens"] != p1.init_tokens:
+                raise step_error(
+                    f"rank {rank} allocated {ev['tokens']} tokens for new req {req}",
+                    f"{p1.init_tokens} tokens: ReceiverInit allocates init_tokens before the "
+                    f"length is known")
         if blocks is None:
+            ctx = st.rx_ctx.get(key)
+            if ctx is not None:
+                self._alloc_none_refines(req, rank, ev, ctx)
             if decision == "resume":
                 st.rx_decision[key] = "resume_none"   # nothing free: no resume now
             return
@@ -713,6 +1012,7 @@ class NativeChecker:
         else:
             held.update(blocks)
         st.held_count[req] += len(blocks)
+        st.used[rank] += len(blocks)
 
     def on_free(self, ev: dict) -> None:
         st = self.state
@@ -743,6 +1043,7 @@ class NativeChecker:
             if not held:
                 del st.held[(rank, req)]
         st.held_count[req] -= len(blocks)
+        st.used[rank] -= len(blocks)
         cur = st.rx_blocks.get(key)
         if cur:
             gone = set(blocks)
@@ -780,6 +1081,15 @@ class NativeChecker:
         st.rx_phase[key] = "queued"
         st.rx_blocks[key] = list(blocks)
         st.rx_status[key] = WAITING
+        p1 = self._core()
+        if p1 is not None:
+            c = self._init_of(key, tuple(blocks))
+            if (len(c.blocks), c.alloc) != (len(blocks), ev["allocated_tokens"]):
+                raise step_error(
+                    f"req {req} sent init on session {s} with {len(blocks)} block(s) "
+                    f"({ev['allocated_tokens']} tokens)",
+                    f"init with {len(c.blocks)} block(s) ({c.alloc} tokens): the receiver "
+                    f"allocates init_tokens = {p1.init_tokens} before it knows the length")
         ch = st.ctl.get(key)
         if ch is None:
             ch = st.ctl[key] = deque()
@@ -809,14 +1119,16 @@ class NativeChecker:
                 raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent {m[i]}",
                                  f"{k} = {m[i]}")
         ch.popleft()
-        old = st.rx_status.get(key, BOOTSTRAPPING)
-        if status == FAILED:
-            new = FAILED
-        elif st.config.variant == "corrected" and old == FAILED:
-            new = FAILED
-        else:
-            new = max(old, status)
-        st.rx_status[key] = new
+        # the local status: the spec's NewStatus (the core's merge_status)
+        st.rx_status[key] = _designs.merge_status(st.rx_status.get(key, BOOTSTRAPPING), status,
+                                                  self._latches)
+        if key in st.rx_core:   # DeliverStatus through the core, when a decision needs it
+            box = st.rx_inbox.get(key)
+            msg = (status, ev.get("round", 0), ev.get("sent_tokens", 0), ev.get("total", 0))
+            if box is None:
+                st.rx_inbox[key] = [msg]
+            else:
+                box.append(msg)
         self.coverage["DeliverStatus"] += 1
         if not st.held_count.get(req):   # (a request holding blocks stays)
             self._maybe_forget(req)
@@ -843,6 +1155,10 @@ class NativeChecker:
                 f"received {STATUSES[local]}",
                 f"combined status = MIN over ranks <= {STATUSES[local]}")
         allowed = _POLL_DECISIONS.get(status, ("wait",))
+        if st.rx_ctx:
+            st.rx_ctx.pop(key, None)
+        if status == TRANSFERRING and decision != "wait" and phase == "queued":
+            self._poll_refines(req, s, ev, decision)
         if status == TRANSFERRING and decision == "fail" and phase == "queued":
             # free_first's failure path logged as the outcome of the poll: the
             # resume frees, its allocation returns None, the request fails.
@@ -913,6 +1229,13 @@ class NativeChecker:
         P.check_NoReadDuringWrite(st, s, req, blocks)
         if decision == "wait":
             self.coverage["PollReadOnly"] += 1
+        elif decision == "handoff":
+            if key in st.rx_core:
+                self._handoff_refines(req, s, ev)
+        elif st.rx_ctx:
+            ctx = st.rx_ctx.get(key)
+            if ctx is not None and ctx[2] is None:
+                self._read_refines(req, s, ev, ctx)
         if blocks:
             aux = st.aux.get((s, blocks[0]))
             if aux is not None and aux != ev["aux_total"]:
@@ -981,6 +1304,7 @@ class NativeChecker:
                              "the resume step gives back the old blocks (free) before the "
                              "resume is sent")
         P.check_AtMostOneResumePerRound(st, req, s)
+        self._resume_refines(req, s, ev)
         st.rx_resumes[key] = st.rx_resumes.get(key, 0) + 1
         st.rx_blocks[key] = list(blocks)
         st.rx_decision[key] = "resumed"
@@ -1062,7 +1386,7 @@ class NativeChecker:
                              "abort only while the request waits for its embedding")
         if self._first(req, "abort"):
             self.coverage["Abort"] += 1
-        if st.config.variant == "corrected":
+        if st.config.variant is not None and _designs.design(st.config.variant).abort_is_message:
             st.rx_phase[key] = "aborting"
         else:
             st.rx_phase[key] = "aborted"   # a `fail` may follow
@@ -1111,6 +1435,11 @@ class NativeChecker:
             st.cut_writes(req)
             st.tx_phase[req] = "dead"
         st.rx_status[key] = FAILED
+        x = self._x(key)
+        if x is not None:     # the language half of Heartbeat, by the core
+            assert self._p1 is not None
+            st.rx_core[key] = core_rank.rank_of(heartbeat_lost(
+                core_rank.one_rank_state(self._p1, req, x), req)[0].state, req)
 
 
     # -- encode side -------------------------------------------------------------
@@ -1379,7 +1708,8 @@ class NativeChecker:
                              f"{want} (a status follows the end of a round, a write error, "
                              f"or an abort)")
         assert tx is not None                   # expect is not None: the session exists
-        if status == FAILED or st.config.variant == "corrected":
+        if status == FAILED or (st.config.variant is not None
+                                and _designs.design(st.config.variant).status_carries_round):
             # the spec's StMsg: a Failed status (any design) and the corrected
             # design's statuses carry the round, the session's offset and the total
             fields: tuple = (("round", st.tx_round.get(req, 0)), ("sent_tokens", tx.sent),
@@ -1432,6 +1762,8 @@ class NativeChecker:
             if hasattr(c, k):
                 setattr(c, k, v)
         self.state.block_size = c.block_size
+        self._p1_known = False
+        self._latches = c.variant is not None and _designs.design(c.variant).failed_latches
 
 
 # ---------------------------------------------------------------------------
