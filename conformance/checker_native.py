@@ -717,7 +717,8 @@ class NativeChecker:
             return None
         try:
             p = Params(c.variant, 1, c.block_size, c.init_tokens or 1, c.cap or 0,
-                       c.order or "fifo", c.resume_order,
+                       _designs.AllocOrder(c.order or "fifo"),
+                       None if c.resume_order is None else _designs.ResumeOrder(c.resume_order),
                        True if c.barrier is None else bool(c.barrier))
         except ValueError:
             return None   # (a config the core cannot run: the properties alone)
