@@ -1738,6 +1738,12 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         phase = st.tx_phase.get(req)
+        s = ev.get("session")
+        sessions = st.tx_sessions.get(req, ())
+        if s is not None and phase is not None and s not in sessions:
+            raise step_error(f"a write of req {req} to session {s} failed, but the room's "
+                             f"sessions are {sorted(sessions)}",
+                             "a write error names a session whose init the sender received")
         if phase == "failed":
             return   # already failed by a round_end with ok=false
         if phase != "writing":

@@ -372,3 +372,22 @@ def test_a_resumed_round_waits_for_every_sessions_resume(capsys, tmp_path):
     code, r = both(capsys, path)
     assert code == exitcodes.VIOLATES and r["property"] == "SpecStep"
     assert r["line"] == k + 1
+
+
+def test_write_error_naming_a_session_the_room_lacks(capsys, tmp_path):
+    # Found by the 1000-mutant campaign (seed 7): a one-session trace whose
+    # write_error names session 2.  WriteError needs the room writing, which
+    # needs every session's init; a session with no init is no spec step.
+    lines = corpus_lines("valid_write_error.jsonl").splitlines(keepends=True)
+    out = []
+    for ln in lines:
+        ev = json.loads(ln)
+        if ev["event"] == "write_error":
+            ev["session"] = 2
+            ln = json.dumps(ev, separators=(",", ":")) + "\n"
+        out.append(ln)
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(out))
+    code, r = both(capsys, path)
+    assert code == exitcodes.VIOLATES and r["property"] == "SpecStep"
+    assert "session 2" in r["message"] or "session 2" in json.dumps(r)
