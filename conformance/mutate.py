@@ -63,7 +63,7 @@ def pairs(events: list[dict]) -> list[tuple[int, int]]:
     return out
 
 
-def _blind(events: list[dict], kind: str, rng: random.Random) -> list[dict] | None:
+def blind(events: list[dict], kind: str, rng: random.Random) -> list[dict] | None:
     ev = list(events)
     i = rng.randrange(len(ev))
     if kind == "drop":
@@ -249,7 +249,7 @@ def mutate(events: list[dict], kind: str, rng: random.Random) -> list[dict] | No
     head = [e for e in events if e["event"] == "config"]
     if not body:
         return None
-    out = _blind(body, kind, rng) if kind in BLIND else _COORD[kind](body, rng)
+    out = blind(body, kind, rng) if kind in BLIND else _COORD[kind](body, rng)
     return None if out is None else renumber(head + out)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as hs
 
 from resumespec import exitcodes
 from resumespec.cli import main as cli_main
+from resumespec.conformance import mutate as mutations
 from resumespec.conformance import properties, synth
 from resumespec.conformance.checker_native import (
     SPEC_ACTIONS,
@@ -151,30 +153,11 @@ MUTATIONS = ("drop", "duplicate", "swap", "alter")
 
 
 def mutate(events, kind, i, field_pick):
-    ev = list(events)
-    i = i % len(ev)
-    if kind == "drop":
-        del ev[i]
-    elif kind == "duplicate":
-        ev.insert(i, dict(ev[i]))
-    elif kind == "swap":
-        j = min(i + 1, len(ev) - 1)
-        ev[i], ev[j] = ev[j], ev[i]
-    else:
-        e = dict(ev[i])
-        keys = [k for k, v in e.items() if k not in ("v", "proc", "seq", "event")
-                and type(v) in (int, bool, list)]
-        if keys:
-            k = keys[field_pick % len(keys)]
-            v = e[k]
-            if type(v) is bool:
-                e[k] = not v
-            elif type(v) is int:
-                e[k] = v + 1
-            else:
-                e[k] = list(v) + [7] if field_pick % 2 else list(v)[1:]
-            ev[i] = e
-    return synth.renumber(ev)
+    """One blind mutation from the campaign's generator (conformance/mutate.py),
+    drawn from (i, field_pick); the trace unchanged where the event has no field
+    to alter; sequence numbers made consistent again."""
+    out = mutations.blind(events, kind, random.Random(i * 1009 + field_pick))
+    return synth.renumber(out if out is not None else list(events))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
