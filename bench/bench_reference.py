@@ -219,7 +219,7 @@ def main(argv: list[str]) -> int:
             if i == 0:
                 world = r.world
                 if batched:
-                    rounds, payload, peak = world.sender.rooms[1].rounds_started, world.bytes_landed, pk
+                    rounds, payload, peak = world.sender.rooms[1].round, world.bytes_landed, pk
                     len_writes = len(world.landed)
                     must_exist = world.source.nbytes + sum(p.nbytes for p in world.pools.values()) + payload
                 world.verify_handed()  # the verification the timed run skipped
@@ -238,7 +238,7 @@ def main(argv: list[str]) -> int:
     per_round_us = float("inf")
     for _ in range(max(3, args.repeats)):
         tr, _ = protocol_once(tiny)
-        tiny_rounds = tr.world.sender.rooms[1].rounds_started
+        tiny_rounds = tr.world.sender.rooms[1].round
         per_round_us = min(per_round_us, tr.elapsed_s / tiny_rounds * 1e6)
         steps_per_round = len(tr.steps) / tiny_rounds
 

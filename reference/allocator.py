@@ -67,3 +67,50 @@ class BlockAllocator:
 
     def free(self, blocks: list[int]) -> None:
         self.free_list.extend(blocks)
+
+
+class CorePicker:
+    """The allocator as the protocol core's reference host uses it: the free
+    list is the core's (``RxState.pools``); this only says which blocks of it
+    the engine's allocator would take (``order``; a seeded generator for
+    ``random``) or that it fails (too few free, or an injected failure).
+
+    ``pick`` changes nothing (the core may ask for outcomes the host does not
+    take); ``took`` and ``failed`` record what the host carried out: the
+    random generator moves on, an injected failure is used up."""
+
+    def __init__(self, block_size: int, order: str = "fifo", seed: int = 0) -> None:
+        if order not in ORDERS:
+            raise ValueError(f"unknown allocator order {order!r}; expected one of {', '.join(ORDERS)}")
+        self.block_size, self.order = block_size, order
+        self._rng = random.Random(seed)
+        self._after: dict[tuple[tuple[int, ...], tuple[int, ...]], object] = {}
+        self.fail_next = False  # injected allocation failure (faults.alloc_fail)
+
+    def pick(self, free: tuple[int, ...], tokens: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """(blocks taken, free list after) for ``tokens`` tokens, or None
+        (the engine's allocator returns None).  Changes nothing."""
+        need = blocks_for(tokens, self.block_size)
+        if self.fail_next or need > len(free):
+            return None
+        if self.order == "fifo":
+            return tuple(free[:need]), tuple(free[need:])
+        if self.order == "lifo":
+            return tuple(reversed(free[len(free) - need:])), tuple(free[:len(free) - need])
+        rng = random.Random()
+        rng.setstate(self._rng.getstate())
+        rest, picked = list(free), []
+        for _ in range(need):
+            picked.append(rest.pop(rng.randrange(len(rest))))
+        self._after[(tuple(free), tuple(picked))] = rng.getstate()
+        return tuple(picked), tuple(rest)
+
+    def took(self, free: tuple[int, ...], blocks: tuple[int, ...]) -> None:
+        state = self._after.pop((tuple(free), tuple(blocks)), None)
+        if state is not None:
+            self._rng.setstate(state)  # type: ignore[arg-type]
+        self._after.clear()
+
+    def failed(self) -> None:
+        self.fail_next = False
+        self._after.clear()

@@ -17,17 +17,11 @@ FAULTS = ("write_error", "heartbeat", "abort", "alloc_fail")
 
 def write_error(world, req: int) -> None:
     victim = world.transport.pending_writes(req)[0]
-    world.sender._emit("write_error", req=req, session=victim.session)
-    world.drop_writes(req)
-    world.sender.fail_room(req)
+    world.sender.write_error(req, victim.session)
 
 
 def heartbeat(world, req: int) -> None:
-    room = world.sender.rooms[req]
-    world.drop_writes(req)
-    room.in_round = False
-    room.state = "dead"
-    world.receiver.heartbeat_lost(req)
+    world.heartbeat(req)
 
 
 def abort(world, req: int) -> None:
@@ -35,4 +29,4 @@ def abort(world, req: int) -> None:
 
 
 def alloc_fail(world, session: int) -> None:
-    world.allocators[session].fail_next = True
+    world.pickers[session].fail_next = True

@@ -1,61 +1,49 @@
-"""The language side: one receiver acting for every rank (session) of a request.
+"""The language side: the protocol core's receiver, hosted on torch buffers.
 
-Protocol steps (docs/model.md), one method each:
+Every decision is the core's (``reference/protocol/receiver.py``); this
+class holds the core's state (``RxState``: phases, per-rank sessions, the
+ranks' free lists), calls one core function per spec step, picks the
+outcome (the first: the host's allocator already narrowed the allocations
+to the one it makes) and hands its effects to the interpreter
+(``effects.py``), which does them on tensors and logs them:
 
-* ``init_request``  -> ReceiverInit(r)
-* ``recv_status``   -> DeliverStatus(r, s)
-* ``poll``          -> ReceiverPoll(r): combined (MIN) status, then the
-  variant's decision, acting on all sessions of the request in one step as the
-  engine's SPMD scheduler does
-* ``prefill_done``  -> PrefillDone(r)
-* ``abort``         -> Abort(r)
+* ``init_request``  -> ``receiver_init``            (ReceiverInit)
+* ``recv_status``   -> ``deliver_status``           (DeliverStatus)
+* ``poll``          -> ``receiver_poll``            (ReceiverPoll; every rank
+  in one step, as the engine's SPMD scheduler does: in the corrected design
+  each rank takes its cache step and then its resume step when the core
+  enables them)
+* ``prefill_done``  -> ``prefill_done``             (PrefillDone)
+* ``abort``         -> ``abort``                    (Abort)
+* ``heartbeat``     -> ``heartbeat`` (with the sender's room; Heartbeat)
 
-The variants differ only in what ``poll`` does when the combined status is
-Transferring.  The five historical designs decide in the protocol core
-(``reference/protocol``, ``historical_view``) and ``_transferring_historical``
-carries the decision out on tensors; ``_transferring_corrected`` does the
-same for the corrected design (the core says whether a cache or a resume is
-due on a rank; the allocation and the retry are carried out here).
+What the core cannot see, the host passes in: the aux row a historical
+rank reads in its first block (``aux_seen``), and which blocks its
+allocator picks (``alloc``: ``allocator.CorePicker``, which also injects
+the ``alloc_fail`` fault).  A poll logs each rank's ``poll`` event first
+(the decision is read off the effects), then the effects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from .allocator import BlockAllocator
-from .buffers import ID_STRIDE, BlockBuffers
-from .checks import PoolChecker
-from .protocol import (
-    RxSession,
-    corrected_cache_due,
-    corrected_resume_due,
-    historical_view,
-    resume_tokens,
-)
-from .protocol import StatusMsg as CoreStatus
+from . import protocol as core
+from .allocator import CorePicker
+from .buffers import BlockBuffers
+from .effects import Interpreter, NoBlocks, Picked
+from .protocol import Free, Pool, Read, RxSession, RxState, SendCtl
 from .protocol.designs import (  # noqa: F401 (ENGINE_RESUME_ORDER, HISTORICAL re-exported)
     ENGINE_RESUME_ORDER,
     HISTORICAL,
     RESUME_ORDERS,
+    STATUSES,
     VARIANTS,
 )
-from .trace import TraceLog, language_proc
-from .transport import (
-    BOOTSTRAPPING,
-    FAILED,
-    STATUS_NAMES,
-    SUCCESS,
-    TRANSFERRING,
-    WAITING,
-    AbortMsg,
-    Init,
-    Resume,
-    Status,
-    Transport,
-    merge_status,
-)
+from .protocol.receiver import ABORTING, QUEUED
 
 
 class Assembly:
@@ -89,384 +77,210 @@ class Assembly:
         return self.emb[:n], self.ids[:n], self.mrope[:, :n]
 
 
-@dataclass
-class SessionState:
-    """One rank's view of one request (the engine's ``MultimodalLanguageRequest``
-    on that rank, plus our per-variant dedup state)."""
 
-    blocks: list[int] = field(default_factory=list)     # embedding_indices
-    status: int = WAITING
-    last_status: Status | None = None
-    assembly: Assembly | None = None
-    cached: bool = False            # partial data cached (historical designs)
-    cached_total: int = 0           # total length cached from round 1's aux
-    partial_sent: int = 0
-    triggered: bool = False         # flag
-    last_resume_indices: list[int] | None = None   # indices
-    last_resume_at: int = -1        # sent_tokens, cached_sent
-    cached_round: int = 0           # corrected: last round copied out
-    last_resumed_round: int = 0     # corrected: last round a resume was sent for
-    resumes: int = 0                # resumes sent on this session (AtMostOneResumePerRound)
+@dataclass(frozen=True)
+class RequestView:
+    """A request as the core holds it, for reports and tests."""
 
-
-@dataclass
-class Request:
     req: int
-    phase: str = "new"              # new, queued, aborting, prefill, done, failed
-    sessions: dict[int, SessionState] = field(default_factory=dict)
-    resumes: int = 0
-    fail_reason: str | None = None
+    phase: str                          # new, queued, aborting, prefill, done, failed
+    sessions: tuple[RxSession, ...]     # per rank, index s - 1
+    fail_reason: str | None
+
+    @property
+    def resumes(self) -> int:
+        """Resumes sent, per rank (the most any rank sent)."""
+        return max(x.resumes for x in self.sessions)
 
 
-class RequestFailed(Exception):
-    """Raised inside a poll when the variant fails the request on the spot."""
+Effects = list[Any]
 
 
 class Receiver:
-    def __init__(self, variant: str, pools: dict[int, BlockBuffers],
-                 allocators: dict[int, BlockAllocator], checkers: dict[int, PoolChecker],
-                 transport: Transport, trace: TraceLog, init_tokens: int, cap_blocks: int,
-                 resume_order: str, on_handoff, trace_ids_max: int = 256) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
-        if resume_order not in RESUME_ORDERS:
-            raise ValueError(f"unknown resume order {resume_order!r}; expected alloc_first or free_first")
-        self.variant = variant
-        self.pools, self.allocators, self.checkers = pools, allocators, checkers
-        self.transport, self.trace = transport, trace
-        self.init_tokens = init_tokens
-        self.cap_blocks = cap_blocks
-        self.resume_order = resume_order
-        self.on_handoff = on_handoff
-        self.trace_ids_max = trace_ids_max
-        self.block_size = next(iter(pools.values())).block_size
-        self.requests: dict[int, Request] = {}
+    def __init__(self, params: core.Params, n_blocks: int, pools: dict[int, BlockBuffers],
+                 pickers: dict[int, CorePicker], fx: Interpreter) -> None:
+        self.params = params
+        self.pools, self.pickers, self.fx = pools, pickers, fx
+        self.block_size = params.block_size
+        self.rx: RxState = RxState.initial(params, [], range(n_blocks))
+        self.assembly: dict[tuple[int, int], Assembly] = {}
+        self.fail_reason: dict[int, str] = {}
+
+    @property
+    def variant(self) -> str:
+        return self.params.variant
 
     def add_request(self, req: int) -> None:
-        self.requests[req] = Request(req, sessions={s: SessionState() for s in self.pools})
+        self.rx = self.rx.add_request(req)
 
-    # -- helpers: every pool touch goes through these (trace + checks) -----
-    def _emit(self, on_rank: int, event: str, **fields) -> None:
-        self.trace.emit(language_proc(on_rank), event, **fields)
+    @property
+    def requests(self) -> dict[int, RequestView]:
+        return {r: RequestView(r, q.phase, q.sessions, self.fail_reason.get(r))
+                for r, q in self.rx.requests.items()}
 
-    def _alloc(self, req: int, s: int, tokens: int) -> list[int] | None:
-        blocks = self.allocators[s].alloc(tokens)
-        self._emit(s, "alloc", rank=s, req=req, tokens=tokens, blocks=blocks)
-        if blocks is not None:
-            self.checkers[s].on_alloc(req, blocks)
-        return blocks
+    def phase(self, req: int) -> str:
+        return self.rx.requests[req].phase
 
-    def _free(self, req: int, s: int, blocks: list[int]) -> None:
-        if not blocks:
-            return
-        self._emit(s, "free", rank=s, req=req, blocks=list(blocks))
-        self.checkers[s].on_free(req, blocks)
-        self.allocators[s].free(blocks)
+    def combined_status(self, req: int) -> int:
+        return self.rx.combined_status(req)
 
-    def _aux_length(self, s: int, blocks: list[int]) -> tuple[int, int]:
-        """(aux total of the first block, tokens get_buf would gather)."""
-        if not blocks:
-            return 0, 0
-        total = self.pools[s].aux_total(blocks[0])
-        return total, max(0, min(total, len(blocks) * self.block_size))
+    def assembly_for(self, req: int, s: int, tokens: int) -> Assembly:
+        """The rows rank ``s`` has copied out for ``req`` (created on first use)."""
+        a = self.assembly.get((req, s))
+        if a is None:
+            x = self.rx.requests[req].session(s)
+            pool = self.pools[s]
+            a = self.assembly[(req, s)] = Assembly(
+                pool.hidden, pool.device, max(tokens, x.info.total, x.p_total))
+        return a
 
-    def _read(self, req: int, s: int, tokens: int, into: Assembly) -> None:
-        """Copy ``tokens`` tokens out of the session's current blocks."""
-        sess = self.requests[req].sessions[s]
-        tokens = max(0, min(tokens, len(sess.blocks) * self.block_size))
-        touched = sess.blocks[:-(-tokens // self.block_size)] if tokens > 0 else []
-        aux_total = self.pools[s].aux_total(sess.blocks[0]) if sess.blocks else 0
-        fields = dict(req=req, session=s, blocks=list(touched), aux_total=aux_total, tokens=tokens)
-        if tokens and tokens <= self.trace_ids_max:
-            ids = self.pools[s].gather(touched, tokens).fill_ids.tolist()
-            fields["ids"] = [list(divmod(i, ID_STRIDE)) for i in ids]
-        self._emit(s, "buffer_read", **fields)
-        self.checkers[s].on_read(req, touched)
-        into.append(self.pools[s], touched, tokens)
+    def _allocator(self) -> tuple[core.AllocHook, list[Picked]]:
+        """The core's ``alloc`` hook: ask this rank's allocator which blocks it
+        takes (or None), and remember each question."""
+        asked: list[Picked] = []
 
-    def _probe_read(self, req: int, s: int) -> int:
-        """A read the engine does only to learn a length (get_buf on the
-        current blocks): checked and traced like any read, data dropped."""
-        sess = self.requests[req].sessions[s]
-        aux_total, n = self._aux_length(s, sess.blocks)
-        touched = sess.blocks[:-(-n // self.block_size)] if n > 0 else sess.blocks[:1]
-        self._emit(s, "buffer_read", req=req, session=s, blocks=list(touched),
-                   aux_total=aux_total, tokens=n)
-        self.checkers[s].on_read(req, touched)
-        return n
-
-    def _new_assembly(self, capacity: int) -> Assembly:
-        pool = next(iter(self.pools.values()))
-        return Assembly(pool.hidden, pool.device, capacity)
-
-    def _resume_tokens(self, remaining: int, s: int) -> int:
-        """Tokens a resume asks for: all remaining (engine), at most ``cap``
-        blocks; the corrected design asks for no more than is free now."""
-        return resume_tokens(self.variant, self.cap_blocks, self.block_size, remaining,
-                             self.allocators[s].available())
+        def pick(s: int, pool: Pool, tokens: int) -> list[tuple[tuple[int, ...], Pool]]:
+            got = self.pickers[s].pick(pool.free, tokens)
+            asked.append(Picked(s, tokens, pool.free, None if got is None else got[0]))
+            return [] if got is None else [(got[0], Pool(got[1]))]
+        return pick, asked
 
     # -- ReceiverInit --------------------------------------------------------
     def init_request(self, req: int) -> None:
-        rq = self.requests[req]
-        short = [s for s in rq.sessions if not self.allocators[s].can_alloc(self.init_tokens)]
-        if short:
-            # All ranks or none, as the spec's ReceiverInit: nothing is taken
-            # (so nothing has to be given back); the ranks that cannot
-            # allocate log their None, and the request retries later.
-            for s in short:
-                self._alloc(req, s, self.init_tokens)
+        pick, asked = self._allocator()
+        steps = core.receiver_init(self.rx, req, pick)
+        if not steps:
+            # all ranks or none: the ranks whose allocator said None log it,
+            # nothing is taken, the request tries again later
+            self.fx.carry(req, [NoBlocks(a.session, a.tokens) for a in asked if a.blocks is None],
+                          asked, "ReceiverInit")
             return
-        got = {s: self._alloc(req, s, self.init_tokens) for s in rq.sessions}
-        for s, blocks in got.items():
-            sess = rq.sessions[s]
-            sess.blocks = blocks
-            sess.status = WAITING
-            allocated = len(blocks) * self.block_size
-            self.transport.send_ctl(req, s, Init(blocks, allocated))
-            self._emit(s, "init_sent", req=req, session=s, blocks=list(blocks),
-                       allocated_tokens=allocated)
-        rq.phase = "queued"
+        self.rx = steps[0].state
+        self.fx.carry(req, steps[0].effects, asked, steps[0].action)
 
     # -- DeliverStatus -------------------------------------------------------
     def recv_status(self, req: int, s: int) -> None:
-        msg = self.transport.st[(req, s)].popleft()
-        sess = self.requests[req].sessions[s]
-        if self.variant == "corrected" and sess.status == FAILED:
-            pass  # corrected: Failed is final (the engine lets a later status lift it)
-        else:
-            sess.status = merge_status(sess.status, msg.status)
-            sess.last_status = msg
-        fields = dict(req=req, session=s, status=STATUS_NAMES[msg.status])
-        if msg.round is not None:
-            fields.update(round=msg.round, sent_tokens=msg.sent_tokens, total=msg.total)
-        self._emit(s, "status_recv", **fields)
+        msg = self.fx.world.transport.st[(req, s)].popleft()
+        self.rx = core.deliver_status(self.rx, req, s, msg).state
+        self.fx.rank_event(s, "status_recv", **self.fx.status_fields(req, s, msg))
 
     # -- ReceiverPoll --------------------------------------------------------
-    def combined_status(self, req: int) -> int:
-        return min(sess.status for sess in self.requests[req].sessions.values())
-
-    def poll(self, req: int) -> str:
-        rq = self.requests[req]
-        status = self.combined_status(req)
-        decisions: dict[int, str] = {}
-        with self.trace.hold() as held:
-            try:
-                if status == FAILED:
-                    self._fail(req, "status Failed")
-                    decisions = {s: "fail" for s in rq.sessions}
-                elif rq.phase == "aborting":
-                    decisions = {s: "wait" for s in rq.sessions}
-                elif status == SUCCESS:
-                    self._handoff(req)
-                    decisions = {s: "handoff" for s in rq.sessions}
-                elif status == TRANSFERRING:
-                    decisions = (self._transferring_corrected(req) if self.variant == "corrected"
-                                 else self._transferring_historical(req))
-                else:
-                    decisions = {s: "wait" for s in rq.sessions}
-            except RequestFailed as exc:
-                decisions = {s: "fail" for s in rq.sessions}
-                self._fail(req, str(exc))
-            finally:
-                # Log each rank's poll first, then what its decision did. A
-                # violation raised above still leaves the events that led to it.
-                # (A poll cut short by a violation is logged as "fail".)
-                for s in rq.sessions:
-                    self.trace.release(held, language_proc(s), first=(
-                        "poll", dict(req=req, status=STATUS_NAMES[status],
-                                     decision=decisions.get(s, "fail"))))
-        return "resume" if "resume" in decisions.values() else next(iter(decisions.values()))
-
-    def _fail(self, req: int, reason: str) -> None:
-        """The failure path: free whatever ``embedding_indices`` holds now."""
-        rq = self.requests[req]
-        rq.phase = "failed"
-        rq.fail_reason = reason
-        for s, sess in rq.sessions.items():
-            self._free(req, s, sess.blocks)
-            sess.blocks = []
-            self._emit(s, "fail", req=req, reason=reason)
-
-    def _handoff(self, req: int) -> None:
-        rq = self.requests[req]
-        for s, sess in rq.sessions.items():
-            if self.variant == "corrected":
-                total = sess.last_status.total
-                if sess.assembly is None:
-                    sess.assembly = self._new_assembly(total)
-                self._read(req, s, total - sess.assembly.length, sess.assembly)
-            elif sess.cached:
-                self._read(req, s, sess.cached_total - sess.partial_sent, sess.assembly)
-            else:
-                aux_total, n = self._aux_length(s, sess.blocks)
-                sess.assembly = self._new_assembly(n)
-                self._read(req, s, n, sess.assembly)
-            handed = sess.assembly.view()
-            fields = dict(req=req, session=s, tokens=int(handed[1].shape[0]))
-            if fields["tokens"] <= self.trace_ids_max:
-                fields["ids"] = [list(divmod(i, ID_STRIDE)) for i in handed[1].tolist()]
-            self._emit(s, "handoff", **fields)
-            self.on_handoff(req, s, handed)
-        rq.phase = "prefill"
-
-    # -- the historical designs: the core decides ----------------------------
-    def _core_session(self, sess: SessionState) -> RxSession:
-        """This rank's state as the protocol core keeps it."""
-        cached = sess.cached and sess.assembly is not None
-        return RxSession(blocks=tuple(sess.blocks),
-                         cached=sess.assembly.length if cached else 0,
-                         p_sent=sess.partial_sent, p_total=sess.cached_total if sess.cached else 0,
-                         flag=sess.triggered, last_idx=tuple(sess.last_resume_indices or ()),
-                         last_sent=sess.last_resume_at)
-
-    def _core_session_corrected(self, sess: SessionState) -> RxSession:
-        """This rank's state as the protocol core keeps it (corrected design)."""
-        info = sess.last_status
-        seen = (CoreStatus(info.status, info.round or 0, info.sent_tokens or 0, info.total or 0)
-                if info is not None else CoreStatus(BOOTSTRAPPING))
-        return RxSession(status=sess.status, info=seen, blocks=tuple(sess.blocks),
-                         cached=sess.assembly.length if sess.assembly is not None else 0,
-                         round=sess.cached_round, resumes=sess.resumes)
-
-    def _transferring_historical(self, req: int) -> dict[int, str]:
-        """The five historical designs: the decision is the protocol core's
-        (``historical_view``: does the rank read its buffer, what total and
-        offset it believes, whether it thinks it already resumed); here it
-        is carried out on tensors: the read it makes, then the resume."""
-        out = {}
-        for s, sess in self.requests[req].sessions.items():
-            aux_total, _ = self._aux_length(s, sess.blocks)
-            view = historical_view(self.variant, self.block_size, self._core_session(sess), aux_total)
-            if view.reads:
-                self._probe_read(req, s)
-            out[s] = self._historical_resume(req, s, view.total, view.sent) if view.wants else "wait"
-        return out
-
-    def _historical_resume(self, req: int, s: int, total: int, sent: int) -> str:
-        """Cache (first time only), swap blocks, send resume(sent, allocated)."""
-        rq = self.requests[req]
-        sess = rq.sessions[s]
-        want = self._resume_tokens(total - sent, s)
-        if self.resume_order == "alloc_first":
-            new = self._alloc(req, s, want)
-            if new is None:
-                return "retry_alloc"  # keep everything, try again next poll
-            self._cache_first_round(req, s, total, sent)
-            self._free(req, s, sess.blocks)
+    def poll(self, req: int) -> dict[int, str]:
+        """One poll of every rank; returns each rank's decision (as logged)."""
+        status = self.rx.combined_status(req)
+        if self.params.corrected and self.rx.requests[req].phase == QUEUED \
+                and status == core.Status.TRANSFERRING:
+            effects, asked, decisions = self._poll_corrected(req)
         else:
-            self._cache_first_round(req, s, total, sent)
-            self._free(req, s, sess.blocks)
-            new = self._alloc(req, s, want)
-            if new is None:
-                # embedding_indices still names the blocks just freed
-                raise RequestFailed("resume allocation failed")
-        sess.blocks = new
-        allocated = len(new) * self.block_size
-        self.transport.send_ctl(req, s, Resume(new, sent, allocated))
-        self._emit(s, "resume_sent", req=req, session=s, blocks=list(new),
-                   sent_tokens=sent, allocated_tokens=allocated)
-        sess.partial_sent = sent
-        sess.last_resume_at = sent
-        sess.last_resume_indices = list(new)
-        sess.triggered = True
-        sess.resumes += 1
-        rq.resumes += 1
-        return "resume"
+            effects, asked, decisions = self._poll_lockstep(req)
+        for s in self.params.sessions:
+            self.fx.rank_event(s, "poll", req=req, status=STATUSES[status], decision=decisions[s])
+        self.fx.carry(req, effects, asked, "ReceiverPoll")
+        return decisions
 
-    def _cache_first_round(self, req: int, s: int, total: int, sent: int) -> None:
-        sess = self.requests[req].sessions[s]
-        if sess.cached:
-            return  # the engine caches the first round only
-        sess.assembly = self._new_assembly(max(total, sent))
-        self._read(req, s, sent, sess.assembly)
-        sess.cached = True
-        sess.cached_total = total
-
-    # -- the corrected design ---------------------------------------------
-    def _transferring_corrected(self, req: int) -> dict[int, str]:
-        """Resume exactly once per round that ended partial, each rank on its
-        own (the spec's CorrectedCache and CorrectedResume are steps of one
-        session): (1) copy out the round's tokens (the status says how many;
-        all its writes landed before the status was sent), (2) free the
-        blocks they came from, (3) allocate as many blocks as are free, up to
-        what remains (at least one, else retry on a later poll holding
-        nothing), (4) send resume with the round number."""
-        rq = self.requests[req]
-        out: dict[int, str] = {}
-        for s, sess in rq.sessions.items():
-            # what is due on this rank is the protocol core's decision
-            rank = self._core_session_corrected(sess)
-            cache_due = corrected_cache_due(rank)
-            if not (cache_due or corrected_resume_due(rank)):
-                out[s] = "wait"
-                continue
-            info = sess.last_status
-            k = info.round
-            freed_now = False
-            if cache_due:                             # (1) and (2), once per round
-                if sess.assembly is None:
-                    sess.assembly = self._new_assembly(info.total)
-                self._read(req, s, info.sent_tokens - sess.assembly.length, sess.assembly)
-                sess.cached_round = k
-                self._free(req, s, sess.blocks)
-                sess.blocks = []
-                freed_now = True
-            remaining = info.total - info.sent_tokens
-            want = self._resume_tokens(remaining, s)
-            # (3); a session whose tokens all arrived (its allocation was larger
-            # than another session's) resumes with no blocks, so that the
-            # sender's barrier is met
-            if remaining > 0 and (want <= 0 or not self.allocators[s].can_alloc(want)):
-                if want > 0:
-                    self._alloc(req, s, want)  # returns None, and logs it
-                else:  # no block free at all: the allocator says None
-                    self._emit(s, "alloc", rank=s, req=req, tokens=remaining, blocks=None)
-                # the poll that freed is the resume step; a later one retries
-                out[s] = "resume" if freed_now else "retry_alloc"
-                continue
-            blocks = self._alloc(req, s, want)
-            sess.blocks = blocks                      # (4)
-            allocated = len(blocks) * self.block_size
-            self.transport.send_ctl(req, s, Resume(blocks, info.sent_tokens, allocated, round=k))
-            self._emit(s, "resume_sent", req=req, session=s, blocks=list(blocks),
-                       sent_tokens=info.sent_tokens, allocated_tokens=allocated, round=k)
-            sess.last_resumed_round = k
-            sess.resumes += 1
-            out[s] = "resume"
-        rq.resumes = max(sess.resumes for sess in rq.sessions.values())
+    def _aux_seen(self, req: int) -> dict[int, int]:
+        """What each rank's first current block's aux row says (historical designs)."""
+        out = {}
+        for s in self.params.sessions:
+            b = self.rx.first_block(req, s)
+            out[s] = self.pools[s].aux_total(b) if b is not None else 0
         return out
+
+    def _poll_lockstep(self, req: int) -> tuple[Effects, list[Picked], dict[int, str]]:
+        """Every design but the corrected one's Transferring poll: one core step
+        for all ranks (or none: every rank waits, reading if it reads)."""
+        pick, asked = self._allocator()
+        status = self.rx.combined_status(req)
+        reads_aux = not self.params.corrected and status in (core.Status.TRANSFERRING, core.Status.SUCCESS)
+        aux = self._aux_seen(req) if reads_aux else None
+        outs = core.receiver_poll(self.rx, req, aux, pick)
+        acting = [o for o in outs if o.action != "PollReadOnly"]
+        if acting:
+            self.rx = acting[0].state
+            effects: Effects = list(acting[0].effects)
+        else:       # nobody acts: the reads the ranks make to decide, nothing else
+            effects = [e for o in outs for e in o.effects]
+        failed = {a.session: a.tokens for a in asked if a.blocks is None}
+        for s, tokens in failed.items():
+            _insert_no_blocks(effects, s, tokens)
+        kinds = {type(e).__name__ for e in effects}
+        decisions = {}
+        for s in self.params.sessions:
+            if "FailRequest" in kinds:
+                decisions[s] = "fail"
+            elif "HandOff" in kinds:
+                decisions[s] = "handoff"
+            elif any(isinstance(e, SendCtl) and e.session == s for e in effects):
+                decisions[s] = "resume"
+            elif s in failed:
+                decisions[s] = "retry_alloc"
+            else:
+                decisions[s] = "wait"
+        return effects, asked, decisions
+
+    def _poll_corrected(self, req: int) -> tuple[Effects, list[Picked], dict[int, str]]:
+        """The corrected design's Transferring poll: each rank, in turn, takes
+        the core's ``PollTransferringCorrected`` steps for it (cache, then
+        resume) while there is one."""
+        effects: Effects = []
+        all_asked: list[Picked] = []
+        decisions = {}
+        for s in self.params.sessions:
+            acted = False
+            asked: list[Picked] = []
+            for _ in range(2):      # at most a cache and a resume per rank and poll
+                pick, asked = self._allocator()
+                mine = [o for o in core.receiver_poll(self.rx, req, None, pick) if o.session == s]
+                asked = [a for a in asked if a.session == s]
+                if not mine:
+                    break
+                self.rx = mine[0].state
+                effects += mine[0].effects
+                all_asked += asked
+                acted = True
+            x = self.rx.requests[req].session(s)
+            if core.corrected_resume_due(x):
+                # the resume is due but its allocation is not possible now
+                tokens = next((a.tokens for a in asked if a.blocks is None), x.info.total - x.info.sent)
+                effects.append(NoBlocks(s, tokens))
+                decisions[s] = "resume" if acted else "retry_alloc"
+            else:
+                decisions[s] = "resume" if acted else "wait"
+        return effects, all_asked, decisions
 
     # -- PrefillDone -----------------------------------------------------------
     def prefill_done(self, req: int) -> None:
-        rq = self.requests[req]
-        for s, sess in rq.sessions.items():
-            self._emit(s, "prefill_done", req=req)
-            self._free(req, s, sess.blocks)
-            sess.blocks = []
-            sess.assembly = None  # prefill consumed it
-        rq.phase = "done"
+        step = core.prefill_done(self.rx, req)[0]
+        self.rx = step.state
+        for s in self.params.sessions:
+            self.fx.rank_event(s, "prefill_done", req=req)
+            self.assembly.pop((req, s), None)   # prefill consumed it
+        self.fx.carry(req, step.effects, None, step.action)
 
     # -- Abort -------------------------------------------------------------------
     def abort(self, req: int) -> None:
-        rq = self.requests[req]
-        for s in rq.sessions:
-            self._emit(s, "abort", req=req)
-        if self.variant == "corrected":
-            # Ask the sender; free only once it acknowledges (status Failed).
-            rq.phase = "aborting"
-            for s in rq.sessions:
-                self.transport.send_ctl(req, s, AbortMsg())
-                self._emit(s, "abort_sent", req=req, session=s)
-        else:
-            # The engine: local Failed, blocks freed now, nothing sent.
-            rq.phase = "failed"
-            rq.fail_reason = "aborted"
-            for s, sess in rq.sessions.items():
-                self._free(req, s, sess.blocks)
-                sess.blocks = []
+        step = core.abort(self.rx, req)[0]
+        self.rx = step.state
+        for s in self.params.sessions:
+            self.fx.rank_event(s, "abort", req=req)
+        self.fx.carry(req, step.effects, None, step.action)
 
-    def heartbeat_lost(self, req: int) -> None:
-        rq = self.requests[req]
-        for s, sess in rq.sessions.items():
-            self._emit(s, "heartbeat_fail", req=req)
-            sess.status = merge_status(sess.status, FAILED)
+    def heartbeat_lost(self, req: int, step: core.Step) -> None:
+        """The language half of Heartbeat (``core.heartbeat``'s receiver step)."""
+        self.rx = step.state
+        for s in self.params.sessions:
+            self.fx.rank_event(s, "heartbeat_fail", req=req)
+
+    def waiting(self, req: int) -> bool:
+        return self.rx.requests[req].phase in (QUEUED, ABORTING)
+
+
+def _insert_no_blocks(effects: Effects, s: int, tokens: int) -> None:
+    """Log rank ``s``'s failed allocation where the engine makes it: after its
+    first free (free_first: the allocation follows the free), else after its
+    reads, else last."""
+    at = next((i + 1 for i, e in enumerate(effects) if isinstance(e, Free) and e.session == s), None)
+    if at is None:
+        reads = [i + 1 for i, e in enumerate(effects) if isinstance(e, Read) and e.session == s]
+        at = reads[-1] if reads else len(effects)
+    effects.insert(at, NoBlocks(s, tokens))

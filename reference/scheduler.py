@@ -50,7 +50,7 @@ class RunResult:
 
     def summary(self) -> dict:
         w = self.world
-        rounds = {str(r): room.rounds_started for r, room in w.sender.rooms.items()}
+        rounds = {str(r): room.round for r, room in w.sender.rooms.items()}
         resumes = {str(r): rq.resumes for r, rq in w.receiver.requests.items()}
         ends = {str(r): rq.phase if rq.phase != "failed" else f"failed ({rq.fail_reason})"
                 for r, rq in w.receiver.requests.items()}
@@ -218,7 +218,7 @@ def _hang_property(world: World) -> str:
         violated.append("NoWaitForUnrequestedRound")
     if any(rq.phase not in ("prefill", "done", "failed") for rq in rx.requests.values()):
         violated.append("EveryRequestEnds")
-    if any(room.state == "open" for room in world.sender.rooms.values()):
+    if any(room.alive for room in world.sender.rooms.values()):
         violated.append("SenderRoomsClose")
     selected = [p for p in violated if world.cfg.props is None or p in world.cfg.props]
     return (selected or violated or ["EveryRequestEnds"])[0]

@@ -1,205 +1,113 @@
-"""The encode side: one sender holding every request's source blocks.
+"""The encode side: the protocol core's sender rooms, hosted on torch buffers.
 
-Protocol steps (docs/model.md), one method each:
+The sender holds one core room (``TxRoom``) per request and the source
+blocks of every request's embedding.  Each spec step is one core call; its
+effects go to the interpreter (``effects.py``): ``WriteBlock`` becomes a
+one-sided write from the source block that holds the token, ``SendStatus``
+a status message.  Nothing here decides: the round's size, destinations,
+aux row, status and its fields are the core's.
 
-* ``recv_init``   -> SenderRecvInit(r, s)
-* ``start_round`` -> SenderStartRound(r)
-* ``end_round``   -> SenderEndRound(r)
-* ``recv_resume`` -> SenderRecvResume(r, s)
-* ``recv_abort``  -> SenderRecvAbort(r, s)  (corrected design: abort is a message,
-  answered with Failed to that session once none of the room's writes is in flight)
+* ``recv_init``   -> ``sender_recv_init``     (SenderRecvInit)
+* ``recv_resume`` -> ``sender_recv_resume``   (SenderRecvResume)
+* ``recv_abort``  -> ``sender_recv_abort``    (SenderRecvAbort)
+* ``start_round`` -> ``sender_start_round``   (SenderStartRound)
+* ``end_round``   -> ``sender_end_round``     (SenderEndRound)
+* ``write_error`` -> ``write_error``          (WriteError)
 
-Per room the sender keeps, per receiving session, ``sent`` / ``alloc`` /
-``dst`` / ``ready`` (the engine's per-session transfer info). A round writes,
-for every session, ``min(total - sent, alloc)`` tokens starting at source
-block ``sent // block_size`` into the first destination blocks; the aux row
-goes only into the first destination block of the first round
-(``sent == 0``). When all writes of the round have landed, ``sent`` grows and
-the room's status goes to every session.
+Whether a room's writes are still in flight (the guard of
+``SenderEndRound`` and ``SenderRecvAbort``) is the transport's to say.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .allocator import blocks_for
-from .buffers import BlockBuffers
-from .protocol import round_may_start, round_tokens
-from .trace import TraceLog, encode_proc
-from .transport import (
-    FAILED,
-    STATUS_NAMES,
-    SUCCESS,
-    TRANSFERRING,
-    AbortMsg,
-    Init,
-    Resume,
-    Status,
-    Transport,
-)
-
-
-@dataclass
-class SessionInfo:
-    sent: int = 0
-    alloc: int = 0
-    dst: list[int] = field(default_factory=list)
-    ready: bool = False
-    known: bool = False      # init received
-    round_tokens: int = 0    # tokens being written in the current round
-
-
-@dataclass
-class Room:
-    req: int
-    total: int
-    src_blocks: list[int]
-    sessions: dict[int, SessionInfo]
-    round: int = 0
-    in_round: bool = False
-    state: str = "open"      # open | closed (Success/Failed sent) | dead (heartbeat)
-    rounds_started: int = 0
-    partials: int = 0        # rounds that ended partial (the spec's txPartials)
+from . import protocol as core
+from .effects import Interpreter
+from .protocol import TxRoom, WriteBlock
+from .protocol.sender import AWAIT, INIT
 
 
 class Sender:
-    def __init__(self, source: BlockBuffers, transport: Transport, trace: TraceLog,
-                 corrected: bool, barrier: bool, on_write_issue) -> None:
-        self.source = source
-        self.transport = transport
-        self.trace = trace
-        self.corrected = corrected
-        # The corrected design needs every session ready before a round
-        # (it never writes with stale destination info), so it always waits.
-        self.barrier = barrier or corrected
-        self.on_write_issue = on_write_issue
-        self.rooms: dict[int, Room] = {}
+    def __init__(self, params: core.Params, fx: Interpreter) -> None:
+        self.params, self.fx = params, fx
+        self.rooms: dict[int, TxRoom] = {}
+        self.src_blocks: dict[int, list[int]] = {}
 
-    def add_room(self, req: int, total: int, src_blocks: list[int], sessions: int) -> None:
-        self.rooms[req] = Room(req, total, src_blocks,
-                               {s: SessionInfo() for s in range(1, sessions + 1)})
+    def add_room(self, req: int, total: int, src_blocks: list[int]) -> None:
+        self.rooms[req] = TxRoom.initial(self.params, req, total)
+        self.src_blocks[req] = list(src_blocks)
 
-    def _emit(self, event: str, **fields) -> None:
-        self.trace.emit(encode_proc(), event, **fields)
+    def _in_flight(self, req: int) -> bool:
+        return bool(self.fx.world.transport.pending_writes(req))
+
+    def _ctl(self, req: int, s: int) -> core.Ctl:
+        return self.fx.world.transport.ctl[(req, s)].popleft()
+
+    def _done(self, req: int, step: core.TxStep | None, what: str) -> core.TxStep:
+        if step is None:
+            raise RuntimeError(f"{what} of req {req} is not enabled in the core")
+        self.rooms[req] = step.state
+        return step
 
     # -- SenderRecvInit / SenderRecvResume / SenderRecvAbort -------------
-    def recv_init(self, req: int, session: int) -> None:
-        msg = self.transport.ctl[(req, session)].popleft()
-        assert isinstance(msg, Init)
-        info = self.rooms[req].sessions[session]
-        info.dst, info.alloc, info.sent = list(msg.blocks), msg.allocated_tokens, 0
-        info.ready = info.known = True
-        self._emit("init_recv", req=req, session=session, blocks=list(msg.blocks),
-                   allocated_tokens=msg.allocated_tokens)
+    def recv_init(self, req: int, s: int) -> None:
+        msg = self._ctl(req, s)
+        self._done(req, core.sender_recv_init(self.rooms[req], s, msg), "SenderRecvInit")
+        self.fx.encode_event("init_recv", req=req, session=s, blocks=list(msg.blocks),
+                             allocated_tokens=msg.alloc)
 
-    def recv_resume(self, req: int, session: int) -> None:
-        msg = self.transport.ctl[(req, session)].popleft()
-        assert isinstance(msg, Resume)
-        room = self.rooms[req]
-        fields = dict(req=req, session=session, blocks=list(msg.blocks),
-                      sent_tokens=msg.sent_tokens, allocated_tokens=msg.allocated_tokens)
-        if msg.round is not None:
-            fields["round"] = msg.round
-        self._emit("resume_recv", **fields)
-        if room.state != "open":
-            return  # a closed room has nothing left to send
-        info = room.sessions[session]
-        # The receiver is authoritative for the offset.
-        info.sent, info.alloc, info.dst = msg.sent_tokens, msg.allocated_tokens, list(msg.blocks)
-        info.ready = True
+    def recv_resume(self, req: int, s: int) -> None:
+        msg = self._ctl(req, s)
+        self.fx.encode_event("resume_recv", **self.fx.resume_fields(req, s, msg))
+        self._done(req, core.sender_recv_resume(self.rooms[req], s, msg), "SenderRecvResume")
 
     def can_recv_abort(self, req: int) -> bool:
         """The abort is answered once none of the room's writes is in flight."""
-        return not self.transport.pending_writes(req)
+        return not self._in_flight(req)
 
-    def recv_abort(self, req: int, session: int) -> None:
-        msg = self.transport.ctl[(req, session)].popleft()
-        assert isinstance(msg, AbortMsg)
-        room = self.rooms[req]
-        self._emit("abort_recv", req=req, session=session)
-        if room.state == "dead":
-            return
-        # Failed to this session: its writes have all landed, none will follow.
-        room.in_round = False
-        room.state = "closed"
-        self._send_status(room, FAILED, only=session)
+    def recv_abort(self, req: int, s: int) -> None:
+        msg = self._ctl(req, s)
+        self.fx.encode_event("abort_recv", req=req, session=s)
+        step = self._done(req, core.sender_recv_abort(self.rooms[req], s, msg, self._in_flight(req)),
+                          "SenderRecvAbort")
+        self.fx.carry(req, step.effects, None, step.action)
 
     # -- SenderStartRound --------------------------------------------------
     def can_start_round(self, req: int) -> bool:
         room = self.rooms[req]
-        if room.state != "open" or room.in_round:
-            return False
-        infos = room.sessions.values()
-        if not all(i.known for i in infos):
-            return False  # the first round needs every session's init
-        return round_may_start(room.round == 0, [i.ready for i in infos], self.barrier)
+        return room.phase in (INIT, AWAIT) and core.sender_start_round(room) is not None
 
     def start_round(self, req: int) -> None:
-        room = self.rooms[req]
-        bs = self.source.block_size
-        room.round += 1
-        room.in_round = True
-        room.rounds_started += 1
-        for s, info in room.sessions.items():
-            remaining = room.total - info.sent
-            tokens = round_tokens(room.total, info.sent, info.alloc)
-            first_src = info.sent // bs
-            with_aux_round = info.sent == 0
-            src_used, dst_used = [], []
-            for i in range(blocks_for(tokens, bs)):
-                if i >= len(info.dst) or first_src + i >= len(room.src_blocks):
-                    break  # nothing to write from / into
-                n = min(bs, tokens - i * bs)
-                src, dst = room.src_blocks[first_src + i], info.dst[i]
-                w = self.transport.issue_write(req, s, src, dst, n,
-                                               pos=info.sent + i * bs + 1,
-                                               with_aux=with_aux_round and i == 0)
-                self.on_write_issue(w)
-                src_used.append(src)
-                dst_used.append(dst)
-            info.round_tokens = tokens
-            info.ready = False
-            self._emit("round_start", req=req, session=s, sent_tokens=info.sent, tokens=tokens,
-                       src_blocks=src_used, dst_blocks=dst_used,
-                       total=room.total, partial=remaining > info.alloc,
-                       aux_written=with_aux_round and tokens > 0, x_round=room.round)
+        before = self.rooms[req]
+        step = self._done(req, core.sender_start_round(before), "SenderStartRound")
+        self.fx.carry(req, step.effects, None, step.action)
+        after = step.state
+        bs = self.params.block_size
+        for s in self.params.sessions:
+            x0, x1 = before.session(s), after.session(s)
+            writes = [e for e in step.effects if isinstance(e, WriteBlock) and e.session == s]
+            self.fx.encode_event(
+                "round_start", req=req, session=s, sent_tokens=x0.sent, tokens=x1.tok,
+                src_blocks=[self.src_blocks[req][(w.first - 1) // bs] for w in writes],
+                dst_blocks=[w.block for w in writes], total=after.total,
+                partial=after.total - x0.sent > x0.alloc,
+                aux_written=any(w.aux > 0 for w in writes), x_round=after.round)
 
     # -- SenderEndRound ----------------------------------------------------
     def can_end_round(self, req: int) -> bool:
-        room = self.rooms[req]
-        return room.state == "open" and room.in_round and not self.transport.pending_writes(req)
+        return core.sender_end_round(self.rooms[req], self._in_flight(req)) is not None
 
     def end_round(self, req: int) -> None:
-        room = self.rooms[req]
-        room.in_round = False
-        for s, info in room.sessions.items():
-            info.sent += info.round_tokens
-            info.round_tokens = 0
-            self._emit("round_end", req=req, session=s, sent_tokens=info.sent, ok=True,
-                       x_round=room.round)
-        done = all(i.sent >= room.total for i in room.sessions.values())
-        if not done:
-            room.partials += 1
-        self._send_status(room, SUCCESS if done else TRANSFERRING)
-        if done:
-            room.state = "closed"
+        step = self._done(req, core.sender_end_round(self.rooms[req], self._in_flight(req)),
+                          "SenderEndRound")
+        for s in self.params.sessions:
+            self.fx.encode_event("round_end", req=req, session=s,
+                                 sent_tokens=step.state.session(s).sent, ok=True,
+                                 x_round=step.state.round)
+        self.fx.carry(req, step.effects, None, step.action)
 
-    def fail_room(self, req: int) -> None:
-        """A write error: the room's writes stop and Failed goes out."""
-        room = self.rooms[req]
-        room.in_round = False
-        self._send_status(room, FAILED)
-        room.state = "closed"
-
-    def _send_status(self, room: Room, status: int, only: int | None = None) -> None:
-        for s, info in room.sessions.items():
-            if only is not None and s != only:
-                continue
-            fields = dict(req=room.req, session=s, status=STATUS_NAMES[status])
-            if self.corrected:
-                msg = Status(status, room.round, info.sent, room.total)
-                fields.update(round=room.round, sent_tokens=info.sent, total=room.total)
-            else:
-                msg = Status(status)
-            self.transport.send_status(room.req, s, msg)
-            self._emit("status_sent", **fields)
+    # -- WriteError ----------------------------------------------------------
+    def write_error(self, req: int, session: int) -> None:
+        """A data write of the room (one to rank ``session``) fails."""
+        self.fx.encode_event("write_error", req=req, session=session)
+        step = self._done(req, core.write_error(self.rooms[req]), "WriteError")
+        self.fx.carry(req, step.effects, None, step.action)

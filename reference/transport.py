@@ -1,4 +1,6 @@
-"""Messages and data writes between the sender and the receiving sessions.
+"""Channels and data writes between the sender and the receiving sessions.
+
+The messages are the protocol core's (``protocol.Ctl``, ``protocol.StatusMsg``):
 
 * ``ctl[(req, session)]``: language -> encode (init, resume, abort), FIFO;
 * ``st[(req, session)]``: encode -> language (status), FIFO;
@@ -18,35 +20,6 @@ from .protocol.designs import Status as StatusValue
 # Status values, ordered as in the engine (base/conn.py): the one table
 FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = (int(s) for s in StatusValue)
 STATUS_NAMES = dict(enumerate(STATUSES))
-
-
-@dataclass
-class Init:
-    blocks: list[int]
-    allocated_tokens: int
-    kind: str = "init"
-
-
-@dataclass
-class Resume:
-    blocks: list[int]
-    sent_tokens: int
-    allocated_tokens: int
-    round: int | None = None   # corrected design only
-    kind: str = "resume"
-
-
-@dataclass
-class AbortMsg:
-    kind: str = "abort"        # corrected design only
-
-
-@dataclass
-class Status:
-    status: int
-    round: int | None = None   # corrected design only: which round ended
-    sent_tokens: int | None = None
-    total: int | None = None
 
 
 @dataclass
@@ -75,7 +48,7 @@ class Transport:
     def send_ctl(self, req: int, session: int, msg) -> None:
         self.ctl.setdefault((req, session), deque()).append(msg)
 
-    def send_status(self, req: int, session: int, msg: Status) -> None:
+    def send_status(self, req: int, session: int, msg) -> None:
         self.st.setdefault((req, session), deque()).append(msg)
 
     def head_ctl(self, req: int, session: int):

@@ -13,14 +13,18 @@ from dataclasses import dataclass, field
 import torch
 
 from . import faults as fault_steps
-from .allocator import BlockAllocator, blocks_for
+from . import protocol as core
+from .allocator import CorePicker, blocks_for
 from .buffers import BlockBuffers, BlockCopy, make_source_embedding
 from .checks import PoolChecker, PropertyGate, check_handoff
 from .device import choose_device
+from .effects import Interpreter
+from .protocol.receiver import ABORTING, DONE, FAILED, NEW, PREFILL, QUEUED
+from .protocol.sender import AWAIT
 from .receiver import ENGINE_RESUME_ORDER, Receiver
 from .sender import Sender
 from .trace import TraceLog
-from .transport import AbortMsg, Init, Resume, Transport
+from .transport import STATUS_NAMES, Transport
 
 STEP_NAMES = ("ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand",
               "SenderEndRound", "DeliverStatus", "ReceiverPoll", "SenderRecvResume",
@@ -93,21 +97,22 @@ class World:
         self.pools = {s: BlockBuffers(cfg.pool, bs, cfg.hidden, self.device,
                                       batch_landings=cfg.batch_writes, time_landings=cfg.time_writes)
                       for s in ranks}
-        self.allocators = {s: BlockAllocator(cfg.pool, bs, cfg.order, seed=cfg.seed * 31 + s)
-                           for s in ranks}
+        self.pickers = {s: CorePicker(bs, cfg.order, seed=cfg.seed * 31 + s) for s in ranks}
         self.gate = PropertyGate(cfg.props)
         self.checkers = {s: PoolChecker(s, cfg.pool, self.gate) for s in ranks}
+        # The protocol core's parameters: every decision below is the core's.
+        self.params = core.Params(
+            cfg.variant, n_sessions=cfg.sessions, block_size=bs,
+            init_tokens=cfg.init_tokens or bs, cap=cfg.cap,
+            order="any" if cfg.order == "random" else cfg.order,
+            resume_order=cfg.effective_resume_order(),
+            barrier=cfg.barrier or cfg.variant == "corrected")
+        self.fx = Interpreter(self, self.trace, corrected=self.params.corrected)
         # Source side: every request's embedding in the sender's own blocks.
         src_blocks_total = sum(blocks_for(t, bs) for t in cfg.tokens)
         self.source = BlockBuffers(src_blocks_total, bs, cfg.hidden, self.device)
-        self.sender = Sender(self.source, self.transport, self.trace,
-                             corrected=cfg.variant == "corrected", barrier=cfg.barrier,
-                             on_write_issue=self._on_write_issue)
-        self.receiver = Receiver(cfg.variant, self.pools, self.allocators, self.checkers,
-                                 self.transport, self.trace,
-                                 init_tokens=cfg.init_tokens or bs, cap_blocks=cfg.cap,
-                                 resume_order=cfg.effective_resume_order(),
-                                 on_handoff=self._on_handoff)
+        self.sender = Sender(self.params, self.fx)
+        self.receiver = Receiver(self.params, cfg.pool, self.pools, self.pickers, self.fx)
         self.handed: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.landed: list = []  # every write that landed, in order
         next_block = 0
@@ -120,7 +125,7 @@ class World:
                 self.source.load(b, emb[lo:hi], ids[lo:hi], mrope[:, lo:hi])
             self.source.write_aux(blocks[0], total, mrope_delta=req)
             del emb, ids, mrope  # the source blocks hold the only copy
-            self.sender.add_room(req, total, blocks, cfg.sessions)
+            self.sender.add_room(req, total, blocks)
             self.receiver.add_request(req)
         self.faults_left = set(cfg.faults)
         self.bytes_landed = 0
@@ -138,11 +143,8 @@ class World:
         for s in self.pools:
             self.trace.emit(f"language/{s}", "config", **fields)
 
-    # -- hooks from the actors ----------------------------------------------
-    def _on_write_issue(self, w) -> None:
-        self.checkers[w.session].on_write_issue(w.dst_block)
-
-    def _on_handoff(self, req, session, handed) -> None:
+    # -- hooks from the interpreter -------------------------------------------
+    def on_handoff(self, req, session, handed) -> None:
         self.handed[(req, session)] = handed
         if self.cfg.verify_inline:
             check_handoff(req, session, handed, self.source_of(req), self.gate)
@@ -192,45 +194,54 @@ class World:
             pool.settle()
 
     # -- what may happen now ---------------------------------------------------
+    def heartbeat(self, req: int) -> None:
+        """Heartbeat(r): the core's atomic step over both sides."""
+        rx_step, tx_step = core.heartbeat(self.receiver.rx, self.sender.rooms[req], req)
+        self.sender.rooms[req] = tx_step.state
+        self.fx.carry(req, tx_step.effects, None, tx_step.action)
+        self.receiver.heartbeat_lost(req, rx_step)
+
     def enabled_steps(self) -> list[dict]:
         steps: list[dict] = []
         rx, tx, net = self.receiver, self.sender, self.transport
-        for req, rq in rx.requests.items():
+        for req, q in rx.rx.requests.items():
             room = tx.rooms[req]
-            if rq.phase == "new":
+            phase = q.phase
+            if phase == NEW:
                 steps.append({"step": "ReceiverInit", "req": req})
-            for s in rq.sessions:
+            for s in self.params.sessions:
                 head = net.head_ctl(req, s)
-                if isinstance(head, Init):
-                    if room.state == "open":  # a closed or dead room takes no init
-                        steps.append({"step": "SenderRecvInit", "req": req, "session": s})
-                elif isinstance(head, Resume):
-                    steps.append({"step": "SenderRecvResume", "req": req, "session": s})
-                elif isinstance(head, AbortMsg) and tx.can_recv_abort(req):
-                    steps.append({"step": "SenderRecvAbort", "req": req, "session": s})
+                if head is not None:
+                    if head.type == "init":
+                        if room.alive:  # a closed or dead room takes no init
+                            steps.append({"step": "SenderRecvInit", "req": req, "session": s})
+                    elif head.type == "resume":
+                        steps.append({"step": "SenderRecvResume", "req": req, "session": s})
+                    elif tx.can_recv_abort(req):
+                        steps.append({"step": "SenderRecvAbort", "req": req, "session": s})
                 if net.head_status(req, s) is not None:
                     steps.append({"step": "DeliverStatus", "req": req, "session": s})
             if tx.can_start_round(req):
                 steps.append({"step": "SenderStartRound", "req": req})
             if tx.can_end_round(req):
                 steps.append({"step": "SenderEndRound", "req": req})
-            if rq.phase in ("queued", "aborting"):
+            if phase in (QUEUED, ABORTING):
                 steps.append({"step": "ReceiverPoll", "req": req})
-            if rq.phase == "prefill":
+            if phase == PREFILL:
                 steps.append({"step": "PrefillDone", "req": req})
-            if "write_error" in self.faults_left and room.state == "open" and net.pending_writes(req):
+            if "write_error" in self.faults_left and room.alive and net.pending_writes(req):
                 steps.append({"step": "WriteError", "req": req})
-            if "heartbeat" in self.faults_left and room.state == "open" and rq.phase in ("queued", "aborting"):
+            if "heartbeat" in self.faults_left and room.alive and phase in (QUEUED, ABORTING):
                 steps.append({"step": "Heartbeat", "req": req})
-            if "abort" in self.faults_left and rq.phase == "queued":
+            if "abort" in self.faults_left and phase == QUEUED:
                 steps.append({"step": "Abort", "req": req})
         for s, ws in net.wire.items():
             for w in ws.values():
                 steps.append({"step": "WriteLand", "session": s, "req": w.req,
                               "write": w.id, "dst": w.dst_block, "pos": w.pos})
         if "alloc_fail" in self.faults_left and any(
-                rq.phase in ("new", "queued") for rq in rx.requests.values()):
-            for s in self.allocators:
+                q.phase in (NEW, QUEUED) for q in rx.rx.requests.values()):
+            for s in self.pickers:
                 steps.append({"step": "AllocFail", "session": s})
         return steps
 
@@ -268,78 +279,72 @@ class World:
     # -- progress and the end ------------------------------------------------
     def fingerprint(self) -> str:
         """Everything that makes a state differ, apart from tensor contents
-        (which change only through WriteLand, whose effect shows in ``wire``)."""
-        parts = []
-        for req, rq in self.receiver.requests.items():
-            parts.append((req, rq.phase, tuple(
-                (tuple(ss.blocks), ss.status, ss.cached, ss.partial_sent, ss.triggered,
-                 ss.last_resume_at, tuple(ss.last_resume_indices or ()), ss.cached_round,
-                 ss.last_resumed_round, ss.assembly.length if ss.assembly else -1)
-                for ss in rq.sessions.values())))
-        for room in self.sender.rooms.values():
-            parts.append((room.round, room.in_round, room.state, tuple(
-                (i.sent, i.alloc, tuple(i.dst), i.ready, i.known) for i in room.sessions.values())))
+        (which change only through WriteLand, whose effect shows in ``wire``):
+        the core's states, the channels, the writes in flight, the faults."""
+        rx = self.receiver.rx
         net = self.transport
-        parts.append(tuple((k, len(q)) for k, q in sorted(net.ctl.items())))
-        parts.append(tuple((k, len(q)) for k, q in sorted(net.st.items())))
-        parts.append(tuple(sorted((s, tuple(ws)) for s, ws in net.wire.items())))
-        parts.append(tuple((tuple(a.free_list), a.fail_next) for a in self.allocators.values()))
-        parts.append(tuple(sorted(self.faults_left)))
-        parts.append(tuple((r, room.partials) for r, room in self.sender.rooms.items()))
+        parts = [
+            sorted(rx.requests.items()), rx.pools,
+            sorted(self.sender.rooms.items()),
+            tuple((k, len(q)) for k, q in sorted(net.ctl.items())),
+            tuple((k, len(q)) for k, q in sorted(net.st.items())),
+            tuple(sorted((s, tuple(ws)) for s, ws in net.wire.items())),
+            tuple(p.fail_next for p in self.pickers.values()),
+            tuple(sorted(self.faults_left)),
+        ]
         return repr(parts)
 
     def finished(self) -> bool:
-        return (all(rq.phase in ("done", "failed") for rq in self.receiver.requests.values())
-                and all(room.state != "open" for room in self.sender.rooms.values())
+        return (all(q.phase in (DONE, FAILED) for q in self.receiver.rx.requests.values())
+                and all(not room.alive for room in self.sender.rooms.values())
                 and not self.transport.pending_writes())
 
     def stuck_report(self) -> str:
-        from .transport import STATUS_NAMES
         out = []
-        for req, rq in self.receiver.requests.items():
-            if rq.phase not in ("done", "failed"):
-                st = STATUS_NAMES[self.receiver.combined_status(req)]
+        rx = self.receiver.rx
+        for req, q in rx.requests.items():
+            if q.phase not in (DONE, FAILED):
+                st = STATUS_NAMES[rx.combined_status(req)]
                 room = self.sender.rooms[req]
-                out.append(f"req {req}: receiver {rq.phase}, status {st}, after {rq.resumes} resume(s); "
-                           f"sender round {room.round} ({room.state}), sent "
-                           + "/".join(str(i.sent) for i in room.sessions.values())
+                out.append(f"req {req}: receiver {q.phase}, status {st}, after "
+                           f"{max(x.resumes for x in q.sessions)} resume(s); "
+                           f"sender round {room.round} ({room.phase}), sent "
+                           + "/".join(str(i.sent) for i in room.sessions)
                            + f" of {room.total}")
-        for room in self.sender.rooms.values():
-            rq = self.receiver.requests[req]
-            if room.state == "open" and rq.phase in ("done", "failed"):
-                out.append(f"req {req}: sender room never closes (round {room.round}, receiver {rq.phase})")
+        for req, room in self.sender.rooms.items():
+            phase = rx.requests[req].phase
+            if room.alive and phase in (DONE, FAILED):
+                out.append(f"req {req}: sender room never closes (round {room.round}, receiver {phase})")
         if self.transport.pending_writes():
             out.append(f"{len(self.transport.pending_writes())} write(s) never land")
         return "; ".join(out) or "no progress"
 
     def check_state(self) -> None:
         """Properties over the whole system, checked after every step."""
-        rx = self.receiver
+        rx = self.receiver.rx
         for w in self.transport.pending_writes():
-            rq = rx.requests[w.req]
-            if rq.phase not in ("queued", "aborting") or w.dst_block not in rq.sessions[w.session].blocks:
+            q = rx.requests[w.req]
+            if q.phase not in (QUEUED, ABORTING) or w.dst_block not in q.session(w.session).blocks:
                 self.gate.fail("write_into_unowned", "WritesOnlyIntoOwnedBlocks",
                                f"rank {w.session}: a write of req {w.req} in flight to block {w.dst_block}, "
-                               f"which the request no longer holds (receiver {rq.phase})")
-        for req, rq in rx.requests.items():
+                               f"which the request no longer holds (receiver {q.phase})")
+        for req, q in rx.requests.items():
             partials = self.sender.rooms[req].partials
-            for s, sess in rq.sessions.items():
-                if sess.resumes > partials:
+            for s, x in zip(self.params.sessions, q.sessions):
+                if x.resumes > partials:
                     self.gate.fail("double_resume", "AtMostOneResumePerRound",
-                                   f"req {req} session {s}: {sess.resumes} resumes sent, "
+                                   f"req {req} session {s}: {x.resumes} resumes sent, "
                                    f"{partials} round(s) ended partial")
 
     def dead_wait(self, req: int) -> bool:
         """The spec's DeadWait: the receiver waits for data, the sender for a
         resume, and no message is on its way."""
         room = self.sender.rooms[req]
-        rq = self.receiver.requests[req]
-        return (rq.phase == "queued" and room.state == "open" and room.round > 0
-                and not room.in_round
+        return (self.receiver.rx.requests[req].phase == QUEUED and room.phase == AWAIT
                 and all(not self.transport.ctl.get((req, s)) and not self.transport.st.get((req, s))
-                        for s in rq.sessions))
+                        for s in self.params.sessions))
 
     def check_end(self) -> None:
         """At the end of a finished run: no block leaked, free lists intact."""
         for s, checker in self.checkers.items():
-            checker.check_no_leak(self.allocators[s].free_list)
+            checker.check_no_leak(self.receiver.rx.pools[s - 1].free)

@@ -61,7 +61,7 @@ def test_corrected_without_faults_hands_every_request_to_prefill(cfg):
     assert all(rq.phase == "done" for rq in r.world.receiver.requests.values())
     bs = cfg.block_size
     for req, total in enumerate(cfg.tokens, start=1):
-        rounds = r.world.sender.rooms[req].rounds_started
+        rounds = r.world.sender.rooms[req].round
         assert rounds >= 1 and (rounds == 1) == (total <= bs)
 
 
@@ -184,7 +184,7 @@ def test_corrected_many_rounds_many_sessions():
     cfg = Config(tokens=[23, 17], block_size=2, pool=3, sessions=3, cap=1, order="lifo", seed=5)
     r = run(cfg)
     assert r.ok, r.where
-    assert r.world.sender.rooms[1].rounds_started == 12  # 1 init block, then 1 block per round
+    assert r.world.sender.rooms[1].round == 12  # 1 init block, then 1 block per round
 
 
 # -- the historical designs -----------------------------------------------------

@@ -63,6 +63,7 @@ from .messages import (
 from .params import Params, resume_tokens
 from .pool import Pool, nblk
 from .receiver import (
+    AllocHook,
     HistoricalView,
     RxRequest,
     RxSession,
@@ -99,7 +100,7 @@ __all__ = [
     "AllocOrder", "Design", "ResumeOrder", "Status", "design", "design_of_commit",
     "merge_status", "Alloc", "CancelWrites", "Ctl", "Effect", "FailRequest", "Free", "HandOff",
     "Read", "SendCtl", "SendStatus", "StatusMsg", "WriteBlock", "Params", "Pool", "nblk",
-    "resume_tokens", "HistoricalView", "historical_view", "RxRequest", "RxSession", "RxState",
+    "resume_tokens", "AllocHook", "HistoricalView", "historical_view", "RxRequest", "RxSession", "RxState",
     "Step", "abort", "corrected_cache_due", "corrected_resume_due", "deliver_status", "heartbeat_lost", "prefill_done", "receiver_init",
     "receiver_poll", "TxRoom", "TxSession", "TxStep", "heartbeat", "peer_dies", "round_may_start", "round_tokens", "round_writes",
     "sender_end_round", "sender_recv_abort", "sender_recv_init", "sender_recv_resume",

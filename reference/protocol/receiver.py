@@ -32,7 +32,7 @@ blocks to copy out and where to.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from itertools import product
 
@@ -56,6 +56,21 @@ NEW, QUEUED, ABORTING, PREFILL, DONE, FAILED = "new", "queued", "aborting", "pre
 PHASES = (NEW, QUEUED, ABORTING, PREFILL, DONE, FAILED)
 
 BOOT_INFO = StatusMsg(Status.BOOTSTRAPPING, 0, 0, 0)
+
+AllocHook = Callable[[int, Pool, int], list[tuple[tuple[int, ...], Pool]]]
+"""``alloc(session, pool, tokens)``: the allocations a host's allocator may
+make from ``pool`` on rank ``session`` (each: blocks, pool after); empty:
+it fails.  Default (None): every choice the spec allows
+(``Pool.alloc_choices`` with the deployment's order).  A host whose
+allocator picks one way (a seeded random order, an injected failure)
+passes its pick here, so the core's state holds the blocks it chose.
+It must not change anything (the core may ask for outcomes not taken)."""
+
+
+def _allocator(p: Params, alloc: AllocHook | None) -> AllocHook:
+    if alloc is not None:
+        return alloc
+    return lambda s, pool, tokens: pool.alloc_choices(tokens, p.block_size, p.order)
 
 
 @dataclass(frozen=True)
@@ -158,14 +173,15 @@ def _set_sessions(q: RxRequest, **changes: object) -> RxRequest:
 # ---------------------------------------------------------------------------
 # ReceiverInit(r)
 # ---------------------------------------------------------------------------
-def receiver_init(rx: RxState, r: int) -> list[Step]:
+def receiver_init(rx: RxState, r: int, alloc: AllocHook | None = None) -> list[Step]:
     """ReceiverInit: allocate ``init_tokens`` on every rank (all or nothing;
-    if any rank cannot, the request waits: no step), send init on each."""
+    if any rank cannot, the request waits: no step), send init on each.
+    ``alloc``: the host's allocator (``AllocHook``), default the spec's."""
     p, q = rx.params, rx.requests[r]
     if q.phase != NEW:
         return []
-    per_session = [rx.pools[s - 1].alloc_choices(p.init_tokens, p.block_size, p.order)
-                   for s in p.sessions]
+    pick = _allocator(p, alloc)
+    per_session = [pick(s, rx.pools[s - 1], p.init_tokens) for s in p.sessions]
     if any(not c for c in per_session):
         return []
     steps = []
@@ -202,13 +218,16 @@ def deliver_status(rx: RxState, r: int, s: int, msg: StatusMsg) -> Step:
 # ---------------------------------------------------------------------------
 # ReceiverPoll(r)
 # ---------------------------------------------------------------------------
-def receiver_poll(rx: RxState, r: int, aux_seen: Mapping[int, int] | None = None) -> list[Step]:
+def receiver_poll(rx: RxState, r: int, aux_seen: Mapping[int, int] | None = None,
+                  alloc: AllocHook | None = None) -> list[Step]:
     """ReceiverPoll: the scheduler's poll of request ``r`` on the MIN of the
     ranks' statuses.  Every outcome the spec allows, each named after its
     disjunct.  ``aux_seen[s]``: the aux row of rank ``s``'s first current
     block (``first_block``), needed by the historical designs only; a rank
-    missing from it reads 0 (stale)."""
+    missing from it reads 0 (stale).  ``alloc``: the host's allocator
+    (``AllocHook``), default the spec's."""
     q = rx.requests[r]
+    pick = _allocator(rx.params, alloc)
     comb = rx.combined_status(r)
     aux = dict(aux_seen or {})
     if comb == Status.SUCCESS and q.phase == QUEUED:
@@ -219,9 +238,9 @@ def receiver_poll(rx: RxState, r: int, aux_seen: Mapping[int, int] | None = None
         if rx.params.corrected:
             out: list[Step] = []
             for s in rx.params.sessions:
-                out.extend(_poll_corrected(rx, r, s))
+                out.extend(_poll_corrected(rx, r, s, pick))
             return out
-        return _poll_historical(rx, r, aux) + _poll_read_only(rx, r, aux)
+        return _poll_historical(rx, r, aux, pick) + _poll_read_only(rx, r, aux)
     return []
 
 
@@ -310,8 +329,8 @@ def _seen(rx: RxState, x: RxSession, aux: int) -> HistoricalView:
     return historical_view(rx.params.variant, rx.params.block_size, x, aux)
 
 
-def _hist_options(rx: RxState, s: int, x: RxSession,
-                  seen: HistoricalView) -> list[tuple[str, tuple[int, ...], Pool]]:
+def _hist_options(rx: RxState, s: int, x: RxSession, seen: HistoricalView,
+                  pick: AllocHook) -> list[tuple[str, tuple[int, ...], Pool]]:
     """The spec's ``HistOption``: ("wait"|"resume"|"fail", new blocks, pool after)."""
     p = rx.params
     pool = rx.pools[s - 1]
@@ -320,13 +339,13 @@ def _hist_options(rx: RxState, s: int, x: RxSession,
         return [("wait", *none)]
     need = p.resume_tokens(seen.total - seen.sent, len(pool.free))
     if p.alloc_first:
-        cs = pool.alloc_choices(need, p.block_size, p.order)
+        cs = pick(s, pool, need)
         return [("resume", b, rest) for b, rest in cs] if cs else [("wait", *none)]
-    cs = pool.free_blocks(x.blocks).alloc_choices(need, p.block_size, p.order)
+    cs = pick(s, pool.free_blocks(x.blocks), need)
     return [("resume", b, rest) for b, rest in cs] if cs else [("fail", *none)]
 
 
-def _poll_historical(rx: RxState, r: int, aux: dict[int, int]) -> list[Step]:
+def _poll_historical(rx: RxState, r: int, aux: dict[int, int], pick: AllocHook) -> list[Step]:
     """PollTransferringHistorical: every rank decides on what it holds, in
     lockstep; at least one rank acts.  A free_first rank whose allocation
     fails fails the request through the Failed path, which frees its old
@@ -334,7 +353,7 @@ def _poll_historical(rx: RxState, r: int, aux: dict[int, int]) -> list[Step]:
     p, q = rx.params, rx.requests[r]
     v = p.variant
     seen = {s: _seen(rx, q.session(s), aux.get(s, 0)) for s in p.sessions}
-    options = [_hist_options(rx, s, q.session(s), seen[s]) for s in p.sessions]
+    options = [_hist_options(rx, s, q.session(s), seen[s], pick) for s in p.sessions]
     steps = []
     for combo in product(*options):
         o = dict(zip(p.sessions, combo))
@@ -412,7 +431,7 @@ def corrected_resume_due(x: RxSession) -> bool:
     return x.round == x.info.round and x.resumes < x.round
 
 
-def _poll_corrected(rx: RxState, r: int, s: int) -> list[Step]:
+def _poll_corrected(rx: RxState, r: int, s: int, pick: AllocHook) -> list[Step]:
     """PollTransferringCorrected on rank ``s``: CorrectedCache or CorrectedResume."""
     p, q = rx.params, rx.requests[r]
     x = q.session(s)
@@ -434,7 +453,7 @@ def _poll_corrected(rx: RxState, r: int, s: int) -> list[Step]:
         if info.total > info.sent and need <= 0:
             return []           # no block free: retry on a later poll
         out = []
-        for blocks, rest in pool.alloc_choices(need, p.block_size, p.order):
+        for blocks, rest in pick(s, pool, need):
             sessions[s - 1] = replace(x, blocks=blocks, resumes=x.resumes + 1)
             pools = list(rx.pools)
             pools[s - 1] = rest
