@@ -31,6 +31,7 @@ class Sender:
         self.params, self.fx = params, fx
         self.rooms: dict[int, TxRoom] = {}
         self.src_blocks: dict[int, list[int]] = {}
+        self._may_start: dict[int, tuple[TxRoom, bool]] = {}   # per room: the core's answer
 
     def add_room(self, req: int, total: int, src_blocks: list[int]) -> None:
         self.rooms[req] = TxRoom.initial(self.params, req, total)
@@ -73,8 +74,15 @@ class Sender:
 
     # -- SenderStartRound --------------------------------------------------
     def can_start_round(self, req: int) -> bool:
+        """Whether the core would start a round now (asked once per room state:
+        the state is immutable, so the answer holds until the room changes)."""
         room = self.rooms[req]
-        return room.phase in (INIT, AWAIT) and core.sender_start_round(room) is not None
+        if room.phase not in (INIT, AWAIT):
+            return False
+        known = self._may_start.get(req)
+        if known is None or known[0] is not room:
+            known = self._may_start[req] = (room, core.sender_start_round(room) is not None)
+        return known[1]
 
     def start_round(self, req: int) -> None:
         before = self.rooms[req]

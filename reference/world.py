@@ -277,22 +277,21 @@ class World:
             raise KeyError(name)
 
     # -- progress and the end ------------------------------------------------
-    def fingerprint(self) -> str:
+    def fingerprint(self) -> tuple:
         """Everything that makes a state differ, apart from tensor contents
         (which change only through WriteLand, whose effect shows in ``wire``):
-        the core's states, the channels, the writes in flight, the faults."""
+        the core's states (immutable: an unchanged one is the same object,
+        so comparing is cheap), the channels, the writes in flight, the faults."""
         rx = self.receiver.rx
         net = self.transport
-        parts = [
-            sorted(rx.requests.items()), rx.pools,
-            sorted(self.sender.rooms.items()),
-            tuple((k, len(q)) for k, q in sorted(net.ctl.items())),
-            tuple((k, len(q)) for k, q in sorted(net.st.items())),
-            tuple(sorted((s, tuple(ws)) for s, ws in net.wire.items())),
+        return (
+            tuple(rx.requests.items()), rx.pools, tuple(self.sender.rooms.values()),
+            tuple((k, len(q)) for k, q in net.ctl.items()),
+            tuple((k, len(q)) for k, q in net.st.items()),
+            tuple((s, tuple(ws)) for s, ws in net.wire.items()),
             tuple(p.fail_next for p in self.pickers.values()),
             tuple(sorted(self.faults_left)),
-        ]
-        return repr(parts)
+        )
 
     def finished(self) -> bool:
         return (all(q.phase in (DONE, FAILED) for q in self.receiver.rx.requests.values())
