@@ -1,5 +1,10 @@
 """The language side's block allocator, with the engine's semantics.
 
+``BlockAllocator`` is the engine's allocator as a stand-alone object (its
+own free list).  The reference runs ``CorePicker``: the same choices made
+on the protocol core's free list, asked through the core's ``alloc`` hook
+(``tests/test_reference_parts.py`` checks that both take the same blocks).
+
 * block granularity: ``alloc(tokens)`` takes ``ceil(tokens / block_size)``
   blocks;
 * all or nothing: when too few blocks are free it returns ``None`` and takes

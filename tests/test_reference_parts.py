@@ -25,7 +25,7 @@ def cli_main(argv: list[str]) -> int:
     reference_cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
-from resumespec.reference.allocator import BlockAllocator
+from resumespec.reference.allocator import BlockAllocator, CorePicker
 from resumespec.reference.buffers import BlockBuffers, BlockCopy, make_source_embedding
 from resumespec.reference.checks import PoolChecker, Violation, check_handoff
 from resumespec.reference.device import choose_device
@@ -51,6 +51,39 @@ def test_allocator_reuse_order(order, expected):
     a.free([2])
     assert a.alloc(1) == ([1] if order == "fifo" else [2])
     assert a.alloc(1) == ([2] if order == "fifo" else [1]) or expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["fifo", "lifo", "random"]), st.integers(1, 3), st.integers(0, 50),
+       st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=30))
+def test_core_picker_picks_what_the_engine_allocator_takes(order, bs, seed, ops):
+    """The reference's allocator (``CorePicker``: picks from the core's free
+    list, changes nothing until the host takes the pick) takes the same
+    blocks as the engine's allocator over any run of allocations and frees."""
+    engine = BlockAllocator(6, bs, order, seed=seed)
+    picker = CorePicker(bs, order, seed=seed)
+    free = tuple(range(6))
+    held: list[int] = []
+    for is_alloc, n in ops:
+        if is_alloc:
+            first = picker.pick(free, n)
+            assert picker.pick(free, n) == first          # asking again changes nothing
+            got = engine.alloc(n)
+            assert (None if first is None else list(first[0])) == got
+            if first is not None:
+                picker.took(free, first[0])
+                free = first[1]
+                held += got
+        elif held:
+            back = held[: n % len(held) + 1]
+            held = held[len(back):]
+            engine.free(back)
+            free = free + tuple(back)
+        assert list(free) == list(engine.free_list)
+    picker.fail_next = True
+    assert picker.pick(free, 0) is None
+    picker.failed()
+    assert picker.pick(free, 0) == ((), free)
 
 
 def test_allocator_random_is_seeded_and_free_is_unchecked():
