@@ -213,6 +213,8 @@ class Interpreter:
     def _FailRequest(self, e: FailRequest, picks: list[Picked], action: str) -> None:
         w = self.world
         w.receiver.fail_reason[e.req] = e.reason
+        for s in w.pools:       # nothing goes to prefill: drop what was copied out
+            w.receiver.assembly.pop((e.req, s), None)
         if action == "Abort":
             return      # the abort event says it (the engine logs no separate failure)
         for s in w.pools:

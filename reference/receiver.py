@@ -43,7 +43,7 @@ from .protocol.designs import (  # noqa: F401 (ENGINE_RESUME_ORDER, HISTORICAL r
     STATUSES,
     VARIANTS,
 )
-from .protocol.receiver import ABORTING, QUEUED
+from .protocol.receiver import QUEUED
 
 
 class Assembly:
@@ -117,9 +117,6 @@ class Receiver:
     def requests(self) -> dict[int, RequestView]:
         return {r: RequestView(r, q.phase, q.sessions, self.fail_reason.get(r))
                 for r, q in self.rx.requests.items()}
-
-    def phase(self, req: int) -> str:
-        return self.rx.requests[req].phase
 
     def combined_status(self, req: int) -> int:
         return self.rx.combined_status(req)
@@ -270,9 +267,6 @@ class Receiver:
         self.rx = step.state
         for s in self.params.sessions:
             self.fx.rank_event(s, "heartbeat_fail", req=req)
-
-    def waiting(self, req: int) -> bool:
-        return self.rx.requests[req].phase in (QUEUED, ABORTING)
 
 
 def _insert_no_blocks(effects: Effects, s: int, tokens: int) -> None:
