@@ -220,3 +220,18 @@ def test_the_spy_catches_a_decision_outside_the_core(spied, monkeypatch):
     with pytest.raises(AssertionError):
         scheduler.run(Config(variant="corrected", tokens=[7], block_size=2, pool=4, cap=1,
                              hidden=8, seed=0))
+
+
+def test_the_hosts_use_no_sizing_or_decision_helper():
+    """Belt and braces for the spy: the receiver and sender hosts name none of
+    the helpers a host would need to size a round or a resume, merge a status
+    or take a historical design's decision itself."""
+    from pathlib import Path
+
+    import resumespec.reference.receiver as rxmod
+    import resumespec.reference.sender as txmod
+    helpers = ("round_tokens", "round_may_start", "round_writes", "resume_tokens", "blocks_for",
+               "nblk", "historical_view", "merge_status", "alloc_choices", "corrected_cache_due")
+    for mod in (rxmod, txmod):
+        text = Path(mod.__file__).read_text()
+        assert not [h for h in helpers if h in text], mod.__name__
