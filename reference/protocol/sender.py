@@ -129,6 +129,12 @@ def round_tokens(total: int, sent: int, alloc: int) -> int:
     return min(max(0, total - sent), alloc)
 
 
+def session_partial(total: int, sent: int, alloc: int) -> bool:
+    """Is one session's share of a round partial: does more remain than its
+    destination holds?  The round is partial when some session's share is."""
+    return total - sent > alloc
+
+
 def round_writes(tx: TxRoom, s: int) -> list[WriteBlock]:
     """The spec's ``RoundWrites(r, s)``: ``min(remaining, allocated)`` tokens
     from offset ``sent``, block by block into the destination; the aux row
@@ -158,7 +164,7 @@ def sender_start_round(tx: TxRoom) -> TxStep | None:
         effects.extend(round_writes(tx, s))
     sessions = tuple(replace(x, tok=round_tokens(tx.total, x.sent, x.alloc), ready=False)
                      for x in tx.sessions)
-    partial = any(tx.total - x.sent > x.alloc for x in tx.sessions)
+    partial = any(session_partial(tx.total, x.sent, x.alloc) for x in tx.sessions)
     nt = replace(tx, sessions=sessions, partial=partial, round=tx.round + 1, phase=WRITING)
     return TxStep("SenderStartRound", nt, tuple(effects))
 
