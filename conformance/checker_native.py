@@ -44,7 +44,7 @@ from resumespec.reference.protocol.messages import (
     WriteBlock,
 )
 from resumespec.reference.protocol.params import Params
-from resumespec.reference.protocol.pool import FreeList
+from resumespec.reference.protocol.pool import FreeList, nblk
 from resumespec.reference.protocol.rank import STAND_IN_BASE
 from resumespec.reference.protocol.receiver import (
     RxSession,
@@ -1019,6 +1019,9 @@ class NativeChecker:
                 if b >= nb:
                     raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
                                      f"block ids 0..{nb - 1}")
+            fl = self._free_list(rank)
+            if fl is not None:
+                self._alloc_in_order(fl, rank, req, ev["tokens"], tuple(blocks))
         owner = st.owner
         for b in blocks:
             owner[(rank, b)] = req
@@ -1029,6 +1032,39 @@ class NativeChecker:
             held.update(blocks)
         st.held_count[req] += len(blocks)
         st.used[rank] += len(blocks)
+
+    # Which blocks an allocation returns: the core's free list (pool.FreeList,
+    # the spec's free[s] with AllocChoices), per rank, when the config gives
+    # the pool's size and an allocator order that decides (fifo, lifo); with
+    # `any` (or no order) any free blocks may come, which the ownership
+    # properties (NoSharedBlock) and the pool's range judge.
+    def _free_list(self, rank: int) -> FreeList | None:
+        st = self.state
+        fl = st.free_list.get(rank)
+        if fl is None:
+            c = st.config
+            if c.nblocks is None or c.order not in ("fifo", "lifo") or self._p1 is None \
+                    and self._core() is None:
+                return None
+            if st.used[rank]:           # (blocks taken before the config was known)
+                return None
+            fl = st.free_list[rank] = FreeList(c.nblocks, c.order)
+        return fl
+
+    def _alloc_in_order(self, fl: FreeList, rank: int, req: int, tokens: int,
+                        blocks: tuple) -> None:
+        bs = self.state.block_size or 1
+        why = fl.take(blocks, tokens, bs)
+        if why is not None:
+            want = fl.expected(nblk(tokens, bs))
+            raise step_error(
+                f"rank {rank}'s allocator returned blocks {list(blocks)} for req {req}, but "
+                f"{why}",
+                (f"blocks {list(want)}" if want is not None else "free blocks")
+                + f": the {fl.order.value} allocator (config order) takes "
+                + ("the head of the free list (the longest free first)"
+                   if fl.order.value == "fifo" else
+                   "the tail of the free list (the last freed first)"))
 
     def on_free(self, ev: dict) -> None:
         st = self.state
@@ -1060,6 +1096,10 @@ class NativeChecker:
                 del st.held[(rank, req)]
         st.held_count[req] -= len(blocks)
         st.used[rank] -= len(blocks)
+        if st.free_list:
+            fl = st.free_list.get(rank)
+            if fl is not None:
+                fl.give(tuple(blocks))
         cur = st.rx_blocks.get(key)
         if cur:
             gone = set(blocks)
