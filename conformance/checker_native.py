@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from resumespec.reference.protocol import designs as _designs
@@ -41,7 +41,6 @@ from resumespec.reference.protocol.messages import (
     Ctl,
     SendStatus,
     StatusMsg,
-    WriteBlock,
 )
 from resumespec.reference.protocol.params import Params
 from resumespec.reference.protocol.pool import FreeList, nblk
@@ -1534,14 +1533,15 @@ class NativeChecker:
         init; the total is learnt at its first round), with session ``s``."""
         st = self.state
         tx = st.tx_core.get(req)
+        if tx is not None and s <= len(tx.sessions):
+            return tx
         n = max(st.config.nsess or 1, s)
         if tx is None:
             tx = TxRoom.initial(self._tx_params(n), req, st.total.get(req, 1))
             st.tx_core[req] = tx
-        elif n > len(tx.sessions) or tx.params.block_size != (st.config.block_size
-                                                               or self._tx_bs or 1):
+        else:
             n = max(n, len(tx.sessions))
-            tx = replace(tx, params=self._tx_params(n), sessions=tx.sessions + tuple(
+            tx = tx._replace(params=self._tx_params(n), sessions=tx.sessions + tuple(
                 core_tx.TxSession() for _ in range(n - len(tx.sessions))))
             st.tx_core[req] = tx
         return tx
@@ -1553,6 +1553,8 @@ class NativeChecker:
         st.tx_phase[req] = tx.phase
         if tx.partials:
             st.tx_partials[req] = tx.partials
+        if not step.effects:
+            return
         for e in step.effects:
             if isinstance(e, SendStatus):
                 b = st.tx_session.get((req, e.session))
@@ -1695,34 +1697,30 @@ class NativeChecker:
         """SenderStartRound through the core: every session's writes go in
         flight now (unlogged until that session's round_start shows them)."""
         st = self.state
-        step = core_tx.sender_start_round(tx)
+        step = core_tx.sender_start_round(tx, writes=False)
         if step is None:
             raise self._no_round(req, s, tx)
-        by: dict[int, list] = {}
-        for e in step.effects:
-            if isinstance(e, WriteBlock):
-                by.setdefault(e.session, []).append(e)
         inflight = st.inflight
         ranks = st.writes_of.get(req)
         if ranks is None:
             ranks = st.writes_of[req] = {}
-        for o in tx.params.sessions:
-            x = tx.session(o)
-            ws = by.get(o, ())
+        after = step.state.sessions
+        for o, x in enumerate(tx.sessions, 1):
+            ws = core_tx.session_writes(tx, o)      # (block, first, count, aux)
             b = st.tx_session.get((req, o))
             if b is None:
                 b = st.tx_session[(req, o)] = TxSession()
-            b.plan = (x.sent, step.state.session(o).tok, [w.block for w in ws],
-                      any(w.aux for w in ws), core_tx.session_partial(tx.total, x.sent, x.alloc))
+            sent = x.sent
+            b.plan = (sent, after[o - 1].tok, [w[0] for w in ws], bool(ws) and ws[0][3] > 0,
+                      core_tx.session_partial(tx.total, sent, x.alloc))
             b.started = b.ended = False
             if ws:
                 keys = ranks.get(o)
                 if keys is None:
                     keys = ranks[o] = set()
-                for w in ws:
-                    inflight[(o, w.block)] = Write(req, o, x.sent, w.first, w.count,
-                                                   w.aux or None, False)
-                    keys.add(w.block)
+                for blk, first, count, aux in ws:
+                    inflight[(o, blk)] = Write(req, o, sent, first, count, aux or None, False)
+                    keys.add(blk)
         st.tx_ended[req] = 0
         self.coverage["SenderStartRound"] += 1
         self._commit(req, step)
@@ -1739,21 +1737,25 @@ class NativeChecker:
                              f"total = {known}")
         tx = self._room(req, s)
         if tx.phase in (core_tx.INIT, core_tx.AWAIT):
-            if known is None:
+            bs = st.config.block_size or self._tx_bs or 1
+            if known is None or tx.params.block_size != bs:
                 st.total[req] = total
-                tx = st.tx_core[req] = replace(tx, total=total)
+                tx = st.tx_core[req] = TxRoom(self._tx_params(len(tx.sessions)), req, total,
+                                              tx.phase, tx.sessions, tx.round, tx.partials,
+                                              tx.partial)
             if not tx.session(s).ready and not (tx.phase == core_tx.AWAIT
                                                 and not tx.params.barrier):
                 raise self._no_round(req, s, tx)
             self._start_round(req, tx, s)
         b = st.tx_session.get((req, s))
         if tx.phase not in (core_tx.INIT, core_tx.AWAIT, core_tx.WRITING) or b is None \
-                or b.started:
+                or b.started or not b.plan:
             raise self._no_round(req, s, tx)
         dst = b.plan[2]
         src = b.source
-        d = st.tx_core[req].params.design.variant
-        why = f"(design {d}'s SenderStartRound from the last {src}: {self._tx_words(tx)})"
+        def why() -> str:     # (words only for a violation)
+            d = tx.params.variant
+            return f"(design {d}'s SenderStartRound from the last {src}: {self._tx_words(tx)})"
         P.check_SenderOffsetFollowsResume(ev, b.plan, src, why)
         P.check_AuxOnlyInFirstRound(ev, b.plan)
         P.check_WritesOnlyIntoOwnedBlocks_at_write(st, req, s, dst)
@@ -1846,7 +1848,7 @@ class NativeChecker:
             if expect.status == FAILED and req not in st.total and "total" in ev:
                 total = ev["total"]          # (no round yet: the log shows the total here)
                 st.total[req] = total
-                st.tx_core[req] = replace(st.tx_core[req], total=total)
+                st.tx_core[req] = st.tx_core[req]._replace(total=total)
             for k, v in (("round", expect.round), ("sent_tokens", expect.sent),
                          ("total", total)):
                 if k in ev and ev[k] != v:

@@ -17,7 +17,7 @@ freely); a property that fails in one of those states fails.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from resumespec.spec import properties as spec_properties
@@ -203,13 +203,14 @@ def check_AtMostOneResumePerRound(st: State, req: int, session: int) -> None:
             f"at most {partials} resume(s) so far")
 
 
-def check_SenderOffsetFollowsResume(ev: dict, plan: tuple, src: str, why: str) -> None:
+def check_SenderOffsetFollowsResume(ev: dict, plan: tuple, src: str,
+                                    why: Callable[[], str]) -> None:
     """A session's round_start shows the writes the protocol core's
     SenderStartRound issued for it (``plan``: offset, tokens, destination
     blocks, aux row written, partial): it starts at the offset the last
     init/resume (``src``) carried, writes min(remaining, allocated) tokens
     into the first destination blocks, and is partial exactly when tokens
-    remain.  ``why``: the core's room, in words."""
+    remain.  ``why()``: the core's room, in words."""
     req, s, total = ev["req"], ev["session"], ev["total"]
     sent, tok, dst, _aux, partial = plan
     if ev["sent_tokens"] != sent:
@@ -217,26 +218,26 @@ def check_SenderOffsetFollowsResume(ev: dict, plan: tuple, src: str, why: str) -
             "SenderOffsetFollowsResume",
             f"the sender started req {req} session {s} at offset {ev['sent_tokens']}, but "
             f"the last {src} carried offset {sent}",
-            f"round_start sent_tokens = {sent} {why}")
+            f"round_start sent_tokens = {sent} {why()}")
     if ev["tokens"] != tok:
         raise PropertyViolation(
             "SenderOffsetFollowsResume",
             f"the sender writes {ev['tokens']} tokens of req {req} session {s}, but the "
             f"design writes {tok} there",
-            f"round_start tokens = {tok}: min(remaining, allocated) {why}")
+            f"round_start tokens = {tok}: min(remaining, allocated) {why()}")
     if ev["partial"] != partial:
         raise PropertyViolation(
             "SenderOffsetFollowsResume",
             f"the round of req {req} session {s} says partial={ev['partial']}, but "
             f"{total - sent} tokens remain from offset {sent}",
-            f"partial = {partial} {why}")
+            f"partial = {partial} {why()}")
     if ev["dst_blocks"] != dst:
         raise PropertyViolation(
             "SenderOffsetFollowsResume",
             f"the sender writes req {req} session {s} into {_fmt(ev['dst_blocks'])}, but the "
             f"design writes {tok} tokens into {_fmt(dst)}",
             f"dst_blocks = {_fmt(dst)}: the first blocks of the last {src}'s destination "
-            f"{why}")
+            f"{why()}")
 
 
 def check_AuxOnlyInFirstRound(ev: dict, plan: tuple) -> None:
