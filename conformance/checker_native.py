@@ -31,12 +31,19 @@ import os
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from resumespec.reference.protocol import designs as _designs
 from resumespec.reference.protocol import rank as core_rank
-from resumespec.reference.protocol.messages import Ctl, StatusMsg
+from resumespec.reference.protocol import sender as core_tx
+from resumespec.reference.protocol.messages import (
+    CancelWrites,
+    Ctl,
+    SendStatus,
+    StatusMsg,
+)
 from resumespec.reference.protocol.params import Params
+from resumespec.reference.protocol.pool import FreeList, nblk
 from resumespec.reference.protocol.rank import STAND_IN_BASE
 from resumespec.reference.protocol.receiver import (
     RxSession,
@@ -45,6 +52,8 @@ from resumespec.reference.protocol.receiver import (
     heartbeat_lost,
     historical_view,
 )
+from resumespec.reference.protocol.sender import TxRoom
+from resumespec.reference.protocol.sender import TxSession as TxSessionCore
 
 from . import properties as P
 from .properties import SPEC_STEP, PropertyViolation
@@ -96,21 +105,22 @@ class Write:
     first: int | None     # position (1-based) of the block's first token; None: block size unknown
     count: int            # tokens written into the block
     aux: int | None       # aux value written (the total), or None
+    # the session's round_start is logged (the spec's SenderStartRound writes
+    # every session at once; until a session logs its part, its writes count
+    # for the reads only, as TLC's UnloggedWrites)
+    logged: bool = True
 
 
 @dataclass(slots=True)
 class TxSession:
-    """The sender's view of one receiving session (txSent, txAlloc, txDst, txReady)."""
-    sent: int
-    alloc: int
-    dst: list
-    ready: bool
-    source: str           # "init" or "resume": which message set these
-    tokens: int = 0       # tokens of the current round
+    """What the log has shown of one session of a room; the room's state
+    (txSent, txAlloc, txDst, txReady, ...) is the core's ``TxRoom``."""
+    source: str = "init"  # "init" or "resume": the last message that set the destination
+    plan: tuple = ()      # the core's writes of the current round for this session:
+                          # (offset, tokens, blocks, aux written, partial)
     started: bool = False
     ended: bool = False
-    expect_status: int | None = None   # status the sender owes this session
-    dst_written: list = field(default_factory=list)   # blocks of the current round
+    expect: StatusMsg | None = None   # the status the core sends this session next
 
 
 @dataclass
@@ -257,10 +267,10 @@ class State:
         self.tx_phase: dict[int, str] = {}         # req -> init/writing/await/done/failed/dead
         self.tx_session: dict[tuple, TxSession] = {}
         self.tx_sessions: dict[int, set] = {}      # req -> sessions that sent init (sender side)
-        self.tx_round: dict[int, int] = {}         # req -> rounds started
-        self.tx_round_partial: dict[int, bool] = {}
+        self.tx_core: dict[int, TxRoom] = {}       # req -> the core's room (sender.py)
         self.tx_ended: dict[int, int] = {}         # req -> sessions whose round ended
-        self.tx_partials: dict[int, int] = {}      # req -> rounds ended partial
+        self.tx_partials: dict[int, int] = {}      # req -> rounds ended partial (tx_core's)
+        self.free_list: dict[int, FreeList] = {}   # rank -> its pool's free list (fifo/lifo)
         self.tx_status_sent: dict[tuple, int] = {} # (req, s) -> last status sent
         # network: FIFO channels
         self.ctl: dict[tuple, deque] = {}          # (req, s) -> language -> encode messages
@@ -312,12 +322,14 @@ class State:
             return []
         return [(k, b) for k, blocks in ranks.items() for b in blocks]
 
-    def writes_in_flight(self, req: int, rank: int) -> list:
-        """Blocks of ``rank`` with a write of ``req`` in flight."""
+    def writes_in_flight(self, req: int, rank: int, logged: bool = False) -> list:
+        """Blocks of ``rank`` with a write of ``req`` in flight (``logged``:
+        only those whose round_start the log has shown)."""
         inflight = self.inflight
         blocks = self.writes_of.get(req, {}).get(rank, ())
         return sorted(b for b in blocks
-                      if (w := inflight.get((rank, b))) is not None and w.req == req)
+                      if (w := inflight.get((rank, b))) is not None and w.req == req
+                      and (w.logged or not logged))
 
     # -- helpers used by the property checks --------------------------------
     def held_by(self, rank: int, req: int) -> list:
@@ -336,17 +348,18 @@ class State:
         if req is None:
             return {}
         sessions = sorted(self.rx_sessions.get(req, set()) | self.tx_sessions.get(req, set()))
+        room = self.tx_core.get(req)
         out: dict[str, Any] = {
             "req": req,
             "finished": req in self.finished,
             "sender_phase": self.tx_phase.get(req),
             "total": self.total.get(req),
-            "rounds_started": self.tx_round.get(req, 0),
-            "rounds_ended_partial": self.tx_partials.get(req, 0),
+            "rounds_started": room.round if room else 0,
+            "rounds_ended_partial": room.partials if room else 0,
             "sessions": {},
         }
         for s in sessions:
-            tx = self.tx_session.get((req, s))
+            tx = room.session(s) if room and s <= len(room.sessions) else None
             st = self.rx_status.get((req, s))
             out["sessions"][str(s)] = {
                 "receiver_phase": self.rx_phase.get((req, s), "new"),
@@ -356,7 +369,7 @@ class State:
                 "resumes_sent": self.rx_resumes.get((req, s), 0),
                 "sender_sent_tokens": tx.sent if tx else None,
                 "sender_allocated": tx.alloc if tx else None,
-                "sender_dst": tx.dst if tx else None,
+                "sender_dst": list(tx.dst) if tx else None,
                 "writes_in_flight": self.writes_in_flight(req, s),
                 "messages_to_sender": [m[0] for m in self.ctl.get((req, s), ())],
                 "statuses_in_flight": [STATUSES[m[0]] for m in self.st.get((req, s), ())],
@@ -397,6 +410,8 @@ class NativeChecker:
         self._p1_known = False
         self._latches = False                # the design's Failed latches (design table)
         self._memo: dict = {}                # core outcomes by normal form (see _outcomes)
+        self._txp: dict = {}                 # (sessions, block size) -> the sender's Params
+        self._tx_bs: int | None = None       # block size the first init shows (no config)
         self._handlers = {name: getattr(self, "on_" + name) for name in (
             "alloc", "free", "init_sent", "status_recv", "poll", "buffer_read", "resume_sent",
             "handoff", "fail", "prefill_done", "abort", "abort_sent", "heartbeat_fail",
@@ -675,7 +690,7 @@ class NativeChecker:
                       st.rx_inbox, st.rx_names):
                 d.pop((req, s), None)
         for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
-                  st.tx_sessions, st.tx_round, st.tx_round_partial, st.tx_partials):
+                  st.tx_sessions, st.tx_core, st.tx_partials):
             d.pop(req, None)
         st.held_count.pop(req, None)
         self._close_partial(req)
@@ -1004,6 +1019,9 @@ class NativeChecker:
                 if b >= nb:
                     raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
                                      f"block ids 0..{nb - 1}")
+            fl = self._free_list(rank)
+            if fl is not None:
+                self._alloc_in_order(fl, rank, req, ev["tokens"], tuple(blocks))
         owner = st.owner
         for b in blocks:
             owner[(rank, b)] = req
@@ -1014,6 +1032,39 @@ class NativeChecker:
             held.update(blocks)
         st.held_count[req] += len(blocks)
         st.used[rank] += len(blocks)
+
+    # Which blocks an allocation returns: the core's free list (pool.FreeList,
+    # the spec's free[s] with AllocChoices), per rank, when the config gives
+    # the pool's size and an allocator order that decides (fifo, lifo); with
+    # `any` (or no order) any free blocks may come, which the ownership
+    # properties (NoSharedBlock) and the pool's range judge.
+    def _free_list(self, rank: int) -> FreeList | None:
+        st = self.state
+        fl = st.free_list.get(rank)
+        if fl is None:
+            c = st.config
+            if c.nblocks is None or c.order not in ("fifo", "lifo") or self._p1 is None \
+                    and self._core() is None:
+                return None
+            if st.used[rank]:           # (blocks taken before the config was known)
+                return None
+            fl = st.free_list[rank] = FreeList(c.nblocks, c.order)
+        return fl
+
+    def _alloc_in_order(self, fl: FreeList, rank: int, req: int, tokens: int,
+                        blocks: tuple) -> None:
+        bs = self.state.block_size or 1
+        why = fl.take(blocks, tokens, bs)
+        if why is not None:
+            want = fl.expected(nblk(tokens, bs))
+            raise step_error(
+                f"rank {rank}'s allocator returned blocks {list(blocks)} for req {req}, but "
+                f"{why}",
+                (f"blocks {list(want)}" if want is not None else "free blocks")
+                + f": the {fl.order.value} allocator (config order) takes "
+                + ("the head of the free list (the longest free first)"
+                   if fl.order.value == "fifo" else
+                   "the tail of the free list (the last freed first)"))
 
     def on_free(self, ev: dict) -> None:
         st = self.state
@@ -1045,6 +1096,10 @@ class NativeChecker:
                 del st.held[(rank, req)]
         st.held_count[req] -= len(blocks)
         st.used[rank] -= len(blocks)
+        if st.free_list:
+            fl = st.free_list.get(rank)
+            if fl is not None:
+                fl.give(tuple(blocks))
         cur = st.rx_blocks.get(key)
         if cur:
             gone = set(blocks)
@@ -1432,9 +1487,10 @@ class NativeChecker:
                              "a heartbeat loss only while the sender is alive")
         if tx_phase != "dead":
             self.coverage["Heartbeat"] += 1
-            # The encode side dies: its writes stop (spec: wire loses them).
-            st.cut_writes(req)
-            st.tx_phase[req] = "dead"
+            # The encode side dies: its writes stop (the core's peer_dies)
+            step = core_tx.peer_dies(self._room(req))
+            assert step is not None           # (the room is alive: not done, failed, dead)
+            self._commit(req, step)
         st.rx_status[key] = FAILED
         x = self._x(key)
         if x is not None:     # the language half of Heartbeat, by the core
@@ -1443,7 +1499,109 @@ class NativeChecker:
                 core_rank.one_rank_state(self._p1, req, x), req)[0].state, req)
 
 
-    # -- encode side -------------------------------------------------------------
+    # -- encode side, through the protocol core's sender ----------------------------
+    # Each request's room is the core's TxRoom (reference/protocol/sender.py),
+    # moved on by the core's functions: init_recv -> sender_recv_init,
+    # resume_recv -> sender_recv_resume, abort_recv -> sender_recv_abort, the
+    # first round_start of a round -> sender_start_round (its writes, every
+    # session's, go in flight at once), the last round_end -> sender_end_round,
+    # a write error (or round_end ok=false) -> write_error, the heartbeat's
+    # loss -> peer_dies.  Each logged sender event must be what the core's step
+    # did: the writes a session's round_start shows, the offset its round_end
+    # says, the status (and its fields) status_sent carries.  The sender is
+    # deterministic: one outcome per step, named in a violation.
+    def _tx_params(self, n: int) -> Params:
+        """The sender's parameters for a room of ``n`` sessions.  Without a
+        config the design is mainline's (status without fields) with the
+        barrier; without a block size, the one the first init shows."""
+        c = self.state.config
+        bs = c.block_size or self._tx_bs or 1
+        key = (n, bs)
+        p = self._txp.get(key)
+        if p is None:
+            barrier = True if c.barrier is None else bool(c.barrier)
+            try:
+                p = Params(c.variant or "once", n, bs, barrier=barrier)
+            except ValueError:      # (a design the core cannot run: mainline's sender)
+                p = Params("once", n, bs, barrier=barrier)
+            if len(self._txp) > 64:
+                self._txp.clear()
+            self._txp[key] = p
+        return p
+
+    def _room(self, req: int, s: int = 1) -> TxRoom:
+        """The core's room of ``req`` (made at its first sender event, phase
+        init; the total is learnt at its first round), with session ``s``."""
+        st = self.state
+        tx = st.tx_core.get(req)
+        if tx is not None and s <= len(tx.sessions):
+            return tx
+        n = max(st.config.nsess or 1, s)
+        if tx is None:
+            tx = TxRoom.initial(self._tx_params(n), req, st.total.get(req, 1))
+            tx = st.tx_core[req] = tx._replace(sessions=_as_list(tx.sessions))
+        else:
+            n = max(n, len(tx.sessions))
+            _listed(tx).extend(core_tx.TxSession() for _ in range(n - len(tx.sessions)))
+            tx = st.tx_core[req] = tx._replace(params=self._tx_params(n))
+        return tx
+
+    # The room's sessions are kept in a list (the TxRoom's ``sessions``): a
+    # step of one session (init, resume, abort received) is taken by the core
+    # on that session's one-session view of the room and put back, so that a
+    # room of n sessions costs O(1) per such step, not a copy of n sessions.
+    # Those steps read and change only the room's phase and that session.
+    def _session_step(self, req: int, s: int, fn: Any, msg: Ctl,
+                      *extra: Any) -> tuple[core_tx.TxStep | None, TxRoom]:
+        st = self.state
+        tx = self._room(req, s)
+        one = TxRoom(self._tx_params(1), req, tx.total, tx.phase, (tx.sessions[s - 1],),
+                     tx.round, tx.partials, tx.partial)
+        step = fn(one, 1, msg, *extra)
+        if step is None:
+            return None, tx
+        after = step.state
+        _listed(tx)[s - 1] = after.sessions[0]
+        if after.phase != tx.phase:
+            tx = st.tx_core[req] = tx._replace(phase=after.phase)
+        st.tx_phase[req] = after.phase
+        for e in step.effects:
+            if isinstance(e, SendStatus):       # (to the view's session 1: session s)
+                b = st.tx_session.get((req, s))
+                if b is None:
+                    b = st.tx_session[(req, s)] = TxSession()
+                b.expect = e.msg
+        return step, tx
+
+    def _commit(self, req: int, step: core_tx.TxStep) -> None:
+        """Keep the core's room after ``step``; the statuses it sends are owed."""
+        st = self.state
+        tx = step.state
+        tx = st.tx_core[req] = tx._replace(sessions=_as_list(tx.sessions))
+        st.tx_phase[req] = tx.phase
+        if tx.partials:
+            st.tx_partials[req] = tx.partials
+        if not step.effects:
+            return
+        for e in step.effects:
+            if isinstance(e, SendStatus):
+                b = st.tx_session.get((req, e.session))
+                if b is None:
+                    b = st.tx_session[(req, e.session)] = TxSession()
+                b.expect = e.msg
+            elif isinstance(e, CancelWrites):
+                st.cut_writes(req)
+
+    def _tx_words(self, tx: TxRoom) -> str:
+        """The room's state, as the core keeps it, in words."""
+        parts = []
+        for s in tx.params.sessions:
+            x = tx.session(s)
+            parts.append(f"session {s}: offset {x.sent}, {x.alloc} tokens into {list(x.dst)}"
+                         + (", init/resume received" if x.ready else ""))
+        return (f"room {tx.req} is {tx.phase} after {tx.round} round(s) ("
+                + "; ".join(parts) + ")")
+
     def _take_ctl(self, ev: dict, kind: str) -> tuple:
         st = self.state
         req, s = ev["req"], ev["session"]
@@ -1473,17 +1631,24 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         self._take_ctl(ev, "init")
-        phase = st.tx_phase.get(req)
-        if phase not in (None, "init"):
-            raise step_error(f"the sender received init of req {req} while {phase}",
-                             "init before the first round")
-        st.tx_phase[req] = "init"
+        blocks = tuple(ev["blocks"])
+        if self._tx_bs is None and blocks and st.config.block_size is None:
+            self._tx_bs = max(1, ev["allocated_tokens"] // len(blocks))
+        step, tx = self._session_step(req, s, core_tx.sender_recv_init,
+                                      Ctl("init", blocks, 0, ev["allocated_tokens"]))
+        if step is None:
+            raise step_error(f"the sender received init of req {req} while {tx.phase}",
+                             "SenderRecvInit only while the room is open (init, writing or "
+                             "await); a closed room leaves the init unread")
         sessions = st.tx_sessions.get(req)
         if sessions is None:
             sessions = st.tx_sessions[req] = set()
         sessions.add(s)
-        st.tx_session[(req, s)] = TxSession(0, ev["allocated_tokens"], list(ev["blocks"]),
-                                            True, "init")
+        b = st.tx_session.get((req, s))
+        if b is None:
+            st.tx_session[(req, s)] = TxSession()
+        else:
+            b.source = "init"
         self.coverage["SenderRecvInit"] += 1
         if not st.held_count.get(req):   # (a request holding blocks stays)
             self._maybe_forget(req)
@@ -1495,24 +1660,22 @@ class NativeChecker:
             self._known(req, ev)
         self._take_ctl(ev, "resume")
         self.coverage["SenderRecvResume"] += 1
-        if st.tx_phase.get(req) in ("done", "failed", "dead"):
+        step, tx = self._session_step(req, s, core_tx.sender_recv_resume, Ctl(
+            "resume", tuple(ev["blocks"]), ev["sent_tokens"], ev["allocated_tokens"],
+            ev.get("round", 0)))
+        assert step is not None          # (a resume is always a step: dropped when closed)
+        if not tx.alive:
             if not st.held_count.get(req):   # (a request holding blocks stays)
                 self._maybe_forget(req)
             return   # room closed: the resume is dropped
-        tx = st.tx_session.get((req, s))
-        if tx is None:
-            raise step_error(f"the sender received resume of req {req} from session {s} "
-                             f"before its init", "init_recv first")
-        tx.sent = ev["sent_tokens"]
-        tx.alloc = ev["allocated_tokens"]
-        tx.dst = list(ev["blocks"])
-        tx.ready = True
-        tx.source = "resume"
+        b = st.tx_session.get((req, s))
+        if b is None:
+            b = st.tx_session[(req, s)] = TxSession()
+        b.source = "resume"
 
     def on_abort_recv(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
-        key = (req, s)
         if req in st.finished:
             self._known(req, ev)
         self._take_ctl(ev, "abort")
@@ -1522,176 +1685,171 @@ class NativeChecker:
         if landed:
             self.coverage["WriteLand"] += landed
         self.coverage["SenderRecvAbort"] += 1
-        phase = st.tx_phase.get(req)
-        if phase != "dead":
-            if phase != "done":
-                st.tx_phase[req] = "failed"
-            tx = st.tx_session.get(key)
-            if tx is None:
-                tx = st.tx_session[key] = TxSession(0, 0, [], False, "abort")
-            tx.expect_status = FAILED
+        step, _ = self._session_step(req, s, core_tx.sender_recv_abort, Ctl("abort"), False)
+        assert step is not None          # (no write in flight: always a step)
+
+    def _no_round(self, req: int, s: int, tx: TxRoom) -> Violation:
+        """Why the core's SenderStartRound is not enabled: the words."""
+        said = f"the sender started a round of req {req} for session {s}"
+        if tx.phase == core_tx.WRITING:
+            b = self.state.tx_session.get((req, s))
+            why = (" and this session's round already started" if b is not None and b.started
+                   else "")
+            return step_error(f"{said} while writing{why}",
+                              "a round starts after init, or after the last round ended "
+                              "partial (SenderStartRound: the room is init or await)")
+        if tx.phase not in (core_tx.INIT, core_tx.AWAIT):
+            return step_error(f"{said} while {tx.phase}",
+                              "a round starts after init, or after the last round ended "
+                              "partial (SenderStartRound: the room is init or await)")
+        p = tx.params
+        late = [o for o in p.sessions if not tx.session(o).ready]
+        what = "init" if tx.phase == core_tx.INIT else "resume"
+        if tx.phase == core_tx.INIT or p.barrier:
+            if s in late:
+                return step_error(f"{said} without a new {what} from it ({self._tx_words(tx)})",
+                                  f"a {what}_recv for this session first")
+            return step_error(f"{said} before the {what} of session(s) {late} arrived "
+                              f"({self._tx_words(tx)})",
+                              f"a round starts once every session's {what} has arrived"
+                              + ("" if tx.phase == core_tx.INIT else " (barrier)"))
+        return step_error(f"{said} without a new init or resume from any session "
+                          f"({self._tx_words(tx)})",
+                          "a resume_recv first (no barrier: any one session's resume)")
+
+    def _start_round(self, req: int, tx: TxRoom, s: int) -> None:
+        """SenderStartRound through the core: every session's writes go in
+        flight now (unlogged until that session's round_start shows them)."""
+        st = self.state
+        step = core_tx.sender_start_round(tx, writes=False)
+        if step is None:
+            raise self._no_round(req, s, tx)
+        inflight = st.inflight
+        ranks = st.writes_of.get(req)
+        if ranks is None:
+            ranks = st.writes_of[req] = {}
+        after = step.state.sessions
+        for o, x in enumerate(tx.sessions, 1):
+            ws = core_tx.session_writes(tx, o)      # (block, first, count, aux)
+            b = st.tx_session.get((req, o))
+            if b is None:
+                b = st.tx_session[(req, o)] = TxSession()
+            sent = x.sent
+            b.plan = (sent, after[o - 1].tok, [w[0] for w in ws], bool(ws) and ws[0][3] > 0,
+                      core_tx.session_partial(tx.total, sent, x.alloc))
+            b.started = b.ended = False
+            if ws:
+                keys = ranks.get(o)
+                if keys is None:
+                    keys = ranks[o] = set()
+                for blk, first, count, aux in ws:
+                    inflight[(o, blk)] = Write(req, o, sent, first, count, aux or None, False)
+                    keys.add(blk)
+        st.tx_ended[req] = 0
+        self.coverage["SenderStartRound"] += 1
+        self._commit(req, step)
 
     def on_round_start(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
         if req in st.finished:
             self._known(req, ev)
-        phase = st.tx_phase.get(req)
-        tx = st.tx_session.get((req, s))
-        if tx is None:
-            raise step_error(f"the sender started a round of req {req} for session {s} "
-                             f"before receiving its init", "init_recv first")
-        new_round = phase in ("init", "await")
-        if not (new_round or (phase == "writing" and not tx.started)):
-            raise step_error(f"the sender started a round of req {req} for session {s} while "
-                             f"{phase}" + (" and this session's round already started"
-                                           if tx.started else ""),
-                             "a round starts after init, or after the last round ended partial")
-        if not tx.ready and not self._starts_without_barrier(req, phase):
-            raise step_error(f"the sender started a round of req {req} for session {s} "
-                             f"without a new init or resume from it",
-                             "a resume_recv for this session first")
-        if new_round and (phase == "init" or st.config.barrier is not False):
-            # SenderStartRound: the first round waits for every session's init,
-            # a later one (with the barrier) for every session's resume
-            assert phase is not None                # new_round: "init" or "await"
-            self._check_every_session_ready(req, phase)
         total = ev["total"]
         known = st.total.get(req)
-        if known is None:
-            st.total[req] = total
-        elif known != total:
+        if known is not None and known != total:
             raise step_error(f"the sender says req {req} has {total} tokens, earlier {known}",
                              f"total = {known}")
-        P.check_SenderOffsetFollowsResume(st, ev)
-        P.check_AuxOnlyInFirstRound(st, ev)
-        dst = ev["dst_blocks"]
+        tx = self._room(req, s)
+        if tx.phase in (core_tx.INIT, core_tx.AWAIT):
+            bs = st.config.block_size or self._tx_bs or 1
+            if known is None or tx.params.block_size != bs:
+                st.total[req] = total
+                tx = st.tx_core[req] = TxRoom(self._tx_params(len(tx.sessions)), req, total,
+                                              tx.phase, tx.sessions, tx.round, tx.partials,
+                                              tx.partial)
+            if not tx.session(s).ready and not (tx.phase == core_tx.AWAIT
+                                                and not tx.params.barrier):
+                raise self._no_round(req, s, tx)
+            self._start_round(req, tx, s)
+        b = st.tx_session.get((req, s))
+        if tx.phase not in (core_tx.INIT, core_tx.AWAIT, core_tx.WRITING) or b is None \
+                or b.started or not b.plan:
+            raise self._no_round(req, s, tx)
+        dst = b.plan[2]
+        src = b.source
+        def why() -> str:     # (words only for a violation)
+            d = tx.params.variant
+            return f"(design {d}'s SenderStartRound from the last {src}: {self._tx_words(tx)})"
+        P.check_SenderOffsetFollowsResume(ev, b.plan, src, why)
+        P.check_AuxOnlyInFirstRound(ev, b.plan)
         P.check_WritesOnlyIntoOwnedBlocks_at_write(st, req, s, dst)
-        if new_round:
-            st.tx_round[req] = st.tx_round.get(req, 0) + 1
-            st.tx_round_partial[req] = False
-            for other in st.tx_sessions.get(req, ()):
-                o = st.tx_session[(req, other)]
-                o.started = o.ended = False
-            st.tx_ended[req] = 0
-            self.coverage["SenderStartRound"] += 1
-        st.tx_phase[req] = "writing"
-        if ev["partial"]:
-            st.tx_round_partial[req] = True
-        tokens, sent = ev["tokens"], ev["sent_tokens"]
-        bs = st.block_size
         inflight = st.inflight
-        ranks = st.writes_of.get(req)
-        if ranks is None:
-            ranks = st.writes_of[req] = {}
-        keys = ranks.get(s)
-        if keys is None:
-            keys = ranks[s] = set()
-        for j, b in enumerate(dst):
-            if bs is not None:
-                first, count = sent + j * bs + 1, tokens - j * bs   # tokens into block j:
-                if count > bs:                                     # between 0 and bs
-                    count = bs
-                elif count < 0:
-                    count = 0
-            else:
-                first, count = None, 0
-            aux = total if (ev["aux_written"] and j == 0) else None
-            inflight[(s, b)] = Write(req, s, sent, first, count, aux)
-            keys.add(b)
-        tx.tokens = tokens
-        tx.started = True
-        tx.ended = False
-        tx.ready = False
-        tx.dst_written = list(dst)
-
-    def _check_every_session_ready(self, req: int, phase: str) -> None:
-        st = self.state
-        sessions = st.tx_sessions.get(req, ())
-        what = "init" if phase == "init" else "resume"
-        late = [o for o in sessions if not st.tx_session[(req, o)].ready]
-        nsess = st.config.nsess
-        if not late and phase == "init" and nsess is not None and len(sessions) < nsess:
-            late = sorted(set(range(1, nsess + 1)) - set(sessions))
-        if late:
-            raise step_error(f"the sender started a round of req {req} before the {what} of "
-                             f"session(s) {sorted(late)} arrived",
-                             f"a round starts once every session's {what} has arrived"
-                             + ("" if phase == "init" else " (barrier)"))
-
-    def _starts_without_barrier(self, req: int, phase: str | None) -> bool:
-        """Without the barrier (config barrier=false), the spec's SenderStartRound
-        starts a resumed round as soon as one session resumed, and writes every
-        session of the room from whatever offset and blocks it last had."""
-        st = self.state
-        if st.config.barrier is not False:
-            return False
-        if phase == "writing":
-            return True
-        return phase == "await" and any(st.tx_session[(req, o)].ready
-                                        for o in st.tx_sessions.get(req, ()))
+        for blk in dst:
+            w = inflight.get((s, blk))
+            if w is not None and w.req == req:
+                w.logged = True
+        b.started = True
 
     def on_round_end(self, ev: dict) -> None:
         st = self.state
         req, s = ev["req"], ev["session"]
         if req in st.finished:
             self._known(req, ev)
-        tx = st.tx_session.get((req, s))
-        phase = st.tx_phase.get(req)
-        if (tx is None or not tx.started or tx.ended
-                or not (phase == "writing" or (phase == "failed" and not ev["ok"]))):
+        b = st.tx_session.get((req, s))
+        tx = st.tx_core.get(req)
+        phase = tx.phase if tx is not None else None
+        ok = ev["ok"]
+        if (tx is None or b is None or not b.started or b.ended
+                or not (phase == core_tx.WRITING or (phase == core_tx.FAILED and not ok))):
             raise step_error(f"the round of req {req} for session {s} ended"
-                             + (" ok" if ev["ok"] else " with an error")
+                             + (" ok" if ok else " with an error")
                              + ", but none was being written"
                              + (f" (the room is {phase})" if phase not in (None, "writing")
                                 else ""), "round_end after its round_start")
-        written = tx.dst_written
-        inflight = st.inflight
-        if ev["ok"]:
-            if ev["sent_tokens"] != tx.sent + tx.tokens:
+        assert tx is not None
+        if ok:
+            sent, tok, dst = b.plan[0], b.plan[1], b.plan[2]
+            if ev["sent_tokens"] != sent + tok:
                 raise step_error(
                     f"the round of req {req} for session {s} ended at offset "
-                    f"{ev['sent_tokens']}, but it started at {tx.sent} with {tx.tokens} tokens",
-                    f"sent_tokens = {tx.sent + tx.tokens}")
+                    f"{ev['sent_tokens']}, but it started at {sent} with {tok} tokens",
+                    f"sent_tokens = {sent + tok}")
             landed = 0
             ranks = st.writes_of.get(req)
             if ranks:
                 ranks.pop(s, None)
-            for b in written:          # WriteLand, for every block of the round
-                w = inflight.pop((s, b), None)
+            inflight = st.inflight
+            for blk in dst:          # WriteLand, for every block of the round
+                w = inflight.pop((s, blk), None)
                 if w is None or w.req != req:
                     continue
                 if w.first is not None and w.count:
-                    st.content[(s, b)] = (req, w.first, w.count)
+                    st.content[(s, blk)] = (req, w.first, w.count)
                 if w.aux is not None:
-                    st.aux[(s, b)] = w.aux
+                    st.aux[(s, blk)] = w.aux
                 landed += 1
             if landed:
                 self.coverage["WriteLand"] += landed
-            tx.sent = ev["sent_tokens"]
-        elif phase == "writing":
-            # a write failed: the spec's WriteError, for the whole room
-            st.cut_writes(req)
-            st.tx_phase[req] = "failed"
-            for other in st.tx_sessions.get(req, ()):
-                st.tx_session[(req, other)].expect_status = FAILED
-        tx.ended = True
+        elif phase == core_tx.WRITING:
+            self._write_error(req, tx)      # a write failed: WriteError, for the whole room
+        b.ended = True
         ended = st.tx_ended[req] = st.tx_ended.get(req, 0) + 1
-        if st.tx_phase.get(req) != "writing":
+        tx = st.tx_core[req]
+        if tx.phase != core_tx.WRITING or ended < tx.params.n_sessions:
             return
-        sessions = st.tx_sessions.get(req, ())
-        if ended < len(sessions):
-            return
-        tx_session = st.tx_session
         # every session's round ended: SenderEndRound
-        partial = st.tx_round_partial.get(req, False)
-        st.tx_phase[req] = "await" if partial else "done"
-        if partial:
-            st.tx_partials[req] = st.tx_partials.get(req, 0) + 1
-        status = TRANSFERRING if partial else SUCCESS
-        for o in sessions:
-            tx_session[(req, o)].expect_status = status
+        step = core_tx.sender_end_round(tx, False)
+        assert step is not None
+        self._commit(req, step)
         self.coverage["SenderEndRound"] += 1
+
+    def _write_error(self, req: int, tx: TxRoom) -> None:
+        step = core_tx.write_error(tx)
+        if step is None:
+            raise step_error(f"a write of req {req} failed while the sender was {tx.phase}",
+                             "a write error only while a round is being written")
+        self._commit(req, step)
+        self.coverage["WriteError"] += 1
 
     def on_status_sent(self, ev: dict) -> None:
         st = self.state
@@ -1700,29 +1858,29 @@ class NativeChecker:
         if req in st.finished:
             self._known(req, ev)
         status = STATUS_RANK[ev["status"]]
-        tx = st.tx_session.get(key)
-        expect = tx.expect_status if tx is not None else None
+        b = st.tx_session.get(key)
+        expect = b.expect if b is not None else None
         P.check_StatusMonotone(st, req, s, status)
-        if expect is None or status != expect:
-            want = f"{STATUSES[expect]}" if expect is not None else "no status now"
+        if expect is None or status != expect.status:
+            want = STATUSES[expect.status] if expect is not None else "no status now"
             raise step_error(f"the sender sent {ev['status']} for req {req} to session {s}",
                              f"{want} (a status follows the end of a round, a write error, "
                              f"or an abort)")
-        assert tx is not None                   # expect is not None: the session exists
-        if status == FAILED or (st.config.variant is not None
-                                and _designs.design(st.config.variant).status_carries_round):
-            # the spec's StMsg: a Failed status (any design) and the corrected
-            # design's statuses carry the round, the session's offset and the total
-            fields: tuple = (("round", st.tx_round.get(req, 0)), ("sent_tokens", tx.sent),
-                             ("total", st.total.get(req)))
-        else:        # historical designs send the status alone: StMsg(status, 0, 0, 0)
-            fields = (("round", 0), ("sent_tokens", 0), ("total", 0))
+        assert b is not None and expect is not None
         if len(ev) > 7:          # (v, proc, seq, event, req, session, status: no field to check)
-            for k, v in fields:
-                if k in ev and v is not None and ev[k] != v:
+            total = expect.total
+            if expect.status == FAILED and req not in st.total and "total" in ev:
+                total = ev["total"]          # (no round yet: the log shows the total here)
+                st.total[req] = total
+                st.tx_core[req] = st.tx_core[req]._replace(total=total)
+            for k, v in (("round", expect.round), ("sent_tokens", expect.sent),
+                         ("total", total)):
+                if k in ev and ev[k] != v:
                     raise step_error(f"the sender's status for req {req} says {k} {ev[k]}",
-                                     f"{k} = {v}")
-        tx.expect_status = None
+                                     f"{k} = {v} (the core's {STATUSES[expect.status]} "
+                                     f"status: round {expect.round}, sent_tokens "
+                                     f"{expect.sent}, total {total})")
+        b.expect = None
         st.tx_status_sent[key] = status
         ch = st.st.get(key)
         if ch is None:
@@ -1737,23 +1895,16 @@ class NativeChecker:
         req = ev["req"]
         if req in st.finished:
             self._known(req, ev)
-        phase = st.tx_phase.get(req)
+        tx = st.tx_core.get(req)
         s = ev.get("session")
         sessions = st.tx_sessions.get(req, ())
-        if s is not None and phase is not None and s not in sessions:
+        if s is not None and tx is not None and s not in sessions:
             raise step_error(f"a write of req {req} to session {s} failed, but the room's "
                              f"sessions are {sorted(sessions)}",
                              "a write error names a session whose init the sender received")
-        if phase == "failed":
+        if tx is not None and tx.phase == core_tx.FAILED:
             return   # already failed by a round_end with ok=false
-        if phase != "writing":
-            raise step_error(f"a write of req {req} failed while the sender was {phase}",
-                             "a write error only while a round is being written")
-        st.cut_writes(req)
-        st.tx_phase[req] = "failed"
-        for o in st.tx_sessions.get(req, ()):
-            st.tx_session[(req, o)].expect_status = FAILED
-        self.coverage["WriteError"] += 1
+        self._write_error(req, tx if tx is not None else self._room(req))
 
     def on_config(self, ev: dict) -> None:
         self.configs += 1
@@ -1770,7 +1921,19 @@ class NativeChecker:
                 setattr(c, k, v)
         self.state.block_size = c.block_size
         self._p1_known = False
+        self._txp = {}
         self._latches = c.variant is not None and _designs.design(c.variant).failed_latches
+
+
+def _as_list(sessions: Sequence[TxSessionCore]) -> tuple[TxSessionCore, ...]:
+    """A room's sessions as the list the checker keeps in the TxRoom's
+    ``sessions`` (see NativeChecker._session_step); typed as the core's."""
+    return cast(tuple, list(sessions))
+
+
+def _listed(tx: TxRoom) -> list[TxSessionCore]:
+    """The list of sessions a room of the checker holds (``_as_list``)."""
+    return cast(list, tx.sessions)
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Each ``check_<Property>`` looks at the checker's state (``conformance.
 checker_native.State``) at one event and raises ``PropertyViolation`` when the
 property fails there.  The names are the spec's (docs/model.md), plus a few
 step conditions of the spec that the issue names as checks of their own
-(``SenderOffsetFollowsResume``, ``AuxOnlyInFirstRound``, ``StatusMonotone``).
+(``SenderOffsetFollowsResume``, ``AuxOnlyInFirstRound``, ``StatusMonotone``;
+the first two compare a round_start with the writes the protocol core's
+``SenderStartRound`` issued, which hold the rule).
 
 Blocks are keyed ``(rank, block)``; a block is *held* by a request when the
 allocator gave it to that request and it was not freed since.  A write is *in
@@ -15,7 +17,7 @@ freely); a property that fails in one of those states fails.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from resumespec.spec import properties as spec_properties
@@ -125,7 +127,7 @@ def check_WritesOnlyIntoOwnedBlocks_at_free(st: State, rank: int, req: int,
     inflight = st.inflight
     for b in blocks:
         w = inflight.get((rank, b))
-        if w is not None:
+        if w is not None and w.logged:     # (see LoggedWritesOnlyIntoOwnedBlocks)
             raise PropertyViolation(
                 "WritesOnlyIntoOwnedBlocks",
                 f"req {req} freed block {b} on rank {rank} while the sender's write of "
@@ -137,7 +139,7 @@ def check_WritesOnlyIntoOwnedBlocks_at_free(st: State, rank: int, req: int,
 def check_WritesOnlyIntoOwnedBlocks_at_end(st: State, req: int, rank: int) -> None:
     """When a request stops waiting on a rank (failed, aborted, handed over),
     no write into its blocks on that rank may be in flight."""
-    for b in st.writes_in_flight(req, rank):
+    for b in st.writes_in_flight(req, rank, logged=True):
             raise PropertyViolation(
                 "WritesOnlyIntoOwnedBlocks",
                 f"req {req} ended on rank {rank} while the sender's write into "
@@ -155,7 +157,9 @@ def check_NoReadDuringWrite(st: State, rank: int, req: int, blocks: Sequence[int
                 "NoReadDuringWrite",
                 f"req {req} read block {b} on rank {rank} while the sender's write of "
                 f"req {w.req} into it (round starting at offset {w.round_sent}) was in "
-                f"flight",
+                f"flight" + ("" if w.logged else
+                             " (not logged yet: SenderStartRound writes every session "
+                             "of the room at once, and another session's part is logged)"),
                 "read a block only after the status that follows its round arrived")
 
 
@@ -199,59 +203,55 @@ def check_AtMostOneResumePerRound(st: State, req: int, session: int) -> None:
             f"at most {partials} resume(s) so far")
 
 
-def check_SenderOffsetFollowsResume(st: State, ev: dict) -> None:
-    """A round starts at the offset the last init/resume carried, writes
-    min(remaining, allocated) tokens into the first destination blocks, and is
-    partial exactly when tokens remain."""
-    req, s = ev["req"], ev["session"]
-    tx = st.tx_session.get((req, s))
-    assert tx is not None                # the checker starts a round only for a known session
-    sent, tokens, total = ev["sent_tokens"], ev["tokens"], ev["total"]
-    if sent != tx.sent:
+def check_SenderOffsetFollowsResume(ev: dict, plan: tuple, src: str,
+                                    why: Callable[[], str]) -> None:
+    """A session's round_start shows the writes the protocol core's
+    SenderStartRound issued for it (``plan``: offset, tokens, destination
+    blocks, aux row written, partial): it starts at the offset the last
+    init/resume (``src``) carried, writes min(remaining, allocated) tokens
+    into the first destination blocks, and is partial exactly when tokens
+    remain.  ``why()``: the core's room, in words."""
+    req, s, total = ev["req"], ev["session"], ev["total"]
+    sent, tok, dst, _aux, partial = plan
+    if ev["sent_tokens"] != sent:
         raise PropertyViolation(
             "SenderOffsetFollowsResume",
-            f"the sender started req {req} session {s} at offset {sent}, but the last "
-            f"{tx.source} carried offset {tx.sent}",
-            f"round_start sent_tokens = {tx.sent}")
-    want = min(max(0, total - sent), tx.alloc)
-    if tokens != want:
+            f"the sender started req {req} session {s} at offset {ev['sent_tokens']}, but "
+            f"the last {src} carried offset {sent}",
+            f"round_start sent_tokens = {sent} {why()}")
+    if ev["tokens"] != tok:
         raise PropertyViolation(
             "SenderOffsetFollowsResume",
-            f"the sender writes {tokens} tokens of req {req} session {s}, but "
-            f"min(remaining {total - sent}, allocated {tx.alloc}) = {want}",
-            f"round_start tokens = {want}")
-    if ev["partial"] != (total - sent > tx.alloc):
+            f"the sender writes {ev['tokens']} tokens of req {req} session {s}, but the "
+            f"design writes {tok} there",
+            f"round_start tokens = {tok}: min(remaining, allocated) {why()}")
+    if ev["partial"] != partial:
         raise PropertyViolation(
             "SenderOffsetFollowsResume",
             f"the round of req {req} session {s} says partial={ev['partial']}, but "
-            f"{total - sent} tokens remain for {tx.alloc} allocated",
-            f"partial = {total - sent > tx.alloc}")
-    dst = ev["dst_blocks"]
-    if dst != tx.dst[:len(dst)]:
+            f"{total - sent} tokens remain from offset {sent}",
+            f"partial = {partial} {why()}")
+    if ev["dst_blocks"] != dst:
         raise PropertyViolation(
             "SenderOffsetFollowsResume",
-            f"the sender writes req {req} session {s} into {_fmt(dst)}, but the last "
-            f"{tx.source} gave {_fmt(tx.dst)}",
-            f"destination blocks a prefix of {_fmt(tx.dst)}")
-    bs = st.block_size
-    if bs is not None and len(dst) != min(-(-tokens // bs), len(tx.dst)):
-        raise PropertyViolation(
-            "SenderOffsetFollowsResume",
-            f"the sender writes {tokens} tokens of req {req} into {len(dst)} block(s) "
-            f"of {bs} tokens",
-            f"{min(-(-tokens // bs), len(tx.dst))} destination block(s)")
+            f"the sender writes req {req} session {s} into {_fmt(ev['dst_blocks'])}, but the "
+            f"design writes {tok} tokens into {_fmt(dst)}",
+            f"dst_blocks = {_fmt(dst)}: the first blocks of the last {src}'s destination "
+            f"{why()}")
 
 
-def check_AuxOnlyInFirstRound(st: State, ev: dict) -> None:
-    """The aux row (the total) is written in the first block of the first round only."""
-    first = ev["sent_tokens"] == 0
-    if ev["aux_written"] != (first and bool(ev["dst_blocks"])):
-        where = "the first round" if first else f"a later round (offset {ev['sent_tokens']})"
+def check_AuxOnlyInFirstRound(ev: dict, plan: tuple) -> None:
+    """The aux row (the total) is written in the first block of the first
+    round only (``plan`` as for check_SenderOffsetFollowsResume)."""
+    sent, aux = plan[0], plan[3]
+    if ev["aux_written"] != aux:
+        where = "the first round" if sent == 0 else f"a later round (offset {sent})"
         raise PropertyViolation(
             "AuxOnlyInFirstRound",
             f"the round of req {ev['req']} session {ev['session']} at {where} has "
             f"aux_written={ev['aux_written']}",
-            f"aux_written = {first and bool(ev['dst_blocks'])}")
+            f"aux_written = {aux} (the aux row goes with the first block of the first "
+            f"round only)")
 
 
 def check_StatusMonotone(st: State, req: int, session: int, status: int) -> None:

@@ -391,3 +391,46 @@ def test_write_error_naming_a_session_the_room_lacks(capsys, tmp_path):
     code, r = both(capsys, path)
     assert code == exitcodes.VIOLATES and r["property"] == "SpecStep"
     assert "session 2" in r["message"] or "session 2" in json.dumps(r)
+
+
+def _round_with_an_unlogged_session(read_rank: int) -> Log:
+    """Two sessions; the sender logs only session 1's round_start, then rank
+    ``read_rank`` polls (Waiting: no status yet) and reads its block."""
+    cfg = dict(block_size=2, nblocks=4, nsess=2, variant="once", cap=0)
+    log = Log(**cfg)
+    log.add("language/2", "config", **cfg)
+    for s in (1, 2):
+        p = f"language/{s}"
+        log.add(p, "alloc", rank=s, req=1, tokens=2, blocks=[0])
+        log.add(p, "init_sent", req=1, session=s, blocks=[0], allocated_tokens=2)
+    for s in (1, 2):
+        log.enc("init_recv", req=1, session=s, blocks=[0], allocated_tokens=2)
+    log.enc("round_start", req=1, session=1, sent_tokens=0, tokens=2, total=2,
+            src_blocks=[0], dst_blocks=[0], partial=False, aux_written=True)
+    p = f"language/{read_rank}"
+    log.add(p, "poll", req=1, status="WaitingForInput", decision="wait")
+    log.add(p, "buffer_read", req=1, session=read_rank, blocks=[0], aux_total=0, tokens=0)
+    return log
+
+
+def test_a_read_during_a_rounds_unlogged_part(capsys, tmp_path):
+    # Issue 14's open disagreement (1000-mutant campaign, seed 7): session 2's
+    # round_start is missing from the sender's log.  SenderStartRound is one
+    # step over every session, so once session 1's part is logged, session
+    # 2's write into its init's block is in flight too: rank 2 reading that
+    # block violates NoReadDuringWrite (both checkers; the native one used to
+    # count only logged writes and say incomplete).
+    path = _round_with_an_unlogged_session(2).write(tmp_path / "t.jsonl")
+    code, r = both(capsys, path)
+    assert code == exitcodes.VIOLATES and r["property"] == "NoReadDuringWrite", r
+    assert r["tlc"]["property"] == "NoReadDuringWrite", r
+    assert r["line"] == len(_round_with_an_unlogged_session(2).events)
+    assert "block 0 on rank 2" in r["message"]
+
+
+def test_a_read_during_a_rounds_logged_part(capsys, tmp_path):
+    # The same, rank 1 reading: its write was logged; the same verdict.
+    path = _round_with_an_unlogged_session(1).write(tmp_path / "t.jsonl")
+    code, r = both(capsys, path)
+    assert code == exitcodes.VIOLATES and r["property"] == "NoReadDuringWrite", r
+    assert "block 0 on rank 1" in r["message"]

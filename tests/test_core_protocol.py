@@ -155,3 +155,44 @@ def test_requests_come_and_go():
     assert failed.action == "PollFailed" and failed.effects[0] == core.Free(1, (0,))
     rx = failed.state.drop_request(5)
     assert rx.requests == {} and rx.pools[0].free == (1, 0)
+
+
+# ---------------------------------------------------------------------------
+# pool.FreeList (the streaming checker's free list) is pool.Pool
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("order", ["fifo", "lifo", "any"])
+def test_free_list_follows_the_pool(order):
+    import random
+
+    from resumespec.reference.protocol.pool import FreeList, Pool
+
+    for seed in range(200):
+        rng = random.Random(seed)
+        n = rng.randint(1, 7)
+        pool, fl, held = Pool.of(range(n)), FreeList(n, order), []
+        for _ in range(30):
+            got = fl.as_pool().free
+            assert (got if order != "any" else sorted(got)) == \
+                (pool.free if order != "any" else sorted(pool.free))
+            if held and rng.random() < 0.4:
+                blocks = held.pop(rng.randrange(len(held)))
+                pool, _ = pool.free_blocks(blocks), fl.give(blocks)
+                continue
+            k = rng.randint(0, 3)
+            choices = pool.alloc_choices(k, 1, order)
+            if not choices:
+                assert fl.take(tuple(range(k)), k, 1) is not None     # too few free
+                continue
+            if order != "any" and len(choices[0][0]) and n > k:
+                wrong = tuple(b for b in range(n) if b not in choices[0][0])[:k]
+                if len(wrong) == k and pool.allows(wrong, k, 1, order) is None:
+                    probe = FreeList(n, order)
+                    probe.lo, probe.hi, probe.out = fl.lo, fl.hi, set(fl.out)
+                    probe.freed = type(fl.freed)(fl.freed)
+                    assert probe.take(wrong, k, 1) is not None      # not the order's choice
+            blocks, after = rng.choice(choices)
+            assert pool.allows(blocks, k, 1, order) is not None
+            assert fl.take(blocks, k, 1) is None
+            pool = after
+            if blocks:
+                held.append(blocks)

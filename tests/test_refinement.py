@@ -241,3 +241,58 @@ def test_init_alloc_of_the_wrong_size(tmp_path):
     v = check_native([str(write(tmp_path, events))])
     assert v.verdict == "violates" and v.line == 3
     assert "2 tokens: ReceiverInit allocates init_tokens" in v.expected
+
+
+# ---------------------------------------------------------------------------
+# Which blocks an allocation returns: the core's free list (pool.FreeList)
+# ---------------------------------------------------------------------------
+def swap_blocks(events: list[dict], a: int, b: int, order: str | None = None) -> list[dict]:
+    """The trace with block ids ``a`` and ``b`` swapped everywhere (a run as
+    consistent as before, but for the allocator's order); ``order``: the
+    config's allocator order instead."""
+    sw = {a: b, b: a}
+    out = []
+    for ev in events:
+        ev = dict(ev)
+        for k in ("blocks", "dst_blocks"):
+            if ev.get(k):
+                ev[k] = [sw.get(x, x) for x in ev[k]]
+        if ev["event"] == "config" and order is not None:
+            ev["order"] = order
+        out.append(ev)
+    return out
+
+
+def test_fifo_allocator_returning_another_free_block(tmp_path):
+    events = swap_blocks(load("ref_once.jsonl"), 0, 5)
+    v = check_native([str(write(tmp_path, events))])
+    assert v.verdict == "violates" and v.prop == "SpecStep"
+    assert v.line == line_of(events, lambda e: e["event"] == "alloc")
+    assert "returned blocks [5]" in v.message and "fifo allocator returns [0]" in v.message
+    assert v.expected.startswith("blocks [0]: the fifo allocator")
+
+
+def test_any_order_allows_any_free_blocks(tmp_path):
+    events = swap_blocks(load("ref_once.jsonl"), 0, 5, order="any")
+    assert check_native([str(write(tmp_path, events))]).verdict == "conforms"
+    events = swap_blocks(load("ref_once.jsonl"), 0, 5, order="fifo")
+    assert check_native([str(write(tmp_path, events, "b.jsonl"))]).verdict == "violates"
+
+
+def test_lifo_allocator_takes_the_tail(tmp_path):
+    # The same run declared lifo: its first allocation takes block 0, the
+    # head of the free list; lifo takes the tail (the highest id, 5).
+    events = swap_blocks(load("ref_once.jsonl"), 0, 0, order="lifo")
+    v = check_native([str(write(tmp_path, events))])
+    assert v.verdict == "violates" and "lifo allocator returns [5]" in v.message
+    assert v.line == line_of(events, lambda e: e["event"] == "alloc")
+
+
+def test_tlc_agrees_on_the_allocator_order(tmp_path):
+    from resumespec.conformance.tlc_trace import check_tlc
+
+    events = swap_blocks(load("ref_once.jsonl"), 0, 5)
+    p = write(tmp_path, events)
+    assert check_tlc([str(p)]).verdict == "violates"
+    p = write(tmp_path, swap_blocks(load("ref_once.jsonl"), 0, 5, order="any"), "b.jsonl")
+    assert check_tlc([str(p)]).verdict == "conforms"

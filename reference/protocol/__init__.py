@@ -61,7 +61,7 @@ from .messages import (
     WriteBlock,
 )
 from .params import Params, resume_tokens
-from .pool import Pool, nblk
+from .pool import FreeList, Pool, nblk
 from .receiver import (
     AllocHook,
     HistoricalView,
@@ -92,6 +92,8 @@ from .sender import (
     sender_recv_init,
     sender_recv_resume,
     sender_start_round,
+    session_partial,
+    session_writes,
     write_error,
 )
 
@@ -104,5 +106,5 @@ __all__ = [
     "Step", "abort", "corrected_cache_due", "corrected_resume_due", "deliver_status", "heartbeat_lost", "prefill_done", "receiver_init",
     "receiver_poll", "TxRoom", "TxSession", "TxStep", "heartbeat", "peer_dies", "round_may_start", "round_tokens", "round_writes",
     "sender_end_round", "sender_recv_abort", "sender_recv_init", "sender_recv_resume",
-    "sender_start_round", "write_error",
+    "sender_start_round", "session_partial", "session_writes", "write_error", "FreeList",
 ]

@@ -22,7 +22,8 @@ room's writes is in flight; the host says so with ``writes_in_flight``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .designs import Status
 from .messages import CancelWrites, Ctl, Effect, SendStatus, StatusMsg, WriteBlock
@@ -34,8 +35,11 @@ INIT, WRITING, AWAIT, DONE, FAILED, DEAD = "init", "writing", "await", "done", "
 TX_PHASES = (INIT, WRITING, AWAIT, DONE, FAILED, DEAD)
 
 
-@dataclass(frozen=True)
-class TxSession:
+class TxSession(NamedTuple):
+    """One session of a room (immutable; a named tuple, which a streaming
+    checker makes several times per round at a tenth of a frozen
+    dataclass's cost)."""
+
     sent: int = 0                   # txSent: tokens of this session written and confirmed
     alloc: int = 0                  # txAlloc: tokens the receiver allocated
     dst: tuple[int, ...] = ()       # txDst: destination blocks
@@ -43,9 +47,9 @@ class TxSession:
     tok: int = 0                    # txTok: tokens of the current round
 
 
-@dataclass(frozen=True)
-class TxRoom:
-    """One request's room on the encode side."""
+class TxRoom(NamedTuple):
+    """One request's room on the encode side (immutable, a named tuple as
+    ``TxSession``)."""
 
     params: Params
     req: int
@@ -60,7 +64,7 @@ class TxRoom:
     def initial(cls, params: Params, req: int, total: int) -> TxRoom:
         if total < 1:
             raise ValueError(f"request {req}: total must be >= 1 token, got {total}")
-        return cls(params, req, total, sessions=tuple(TxSession() for _ in params.sessions))
+        return cls(params, req, total, INIT, tuple(TxSession() for _ in params.sessions))
 
     def session(self, s: int) -> TxSession:
         return self.sessions[s - 1]
@@ -74,6 +78,15 @@ class TxRoom:
         out = list(self.sessions)
         out[s - 1] = x
         return tuple(out)
+
+    def _with(self, phase: str, sessions: tuple[TxSession, ...], round: int | None = None,
+              partials: int | None = None, partial: bool | None = None) -> TxRoom:
+        """This room with a new phase and sessions (``dataclasses.replace``
+        without its cost: a checker makes one per logged sender event)."""
+        return TxRoom(self.params, self.req, self.total, phase, sessions,
+                      self.round if round is None else round,
+                      self.partials if partials is None else partials,
+                      self.partial if partial is None else partial)
 
     def _failed_status(self, s: int) -> StatusMsg:
         return StatusMsg(Status.FAILED, self.round, self.session(s).sent, self.total)
@@ -91,8 +104,8 @@ def sender_recv_init(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
     (None) once the room is closed: the message stays unread."""
     if msg.type != "init" or not tx.alive:
         return None
-    x = replace(tx.session(s), dst=msg.blocks, alloc=msg.alloc, sent=0, ready=True)
-    return TxStep("SenderRecvInit", replace(tx, sessions=tx._set(s, x)), ())
+    x = TxSession(0, msg.alloc, msg.blocks, True, tx.session(s).tok)
+    return TxStep("SenderRecvInit", tx._with(tx.phase, tx._set(s, x)), ())
 
 
 def sender_recv_resume(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
@@ -102,8 +115,8 @@ def sender_recv_resume(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
         return None
     if not tx.alive:
         return TxStep("SenderRecvResume", tx, ())
-    x = replace(tx.session(s), dst=msg.blocks, alloc=msg.alloc, sent=msg.sent, ready=True)
-    return TxStep("SenderRecvResume", replace(tx, sessions=tx._set(s, x)), ())
+    x = TxSession(msg.sent, msg.alloc, msg.blocks, True, tx.session(s).tok)
+    return TxStep("SenderRecvResume", tx._with(tx.phase, tx._set(s, x)), ())
 
 
 def sender_recv_abort(tx: TxRoom, s: int, msg: Ctl, writes_in_flight: bool) -> TxStep | None:
@@ -114,7 +127,7 @@ def sender_recv_abort(tx: TxRoom, s: int, msg: Ctl, writes_in_flight: bool) -> T
         return None
     if tx.phase == DEAD:
         return TxStep("SenderRecvAbort", tx, ())
-    nt = replace(tx, phase=DONE if tx.phase == DONE else FAILED)
+    nt = tx._with(DONE if tx.phase == DONE else FAILED, tx.sessions)
     return TxStep("SenderRecvAbort", nt, (SendStatus(tx.req, s, tx._failed_status(s)),))
 
 
@@ -129,37 +142,54 @@ def round_tokens(total: int, sent: int, alloc: int) -> int:
     return min(max(0, total - sent), alloc)
 
 
-def round_writes(tx: TxRoom, s: int) -> list[WriteBlock]:
-    """The spec's ``RoundWrites(r, s)``: ``min(remaining, allocated)`` tokens
-    from offset ``sent``, block by block into the destination; the aux row
-    (the total) with the first block of the first round only."""
-    p, x = tx.params, tx.session(s)
-    tok = round_tokens(tx.total, x.sent, x.alloc)
+def session_partial(total: int, sent: int, alloc: int) -> bool:
+    """Is one session's share of a round partial: does more remain than its
+    destination holds?  The round is partial when some session's share is."""
+    return total - sent > alloc
+
+
+def session_writes(tx: TxRoom, s: int) -> list[tuple[int, int, int, int]]:
+    """The spec's ``RoundWrites(r, s)`` as plain tuples ``(block, first,
+    count, aux)``: ``min(remaining, allocated)`` tokens from offset
+    ``sent``, block by block into the destination (token positions
+    ``first .. first + count - 1``); the aux row (the total) with the first
+    block of the first round only (``aux`` 0: none)."""
+    bs, x, total = tx.params.block_size, tx.session(s), tx.total
+    sent, dst = x.sent, x.dst
+    tok = round_tokens(total, sent, x.alloc)
     out = []
-    for j in range(1, min(nblk(tok, p.block_size), len(x.dst)) + 1):
-        first = x.sent + (j - 1) * p.block_size + 1
-        count = min(p.block_size, tok - (j - 1) * p.block_size)
-        out.append(WriteBlock(tx.req, s, x.dst[j - 1], first, count,
-                              tx.total if x.sent == 0 and j == 1 else 0))
+    for j in range(min(nblk(tok, bs), len(dst))):
+        out.append((dst[j], sent + j * bs + 1, min(bs, tok - j * bs),
+                    total if sent == 0 and j == 0 else 0))
     return out
 
 
-def sender_start_round(tx: TxRoom) -> TxStep | None:
+def round_writes(tx: TxRoom, s: int) -> list[WriteBlock]:
+    """The writes of ``session_writes`` as ``WriteBlock`` effects."""
+    return [WriteBlock(tx.req, s, b, first, count, aux)
+            for b, first, count, aux in session_writes(tx, s)]
+
+
+def sender_start_round(tx: TxRoom, writes: bool = True) -> TxStep | None:
     """SenderStartRound: the first round once every session's init arrived; a
     later one once every session resumed (barrier) or any one did (no
     barrier: the others are written from their stale destinations, the
-    ``once_no_barrier`` bug)."""
+    ``once_no_barrier`` bug).  ``writes=False``: the step without its
+    ``WriteBlock`` effects, for a host that takes them from
+    ``session_writes(tx, s)`` of the room before the step (a streaming
+    checker, which wants tuples, not objects)."""
     p = tx.params
     if tx.phase not in (INIT, AWAIT) or not round_may_start(
             tx.phase == INIT, [x.ready for x in tx.sessions], p.barrier):
         return None
     effects: list[Effect] = []
-    for s in p.sessions:
-        effects.extend(round_writes(tx, s))
-    sessions = tuple(replace(x, tok=round_tokens(tx.total, x.sent, x.alloc), ready=False)
+    if writes:
+        for s in p.sessions:
+            effects.extend(round_writes(tx, s))
+    sessions = tuple(TxSession(x.sent, x.alloc, x.dst, False, round_tokens(tx.total, x.sent, x.alloc))
                      for x in tx.sessions)
-    partial = any(tx.total - x.sent > x.alloc for x in tx.sessions)
-    nt = replace(tx, sessions=sessions, partial=partial, round=tx.round + 1, phase=WRITING)
+    partial = any(session_partial(tx.total, x.sent, x.alloc) for x in tx.sessions)
+    nt = tx._with(WRITING, sessions, round=tx.round + 1, partial=partial)
     return TxStep("SenderStartRound", nt, tuple(effects))
 
 
@@ -170,14 +200,16 @@ def sender_end_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
     if tx.phase != WRITING or writes_in_flight:
         return None
     status = Status.TRANSFERRING if tx.partial else Status.SUCCESS
-    sessions = tuple(replace(x, sent=x.sent + x.tok) for x in tx.sessions)
+    sessions = tuple(TxSession(x.sent + x.tok, x.alloc, x.dst, x.ready, x.tok)
+                     for x in tx.sessions)
     effects = []
-    for s, x in zip(tx.params.sessions, sessions):
-        msg = (StatusMsg(status, tx.round, x.sent, tx.total) if tx.params.design.status_carries_round
+    carries = tx.params.design.status_carries_round
+    for s, x in enumerate(sessions, 1):
+        msg = (StatusMsg(status, tx.round, x.sent, tx.total) if carries
                else StatusMsg(status, 0, 0, 0))
         effects.append(SendStatus(tx.req, s, msg))
-    nt = replace(tx, sessions=sessions, phase=AWAIT if tx.partial else DONE,
-                 partials=tx.partials + 1 if tx.partial else tx.partials)
+    nt = tx._with(AWAIT if tx.partial else DONE, sessions,
+                  partials=tx.partials + 1 if tx.partial else tx.partials)
     return TxStep("SenderEndRound", nt, tuple(effects))
 
 
@@ -188,11 +220,11 @@ def write_error(tx: TxRoom) -> TxStep | None:
         return None
     effects: list[Effect] = [CancelWrites(tx.req)]
     effects += [SendStatus(tx.req, s, tx._failed_status(s)) for s in tx.params.sessions]
-    return TxStep("WriteError", replace(tx, phase=FAILED), tuple(effects))
+    return TxStep("WriteError", tx._with(FAILED, tx.sessions), tuple(effects))
 
 
 def peer_dies(tx: TxRoom) -> TxStep | None:
     """The encode half of Heartbeat: the sender dies, its writes stop."""
     if not tx.alive:
         return None
-    return TxStep("Heartbeat", replace(tx, phase=DEAD), (CancelWrites(tx.req),))
+    return TxStep("Heartbeat", tx._with(DEAD, tx.sessions), (CancelWrites(tx.req),))
