@@ -217,41 +217,39 @@ def renumber(events: list) -> list:
 # checker that scans its whole state per event takes quadratic time.
 # ---------------------------------------------------------------------------
 def heartbeat_storm(n: int) -> Iterator[dict]:
-    """Req 1 has ``n`` writes in flight (one round into n blocks of one token)
-    while ``n`` other requests each lose the encode peer's heartbeat, fail and
-    free their block; then req 1's round ends and it is handed over.  About
-    7n events, one rank."""
+    """Req 1 has ``n`` writes in flight (its second round, into n blocks of one
+    token) while ``n`` other requests each lose the encode peer's heartbeat,
+    fail and free their block; then req 1's round ends and it is handed over.
+    About 7n events, one rank, fifo allocation from one shared free list."""
     log = _Log()
     lang = "language/1"
     for p in ("encode", lang):
-        log.emit(p, "config", block_size=1, nblocks=n + 1, nsess=1, init_tokens=n,
-                 variant="once", faults=["heartbeat"])
-    mine = list(range(n))
-    log.emit(lang, "alloc", rank=1, req=1, tokens=n, blocks=mine)
-    log.emit(lang, "init_sent", req=1, session=1, blocks=mine, allocated_tokens=n)
-    log.emit("encode", "init_recv", req=1, session=1, blocks=mine, allocated_tokens=n)
-    log.emit("encode", "round_start", req=1, session=1, sent_tokens=0, tokens=n, total=n,
-             src_blocks=mine, dst_blocks=mine, partial=False, aux_written=True)
+        log.emit(p, "config", block_size=1, nblocks=n + 2, nsess=1, init_tokens=1,
+                 variant="once", order="fifo", faults=["heartbeat"])
+    pools = {1: deque(range(n + 2))}
+    # Req 1 (n + 1 tokens) runs until the sender starts its resumed round.
+    first = _request(log, pools, 1, n + 1, 1, 1, 1, random.Random(0), False)
+    while not any(e["event"] == "round_start" and e["sent_tokens"] > 0 for e in log.out):
+        next(first)
     yield from log.out
     log.out.clear()
     for r in range(2, n + 2):
-        log.emit(lang, "alloc", rank=1, req=r, tokens=1, blocks=[n])
-        log.emit(lang, "init_sent", req=r, session=1, blocks=[n], allocated_tokens=1)
-        log.emit("encode", "init_recv", req=r, session=1, blocks=[n], allocated_tokens=1)
+        b = pools[1].popleft()
+        log.emit(lang, "alloc", rank=1, req=r, tokens=1, blocks=[b])
+        log.emit(lang, "init_sent", req=r, session=1, blocks=[b], allocated_tokens=1)
+        log.emit("encode", "init_recv", req=r, session=1, blocks=[b], allocated_tokens=1)
         log.emit(lang, "heartbeat_fail", req=r)
         log.emit(lang, "poll", req=r, status="Failed", decision="fail")
-        log.emit(lang, "free", rank=1, req=r, blocks=[n])
+        log.emit(lang, "free", rank=1, req=r, blocks=[b])
+        pools[1].append(b)
         log.emit(lang, "fail", req=r, reason="heartbeat lost")
         yield from log.out
         log.out.clear()
-    log.emit("encode", "round_end", req=1, session=1, sent_tokens=n, ok=True)
-    log.emit("encode", "status_sent", req=1, session=1, status="Success")
-    log.emit(lang, "status_recv", req=1, session=1, status="Success")
-    log.emit(lang, "poll", req=1, status="Success", decision="handoff")
-    log.emit(lang, "handoff", req=1, session=1, tokens=n)
-    log.emit(lang, "prefill_done", req=1)
-    log.emit(lang, "free", rank=1, req=1, blocks=mine)
+    for _ in first:           # req 1's round ends; handed over, prefilled, freed
+        yield from log.out
+        log.out.clear()
     yield from log.out
+    log.out.clear()
 
 
 def wide_request(nranks: int) -> Iterator[dict]:

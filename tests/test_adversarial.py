@@ -434,3 +434,36 @@ def test_a_read_during_a_rounds_logged_part(capsys, tmp_path):
     code, r = both(capsys, path)
     assert code == exitcodes.VIOLATES and r["property"] == "NoReadDuringWrite", r
     assert "block 0 on rank 1" in r["message"]
+
+
+# -- the benchmark's adversarial shapes are valid runs -----------------------
+# bench/bench_conformance.py times these shapes at n and 4n and asserts they
+# conform; a generator that drifts from the spec (an init of the wrong size,
+# blocks off the declared fifo order) would turn the benchmark into a crash.
+@pytest.mark.parametrize("shape", ["heartbeat_storm", "wide_request"])
+def test_bench_shapes_conform(tmp_path, shape):
+    from resumespec.conformance import synth
+    from resumespec.conformance.checker_native import check_native
+
+    gen = getattr(synth, shape)
+    for n in (3, 12):
+        path = tmp_path / f"{shape}-{n}.jsonl"
+        events = synth.write(path, gen(n))
+        verdict = check_native([str(path)])
+        assert verdict.verdict == "conforms", (shape, n, verdict.to_json())
+        assert events >= 7 * n
+
+
+def test_heartbeat_storm_is_checked_for_block_order(tmp_path):
+    """The storm declares fifo: one block taken out of order is caught."""
+    from resumespec.conformance import synth
+    from resumespec.conformance.checker_native import check_native
+
+    events = list(synth.heartbeat_storm(4))
+    allocs = [e for e in events if e["event"] == "alloc" and e.get("req") == 3]
+    allocs[0]["blocks"] = [allocs[0]["blocks"][0] + 1]
+    path = tmp_path / "storm.jsonl"
+    synth.write(path, iter(events))
+    verdict = check_native([str(path)])
+    assert verdict.verdict == "violates"
+    assert verdict.line is not None
