@@ -59,10 +59,12 @@ class DeployConfig:
     fault: str | None = None         # one of FAULTS, or None
     fault_req: int = 1               # the request the fault hits
     heartbeat_s: float = 0.05        # encode -> language heartbeat period
-    heartbeat_timeout_s: float = 1.0  # silence after which the language side gives up
+    heartbeat_timeout_s: float = 2.0  # silence after which the language side gives up
     timeout_s: float = 120.0         # the whole run
     device: str = "cpu"              # "cpu" or "cuda": where the block buffers live
     trace_flush: bool | None = None  # RESUMESPEC_TRACE_FLUSH for the processes (None: inherit)
+    verify: bool = True              # ranks hash what prefill got (the driver compares)
+    sequential: bool = False         # submit a request only once the one before ended
 
     def params(self) -> core.Params:
         return core.Params("corrected", n_sessions=self.ranks, block_size=self.block_size,
@@ -171,8 +173,13 @@ def mooncake_engine():
     return engine, f"127.0.0.1:{engine.get_rpc_port()}"
 
 
-def quiet_native_logs() -> None:
-    """Mooncake logs through glog on stderr; keep warnings and errors only."""
+def redirect_stderr(path: str) -> None:
+    """Send this process's fd 2 (Python tracebacks, Mooncake's glog lines,
+    which no environment variable quiets) to ``path``."""
     import os
+    import sys
 
-    os.environ.setdefault("GLOG_minloglevel", "1")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sys.stderr.flush()
+    os.dup2(fd, 2)
+    os.close(fd)

@@ -15,14 +15,25 @@ sent).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from resumespec.reference import protocol as core
 from resumespec.reference.protocol.designs import STATUSES
 
-from .common import AUX_BYTES, Blocks, DeployConfig, dumps, loads, mooncake_engine, source_embedding
+from .common import (
+    AUX_BYTES,
+    Blocks,
+    DeployConfig,
+    dumps,
+    loads,
+    mooncake_engine,
+    redirect_stderr,
+    source_embedding,
+)
 
 
 @dataclass
@@ -33,7 +44,7 @@ class Room:
 
 
 def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
-    os.environ.setdefault("GLOG_minloglevel", "1")
+    redirect_stderr(str(Path(trace_dir).parent / "logs" / "encode.log"))
     import torch
     import zmq
 
@@ -68,23 +79,46 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
         sock.connect(h["inbox"])
         to_rank[s] = sock
 
+    beating = threading.Event()
+
+    def heartbeat() -> None:
+        """The heartbeat thread: its own sockets (ZMQ sockets are not shared
+        between threads), one beat to every rank every ``heartbeat_s``,
+        whatever the main loop is doing; it dies with the process."""
+        socks = []
+        for h in ranks.values():
+            sock = zctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(h["inbox"])
+            socks.append(sock)
+        while not beating.wait(cfg.heartbeat_s):
+            for sock in socks:
+                sock.send(b'{"t":"hb"}')
+        for sock in socks:
+            sock.close()
+
+    beat = threading.Thread(target=heartbeat, name="heartbeat", daemon=True)
+    beat.start()
     free_src: deque[int] = deque(range(cfg.src_blocks))
     rooms: dict[int, Room] = {}
     early: dict[int, list[dict]] = {}        # control messages for rooms not made yet
     waiting: deque[tuple[int, int]] = deque()  # (req, total) waiting for source blocks
-    last_hb = 0.0
     stop = False
 
-    def send_status(req: int, s: int, msg: core.StatusMsg) -> None:
-        log("status_sent", req=req, session=s, status=STATUSES[msg.status],
-            round=msg.round, sent_tokens=msg.sent, total=msg.total)
-        to_rank[s].send(dumps({"t": "status", "req": req, "status": msg.status,
-                               "round": msg.round, "sent": msg.sent, "total": msg.total}))
-
     def carry_out(effects) -> None:
-        for e in effects:
-            if isinstance(e, core.SendStatus):
-                send_status(e.req, e.session, e.msg)
+        """The statuses of one core step: every one is logged before any
+        leaves, so no rank can act on one of them (and, through the
+        all-reduce, end the request on every rank) before the log holds the
+        whole step (the spec's step sends them all at once)."""
+        sends = [e for e in effects if isinstance(e, core.SendStatus)]
+        for e in sends:
+            m = e.msg
+            log("status_sent", req=e.req, session=e.session, status=STATUSES[m.status],
+                round=m.round, sent_tokens=m.sent, total=m.total)
+        for e in sends:
+            m = e.msg
+            to_rank[e.session].send(dumps({"t": "status", "req": e.req, "status": m.status,
+                                           "round": m.round, "sent": m.sent, "total": m.total}))
 
     def make_room(req: int, total: int) -> bool:
         need = -(-total // bs)
@@ -220,7 +254,7 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
                     stop = True
                 else:
                     on_ctl(m)
-        while waiting and make_room(*waiting[0]):
+        if waiting and make_room(*waiting[0]):     # one encoding per loop: stay responsive
             waiting.popleft()
         for room in list(rooms.values()):
             if room.tx.phase in ("init", "await"):
@@ -230,12 +264,9 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
             if not room.tx.alive and not room.released:
                 free_src.extend(room.src)
                 room.released = True
-        now = time.monotonic()
-        if now - last_hb >= cfg.heartbeat_s:
-            last_hb = now
-            for sock in to_rank.values():
-                sock.send(b'{"t":"hb"}')
         if not busy:
             time.sleep(0)
+    beating.set()
+    beat.join()
     close_all()
     zctx.destroy(linger=0)

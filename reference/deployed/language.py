@@ -31,12 +31,13 @@ import os
 import time
 from collections import deque
 from dataclasses import replace
+from pathlib import Path
 
 from resumespec.reference import protocol as core
 from resumespec.reference.protocol.designs import STATUSES
 from resumespec.reference.protocol.receiver import ABORTING, NEW, PREFILL, QUEUED
 
-from .common import DeployConfig, digest, dumps, loads, mooncake_engine
+from .common import DeployConfig, digest, dumps, loads, mooncake_engine, redirect_stderr
 
 CMD_REQ, CMD_ABORT, CMD_STOP, CMD_PREFILL_DONE = 1, 2, 3, 4
 CMDS_PER_ITER = 256
@@ -83,7 +84,7 @@ class Group:
 
 
 def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_addr: str) -> None:
-    os.environ.setdefault("GLOG_minloglevel", "1")
+    redirect_stderr(str(Path(trace_dir).parent / "logs" / f"language-{session}.log"))
     import torch
     import zmq
 
@@ -182,7 +183,8 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                 elif e.purpose == "handoff":
                     handed = torch.cat(cache.pop(e.req, []) + [rows])
                     log("handoff", req=e.req, session=s, tokens=int(handed.shape[0]))
-                    end(e.req, ok=True, tokens=int(handed.shape[0]), sha=digest(handed))
+                    end(e.req, ok=True, tokens=int(handed.shape[0]),
+                        sha=digest(handed) if cfg.verify else None)
                     prefill_until[e.req] = time.monotonic() + min(
                         cfg.prefill_max_s, handed.shape[0] * cfg.prefill_us_per_token * 1e-6)
             elif isinstance(e, core.FailRequest):
