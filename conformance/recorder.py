@@ -25,13 +25,14 @@ What is on disk when (docs/deployed.md measures the cost of each):
 
 * **buffered** (the default): ``log`` serialises the event (orjson) into a
   list in the process's memory; the lines go to the file with one
-  ``os.write`` when 64 KiB have gathered, on ``flush()``, ``close()`` and
+  ``os.write`` when 512 lines have gathered, on ``flush()``, ``close()`` and
   ``close_all()``, and at interpreter exit (``atexit``).  What a crash
   loses: an exception that ends the interpreter loses nothing (``atexit``
   writes the rest); ``kill -9``, a segfault, ``os._exit`` (which is how
   ``multiprocessing`` children end: call ``close_all()`` at the end of the
-  child) lose the lines not yet written, at most 64 KiB (a few hundred
-  events).  The lines already written are whole lines.
+  child) lose the lines not yet written, at most 511 events.  The lines
+  already written are whole lines (a kill in the middle of a large
+  ``os.write`` can cut the last one, which a reader reports as truncated).
 * **per line** (``RESUMESPEC_TRACE_FLUSH=1``, or ``flush=True``): each line
   is written with its own ``os.write`` before ``log`` returns.  A process
   killed any way loses nothing it logged (the kernel holds the bytes); only
@@ -60,7 +61,7 @@ from .trace import EVENTS, PROC, SCHEMA_VERSION, _is_proc, validate_event
 ENV_TRACE = "RESUMESPEC_TRACE"
 ENV_CHECK = "RESUMESPEC_TRACE_CHECK"
 ENV_FLUSH = "RESUMESPEC_TRACE_FLUSH"
-BUFFER_BYTES = 1 << 16           # buffered mode writes when this much has gathered
+BUFFER_LINES = 512               # buffered mode writes when this many lines have gathered
 
 _dumps = orjson.dumps
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
@@ -104,7 +105,6 @@ class _Sink:
         self.per_line = per_line
         self.lock = threading.Lock()
         self.buf: list[bytes] = []
-        self.size = 0
         self.closed = False
 
     def drain(self) -> None:
@@ -112,7 +112,6 @@ class _Sink:
         if self.buf:
             data = b"".join(self.buf)
             self.buf.clear()
-            self.size = 0
             _write_all(self.fd, data)
 
     def flush(self) -> None:
@@ -139,31 +138,52 @@ class Recorder:
         self._sink = sink
         self.proc = proc
         self.check = check
-        self.seq = 0
+        self._seq = [0]
+        self.log = self._make_log()   # type: ignore[method-assign]
 
-    def log(self, event: str, **fields: Any) -> None:
-        if event not in EVENTS:
-            raise ValueError(f"unknown trace event {event!r}; known: {', '.join(EVENTS)}")
-        sink = self._sink
-        with sink.lock:
-            if sink.closed:
-                raise ValueError(f"trace file {sink.path} is closed")
-            seq = self.seq
-            record = {"v": SCHEMA_VERSION, "proc": self.proc, "seq": seq, "event": event,
-                      "ts": _time_ns() // 1000 / 1e6}
-            if fields:
-                record.update(fields)
-            if self.check:
-                validate_event(record, seq + 1)
-            line = _dumps(record, option=_NEWLINE)
-            self.seq = seq + 1
-            if sink.per_line:
-                _write_all(sink.fd, line)
-            else:
-                sink.buf.append(line)
-                sink.size += len(line)
-                if sink.size >= BUFFER_BYTES:
-                    sink.drain()
+    @property
+    def seq(self) -> int:
+        """The sequence number the next event gets."""
+        return self._seq[0]
+
+    def _make_log(self):
+        """``log`` as a closure over what it touches: the cost per event is
+        mostly building the dict and serialising it, not looking names up."""
+        sink, proc, check, seqbox = self._sink, self.proc, self.check, self._seq
+        lock, buf = sink.lock, sink.buf
+        append, per_line, fd = buf.append, sink.per_line, sink.fd
+        events, version, dumps, time_ns = EVENTS, SCHEMA_VERSION, _dumps, _time_ns
+
+        head = b'{"v":%d,"proc":%s,"seq":' % (version, dumps(proc))
+
+        def log(event: str, **fields: Any) -> None:
+            if event not in events:
+                raise ValueError(f"unknown trace event {event!r}; known: {', '.join(events)}")
+            with lock:
+                if sink.closed:
+                    raise ValueError(f"trace file {sink.path} is closed")
+                seq = seqbox[0]
+                ts = time_ns() // 1000 / 1e6
+                if check:
+                    record = {"v": version, "proc": proc, "seq": seq, "event": event, "ts": ts}
+                    record.update(fields)
+                    validate_event(record, seq + 1)
+                    line = dumps(record, option=_NEWLINE)
+                elif fields:
+                    # the same line without building the record: the common
+                    # head, then the fields' own object without its "{"
+                    line = b'%s%d,"event":"%s","ts":%r,%s' % (
+                        head, seq, event.encode(), ts, dumps(fields, option=_NEWLINE)[1:])
+                else:
+                    line = b'%s%d,"event":"%s","ts":%r}\n' % (head, seq, event.encode(), ts)
+                seqbox[0] = seq + 1
+                if per_line:
+                    _write_all(fd, line)
+                else:
+                    append(line)
+                    if len(buf) >= BUFFER_LINES:
+                        sink.drain()
+        return log
 
     def flush(self) -> None:
         self._sink.flush()
@@ -234,8 +254,11 @@ def _forget_in_child() -> None:
     parent does): drop them from the child's copies."""
     for sink in _sinks.values():
         sink.buf.clear()
-        sink.size = 0
-        sink.lock = threading.Lock()
+        # the lock may have been held by another thread of the parent: the
+        # child's recorders keep the old lock object in their closures, so
+        # release it if it is held rather than replacing it
+        if sink.lock.locked():
+            sink.lock.release()
 
 
 if hasattr(os, "register_at_fork"):

@@ -173,3 +173,60 @@ def test_failed_status_logged_after_the_all_reduce_ended_the_request():
 
     v = check_native(trace_files(FIXTURE))
     assert v.verdict == "conforms", v.message
+
+
+# --- the recorder (conformance/recorder.py): its lines, and what kill -9 leaves ---
+
+def test_recorder_lines_equal_the_trace_writers(tmp_path):
+    from resumespec.conformance import recorder
+    from resumespec.conformance.trace import TraceWriter
+
+    calls = [("alloc", dict(rank=1, req=2, tokens=8, blocks=[3, 4])),
+             ("prefill_done", dict(req=3)), ("config", {}),
+             ("fail", dict(req=1, reason="why \"quoted\"")),
+             ("alloc", dict(rank=1, req=5, tokens=8, blocks=None))]
+    with TraceWriter(tmp_path / "writer.jsonl", "language/1") as w:
+        for ev, f in calls:
+            w.write(ev, **f)
+    want = [json.loads(x) for x in (tmp_path / "writer.jsonl").read_text().splitlines()]
+    for check in (True, False):
+        for flush in (True, False):
+            d = tmp_path / f"rec-{check}-{flush}"
+            rec = recorder.recorder_for("language/1", str(d), check=check, flush=flush)
+            for ev, f in calls:
+                rec.log(ev, **f)
+            rec.close()
+            lines = (d / "language-1.jsonl").read_text().splitlines()
+            got = [json.loads(x) for x in lines]
+            assert [list(g) for g in got] == [list(w) for w in want]          # key order
+            assert [{**g, "ts": 0} for g in got] == [{**w, "ts": 0} for w in want]
+            assert all(round(g["ts"], 6) == g["ts"] for g in got)
+            assert all(" " not in x for x in lines if "quoted" not in x)       # compact
+    recorder.close_all()
+
+
+def _log_then_die(target: str, flush: bool, n: int) -> None:
+    import os
+    import signal
+
+    from resumespec.conformance.recorder import recorder_for
+
+    rec = recorder_for("encode", target, flush=flush, check=False)
+    for i in range(n):
+        rec.log("write_error", req=i + 1)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_recorder_after_kill_9(tmp_path, flush):
+    import multiprocessing as mp
+
+    p = mp.get_context("spawn").Process(target=_log_then_die, args=(str(tmp_path), flush, 40))
+    p.start()
+    p.join(60)
+    assert p.exitcode == -9
+    f = tmp_path / "encode.jsonl"
+    lines = f.read_text().splitlines() if f.exists() else []
+    # per line: every event logged is on disk; buffered: the unwritten tail
+    # (here all 40, fewer than a buffer's 512) died with the process
+    assert len(lines) == (40 if flush else 0)
