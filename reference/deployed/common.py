@@ -21,6 +21,7 @@ abort       rank -> encode       req, session
 status      encode -> rank       req, status, round, sent, total
 hb          encode -> rank       (heartbeat)
 end         rank -> driver       req, session, ok, tokens, sha (handoff) or reason
+encoded     encode -> driver     req (its source blocks are filled)
 kill_point  encode -> driver     req (the heartbeat fault: kill me now)
 stop        driver -> any
 ==========  ===================  ==========================================
@@ -65,6 +66,7 @@ class DeployConfig:
     trace_flush: bool | None = None  # RESUMESPEC_TRACE_FLUSH for the processes (None: inherit)
     verify: bool = True              # ranks hash what prefill got (the driver compares)
     sequential: bool = False         # submit a request only once the one before ended
+    preencode: bool = False          # encode every request before the language side hears of any
 
     def params(self) -> core.Params:
         return core.Params("corrected", n_sessions=self.ranks, block_size=self.block_size,

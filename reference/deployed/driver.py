@@ -138,12 +138,19 @@ def deploy(cfg: DeployConfig, out: str | Path) -> DeployResult:
             sk.send(dumps(peers))
         t0 = time.monotonic()
         def submit(r: int) -> None:
-            socks["encode"].send(dumps({"t": "req", "req": r, "total": cfg.lengths[r - 1]}))
+            if not cfg.preencode:
+                socks["encode"].send(dumps({"t": "req", "req": r, "total": cfg.lengths[r - 1]}))
             socks["language/1"].send(dumps({"t": "req", "req": r}))
 
+        ends: dict[tuple[int, int], dict] = {}
+        if cfg.preencode:       # the encoder's work done before the transfers start
+            for r, total in enumerate(cfg.lengths, 1):
+                socks["encode"].send(dumps({"t": "req", "req": r, "total": total}))
+            encoded = 0
+            while encoded < len(cfg.lengths):
+                encoded += recv()["t"] == "encoded"
         for r in ([1] if cfg.sequential else range(1, len(cfg.lengths) + 1)):
             submit(r)
-        ends: dict[tuple[int, int], dict] = {}
         while len(ends) < len(cfg.lengths) * cfg.ranks:
             m = recv()
             if m["t"] == "kill_point":

@@ -132,6 +132,7 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
         src.emb.index_copy_(0, idx.to(src.emb.device), padded.view(need, bs, cfg.hidden).to(src.emb.device))
         src.aux[blocks[0], 0] = total
         rooms[req] = Room(core.TxRoom.initial(p, req, total), blocks)
+        driver.send(dumps({"t": "encoded", "req": req}))
         for m in early.pop(req, []):
             on_ctl(m)
         return True

@@ -128,7 +128,7 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
     new_reqs: deque[int] = deque()
     statuses: deque[dict] = deque()
     staged: list[tuple[int, int]] = []       # rank 1: commands for the next broadcast
-    cache: dict[int, list] = {}              # rows copied out of earlier rounds
+    assembly: dict[int, list] = {}           # req -> [its embedding as copied out so far, rows]
     prefill_until: dict[int, float] = {}
     hb_failed: set[int] = set()
     ending: set[int] = set()                 # rank 1: prefill ends staged, not yet done
@@ -142,15 +142,23 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
         encode.send(dumps(m))
 
     def read(e: core.Read):
-        """Copy ``e.tokens`` rows out of the rank's blocks (``get_buf``), logged."""
+        """Copy ``e.tokens`` rows out of the rank's blocks (``get_buf``) into
+        the request's embedding, after what earlier rounds gave (one copy per
+        block, straight into the tensor prefill gets), logged."""
         n = e.tokens
         touched = list(e.blocks[:-(-n // bs)]) if n > 0 else []
         aux_total = buf.aux_total(e.blocks[0]) if e.blocks else 0
-        rows = (buf.emb[torch.tensor(touched, dtype=torch.long, device=buf.emb.device)]
-                .reshape(-1, hidden)[:n].to("cpu", copy=True) if n else
-                torch.zeros(0, hidden, dtype=buf.emb.dtype))
+        got = assembly.get(e.req)
+        if got is None:
+            total = rx.requests[e.req].sessions[0].info.total
+            got = assembly[e.req] = [torch.empty(total, hidden, dtype=buf.emb.dtype,
+                                                 device=buf.emb.device), 0]
+        out, at = got
+        for i, b in enumerate(touched):
+            k = min(bs, n - i * bs)
+            out[at + i * bs:at + i * bs + k].copy_(buf.emb[b, :k])
+        got[1] = at + n
         log("buffer_read", req=e.req, session=s, blocks=touched, aux_total=aux_total, tokens=n)
-        return rows
 
     def end(req: int, **fields) -> None:
         driver.send(dumps({"t": "end", "req": req, "session": s, **fields}))
@@ -177,11 +185,10 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                     log("abort_sent", req=e.req, session=s)
                 send_ctl(e.req, m)
             elif isinstance(e, core.Read):
-                rows = read(e)
-                if e.purpose == "cache":
-                    cache.setdefault(e.req, []).append(rows)
-                elif e.purpose == "handoff":
-                    handed = torch.cat(cache.pop(e.req, []) + [rows])
+                read(e)
+                if e.purpose == "handoff":
+                    out, at = assembly.pop(e.req)
+                    handed = out[:at]
                     log("handoff", req=e.req, session=s, tokens=int(handed.shape[0]))
                     end(e.req, ok=True, tokens=int(handed.shape[0]),
                         sha=digest(handed) if cfg.verify else None)
@@ -189,7 +196,7 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                         cfg.prefill_max_s, handed.shape[0] * cfg.prefill_us_per_token * 1e-6)
             elif isinstance(e, core.FailRequest):
                 log("fail", req=e.req, reason=e.reason)
-                cache.pop(e.req, None)
+                assembly.pop(e.req, None)
                 end(e.req, ok=False, reason=e.reason)
 
     e_req = 0   # the request whose effects carry_out logs (Alloc and Free lack it)
