@@ -4,6 +4,7 @@ Each part of the project registers its own subcommands:
     check, counterexample   -> resumespec.spec.cli
     simulate                -> resumespec.reference.cli
     conform                 -> resumespec.conformance.cli
+    deploy                  -> resumespec.reference.deployed.cli
     report                  -> resumespec.report.cli
 """
 
@@ -17,6 +18,8 @@ from resumespec import __version__, exitcodes
 
 # Modules of the optional ``torch`` extra (pip install 'resumespec[torch]').
 TORCH_EXTRA_MODULES = ("torch", "numpy")
+# Modules of the ``deployed`` extra (resumespec deploy): pip install 'resumespec[deployed]'.
+DEPLOYED_EXTRA_MODULES = ("zmq", "mooncake")
 
 
 def package_version() -> str:
@@ -100,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         conformance_cli.register(sub)
+    try:
+        from resumespec.reference.deployed import cli as deployed_cli
+    except ImportError:
+        pass
+    else:
+        deployed_cli.register(sub)
     from resumespec.report import cli as report_cli
 
     report_cli.register(sub)
@@ -113,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
-        if missing not in TORCH_EXTRA_MODULES:
+        if missing not in TORCH_EXTRA_MODULES + DEPLOYED_EXTRA_MODULES:
             raise
+        extra = "deployed" if missing in DEPLOYED_EXTRA_MODULES else "torch"
         print(f"resumespec {args.command}: needs {missing}, which is not installed: "
-              "pip install 'resumespec[torch]'", file=sys.stderr)
+              f"pip install 'resumespec[{extra}]'", file=sys.stderr)
         return exitcodes.NEEDS_TORCH
     except KeyboardInterrupt:
         print("resumespec: interrupted", file=sys.stderr)

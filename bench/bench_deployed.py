@@ -1,0 +1,301 @@
+"""Benchmark of the reference deployed as processes (``python -m bench deployed``).
+
+Three measurements, each side by side in this run:
+
+1. **Throughput**: the resume protocol over the Mooncake transfer engine
+   (encode process, language rank processes, ZMQ control messages, rounds
+   and resumes, the rank copying each round out of its blocks) against
+   Mooncake alone moving the same bytes with the same block layout: the
+   run's own block writes (read back from its trace: every ``round_start``
+   names its source and destination blocks and token count) replayed back
+   to back by a bare pair of processes, one
+   ``batch_transfer_sync_write`` per round and session, as the run did.
+   Protocol time: first ``init_sent`` to last ``handoff`` (trace
+   timestamps); Mooncake time: the replay's wall time.  Goal >= 0.9.
+2. **Multi-round against single-round latency**: the same requests (same
+   bytes), one at a time, once with an init allocation that holds the
+   whole embedding (one round) and once with a small one and a resume cap
+   (several rounds); per-request latency = ``init_sent`` to ``handoff``.
+3. **The recorder's cost per event** with tracing on: the recorder before
+   this change (``TraceWriter`` on a buffered text file, ``json.dumps``)
+   against the current one (orjson, one ``os.write`` per 512 lines or per
+   line), with and without field validation, next to a plain function call.
+
+The timed deployed runs skip hashing what prefill got (``verify=False``;
+``tests/test_deployed.py`` checks the bytes) and encode every request before
+the language side hears of the first (``preencode``: the encoder's work is
+the model's, not the protocol's).  Flags: --quick (small sizes),
+--requests=N, --hidden=H, --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GOAL_THROUGHPUT = 0.9
+GOAL_RECORDER_US = 2.0
+REPLAYS = 5            # Mooncake-alone replays of the run's writes (the median is compared)
+
+
+def _events(trace_dir: str) -> list[dict]:
+    from resumespec.conformance.trace import read_trace
+    from resumespec.reference.deployed.driver import trace_files
+
+    out = []
+    for f in trace_files(trace_dir):
+        out += [ev for _, ev in read_trace(f)]
+    return out
+
+
+def _writes_of(events: list[dict], block_size: int) -> list[tuple[int, list[tuple[int, int, int, bool]]]]:
+    """The run's block writes, grouped as it issued them: per round_start
+    (one round of one session), (session, [(src_block, dst_block, tokens,
+    aux)])."""
+    out = []
+    for ev in events:
+        if ev["proc"] != "encode" or ev["event"] != "round_start":
+            continue
+        ws = []
+        for i, (sb, db) in enumerate(zip(ev["src_blocks"], ev["dst_blocks"])):
+            n = min(block_size, ev["tokens"] - i * block_size)
+            ws.append((sb, db, n, ev["aux_written"] and i == 0))
+        out.append((ev["session"], ws))
+    return out
+
+
+def _raw_target(nblocks: int, block_size: int, hidden: int, q, done) -> None:
+    from resumespec.reference.deployed.common import Blocks, mooncake_engine, redirect_stderr
+
+    redirect_stderr(tempfile.mktemp(prefix="mooncake-raw-", suffix=".log"))
+    engine, mc = mooncake_engine()
+    buf = Blocks(nblocks, block_size, hidden)
+    buf.register(engine)
+    q.put((mc, buf.emb.data_ptr(), buf.aux.data_ptr()))
+    done.get()
+
+
+def _raw_sender(writes, src_blocks: int, block_size: int, hidden: int, targets, q) -> None:
+    from resumespec.reference.deployed.common import (
+        AUX_BYTES,
+        Blocks,
+        mooncake_engine,
+        redirect_stderr,
+    )
+
+    redirect_stderr(tempfile.mktemp(prefix="mooncake-raw-", suffix=".log"))
+    engine, _ = mooncake_engine()
+    src = Blocks(src_blocks, block_size, hidden)
+    src.register(engine)
+    batches = []
+    for s, ws in writes:
+        mc, emb, aux = targets[s - 1]
+        srcs, dsts, lens = [], [], []
+        for sb, db, n, with_aux in ws:
+            srcs.append(src.emb_addr(sb))
+            dsts.append(emb + db * src.block_bytes)
+            lens.append(n * src.token_bytes)
+            if with_aux:
+                srcs.append(src.aux_addr(sb))
+                dsts.append(aux + db * AUX_BYTES)
+                lens.append(AUX_BYTES)
+        batches.append((mc, srcs, dsts, lens))
+    for mc in {b[0] for b in batches}:      # connect to each target first
+        engine.transfer_sync_write(mc, src.emb_addr(0),
+                                   next(t[1] for t in targets if t[0] == mc), 64)
+    took = []
+    for _ in range(REPLAYS):
+        t0 = time.perf_counter()
+        for mc, srcs, dsts, lens in batches:
+            rc = engine.batch_transfer_sync_write(mc, srcs, dsts, lens)
+            if rc != 0:
+                q.put(f"Mooncake replay write failed ({rc})")
+                return
+        took.append(time.perf_counter() - t0)
+    q.put(took)
+
+
+def mooncake_replay(writes, ranks: int, src_blocks: int, pool_blocks: int, block_size: int,
+                    hidden: int) -> list[float]:
+    """Wall seconds for Mooncake alone to do ``writes`` (one batch per entry,
+    back to back) from a process holding a registered source to ``ranks``
+    target processes."""
+    ctx = mp.get_context("spawn")
+    q, done = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_raw_target, args=(pool_blocks, block_size, hidden, q, done),
+                         daemon=True) for _ in range(ranks)]
+    for p in procs:
+        p.start()
+    try:
+        targets = [q.get(timeout=300) for _ in procs]
+        sender = ctx.Process(target=_raw_sender,
+                             args=(writes, src_blocks, block_size, hidden, targets, q), daemon=True)
+        sender.start()
+        procs.append(sender)
+        took = q.get(timeout=600)
+        if isinstance(took, str):
+            raise RuntimeError(took)
+        return took
+    finally:
+        for _ in range(ranks):
+            done.put(1)
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+
+
+def bench_throughput(args, out: Path) -> dict:
+    from resumespec.reference.deployed.common import DeployConfig
+    from resumespec.reference.deployed.driver import deploy, realistic_lengths
+
+    lengths = realistic_lengths(args.requests, 11, 256, args.max_tokens)
+    bs = 64
+    src_blocks = sum(-(-n // bs) for n in lengths) + 1
+    cfg = DeployConfig(ranks=args.ranks, lengths=lengths, block_size=bs, hidden=args.hidden,
+                       pool_blocks=args.pool_blocks, src_blocks=src_blocks, init_tokens=1024,
+                       cap=32, verify=False, preencode=True, timeout_s=900)
+    res = deploy(cfg, out / "throughput")
+    if res.mismatches:
+        raise RuntimeError("the deployed run went wrong: " + "; ".join(res.mismatches))
+    evs = _events(res.trace_dir)
+    t_first = min(ev["ts"] for ev in evs if ev["event"] == "init_sent")
+    t_last = max(ev["ts"] for ev in evs if ev["event"] == "handoff")
+    proto = t_last - t_first
+    writes = _writes_of(evs, bs)
+    replays = mooncake_replay(writes, cfg.ranks, src_blocks, cfg.pool_blocks, bs, cfg.hidden)
+    raw, cold = statistics.median(replays), replays[0]
+    nbytes = sum(lengths) * cfg.hidden * 2 * cfg.ranks
+    rounds = sum(1 for ev in evs if ev["event"] == "round_start") // cfg.ranks
+    return {"requests": len(lengths), "tokens": sum(lengths), "ranks": cfg.ranks,
+            "hidden": cfg.hidden, "bytes": nbytes, "rounds": rounds,
+            "batches": len(writes), "protocol_s": round(proto, 4), "mooncake_s": round(raw, 4),
+            "protocol_GBps": round(nbytes / proto / 1e9, 3),
+            "mooncake_GBps": round(nbytes / raw / 1e9, 3),
+            "ratio": round(raw / proto, 3), "goal": GOAL_THROUGHPUT,
+            "mooncake_first_s": round(cold, 4), "ratio_to_first": round(cold / proto, 3),
+            "mooncake_replays_s": [round(t, 4) for t in replays],
+            "all_handed": all(o == "handed" for o in res.outcomes.values())}
+
+
+def _latencies(trace_dir: str) -> list[float]:
+    evs = _events(trace_dir)
+    start = {ev["req"]: ev["ts"] for ev in evs
+             if ev["event"] == "init_sent" and ev["proc"] == "language/1"}
+    return [ev["ts"] - start[ev["req"]] for ev in evs
+            if ev["event"] == "handoff" and ev["proc"] == "language/1"]
+
+
+def bench_rounds(args, out: Path) -> dict:
+    from resumespec.reference.deployed.common import DeployConfig
+    from resumespec.reference.deployed.driver import deploy
+
+    n, total, bs = args.requests, args.latency_tokens, 64
+    common = dict(ranks=args.ranks, lengths=[total] * n, block_size=bs, hidden=args.hidden,
+                  pool_blocks=max(args.pool_blocks, -(-total // bs)),
+                  src_blocks=n * -(-total // bs) + 1, verify=False, sequential=True,
+                  preencode=True, timeout_s=900)
+    single = deploy(DeployConfig(init_tokens=total, cap=0, **common), out / "single")
+    quarter = max(bs, total // 4 // bs * bs)
+    multi = deploy(DeployConfig(init_tokens=quarter, cap=quarter // bs, **common), out / "multi")
+    for res in (single, multi):
+        if res.mismatches:
+            raise RuntimeError("the deployed run went wrong: " + "; ".join(res.mismatches))
+    ls, lm = _latencies(single.trace_dir), _latencies(multi.trace_dir)
+    rounds_multi = sum(1 for ev in _events(multi.trace_dir)
+                       if ev["event"] == "round_start" and ev["session"] == 1) // n
+    return {"requests": n, "tokens_each": total, "ranks": args.ranks, "rounds_multi": rounds_multi,
+            "single_ms_median": round(1e3 * statistics.median(ls), 3),
+            "multi_ms_median": round(1e3 * statistics.median(lm), 3),
+            "ratio_multi_over_single": round(statistics.median(lm) / statistics.median(ls), 3)}
+
+
+def bench_recorder(args, out: Path) -> dict:
+    from resumespec.conformance import recorder
+    from resumespec.conformance.trace import TraceWriter
+
+    n = args.events
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn("alloc", rank=1, req=i + 1, tokens=64, blocks=[3, 4])
+        return (time.perf_counter() - t0) / n * 1e6
+
+    def plain(event, **fields):
+        return None
+
+    rows = {"plain call": timed(plain)}
+    old = TraceWriter(out / "old-buffered.jsonl", "language/1")
+    rows["before: buffered, checked"] = timed(old.write)
+    old.close()
+    f = open(out / "old-line.jsonl", "a", encoding="utf-8", buffering=1)
+    old = TraceWriter(f, "language/1")
+    rows["before: per line, checked"] = timed(old.write)
+    f.close()
+    for flush in (False, True):
+        for check in (True, False):
+            rec = recorder.recorder_for("language/1", str(out / f"new-{flush}-{check}"),
+                                        flush=flush, check=check)
+            name = f"now: {'per line' if flush else 'buffered'}, {'checked' if check else 'unchecked'}"
+            rows[name] = timed(rec.log)
+    recorder.close_all()
+    return {"events": n, "us_per_event": {k: round(v, 3) for k, v in rows.items()},
+            "goal_us": GOAL_RECORDER_US}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench deployed", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--max-tokens", type=int, default=16384)
+    ap.add_argument("--latency-tokens", type=int, default=8192)
+    ap.add_argument("--hidden", type=int, default=1024)
+    ap.add_argument("--ranks", type=int, default=2)
+    ap.add_argument("--pool-blocks", type=int, default=512)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="small sizes (a dry run)")
+    ap.add_argument("--only", choices=("throughput", "rounds", "recorder"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.requests, args.max_tokens, args.latency_tokens = 4, 2048, 1024
+        args.hidden, args.pool_blocks, args.events = 128, 64, 20_000
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-deployed-") as tmp:
+        out = Path(tmp)
+        if args.only in (None, "recorder"):
+            results["recorder"] = r = bench_recorder(args, out)
+            if not args.json:
+                print(f"recorder, {r['events']} events each (us per event; goal <= {GOAL_RECORDER_US}):")
+                base = r["us_per_event"]["plain call"]
+                for k, v in r["us_per_event"].items():
+                    print(f"   {k:30} {v:8.3f} us  (x{v / base:.1f} a plain call)")
+        if args.only in (None, "throughput"):
+            results["throughput"] = r = bench_throughput(args, out)
+            if not args.json:
+                print(f"throughput, {r['requests']} requests, {r['tokens']} tokens x {r['ranks']} ranks "
+                      f"(hidden {r['hidden']}, {r['bytes'] / 1e6:.1f} MB, {r['rounds']} rounds):")
+                print(f"   resume protocol {r['protocol_GBps']:.3f} GB/s ({r['protocol_s']} s)   "
+                      f"Mooncake alone {r['mooncake_GBps']:.3f} GB/s ({r['mooncake_s']} s)   "
+                      f"ratio {r['ratio']:.3f} (goal >= {GOAL_THROUGHPUT})")
+                print(f"   Mooncake alone, first replay (cold, as the run is) {r['mooncake_first_s']} s: "
+                      f"ratio {r['ratio_to_first']:.3f}; replays {r['mooncake_replays_s']}")
+        if args.only in (None, "rounds"):
+            results["rounds"] = r = bench_rounds(args, out)
+            if not args.json:
+                print(f"latency, {r['requests']} requests of {r['tokens_each']} tokens one at a time:")
+                print(f"   single round {r['single_ms_median']} ms   {r['rounds_multi']} rounds "
+                      f"{r['multi_ms_median']} ms   (median; multi/single x{r['ratio_multi_over_single']})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
