@@ -668,10 +668,14 @@ class NativeChecker:
                  "writes_in_flight": 0,
                  "faults_left": sorted(self._faults_left()),
                  "request": st.summary(req)}
+        # the event told: the request's last one (where it stopped for good)
+        last = next((x for x in reversed(self._recent_events()) if x[2].get("req") == req),
+                    (None, None, None))
         return Verdict("violates", prop=first["property"],
                        message=(f"the log ends where no spec step is enabled (every "
                                 f"continuation stutters forever): {first['message']}"),
                        expected=first["expected"], unfinished=obligations, state=state,
+                       file=last[1], line=last[0], event=last[2],
                        story=self._story(req), events=self.count,
                        coverage=self.coverage_report())
 

@@ -953,12 +953,13 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
         if where is not None and where[0] == len(model.steps) + 1:
             # every state was explored, the end was reached, and no end state
             # has a step (TraceEndLive held everywhere): a dead end
-            return dead_end_verdict(model, where[1], v.seconds)
+            return dead_end_verdict(model, where[1], v.seconds, "+".join(paths))
         explain_mismatch(v, model, where, "+".join(paths))
     return v
 
 
-def dead_end_verdict(model: TraceModel, state: dict, seconds: float) -> Verdict:
+def dead_end_verdict(model: TraceModel, state: dict, seconds: float,
+                     file: str | None = None) -> Verdict:
     """The trace ends where no spec step is enabled (in every end state TLC
     found; ``state`` is one): the liveness property that state fails, named
     by the rule of the native checker (first by request id, then by name)."""
@@ -987,7 +988,10 @@ def dead_end_verdict(model: TraceModel, state: dict, seconds: float) -> Verdict:
         requests[str(req)] = {"receiver_phase": phase, "sender_phase": tx,
                               "blocks_held": blocks_held}
     req, prop = min(failing) if failing else (None, "EveryRequestEnds")
+    # the event told: the request's last one (where it stopped for good)
+    line = max((ln for ln, ev in model.by_line.items() if ev.get("req") == req), default=None)
     return Verdict("violates", checker="tlc", prop=prop, events=model.events, seconds=seconds,
+                   file=file, line=line, event=model.by_line.get(line),
                    message=f"the log ends where no spec step is enabled (every continuation "
                            f"stutters forever): {prop} fails for req {req}",
                    expected="a spec state at the end of the log with a step still enabled, "
