@@ -746,6 +746,10 @@ class NativeChecker:
             if tx_phase == "await" and any(
                     (t := st.tx_session.get((req, s))) is not None and t.ready for s in ranks):
                 return f"req {req}: the sender may start the resumed round"
+            ended = {"ended" if (ph := st.rx_phase.get((req, s), "new")) in _RANK_ENDED else ph
+                     for s in rx_ranks}
+            if len(ended) > 1:      # (the ranks take the receiver's steps in lockstep)
+                return f"req {req}: a receiver step is still being logged on some rank"
             waiting = False
             statuses = []
             for s in rx_ranks:
@@ -754,6 +758,8 @@ class NativeChecker:
                 held = st.held.get((s, req), set())
                 if phase in ("new", "prefill"):
                     return f"req {req}: rank {s} is {phase}: it has a step to take"
+                if phase == "failing":   # (the poll that saw Failed logs its `fail`)
+                    return f"req {req}: rank {s}'s fail is still being logged"
                 if phase in ("queued", "aborting"):
                     waiting = True
                     if held != set(st.rx_blocks.get(key) or ()):
