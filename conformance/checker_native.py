@@ -707,7 +707,8 @@ class NativeChecker:
             "receiver_phase": rx, "sender_phase": tx,
             "blocks_held": {str(s): st.held_by(s, req) for s in ranks}}
         if any(p == "queued" for p in rx.values()):
-            out["receiver_waits_for"] = "a status from the sender (its last poll decided wait)"
+            out["receiver_waits_for"] = ("a status from the sender (a poll now would change "
+                                         "nothing)")
         if tx == "await":
             out["sender_waits_for"] = "a resume from the receiver"
         return out
