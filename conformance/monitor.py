@@ -38,7 +38,8 @@ DIR is what the recorder writes with ``RESUMESPEC_TRACE=DIR``: one
 * **stops** on Ctrl-C or SIGTERM (or after ``--idle-exit`` seconds in which
   no file grew), judges what is left and prints a summary.  Exit code: the
   worst finding (12 malformed, 10 violates; 11 incomplete only with
-  ``--idle-exit``, which treats the quiet logs as a finished run), else 0.
+  ``--idle-exit``, which treats the quiet logs as a finished run, where a
+  dead end also violates: docs/conformance.md), else 0.
 """
 
 from __future__ import annotations

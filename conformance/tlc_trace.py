@@ -966,8 +966,8 @@ def dead_end_verdict(model: TraceModel, state: dict, seconds: float,
     trace_req = {rid: r for r, rid in model.reqs.items()}
     trace_block = {spec_id: b for b, spec_id in model.block_ids.items()}
     closed = ("done", "failed", "dead")
-    failing = []
-    requests = {}
+    failing: list[tuple[int, str]] = []
+    requests: dict[str, dict] = {}
     for i, phase in enumerate(state.get("rxPhase", ()), start=1):
         req = trace_req.get(i, i)
         tx = state["txPhase"][i - 1]
