@@ -519,7 +519,8 @@ class NativeChecker:
     def finish(self) -> Verdict:
         if self.verdict is not None:
             return self.verdict
-        unfinished = self.late + self._open_obligations()
+        open_now = self._open_obligations()
+        unfinished = self.late + open_now
         if self.count and self.count == self.configs:
             # The spec has at least one request (NReq >= 1): a log of the
             # configuration alone is the prefix of a run in which none began.
@@ -528,6 +529,12 @@ class NativeChecker:
                                           "began", "expected": "the events of at least one "
                                                               "request"})
         cov = self.coverage_report()
+        if open_now and self.count != self.configs:
+            # (a missed --bound is no obligation of the end state: it does not count)
+            dead = self._dead_end(open_now)
+            if dead is not None:
+                dead.unfinished += self.late
+                return dead
         if unfinished:
             first = unfinished[0]
             return Verdict("incomplete", prop=first["property"], message=first["message"],
@@ -644,6 +651,178 @@ class NativeChecker:
                             "expected": "Success, Failed or the sender's death for every room"})
         out.sort(key=lambda o: (o["req"], o["property"]))
         return out
+
+    # -- the end of the log: can the spec still take a step? -------------------
+    # A finite log ends in some spec state.  When no step of the spec's Next
+    # (the faults the config allows included) is enabled there, every
+    # continuation stutters in that state forever: each obligation still open
+    # is then violated, not merely unfinished (docs/conformance.md,
+    # "Liveness on a finite log").  ``_end_step`` answers conservatively: any
+    # doubt (a step the log may have cut off, a rank the core does not know)
+    # counts as a step still possible.
+    def _dead_end(self, unfinished: list) -> Verdict | None:
+        """The verdict ``violates`` when the log ends where no spec step is
+        enabled (None: some step is)."""
+        if self._end_step() is not None:
+            return None
+        st = self.state
+        obligations = []
+        for o in unfinished:
+            req = o["req"]
+            if o["property"] == "EveryRequestEnds" and self._spec_dead_wait(req):
+                o = dict(o, property="NoWaitForUnrequestedRound",
+                         message=f"req {req}: the receiver waits for data while the sender "
+                                 f"waits for a resume that was never sent",
+                         expected="a resume from the receiver, or the request ending")
+            obligations.append(o)
+        obligations.sort(key=lambda o: (o["req"] is None, o["req"] or 0, o["property"]))
+        first = obligations[0]
+        req = first.get("req")
+        waits = {str(r): self._who_waits(r) for r in sorted(self.live_requests())}
+        state = {"dead_end": True, "requests": waits, "messages_in_flight": 0,
+                 "writes_in_flight": 0,
+                 "faults_left": sorted(self._faults_left()),
+                 "request": st.summary(req)}
+        # the event told: the request's last one (where it stopped for good)
+        last = next((x for x in reversed(self._recent_events()) if x[2].get("req") == req),
+                    (None, None, None))
+        return Verdict("violates", prop=first["property"],
+                       message=(f"the log ends where no spec step is enabled (every "
+                                f"continuation stutters forever): {first['message']}"),
+                       expected=first["expected"], unfinished=obligations, state=state,
+                       file=last[1], line=last[0], event=last[2],
+                       story=self._story(req), events=self.count,
+                       coverage=self.coverage_report())
+
+    def _faults_left(self) -> set:
+        """Faults the config allows (or the log shows) that have not happened."""
+        st = self.state
+        allowed = set(st.config_values.get("faults") or ())
+        used = set()
+        for fault, action in (("abort", "Abort"), ("heartbeat", "Heartbeat"),
+                              ("write_error", "WriteError")):
+            if self.coverage.get(action):
+                used.add(fault)
+        return (allowed | used) - used
+
+    def _spec_dead_wait(self, req: int) -> bool:
+        """The spec's DeadWait(r) (messages aside: none is in flight at a dead end)."""
+        st = self.state
+        ranks = st.rx_sessions.get(req, ())
+        return (st.tx_phase.get(req) == "await" and bool(ranks)
+                and all(st.rx_phase.get((req, s)) == "queued" for s in ranks))
+
+    def _who_waits(self, req: int) -> dict:
+        """Who waits for whom at a dead end, and the blocks held per rank."""
+        st = self.state
+        ranks = sorted(st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set()))
+        tx = st.tx_phase.get(req)
+        rx = {str(s): st.rx_phase.get((req, s), "new") for s in ranks}
+        out: dict[str, Any] = {
+            "receiver_phase": rx, "sender_phase": tx,
+            "blocks_held": {str(s): st.held_by(s, req) for s in ranks}}
+        if any(p == "queued" for p in rx.values()):
+            out["receiver_waits_for"] = ("a status from the sender (a poll now would change "
+                                         "nothing)")
+        if tx == "await":
+            out["sender_waits_for"] = "a resume from the receiver"
+        return out
+
+    def _end_step(self) -> str | None:
+        """A spec step still enabled where the log ends, in words (None: none
+        is, apart from stuttering)."""
+        st = self.state
+        for proc, (req, what) in self.freeing.items():
+            # (the step is complete once the rank holds none of req's blocks)
+            if st.held.get((_RANK_OF.get(proc) or int(proc[9:]), req)):
+                return f"req {req}: the frees of {what} are still being logged"
+        if self.count == self.configs:
+            return "a request may begin (ReceiverInit)"
+        left = self._faults_left()
+        nsess = st.config.nsess
+        for req in sorted(self.live_requests()):
+            rx_ranks = st.rx_sessions.get(req, set())
+            ranks = rx_ranks | st.tx_sessions.get(req, set())
+            if not rx_ranks or (nsess is not None and len(rx_ranks) < nsess):
+                return f"req {req}: the receiver's init is still being logged"
+            for s in ranks:
+                key = (req, s)
+                if st.ctl.get(key):
+                    return f"req {req}: a message to the sender (session {s}) is in flight"
+                if st.st.get(key):
+                    return f"req {req}: a status to session {s} is in flight"
+                if st.writes_in_flight(req, s):
+                    return f"req {req}: a write into session {s}'s blocks may still land"
+                tx = st.tx_session.get(key)
+                if tx is not None and tx.expect_status is not None:
+                    return f"req {req}: the sender still owes session {s} a status"
+            tx_phase = st.tx_phase.get(req)
+            if tx_phase in (None, "init", "writing"):
+                return f"req {req}: the sender may start or end a round ({tx_phase})"
+            if tx_phase == "await" and any(
+                    (t := st.tx_session.get((req, s))) is not None and t.ready for s in ranks):
+                return f"req {req}: the sender may start the resumed round"
+            ended = {"ended" if (ph := st.rx_phase.get((req, s), "new")) in _RANK_ENDED else ph
+                     for s in rx_ranks}
+            if len(ended) > 1:      # (the ranks take the receiver's steps in lockstep)
+                return f"req {req}: a receiver step is still being logged on some rank"
+            waiting = False
+            statuses = []
+            for s in rx_ranks:
+                key = (req, s)
+                phase = st.rx_phase.get(key, "new")
+                held = st.held.get((s, req), set())
+                if phase in ("new", "prefill"):
+                    return f"req {req}: rank {s} is {phase}: it has a step to take"
+                if phase == "failing":   # (the poll that saw Failed logs its `fail`)
+                    return f"req {req}: rank {s}'s fail is still being logged"
+                if phase in ("queued", "aborting"):
+                    waiting = True
+                    if held != set(st.rx_blocks.get(key) or ()):
+                        return f"req {req}: a resume of rank {s} is still being logged"
+                    if st.rx_decision.get(key) in ("resume", "resume_none"):
+                        return f"req {req}: rank {s}'s resume is still being logged"
+                    statuses.append(st.rx_status.get(key, BOOTSTRAPPING))
+                elif held:
+                    return f"req {req}: rank {s}'s blocks may still be freed"
+            if not waiting:
+                continue
+            if "abort" in left and any(st.rx_phase.get((req, s)) == "queued" for s in rx_ranks):
+                return f"req {req}: an abort (a fault the config allows) may still come"
+            if "heartbeat" in left and tx_phase not in ("done", "failed", "dead"):
+                return f"req {req}: a heartbeat loss (a fault the config allows) may still come"
+            combined = min(statuses)
+            if combined in (SUCCESS, FAILED):
+                return f"req {req}: a poll would see {STATUSES[combined]}"
+            if combined == TRANSFERRING and not all(
+                    st.rx_phase.get((req, s)) == "aborting" for s in rx_ranks):
+                why = self._poll_acts(req, rx_ranks)
+                if why is not None:
+                    return why
+        return None
+
+    def _poll_acts(self, req: int, ranks) -> str | None:
+        """A poll seeing Transferring: does the declared design act on some
+        rank (the protocol core's rank_poll_transferring)?  Unknown: yes."""
+        p = self._core()
+        st = self.state
+        if p is None:
+            return f"req {req}: no design declared, a poll may act"
+        for s in ranks:
+            key = (req, s)
+            x = self._x(key)
+            if x is None:
+                return f"req {req}: rank {s}'s state is unknown to the core"
+            blocks = st.rx_blocks.get(key) or ()
+            a = st.aux.get((s, blocks[0])) if blocks else 0
+            alts = a if type(a) is tuple else (0 if a is None else a,)
+            for aux in alts:
+                for after, sent, _ in self._outcomes(req, s, [TRANSFERRING, self._nfree(s),
+                                                              aux, None]):
+                    if sent is not None or after != x:
+                        return (f"req {req}: a poll of rank {s} would act "
+                                f"({'send a resume' if sent is not None else 'cache a round'})")
+        return None
 
     def _dead_wait(self, req: int, s: int) -> bool:
         """The spec's DeadWait, as a finite log shows it: the receiver saw the

@@ -38,7 +38,8 @@ DIR is what the recorder writes with ``RESUMESPEC_TRACE=DIR``: one
 * **stops** on Ctrl-C or SIGTERM (or after ``--idle-exit`` seconds in which
   no file grew), judges what is left and prints a summary.  Exit code: the
   worst finding (12 malformed, 10 violates; 11 incomplete only with
-  ``--idle-exit``, which treats the quiet logs as a finished run), else 0.
+  ``--idle-exit``, which treats the quiet logs as a finished run, where a
+  dead end also violates: docs/conformance.md), else 0.
 """
 
 from __future__ import annotations
@@ -599,7 +600,8 @@ class Monitor:
     def stop(self, *, judge: bool = False) -> dict:
         """Read what is left (a last line without newline is final now), check
         it, and return the summary.  ``judge``: the run is over, so open
-        obligations make it incomplete (as the offline checker says)."""
+        obligations make it incomplete, or violate where no spec step is
+        enabled at the end (as the offline checker says)."""
         if not self.done:
             # what is left, in bounded steps (the merge keeps up), then the rest
             budget = time.monotonic() + 5.0
@@ -613,7 +615,9 @@ class Monitor:
             if judge:
                 v = self.checker.finish()
                 if v.verdict != "conforms":
-                    self._found("incomplete", v, None)
+                    # (a dead end at the end of the logs violates, as offline)
+                    self._found("violates" if v.verdict == "violates" else "incomplete", v,
+                                None)
             open_reqs = len(self.checker.live_requests())
         return {"type": "summary", "directory": self.dir, "files": self.stats.files,
                 "events": self.stats.events, "skipped": self.stats.skipped,

@@ -9,9 +9,12 @@ the log shows, and advances ``l``.  Actions the log cannot show (``WriteLand``)
 step freely without moving ``l``.  TLC then explores every behaviour of the
 spec that matches the log:
 
-* a state with ``l = Len(Trace) + 1`` is reachable: the trace conforms
-  (invariant ``TraceNotDone`` is violated; ``TraceNotFinished`` tells apart a
-  trace that ends with requests still open: verdict incomplete);
+* a state with ``l = Len(Trace) + 1`` is reachable: the trace conforms when
+  one such state has every request and room closed (``TraceNotFinished`` is
+  violated); else it is incomplete when in one of them some spec step is still
+  enabled (``TraceEndLive`` is violated), and violates the liveness property
+  the end state fails when in none of them any step is (a dead end: TLC ends
+  without a violation, yet ``Furthest`` printed the end of the trace);
 * a reachable state violates one of the spec's safety invariants: violates
   that property (BFS finds the earliest);
 * neither: no behaviour of the spec explains the trace (violates ``SpecStep``;
@@ -833,10 +836,11 @@ def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
         prop = TRACE_FORMS.get(result.property, result.property)
         if prop == "TraceNotFinished":
             return Verdict("conforms", checker="tlc", events=model.events, seconds=seconds)
-        if prop == "TraceNotDone":
+        if prop == "TraceEndLive":
             return Verdict("incomplete", checker="tlc", events=model.events, seconds=seconds,
                            message="the whole trace matches the spec, but requests or rooms "
-                                   "are still open at its end",
+                                   "are still open at its end, and the spec can still take "
+                                   "a step there",
                            expected="every request ends, every block is freed")
         return Verdict("violates", checker="tlc", prop=prop, events=model.events,
                        seconds=seconds,
@@ -916,7 +920,7 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
     source = comment_safe(", ".join(Path(p).name for p in paths))
     module, safety_cfg = render(model, source=source)
     _, end_cfg = render(model, source=source,
-                        invariants=("Furthest", "TraceNotFinished", "TraceNotDone"))
+                        invariants=("Furthest", "TraceNotFinished", "TraceEndLive"))
     end_cfg = end_cfg.replace("INIT TraceInit\n", "INIT TraceInitFurthest\n")
     # Two runs.  1: every behaviour matching the trace, exhaustively, against
     # the safety invariants (one violating landing order is a violation).
@@ -945,8 +949,55 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
             return v
     v = _verdict_from_tlc(result, model, time.perf_counter() - t0)
     if v.prop == "SpecStep":
-        explain_mismatch(v, model, furthest(printed), "+".join(paths))
+        where = furthest(printed)
+        if where is not None and where[0] == len(model.steps) + 1:
+            # every state was explored, the end was reached, and no end state
+            # has a step (TraceEndLive held everywhere): a dead end
+            return dead_end_verdict(model, where[1], v.seconds, "+".join(paths))
+        explain_mismatch(v, model, where, "+".join(paths))
     return v
+
+
+def dead_end_verdict(model: TraceModel, state: dict, seconds: float,
+                     file: str | None = None) -> Verdict:
+    """The trace ends where no spec step is enabled (in every end state TLC
+    found; ``state`` is one): the liveness property that state fails, named
+    by the rule of the native checker (first by request id, then by name)."""
+    trace_req = {rid: r for r, rid in model.reqs.items()}
+    trace_block = {spec_id: b for b, spec_id in model.block_ids.items()}
+    closed = ("done", "failed", "dead")
+    failing: list[tuple[int, str]] = []
+    requests: dict[str, dict] = {}
+    for i, phase in enumerate(state.get("rxPhase", ()), start=1):
+        req = trace_req.get(i, i)
+        tx = state["txPhase"][i - 1]
+        blocks = state["rxBlocks"][i - 1]
+        quiet = all(not c for c in state["ctl"][i - 1]) and all(not m for m in state["st"][i - 1])
+        props = []
+        if phase in ("new", "queued", "aborting"):
+            props.append("NoWaitForUnrequestedRound"
+                         if phase == "queued" and tx == "await" and quiet
+                         else "EveryRequestEnds")
+        elif phase == "prefill" or any(blocks):
+            props.append("BlocksEventuallyFree")
+        if tx not in closed:
+            props.append("SenderRoomsClose")
+        failing.extend((req, p) for p in props)
+        blocks_held = {str(s): [trace_block.get(b, b) for b in bs]
+                       for s, bs in enumerate(blocks, start=1)}
+        requests[str(req)] = {"receiver_phase": phase, "sender_phase": tx,
+                              "blocks_held": blocks_held}
+    req, prop = min(failing) if failing else (None, "EveryRequestEnds")
+    # the event told: the request's last one (where it stopped for good)
+    line = max((ln for ln, ev in model.by_line.items() if ev.get("req") == req), default=None)
+    return Verdict("violates", checker="tlc", prop=prop, events=model.events, seconds=seconds,
+                   file=file, line=line, event=model.by_line.get(line),
+                   message=f"the log ends where no spec step is enabled (every continuation "
+                           f"stutters forever): {prop} fails for req {req}",
+                   expected="a spec state at the end of the log with a step still enabled, "
+                            "or every request, block and room closed",
+                   state={"dead_end": True, "requests": requests, "messages_in_flight": 0,
+                          "writes_in_flight": 0, "spec_state": state})
 
 
 def furthest(lines: list[str]) -> tuple[int, dict] | None:
