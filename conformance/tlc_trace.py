@@ -607,6 +607,11 @@ class _Grouper:
             else:
                 del self.steps[k]
         for st in self.steps:
+            if st.session == 0 and st.action != "Impossible" and len(st.parts) < self.nsess:
+                # A step of every session that some session has not logged yet
+                # (rank 1 handed over and freed, rank 2 logged nothing of it):
+                # the step is taken, the log of it is not over.
+                self.cut_at_end = True
             if st.action == "SenderStartRound" and len(st.parts) < self.nsess:
                 # The log ends between the sessions' round_start events.
                 self.cut_at_end = True

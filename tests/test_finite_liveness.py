@@ -115,6 +115,17 @@ def test_prefill_frees_not_yet_logged_keeps_incomplete():
     assert native.prop == "BlocksEventuallyFree"
 
 
+@pytest.mark.parametrize("drop_last", [4, 2])
+def test_lockstep_step_one_rank_has_not_logged_keeps_incomplete(tmp_path, drop_last):
+    """Two ranks: rank 1 handed over, prefilled and freed; rank 2 has logged
+    nothing of those steps (or only its handoff).  The spec took each step
+    for both ranks at once, so no step is left, yet the log of them is not
+    over: incomplete from both checkers (TLC said conforms before)."""
+    path = variant_of(tmp_path, "valid_two_sessions.jsonl", drop_last=drop_last)
+    native, tlc = both(path)
+    assert native.verdict == tlc.verdict == "incomplete", (native.message, tlc.message)
+
+
 # -- nothing owed: conforms ---------------------------------------------------
 @pytest.mark.parametrize("name", ["valid_one_round.jsonl", "valid_two_sessions.jsonl"])
 def test_everything_closed_conforms(name):
