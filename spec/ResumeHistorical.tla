@@ -108,10 +108,13 @@ PollSuccess(r) ==
 (***************************************************************************)
 Got(r, s) == ReadBuf(s, rxBlocks[r][s], AuxOf(s, rxBlocks[r][s]))
 
-Row(resumed, reads, total, sent) ==
-    [resumed |-> resumed, reads |-> reads, total |-> total, sent |-> sent]
+\* Row(q, ...): the entry of column q of a row.  TLC evaluates an operator's
+\* arguments only when used, so a row costs only the column asked for.
+Row(q, resumed, reads, total, sent) ==
+    CASE q = "resumed" -> resumed [] q = "reads" -> reads
+      [] q = "total" -> total     [] q = "sent" -> sent
 
-Rule(r, s) ==
+Rule(r, s, q) ==
     LET bs == rxBlocks[r][s]
         aux0 == AuxOf(s, bs)                     \* the aux row: the total, or stale
         n == Len(Got(r, s))                      \* tokens the blocks hold, by the aux row
@@ -120,22 +123,22 @@ Rule(r, s) ==
         cachedTotal == IF pt > 0 THEN pt ELSE aux0
         stSent == IF pt > 0 THEN (IF n > 0 THEN ps + n ELSE ps) ELSE n
         csSent == IF pt > 0 THEN ps ELSE n
-    IN \*                        already resumed?                reads now?   total        sent
+    IN \*                           already resumed?                reads now?    total        sent
        CASE Variant = "flag" ->
-              Row(rxFlag[r][s],                             ~rxFlag[r][s],   aux0,        n)
+              Row(q, rxFlag[r][s],                             ~rxFlag[r][s], aux0,        n)
          [] Variant = "indices" ->
-              Row(rxLastIdx[r][s] = bs,                     rxLastIdx[r][s] # bs, aux0,   n)
+              Row(q, rxLastIdx[r][s] = bs,                     rxLastIdx[r][s] # bs, aux0, n)
          [] Variant = "once" ->
-              Row(rxCache[r][s] # <<>>,                     rxCache[r][s] = <<>>, aux0,   n)
+              Row(q, rxCache[r][s] # <<>>,                     rxCache[r][s] = <<>>, aux0, n)
          [] Variant = "sent_tokens" ->
-              Row(stSent = rxLastSent[r][s] /\ stSent > 0, TRUE,            cachedTotal, stSent)
+              Row(q, stSent = rxLastSent[r][s] /\ stSent > 0, TRUE,          cachedTotal, stSent)
          [] Variant = "cached_sent" ->
-              Row(csSent = rxLastSent[r][s] /\ csSent > 0, pt = 0,          cachedTotal, csSent)
+              Row(q, csSent = rxLastSent[r][s] /\ csSent > 0, pt = 0,        cachedTotal, csSent)
 
-ReadsNow(r, s) == Rule(r, s).reads
-TotalSeen(r, s) == Rule(r, s).total
-SentSeen(r, s) == Rule(r, s).sent
-AlreadyResumed(r, s) == Rule(r, s).resumed
+ReadsNow(r, s) == Rule(r, s, "reads")
+TotalSeen(r, s) == Rule(r, s, "total")
+SentSeen(r, s) == Rule(r, s, "sent")
+AlreadyResumed(r, s) == Rule(r, s, "resumed")
 
 WantsResume(r, s) == ~AlreadyResumed(r, s) /\ TotalSeen(r, s) > SentSeen(r, s)
 Need(r, s) == ResumeTokens(TotalSeen(r, s) - SentSeen(r, s), Len(free[s]))
