@@ -120,6 +120,7 @@ VARIABLES
 (***************************************************************************)
 rxVars == <<rxPhase, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
             rxFlag, rxLastIdx, rxLastSent, rxRound, rxResumes, handed>>
+historicalVars == <<rxPSent, rxPTotal, rxFlag, rxLastIdx, rxLastSent>>
 
 txVars == <<txPhase, txSent, txAlloc, txDst, txReady, txTok, txRound,
             txPartials, txPartial>>

@@ -32,9 +32,8 @@
 (* spec/README.md argues why this is safe and live; the models in         *)
 (* spec/models/MC_corrected_*.tla check it.  The design-specific variables *)
 (* are rxInfo and rxRound; rxResumes counts resumes for the properties.    *)
-(* The historical designs' variables (rxPSent, rxPTotal, rxFlag,          *)
-(* rxLastIdx, rxLastSent) are declared in ResumeBase (it says why); no    *)
-(* step here reads or changes them.                                        *)
+(* The historical designs' variables (historicalVars) are declared in    *)
+(* ResumeBase (it says why); no step here reads or changes them.           *)
 (***************************************************************************)
 EXTENDS ResumeBase
 
@@ -94,8 +93,8 @@ DeliverStatus(r, s) ==
        /\ rxStatus' = [rxStatus EXCEPT ![r][s] = NewStatus(@, m.status)]
        /\ rxInfo' = [rxInfo EXCEPT ![r][s] = IF m.round >= @.round THEN m ELSE @]
     /\ st' = [st EXCEPT ![r][s] = Tail(@)]
-    /\ UNCHANGED <<poolVars, rxPhase, rxBlocks, rxCache, rxPSent, rxPTotal, rxFlag,
-                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, ctl, wire,
+    /\ UNCHANGED <<poolVars, rxPhase, rxBlocks, rxCache, rxRound, rxResumes, handed,
+                   historicalVars, txVars, ctl, wire,
                    faultsUsed, errors>>
 
 (* Success: what earlier rounds cached, then the last round's tokens, as  *)
@@ -112,8 +111,8 @@ PollSuccess(r) ==
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "prefill"]
     /\ errors' = IF \E s \in Sess : WriteInFlight(s, rxBlocks[r][s])
                  THEN errors \cup {"read_during_write"} ELSE errors
-    /\ UNCHANGED <<poolVars, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
-                   rxFlag, rxLastIdx, rxLastSent, rxRound, rxResumes, txVars, netVars,
+    /\ UNCHANGED <<poolVars, rxStatus, rxInfo, rxBlocks, rxCache, rxRound, rxResumes,
+                   historicalVars, txVars, netVars,
                    faultsUsed>>
 
 (***************************************************************************)
@@ -160,8 +159,8 @@ PollTransferringCorrected(r, s) ==
     /\ rxPhase[r] = "queued"
     /\ CombinedStatus(r) = Transferring
     /\ CorrectedCache(r, s) \/ CorrectedResume(r, s)
-    /\ UNCHANGED <<data, aux, rxPhase, rxStatus, rxInfo, rxPSent, rxPTotal, rxFlag,
-                   rxLastIdx, rxLastSent, handed, txVars, st, wire, faultsUsed>>
+    /\ UNCHANGED <<data, aux, rxPhase, rxStatus, rxInfo, handed, historicalVars,
+                   txVars, st, wire, faultsUsed>>
 
 (* The scheduler's poll of one request. *)
 ReceiverPoll(r) ==
@@ -177,9 +176,8 @@ Abort(r) ==
     /\ faultsUsed' = faultsUsed \cup {"abort"}
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "aborting"]
     /\ ctl' = [ctl EXCEPT ![r] = [s \in Sess |-> Append(ctl[r][s], CtlMsg("abort", <<>>, 0, 0, 0))]]
-    /\ UNCHANGED <<free, data, aux, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
-                   rxFlag, rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, st,
-                   wire, errors>>
+    /\ UNCHANGED <<free, data, aux, rxStatus, rxInfo, rxBlocks, rxCache, rxRound, rxResumes,
+                   handed, historicalVars, txVars, st, wire, errors>>
 
 -----------------------------------------------------------------------------
 \* The protocol's own steps: everything but the faults.
