@@ -21,7 +21,7 @@
 (*     the blocks (the round has ended: nothing is in flight), frees them  *)
 (*     and records the round (rxRound); CorrectedResume allocates what it  *)
 (*     can (at least one block, at most what remains and Cap) and sends    *)
-(*     resume with the round and the offset.  With no free block it holds *)
+(*     resume with the round and the offset.  With no free block it holds  *)
 (*     nothing while it retries, so two requests never wait on each other. *)
 (*  3. Abort is a message (Abort, SenderRecvAbort): the receiver keeps its *)
 (*     blocks until the sender, with no write into the room in flight,    *)
@@ -32,14 +32,14 @@
 (* spec/README.md argues why this is safe and live; the models in         *)
 (* spec/models/MC_corrected_*.tla check it.  The design-specific variables *)
 (* are rxInfo and rxRound; rxResumes counts resumes for the properties.    *)
-(* The historical designs' variables (historicalVars) are declared in    *)
-(* ResumeBase (it says why); no step here reads or changes them.           *)
+(* The historical designs' variables (historicalVars) are declared in   *)
+(* ResumeBase (it says why); no step here reads or changes them.          *)
 (***************************************************************************)
 EXTENDS ResumeBase
 
 ASSUME Barrier
 
-(* Status update: the newest status wins, except that Failed is final. *)
+(* Status update: monotone (the higher wins), and Failed is final. *)
 NewStatus(old, new) ==
     IF new = Failed \/ old = Failed THEN Failed ELSE Max(old, new)
 
