@@ -62,7 +62,7 @@ from .trace import STATUS_RANK, STATUSES, decode_lines
 FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = range(5)
 
 # Spec actions a trace can exercise (coverage).  Every name is an operator of
-# spec/ResumeProtocol.tla (a test checks it).
+# spec/ResumeBase.tla and the design modules (a test checks it).
 SPEC_ACTIONS = (
     "ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand", "SenderEndRound",
     "DeliverStatus", "PollSuccess", "PollFailed", "PollTransferringHistorical",

@@ -1,4 +1,4 @@
-"""One function per safety property of spec/ResumeProtocol.tla, judged on a trace.
+"""One function per safety property of spec/ResumeBase.tla, judged on a trace.
 
 Each ``check_<Property>`` looks at the checker's state (``conformance.
 checker_native.State``) at one event and raises ``PropertyViolation`` when the

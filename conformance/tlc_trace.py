@@ -49,7 +49,7 @@ from .merge import merge_files
 from .trace import STATUS_RANK, MalformedTrace
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
-SPEC_MODULE = "ResumeProtocol"
+SPEC_MODULE = "ResumeProtocol"   # either design by Variant: instances of ResumeCorrected / ResumeHistorical
 TRACE_MODULE = "TraceResumeProtocol"     # spec/TraceResumeProtocol.tla: the trace spec
 MAX_EVENTS = 5000        # TLC explores every landing order: beyond this, use the native checker
 MAX_SESSIONS = 4

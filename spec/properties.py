@@ -1,4 +1,4 @@
-"""The properties of spec/ResumeProtocol.tla, by name: defined once here.
+"""The properties of the spec (spec/ResumeBase.tla), by name: defined once here.
 
 A TLC model selects them in its .cfg (INVARIANT / PROPERTY lines); the
 conformance checker judges the same names on traces. tests/test_spec_properties.py
@@ -24,7 +24,8 @@ LIVENESS = (
 )
 
 # What a model expected to succeed checks instead of the temporal properties
-# (liveness as safety, see the end of the spec): an invariant and two action
+# (liveness as safety, see the end of ResumeBase.tla; LivenessAtRest is in each
+# design's module, as it names that design's ProtocolNext): an invariant and two action
 # properties, which together imply LIVENESS under the spec's fairness.
 LIVENESS_AS_SAFETY = (
     "LivenessAtRest",

@@ -63,7 +63,8 @@ def dump_graph(model: dict, workdir: Path) -> tuple[dict, list[tuple[str, str, s
     """Run TLC on the model without invariants/properties; (states, edges)."""
     settings = tlc.prepare_settings()
     module = SPEC / model["module"]
-    shutil.copy(SPEC / "ResumeProtocol.tla", workdir)
+    for spec_module in SPEC.glob("Resume*.tla"):     # the model's design module and the base
+        shutil.copy(spec_module, workdir)
     shutil.copy(module, workdir)
     cfg = (SPEC / model["cfg"]).read_text()
     cfg = "\n".join(ln for ln in cfg.splitlines()

@@ -106,7 +106,7 @@ class Step:
     marks: list[Mark] = field(default_factory=list)
     pools: dict[str, list[BlockCell]] = field(default_factory=dict)   # pool lane id -> blocks
     details: list[str] = field(default_factory=list)   # what changed, for the curious
-    where: str = ""             # "ResumeProtocol:208" or "trace.jsonl:7"
+    where: str = ""             # "ResumeBase:222" or "trace.jsonl:7"
     line: int | None = None     # trace line (traces only)
     tone: str = "normal"        # "normal" | "bad" (this step breaks a property)
     event: dict | None = None   # the trace event (traces only)

@@ -1,0 +1,503 @@
+------------------------------ MODULE ResumeBase ------------------------------
+(***************************************************************************)
+(* The resume protocol of encode/language embedding transfer (SGLang EPD   *)
+(* disaggregation): what every receiver design shares.  A design's module  *)
+(* EXTENDS this one and adds its status rule, its poll and its abort:      *)
+(*   ResumeCorrected.tla   the corrected design (reads on its own);        *)
+(*   ResumeHistorical.tla  the five designs the engine went through;       *)
+(*   ResumeProtocol.tla    either, chosen by Variant (trace validation).   *)
+(* See spec/README.md for the model explained to a protocol designer, and  *)
+(* docs/model.md for the names shared with the reference implementation   *)
+(* and the conformance checker.                                            *)
+(*                                                                         *)
+(* Actors: the encode side (sender) holds every request's embedding; each  *)
+(* language rank (a receiving session) owns a pool of fixed-size blocks    *)
+(* and receives the embedding of each request into blocks it allocates.   *)
+(* When the embedding is longer than the blocks given, the transfer goes   *)
+(* in rounds and the receiver asks the sender to resume.                   *)
+(*                                                                         *)
+(* Here: the constants, the pools and their allocator, the network, the   *)
+(* sender's steps, the receiver's steps that do not depend on the design   *)
+(* (init, Failed, prefill), the faults heartbeat and write error, and the  *)
+(* safety and liveness properties.                                         *)
+(***************************************************************************)
+EXTENDS Integers, Sequences, FiniteSets, TLC
+
+CONSTANTS
+    NReq,        \* number of requests (rooms), numbered 1..NReq
+    NSess,       \* receiving sessions per room (language TP ranks)
+    Total,       \* Total[r]: tokens of request r's embedding
+    BlockSize,   \* tokens per block
+    NBlocks,     \* blocks in each language rank's pool
+    InitTokens,  \* tokens the receiver allocates before it knows the length
+    Cap,         \* blocks per resume allocation at most; 0 = all remaining
+    Order,       \* allocator reuse order: "fifo", "lifo" or "any"
+    Barrier,     \* sender resumes a room only when every session resumed
+    Faults       \* subset of {"write_error", "heartbeat", "abort"}
+
+Reqs   == 1..NReq
+Sess   == 1..NSess
+Blocks == 1..NBlocks
+Slots  == 1..BlockSize
+
+ASSUME /\ NReq \in Nat \ {0} /\ NSess \in Nat \ {0}
+       /\ BlockSize \in Nat \ {0} /\ NBlocks \in Nat \ {0}
+       /\ Total \in [Reqs -> Nat \ {0}]
+       /\ InitTokens \in Nat \ {0} /\ Cap \in Nat
+       /\ Order \in {"fifo", "lifo", "any"}
+       /\ Barrier \in BOOLEAN
+       /\ Faults \subseteq {"write_error", "heartbeat", "abort"}
+
+Failed == 0
+Bootstrapping == 1
+WaitingForInput == 2
+Transferring == 3
+Success == 4
+
+Min(a, b) == IF a < b THEN a ELSE b
+Max(a, b) == IF a > b THEN a ELSE b
+Range(f) == {f[i] : i \in DOMAIN f}
+MaxTotal == LET T == Range(Total) IN CHOOSE t \in T : \A u \in T : t >= u
+
+(* Every token has an identity <<request, position>>; NoTok is an empty slot. *)
+Tok == (Reqs \X (1..MaxTotal)) \cup {<<0, 0>>}
+NoTok == <<0, 0>>
+Source(r) == [i \in 1..Total[r] |-> <<r, i>>]
+
+NBlk(n) == (n + BlockSize - 1) \div BlockSize    \* blocks for n tokens
+
+VARIABLES
+    \* ---- language ranks: allocator and block contents (never cleared) ----
+    free,       \* free[s]: the allocator's free list (a deque) on rank s
+    data,       \* data[s][b][k]: token in slot k of block b on rank s
+    aux,        \* aux[s][b]: slot 0 of block b's aux row (a total length, or stale)
+    \* ---- receiver, per request r and session s ----
+    rxPhase,    \* rxPhase[r]: "new", "queued", "aborting", "prefill", "done", "failed"
+    rxStatus,   \* rxStatus[r][s]: status as known locally (the design's NewStatus)
+    rxBlocks,   \* rxBlocks[r][s]: current block list (the engine's embedding_indices)
+    rxCache,    \* rxCache[r][s]: tokens cached from earlier rounds
+    rxResumes,  \* resumes sent so far (for AtMostOneResumePerRound)
+    handed,     \* handed[r][s]: what was handed to prefill
+    \* ---- receiver, one design's own state (see below) ----
+    rxInfo,     \* corrected: [status, round, sent, total] of the newest status
+    rxRound,    \* corrected: last round whose data was cached
+    rxPSent,    \* historical: partial_sent_tokens
+    rxPTotal,   \* historical: cached total length (0 = nothing cached)
+    rxFlag,     \* historical "flag": resume_triggered
+    rxLastIdx,  \* historical "indices": last_resume_indices (<<>> = None)
+    rxLastSent, \* historical "sent_tokens", "cached_sent": last_resume_at_sent_tokens (-1 = none)
+    \* ---- sender, per room r and session s ----
+    txPhase,    \* "init", "writing", "await", "done", "failed", "dead"
+    txSent, txAlloc, txDst, txReady, txTok,
+    txRound,    \* rounds started
+    txPartials, \* rounds that ended partial
+    txPartial,  \* the current round is partial
+    \* ---- network ----
+    ctl,        \* ctl[r][s]: language -> encode messages (init, resume, abort), FIFO
+    st,         \* st[r][s]: encode -> language status messages, FIFO
+    wire,       \* wire[s]: data writes in flight to rank s (they land in any order)
+    \* ---- bookkeeping ----
+    faultsUsed, \* each fault happens at most once per behaviour
+    errors      \* history: hazards observed inside a step ("read_during_write")
+
+(***************************************************************************)
+(* Why one design's own variables are declared here.  Each is changed only *)
+(* by the steps of one design's module: rxInfo and rxRound by              *)
+(* ResumeCorrected, the other five by ResumeHistorical.  Under the         *)
+(* corrected design the historical five keep their initial values and add  *)
+(* no states; rxRound stays 0 under the historical designs, whose          *)
+(* DeliverStatus still records the last status in rxInfo as the engine's   *)
+(* receiver does (no historical step reads it; the reference core keeps it *)
+(* too, and its equivalence test compares states one to one).  They are   *)
+(* declared here because every step must say what becomes of every        *)
+(* variable: the shared steps below leave these unchanged, and can only    *)
+(* say so if the variables are declared here.  Declared in a design's      *)
+(* module instead, every shared step would need a wrapper per design under *)
+(* another name, and TLC names a step after the operator that defines it:  *)
+(* counterexamples, the core's equivalence test (tlc -dump) and the trace  *)
+(* checker key on those names.  ResumeProtocol.tla, which instantiates     *)
+(* either design for trace validation, needs one set of variables as well. *)
+(***************************************************************************)
+rxVars == <<rxPhase, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
+            rxFlag, rxLastIdx, rxLastSent, rxRound, rxResumes, handed>>
+historicalVars == <<rxPSent, rxPTotal, rxFlag, rxLastIdx, rxLastSent>>
+
+txVars == <<txPhase, txSent, txAlloc, txDst, txReady, txTok, txRound,
+            txPartials, txPartial>>
+poolVars == <<free, data, aux>>
+netVars == <<ctl, st, wire>>
+vars == <<poolVars, rxVars, txVars, netVars, faultsUsed, errors>>
+
+(***************************************************************************)
+(* Messages.  One record shape per channel so that TLC can compare them.  *)
+(***************************************************************************)
+CtlMsg(type, blocks, sent, alloc, round) ==
+    [type |-> type, blocks |-> blocks, sent |-> sent, alloc |-> alloc, round |-> round]
+StMsg(status, round, sent, total) ==
+    [status |-> status, round |-> round, sent |-> sent, total |-> total]
+Write(r, b, toks, auxv) == [r |-> r, b |-> b, toks |-> toks, aux |-> auxv]
+
+(***************************************************************************)
+(* The allocator: all or nothing, whole blocks, free appends at the tail.  *)
+(* AllocChoices(fl, n) is the set of <<blocks, rest>> it may return.       *)
+(***************************************************************************)
+Injections(k, n) == {p \in [1..k -> 1..n] : \A i, j \in 1..k : i # j => p[i] # p[j]}
+Reverse(q) == [i \in 1..Len(q) |-> q[Len(q) - i + 1]]
+Without(q, P) == \* q with the positions in P removed, order kept
+    LET keep == SelectSeq([i \in 1..Len(q) |-> i], LAMBDA i : i \notin P)
+    IN [k \in 1..Len(keep) |-> q[keep[k]]]
+
+AllocChoices(fl, n) ==
+    LET k == NBlk(n) IN
+    IF k = 0 THEN {<<<<>>, fl>>}     \* nothing to allocate (a session already complete)
+    ELSE IF Len(fl) < k THEN {}
+    ELSE CASE Order = "fifo" -> {<<SubSeq(fl, 1, k), SubSeq(fl, k + 1, Len(fl))>>}
+           [] Order = "lifo" -> {<<Reverse(SubSeq(fl, Len(fl) - k + 1, Len(fl))),
+                                   SubSeq(fl, 1, Len(fl) - k)>>}
+           [] Order = "any"  -> {<<[i \in 1..k |-> fl[p[i]]], Without(fl, Range(p))>> :
+                                   p \in Injections(k, Len(fl))}
+
+(***************************************************************************)
+(* Reading a buffer as get_buf does: n tokens gathered block by block,     *)
+(* min(BlockSize, remaining) per block, as far as the blocks reach.        *)
+(***************************************************************************)
+ReadBuf(s, bs, n) ==
+    LET m == Max(0, Min(n, Len(bs) * BlockSize)) IN
+    [i \in 1..m |-> data[s][bs[(i - 1) \div BlockSize + 1]][((i - 1) % BlockSize) + 1]]
+AuxOf(s, bs) == IF bs = <<>> THEN 0 ELSE aux[s][bs[1]]
+WriteInFlight(s, bs) == \E w \in wire[s] : w.b \in Range(bs)
+
+(* Tokens a resume asks for with `remaining` to go, before the design's own *)
+(* limit: all of them (Cap = 0), or at most Cap blocks.                    *)
+CappedTokens(remaining) == IF Cap = 0 THEN remaining ELSE Min(remaining, Cap * BlockSize)
+
+CombinedStatus(r) == \* the all-reduce MIN over the sessions of a room
+    CHOOSE m \in {rxStatus[r][s] : s \in Sess} : \A s \in Sess : m <= rxStatus[r][s]
+
+Held(r, s) == IF rxPhase[r] \in {"queued", "aborting", "prefill"}
+              THEN Range(rxBlocks[r][s]) ELSE {}
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Initial state                                                           *)
+(***************************************************************************)
+Init ==
+    /\ free = [s \in Sess |-> [i \in 1..NBlocks |-> i]]
+    /\ data = [s \in Sess |-> [b \in Blocks |-> [k \in Slots |-> NoTok]]]
+    /\ aux = [s \in Sess |-> [b \in Blocks |-> 0]]
+    /\ rxPhase = [r \in Reqs |-> "new"]
+    /\ rxStatus = [r \in Reqs |-> [s \in Sess |-> Bootstrapping]]
+    /\ rxInfo = [r \in Reqs |-> [s \in Sess |-> StMsg(Bootstrapping, 0, 0, 0)]]
+    /\ rxBlocks = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ rxCache = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ rxPSent = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ rxPTotal = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ rxFlag = [r \in Reqs |-> [s \in Sess |-> FALSE]]
+    /\ rxLastIdx = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ rxLastSent = [r \in Reqs |-> [s \in Sess |-> -1]]
+    /\ rxRound = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ rxResumes = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ handed = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ txPhase = [r \in Reqs |-> "init"]
+    /\ txSent = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ txAlloc = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ txDst = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ txReady = [r \in Reqs |-> [s \in Sess |-> FALSE]]
+    /\ txTok = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ txRound = [r \in Reqs |-> 0]
+    /\ txPartials = [r \in Reqs |-> 0]
+    /\ txPartial = [r \in Reqs |-> FALSE]
+    /\ ctl = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ st = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ wire = [s \in Sess |-> {}]
+    /\ faultsUsed = {}
+    /\ errors = {}
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Receiver: a request arrives, blocks for InitTokens are allocated on     *)
+(* every rank (all or nothing; otherwise it waits), init is sent.         *)
+(***************************************************************************)
+ReceiverInit(r) ==
+    /\ rxPhase[r] = "new"
+    /\ \A s \in Sess : AllocChoices(free[s], InitTokens) # {}
+    /\ \E choice \in [Sess -> UNION {AllocChoices(free[s], InitTokens) : s \in Sess}] :
+         /\ \A s \in Sess : choice[s] \in AllocChoices(free[s], InitTokens)
+         /\ free' = [s \in Sess |-> choice[s][2]]
+         /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> choice[s][1]]]
+         /\ ctl' = [ctl EXCEPT ![r] = [s \in Sess |->
+                     Append(ctl[r][s], CtlMsg("init", choice[s][1], 0,
+                                              Len(choice[s][1]) * BlockSize, 0))]]
+    /\ rxPhase' = [rxPhase EXCEPT ![r] = "queued"]
+    /\ rxStatus' = [rxStatus EXCEPT ![r] = [s \in Sess |-> WaitingForInput]]
+    /\ UNCHANGED <<data, aux, rxInfo, rxCache, rxPSent, rxPTotal, rxFlag, rxLastIdx,
+                   rxLastSent, rxRound, rxResumes, handed, txVars, st, wire,
+                   faultsUsed, errors>>
+
+(***************************************************************************)
+(* Sender: receives init and resume messages (abort: ResumeCorrected).    *)
+(* A resume overwrites sent/allocated/dst: the receiver is authoritative.  *)
+(***************************************************************************)
+SenderAlive(r) == txPhase[r] \notin {"done", "failed", "dead"}
+
+SenderRecvInit(r, s) ==
+    /\ ctl[r][s] # <<>> /\ Head(ctl[r][s]).type = "init"
+    /\ SenderAlive(r)
+    /\ LET m == Head(ctl[r][s]) IN
+       /\ txDst' = [txDst EXCEPT ![r][s] = m.blocks]
+       /\ txAlloc' = [txAlloc EXCEPT ![r][s] = m.alloc]
+       /\ txSent' = [txSent EXCEPT ![r][s] = 0]
+       /\ txReady' = [txReady EXCEPT ![r][s] = TRUE]
+    /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
+    /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
+                   st, wire, faultsUsed, errors>>
+
+SenderRecvResume(r, s) ==
+    /\ ctl[r][s] # <<>> /\ Head(ctl[r][s]).type = "resume"
+    /\ IF SenderAlive(r)
+       THEN LET m == Head(ctl[r][s]) IN
+            /\ txDst' = [txDst EXCEPT ![r][s] = m.blocks]
+            /\ txAlloc' = [txAlloc EXCEPT ![r][s] = m.alloc]
+            /\ txSent' = [txSent EXCEPT ![r][s] = m.sent]
+            /\ txReady' = [txReady EXCEPT ![r][s] = TRUE]
+       ELSE UNCHANGED <<txDst, txAlloc, txSent, txReady>>  \* room closed: dropped
+    /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
+    /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
+                   st, wire, faultsUsed, errors>>
+
+
+SendStatusAll(r, msgf) == st' = [st EXCEPT ![r] = [s \in Sess |-> Append(st[r][s], msgf[s])]]
+NoWritesFor(r) == \A s \in Sess : \A w \in wire[s] : w.r # r
+
+(***************************************************************************)
+(* Sender: one round.  For every session, min(remaining, allocated) tokens *)
+(* from offset sent into the destination blocks; the aux row (the total)   *)
+(* goes into the first destination block of the first round only.         *)
+(* The first round waits for every session's init; a later round waits     *)
+(* for every session's resume with Barrier, for the first without it.     *)
+(***************************************************************************)
+RoundWrites(r, s) ==
+    LET sent == txSent[r][s]
+        tok == Min(Max(0, Total[r] - sent), txAlloc[r][s])
+        dst == txDst[r][s]
+        nb == NBlk(tok)
+    IN {Write(r, dst[j],
+              [k \in 1..Min(BlockSize, tok - (j - 1) * BlockSize) |->
+                  <<r, sent + (j - 1) * BlockSize + k>>],
+              IF sent = 0 /\ j = 1 THEN Total[r] ELSE 0) :
+        j \in 1..Min(nb, Len(dst))}
+
+SenderStartRound(r) ==
+    /\ \/ txPhase[r] = "init" /\ \A s \in Sess : txReady[r][s]
+       \/ txPhase[r] = "await" /\ IF Barrier THEN \A s \in Sess : txReady[r][s]
+                                              ELSE \E s \in Sess : txReady[r][s]
+    /\ wire' = [s \in Sess |-> wire[s] \cup RoundWrites(r, s)]
+    /\ txTok' = [txTok EXCEPT ![r] = [s \in Sess |->
+                    Min(Max(0, Total[r] - txSent[r][s]), txAlloc[r][s])]]
+    /\ txPartial' = [txPartial EXCEPT ![r] =
+                    \E s \in Sess : Total[r] - txSent[r][s] > txAlloc[r][s]]
+    /\ txReady' = [txReady EXCEPT ![r] = [s \in Sess |-> FALSE]]
+    /\ txRound' = [txRound EXCEPT ![r] = @ + 1]
+    /\ txPhase' = [txPhase EXCEPT ![r] = "writing"]
+    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, ctl, st,
+                   faultsUsed, errors>>
+
+(* A one-sided write lands: slots it covers are overwritten, others keep   *)
+(* whatever was there; the aux row only when the write carries it.         *)
+WriteLand(s, w) ==
+    /\ w \in wire[s]
+    /\ wire' = [wire EXCEPT ![s] = @ \ {w}]
+    /\ data' = [data EXCEPT ![s][w.b] = [k \in Slots |->
+                    IF k <= Len(w.toks) THEN w.toks[k] ELSE @[k]]]
+    /\ aux' = [aux EXCEPT ![s][w.b] = IF w.aux > 0 THEN w.aux ELSE @]
+    /\ UNCHANGED <<free, rxVars, txVars, ctl, st, faultsUsed, errors>>
+
+(* Failed: fail the request and free whatever embedding_indices holds now. *)
+FreeAll(r) == free' = [s \in Sess |-> free[s] \o rxBlocks[r][s]]
+
+PollFailed(r) ==
+    /\ rxPhase[r] \in {"queued", "aborting"}
+    /\ CombinedStatus(r) = Failed
+    /\ FreeAll(r)
+    /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> <<>>]]
+    /\ rxPhase' = [rxPhase EXCEPT ![r] = "failed"]
+    /\ UNCHANGED <<data, aux, rxStatus, rxInfo, rxCache, rxPSent, rxPTotal, rxFlag,
+                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, netVars,
+                   faultsUsed, errors>>
+
+(* Prefill finished: the request's blocks go back to the pool. *)
+PrefillDone(r) ==
+    /\ rxPhase[r] = "prefill"
+    /\ FreeAll(r)
+    /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> <<>>]]
+    /\ rxPhase' = [rxPhase EXCEPT ![r] = "done"]
+    /\ UNCHANGED <<data, aux, rxStatus, rxInfo, rxCache, rxPSent, rxPTotal, rxFlag,
+                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, netVars,
+                   faultsUsed, errors>>
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Faults, each at most once per behaviour.                                *)
+(***************************************************************************)
+\* A data write fails: the sender fails the room and tells every session.
+WriteError(r) ==
+    /\ "write_error" \in Faults \ faultsUsed
+    /\ txPhase[r] = "writing"
+    /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
+    /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
+    /\ SendStatusAll(r, [s \in Sess |-> StMsg(Failed, txRound[r], txSent[r][s], Total[r])])
+    /\ faultsUsed' = faultsUsed \cup {"write_error"}
+    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
+                   txPartials, txPartial, ctl, errors>>
+
+\* The encode side dies: its writes stop; the language side's heartbeat
+\* checker sets every room on that peer Failed (we model one room's view).
+Heartbeat(r) ==
+    /\ "heartbeat" \in Faults \ faultsUsed
+    /\ rxPhase[r] \in {"queued", "aborting"}
+    /\ SenderAlive(r)
+    /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
+    /\ txPhase' = [txPhase EXCEPT ![r] = "dead"]
+    /\ rxStatus' = [rxStatus EXCEPT ![r] = [s \in Sess |-> Failed]]
+    /\ faultsUsed' = faultsUsed \cup {"heartbeat"}
+    /\ UNCHANGED <<poolVars, rxPhase, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal, rxFlag,
+                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txSent, txAlloc,
+                   txDst, txReady, txTok, txRound, txPartials, txPartial, ctl, st, errors>>
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Safety properties                                                       *)
+(***************************************************************************)
+TypeOK ==   \* written with explicit quantifiers: TLC checks them fast
+    /\ \A s \in Sess :
+         /\ \A i \in DOMAIN free[s] : free[s][i] \in Blocks
+         /\ \A b \in Blocks : /\ aux[s][b] \in 0..MaxTotal
+                              /\ \A k \in Slots : data[s][b][k] \in Tok
+         /\ \A w \in wire[s] : w.r \in Reqs /\ w.b \in Blocks
+    /\ \A r \in Reqs :
+         /\ rxPhase[r] \in {"new", "queued", "aborting", "prefill", "done", "failed"}
+         /\ txPhase[r] \in {"init", "writing", "await", "done", "failed", "dead"}
+         /\ \A s \in Sess : /\ rxStatus[r][s] \in Failed..Success
+                            /\ \A i \in DOMAIN rxBlocks[r][s] : rxBlocks[r][s][i] \in Blocks
+                            /\ txSent[r][s] \in 0..Total[r]
+
+\* No block is held by two requests on the same rank.
+NoSharedBlock ==
+    \A s \in Sess : \A r1, r2 \in Reqs :
+        r1 # r2 => Held(r1, s) \cap Held(r2, s) = {}
+
+\* No block is both in the free list and held by a request.
+NoFreeAndHeld ==
+    \A s \in Sess : \A r \in Reqs : Held(r, s) \cap Range(free[s]) = {}
+
+\* No block is freed twice: the free list never holds a block twice.
+NoDoubleFree ==
+    \A s \in Sess : Cardinality(Range(free[s])) = Len(free[s])
+
+\* Every write in flight targets a block its session currently holds.
+WritesOnlyIntoOwnedBlocks ==
+    \A s \in Sess : \A w \in wire[s] :
+        rxPhase[w.r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[w.r][s])
+
+\* No buffer is read while a write into one of its blocks is in flight.
+NoReadDuringWrite == "read_during_write" \notin errors
+
+\* What is handed to prefill is exactly the sender's embedding, in order.
+HandedDataIsSource ==
+    \A r \in Reqs : rxPhase[r] \in {"prefill", "done"} =>
+        \A s \in Sess : handed[r][s] = Source(r)
+
+\* A session resumes at most once for each round that ended partial.
+AtMostOneResumePerRound ==
+    \A r \in Reqs : \A s \in Sess : rxResumes[r][s] <= txPartials[r]
+
+Safety == TypeOK /\ NoSharedBlock /\ NoFreeAndHeld /\ NoDoubleFree
+          /\ WritesOnlyIntoOwnedBlocks /\ NoReadDuringWrite /\ HandedDataIsSource
+          /\ AtMostOneResumePerRound
+
+(***************************************************************************)
+(* Liveness properties                                                     *)
+(***************************************************************************)
+Ended(r) == rxPhase[r] \in {"prefill", "done", "failed"}
+Freed(r) == rxPhase[r] \in {"done", "failed"} /\ \A s \in Sess : rxBlocks[r][s] = <<>>
+Closed(r) == txPhase[r] \in {"done", "failed", "dead"}
+
+(* Ended, Freed and Closed are stable: no step leaves them (StableOutcomes  *)
+(* checks it).  For a stable P, <>P is equivalent to []<>P, and for stable *)
+(* P and Q, P ~> Q to []<>(~P \/ Q).  The properties are written in the    *)
+(* []<> form because TLC checks that form without a tableau: the graph it  *)
+(* searches for a counterexample is the state graph itself, not its        *)
+(* product with the formula's automaton (seven times larger on             *)
+(* corrected_any).                                                         *)
+StableOutcomes ==
+    [][\A r \in Reqs : /\ (Ended(r) => Ended(r)')
+                      /\ (Freed(r) => Freed(r)')
+                      /\ (Closed(r) => Closed(r)')]_vars
+
+\* Every request eventually ends: handed to prefill, or failed.
+EveryRequestEnds == \A r \in Reqs : []<>Ended(r)
+
+\* Every block of an ended request eventually goes back to the pool
+\* (Ended(r) ~> Freed(r), Ended and Freed being stable).
+BlocksEventuallyFree == \A r \in Reqs : []<>(~Ended(r) \/ Freed(r))
+
+\* No request waits forever for a round nobody asked for: the receiver
+\* waits for data while the sender waits for a resume that is not coming.
+DeadWait(r) == /\ rxPhase[r] = "queued"
+               /\ txPhase[r] = "await"
+               /\ \A s \in Sess : ctl[r][s] = <<>> /\ st[r][s] = <<>>
+NoWaitForUnrequestedRound == \A r \in Reqs : []<>~DeadWait(r)
+
+\* The sender eventually closes every room (success, failure, or death).
+SenderRoomsClose == \A r \in Reqs : []<>Closed(r)
+
+Liveness == EveryRequestEnds /\ BlocksEventuallyFree /\ NoWaitForUnrequestedRound
+            /\ SenderRoomsClose
+
+(***************************************************************************)
+(* Liveness checked as safety, for models expected to succeed.            *)
+(*                                                                         *)
+(* Measure counts work done (phases reached, rounds started, rounds        *)
+(* cached, resumes sent, hazards recorded, faults used), weighted by K,    *)
+(* minus work pending (messages and writes in flight, a control message   *)
+(* counting twice: consuming one may send one status).  K exceeds what    *)
+(* one step can put in flight, so every step that changes the state       *)
+(* increases Measure: StepsMakeProgress, an action property TLC checks on *)
+(* every transition.  On a finite state graph a behaviour can therefore   *)
+(* take only finitely many non-stuttering steps; under SpecProgress (each *)
+(* design's module) it then stutters forever in a state where no protocol *)
+(* step is enabled (AtRest).  So the four liveness properties hold on     *)
+(* every behaviour of SpecProgress, hence of Spec, exactly when           *)
+(* LivenessAtRest (each design's module) holds on every                   *)
+(* reachable state: <>P and []<>P reduce to P in the final state, and      *)
+(* P ~> Q to P => Q there (Ended and Freed are stable).  TLC checks this  *)
+(* as an invariant: no behaviour graph, no search for cycles.  A liveness *)
+(* bug shows as a reachable state at rest that is not a goal (each of the *)
+(* six historical hangs of the quick set does: tests/test_models.py).      *)
+(***************************************************************************)
+RxRank(r) == CASE rxPhase[r] = "new" -> 0 [] rxPhase[r] = "queued" -> 1
+               [] rxPhase[r] = "aborting" -> 2 [] rxPhase[r] = "prefill" -> 3
+               [] rxPhase[r] \in {"done", "failed"} -> 4
+TxRank(r) == 3 * txRound[r] + CASE txPhase[r] = "init" -> 0 [] txPhase[r] = "writing" -> 1
+                                [] txPhase[r] = "await" -> 2
+                                [] txPhase[r] \in {"done", "failed", "dead"} -> 3
+Sum(f, n) == LET S[i \in 0..n] == IF i = 0 THEN 0 ELSE S[i - 1] + f[i] IN S[n]  \* f[1] + ... + f[n]
+Done == Sum([r \in Reqs |-> RxRank(r) + TxRank(r)
+                            + Sum([s \in Sess |-> rxRound[r][s] + rxResumes[r][s]], NSess)], NReq)
+        + Cardinality(errors) + Cardinality(faultsUsed)
+Pending == Sum([r \in Reqs |-> Sum([s \in Sess |-> 2 * Len(ctl[r][s]) + Len(st[r][s])], NSess)], NReq)
+           + Sum([s \in Sess |-> Cardinality(wire[s])], NSess)
+K == 2 * NSess + NSess * NBlocks + 1
+Measure == K * Done - Pending
+StepsMakeProgress == [][Measure' > Measure]_vars
+
+\* What LivenessAtRest asks of a state where no protocol step is enabled
+\* (each design's module defines LivenessAtRest with its own ProtocolNext).
+EveryRequestEndsAtRest == \A r \in Reqs : Ended(r)
+BlocksEventuallyFreeAtRest == \A r \in Reqs : Ended(r) => Freed(r)
+NoWaitForUnrequestedRoundAtRest == \A r \in Reqs : ~DeadWait(r)
+SenderRoomsCloseAtRest == \A r \in Reqs : Closed(r)
+GoalsAtRest ==
+    /\ EveryRequestEndsAtRest /\ BlocksEventuallyFreeAtRest
+    /\ NoWaitForUnrequestedRoundAtRest /\ SenderRoomsCloseAtRest
+=============================================================================
