@@ -996,7 +996,11 @@ class NativeChecker:
         x = self._x((req, s)) if p is not None else None
         if x is None or p is None:
             return
-        st.rx_ctx[(req, s)] = [TRANSFERRING, self._nfree(s), None, decision]
+        # [status, free blocks, aux row read (from its buffer_read), decision,
+        #  aux row the rank's first block holds now (used when no read is logged)]
+        bs = st.rx_blocks.get((req, s))
+        st.rx_ctx[(req, s)] = [TRANSFERRING, self._nfree(s), None, decision,
+                               st.aux.get((s, bs[0]), 0) if bs else 0]
         if decision == "fail":
             return   # (free_first's failure of some rank fails every rank: judged at its alloc)
         v = p.variant
@@ -1066,13 +1070,23 @@ class NativeChecker:
         # A resume never asks for more than the total the rank believes
         # (status, cached total or aux row): free blocks beyond that many do
         # not change the outcome (and stand for "unknown" without nblocks).
-        enough = 1 + max(x.info.total, x.p_total, ctx[2] or 0) // p.block_size + len(x.blocks)
+        aux = ctx[2]
+        if aux is None and not p.corrected and len(ctx) > 4:
+            # No buffer_read logged (a log may leave reads out; TLC's trace
+            # spec takes them as observations): the design's read saw what
+            # the rank's first block held at the poll, by the checker's model.
+            aux = ctx[4]
+            if type(aux) is tuple:      # (the model knows only which values it may hold)
+                return [o for a in aux
+                        for o in self._outcomes(req, s, [ctx[0], ctx[1], a or 0, ctx[3]])]
+            aux = aux or 0
+        enough = 1 + max(x.info.total, x.p_total, aux or 0) // p.block_size + len(x.blocks)
         nfree = enough if ctx[1] is None else min(ctx[1], enough)
-        mk = ("poll", x, ctx[0], nfree, ctx[2])
+        mk = ("poll", x, ctx[0], nfree, aux)
         outs = self._memo.get(mk)
         if outs is None:
             outs = []
-            for chain in core_rank.rank_poll_transferring(p, 0, x, ctx[0], nfree, ctx[2]):
+            for chain in core_rank.rank_poll_transferring(p, 0, x, ctx[0], nfree, aux):
                 after, src = core_rank.normalized(core_rank.rank_of(chain[-1].state, 0), x.status)
                 outs.append((after, core_rank.sent_ctl(chain), src))
             self._keep(mk, outs)

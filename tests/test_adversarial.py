@@ -467,3 +467,33 @@ def test_heartbeat_storm_is_checked_for_block_order(tmp_path):
     verdict = check_native([str(path)])
     assert verdict.verdict == "violates"
     assert verdict.line is not None
+
+
+# -- a resume poll whose buffer_read is not logged ----------------------------
+# (campaign seed 21, cached_sent1:drop:10) The read is an observation: TLC's
+# trace spec takes the design's read as it happens in the spec, logged or not.
+# The native checker used to decide the historical resume from the logged aux
+# row only, and with none logged called the resume one the design cannot send.
+@pytest.mark.parametrize("name", ["ref_cached_sent.jsonl", "ref_sent_tokens.jsonl"])
+def test_resume_poll_without_its_read_logged(tmp_path, name):
+    from resumespec.conformance.checker_native import check_native
+    from resumespec.conformance.tlc_trace import check_tlc
+
+    lines = (CORPUS / name).read_text().splitlines()
+    events = [json.loads(x) for x in lines]
+    i = next(k for k, e in enumerate(events)
+             if e["event"] == "buffer_read" and any(
+                 f["event"] == "resume_sent" for f in events[k + 1:k + 5]))
+    dropped = events[i]
+    kept = [e for k, e in enumerate(events) if k != i]
+    for e in kept:                 # renumber the process's seq after the gap
+        if e["proc"] == dropped["proc"] and e["seq"] > dropped["seq"]:
+            e["seq"] -= 1
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(e) + "\n" for e in kept))
+    native = check_native([str(path)])
+    tlc = check_tlc([str(path)], timeout=300)
+    assert (native.verdict, native.prop) == (tlc.verdict, tlc.prop), (native.message,
+                                                                      tlc.message)
+    if name == "ref_cached_sent.jsonl":          # a valid run, less one logged read
+        assert native.verdict == "conforms", native.message
