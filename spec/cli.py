@@ -122,6 +122,8 @@ def model_run_for(manifest: mf.Manifest, entry: mf.ModelEntry) -> tlc.ModelRun:
     return tlc.ModelRun(
         module=entry.module, cfg=entry.cfg, label=entry.name, check_deadlock=entry.check_deadlock,
         simulate=entry.simulate, library_dirs=libs,
+        short_run=entry.simulate is None and entry.distinct_states is not None
+        and entry.distinct_states < tlc.SHORT_RUN_STATES,
     )
 
 

@@ -32,3 +32,10 @@ LIVENESS_AS_SAFETY = (
     "StepsMakeProgress",
     "StableOutcomes",
 )
+
+# The induction check of the corrected design (ResumeCorrectedInductive.tla):
+# the inductive invariant, and the conjunction of SAFETY it implies.
+INDUCTIVE = (
+    "IndInv",
+    "Safety",
+)

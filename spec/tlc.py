@@ -640,6 +640,10 @@ class ModelRun:
     library_dirs: tuple[Path, ...] = ()     # where EXTENDS looks besides the module's folder
     cfg_text: str | None = None            # use this text instead of reading ``cfg``
     distributed: Distributed | None = None  # TLCServer here, TLCWorker processes (see below)
+    # A model known to be small (see SHORT_RUN_STATES) runs on the JVM's
+    # quick compiler alone: most of a run of a few thousand states is start-up
+    # and compiling, which C2 spends on code that is not run long enough.
+    short_run: bool = False
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -966,6 +970,13 @@ def _describe_tlc_error(parser: ToolOutputParser, errors: list[ToolMessage], exi
 
 SERVER_PORT_PROPERTY = "tlc2.tool.distributed.TLCServer.port"
 
+# Models whose manifest records fewer distinct states than this run with
+# SHORT_RUN_JVM_FLAGS: on 1-3k-state models about 1.5-2.5x less wall time,
+# measured side by side (docs/checking.md, Benchmark); C2's faster code pays
+# off only on runs of a minute or more, so large models keep the defaults.
+SHORT_RUN_STATES = 20_000
+SHORT_RUN_JVM_FLAGS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+
 
 def worker_command(settings: TlcSettings, dist: Distributed, tmpdir: Path) -> list[str]:
     return [settings.java, f"-Xmx{dist.worker_heap}", "-XX:+UseParallelGC", "-XX:+ExitOnOutOfMemoryError",
@@ -978,7 +989,9 @@ def build_command(run: ModelRun, settings: TlcSettings, metadir: Path, cfg_path:
     cmd = [
         settings.java,
         f"-Xmx{settings.heap}",
-        "-XX:+UseParallelGC",            # what TLC recommends for throughput
+        # ParallelGC: what TLC recommends for throughput; short runs use
+        # SHORT_RUN_JVM_FLAGS (the serial collector, the quick compiler) instead
+        *(SHORT_RUN_JVM_FLAGS if run.short_run else ["-XX:+UseParallelGC"]),
         "-XX:+ExitOnOutOfMemoryError",   # die clearly instead of limping on
         # TLC 2.15 unpacks its standard modules (Integers.tla, ...) into the
         # JVM's temporary folder; a private one keeps runs side by side from

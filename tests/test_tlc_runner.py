@@ -565,6 +565,28 @@ def test_runs_side_by_side_each_get_their_own_temporary_folder(settings, tmp_pat
     assert f"-Djava.io.tmpdir={tmp_path}" in cmd
 
 
+def test_short_runs_use_the_quick_compiler_and_give_the_same_result(settings, tmp_path):
+    import dataclasses
+
+    run = model("Counter", "Counter_ok")
+    short = dataclasses.replace(run, short_run=True)
+    cmd = tlc.build_command(short, settings, tmp_path / "meta", short.cfg)
+    assert "-XX:TieredStopAtLevel=1" in cmd and "-XX:+UseParallelGC" not in cmd
+    assert "-XX:TieredStopAtLevel=1" not in tlc.build_command(run, settings, tmp_path / "m2", run.cfg)
+    a, b = tlc.run_tlc(run, settings), tlc.run_tlc(short, settings)
+    assert (a.kind, a.distinct_states) == (b.kind, b.distinct_states) == ("success", a.distinct_states)
+
+
+def test_the_manifest_marks_only_small_models_as_short_runs():
+    from resumespec.spec.cli import model_run_for
+
+    manifest = mf.load_manifest()
+    for entry in manifest.models:
+        short = model_run_for(manifest, entry).short_run
+        small = entry.distinct_states is not None and entry.distinct_states < tlc.SHORT_RUN_STATES
+        assert short == (small and entry.simulate is None), entry.name
+
+
 def test_concurrent_runs_all_succeed(settings):
     import concurrent.futures
 

@@ -1,0 +1,325 @@
+---------------------- MODULE ResumeCorrectedInductive ----------------------
+(***************************************************************************)
+(* An inductive invariant for the corrected design's safety properties.   *)
+(*                                                                         *)
+(* IndInv holds in every initial state (Init => IndInv) and is preserved   *)
+(* by every step (IndInv /\ Next => IndInv'), and it implies Safety.  So   *)
+(* Safety holds in every reachable state, without enumerating the         *)
+(* reachable states.  TLC checks the step on bounded constants: the model *)
+(* MC_corrected_inductive starts from EVERY state satisfying IndInv (for  *)
+(* its constants) and checks that each successor satisfies IndInv and    *)
+(* Safety.                                                                 *)
+(*                                                                         *)
+(* IndInv is written so that TLC can use it as an initial predicate: every *)
+(* variable first appears in a conjunct "x \in S" (S finite, depending    *)
+(* only on variables bound before), followed by the relations that prune  *)
+(* the enumeration.  As an invariant the same text is an ordinary         *)
+(* predicate, so the set of initial states of the induction model is      *)
+(* exactly the set of states satisfying IndInv: no state is left out.     *)
+(*                                                                         *)
+(* The picture behind it.  For a request r whose receiver is active       *)
+(* (queued or aborting) and whose sender is healthy (not failed, not      *)
+(* dead), with k = txRound[r], each session s is in one of five stages:   *)
+(*   P  pending:  the init (k = 0) or resume of round k is in ctl[r][s];  *)
+(*   R  ready:    the sender took it; txDst = the receiver's blocks;      *)
+(*   W  writing:  round k's writes go into the receiver's blocks;         *)
+(*   E  ended:    round k's status is in flight or delivered, every write *)
+(*                landed, the blocks hold the round's tokens;             *)
+(*   C  cached:   the receiver copied round k out and freed the blocks.   *)
+(* The stage is determined by (rxRound, rxResumes) against k and by the   *)
+(* sender's phase.  A fault ends the healthy picture: after it no write   *)
+(* is in flight, and the receiver neither caches nor resumes any more, so *)
+(* only the pool's partition and the counters need to hold.               *)
+(***************************************************************************)
+EXTENDS ResumeCorrected
+
+
+(* ---------------- finite domains ---------------- *)
+InjSeqs == UNION {Injections(n, NBlocks) : n \in 0..NBlocks}   \* block lists, no repeats
+Prefixes(r) == {SubSeq(Source(r), 1, n) : n \in 0..Total[r]}
+Allocs == {n * BlockSize : n \in 0..NBlocks}
+RxPhases == {"new", "queued", "aborting", "prefill", "done", "failed"}
+TxPhases == {"init", "writing", "await", "done", "failed", "dead"}
+InitInfo == StMsg(Bootstrapping, 0, 0, 0)
+InfoDom(r) == {InitInfo} \cup
+    {StMsg(x, j, n, Total[r]) : x \in {Failed, Transferring, Success}, j \in 0..Total[r],
+                                n \in 0..Total[r]}
+AbortMsg == CtlMsg("abort", <<>>, 0, 0, 0)
+ReqMsgs(r) ==
+    {CtlMsg("init", b, 0, Len(b) * BlockSize, 0) : b \in InjSeqs} \cup
+    {CtlMsg("resume", b, n, Len(b) * BlockSize, j) : b \in InjSeqs, n \in 0..Total[r], j \in 1..Total[r]}
+CtlSeqs(r) == {<<>>, <<AbortMsg>>} \cup {<<m>> : m \in ReqMsgs(r)} \cup {<<m, AbortMsg>> : m \in ReqMsgs(r)}
+\* every status in flight is of the sender's current round and offset
+M(r, s, x) == StMsg(x, txRound[r], txSent[r][s], Total[r])
+StSeqs(r, s) == {<<>>} \cup {<<M(r, s, x)>> : x \in {Failed, Transferring, Success}}
+                       \cup {<<M(r, s, x), M(r, s, Failed)>> : x \in {Failed, Transferring, Success}}
+AllWrites(s) == UNION {RoundWrites(r, s) : r \in Reqs}
+
+(* ---------------- derived notions ---------------- *)
+Active(r) == rxPhase[r] \in {"queued", "aborting"}
+Healthy(r) == txPhase[r] \in {"init", "writing", "await", "done"}
+Live(r) == Active(r) /\ Healthy(r)
+ReqIn(r, s) == SelectSeq(ctl[r][s], LAMBDA m : m.type # "abort")
+HasAbort(r, s) == \E i \in DOMAIN ctl[r][s] : ctl[r][s][i].type = "abort"
+\* the writes of the round that started at offset `sent` (RoundWrites with
+\* the offset given: after the round ended, txSent has moved on)
+RoundWritesAt(r, s, sent) ==
+    LET tok == Min(Max(0, Total[r] - sent), txAlloc[r][s])
+        dst == txDst[r][s]
+    IN {Write(r, dst[j],
+              [i \in 1..Min(BlockSize, tok - (j - 1) * BlockSize) |->
+                  <<r, sent + (j - 1) * BlockSize + i>>],
+              IF sent = 0 /\ j = 1 THEN Total[r] ELSE 0) :
+        j \in 1..Min(NBlk(tok), Len(dst))}
+Landed(s, w) == \A i \in 1..Len(w.toks) : data[s][w.b][i] = w.toks[i]
+\* The stages of a session, judged against a sender phase p: the sender's
+\* phase, or, once the sender failed or died, the phase it was in then
+\* (its variables and the receiver's counters froze at that moment).
+Ph(r) == IF txPhase[r] \in {"failed", "dead"} THEN {"init", "writing", "await"} ELSE {txPhase[r]}
+StageE(r, s, p) == p \in {"await", "done"} /\ rxRound[r][s] = txRound[r] - 1
+StageC(r, s, p) == p = "await" /\ rxRound[r][s] = txRound[r] /\ rxResumes[r][s] = txRound[r] - 1
+StagePR(r, s, p) == p \in {"init", "await"} /\ rxRound[r][s] = txRound[r]
+                    /\ rxResumes[r][s] = txRound[r]
+StageW(r, s, p) == p = "writing" /\ rxRound[r][s] = txRound[r] - 1
+\* what rxInfo holds before round rxRound's successor is delivered
+PriorInfo(r, s) == IF rxRound[r][s] = 0 THEN InitInfo
+                   ELSE StMsg(Transferring, rxRound[r][s], Len(rxCache[r][s]), Total[r])
+StatusOf(i) == IF i.status = Bootstrapping THEN WaitingForInput ELSE i.status
+
+(* ---------------- the invariant, in enumeration order ---------------- *)
+PhasesOK ==
+    /\ rxPhase \in [Reqs -> RxPhases]
+    /\ txPhase \in [Reqs -> TxPhases]
+    /\ faultsUsed \in SUBSET Faults
+    /\ \A r \in Reqs :
+         /\ rxPhase[r] = "new" => txPhase[r] = "init"
+         /\ rxPhase[r] \in {"prefill", "done"} => txPhase[r] = "done"
+         /\ rxPhase[r] = "failed" => txPhase[r] \in {"done", "failed", "dead"}
+
+RoundsOK ==
+    /\ txRound \in [Reqs -> 0..MaxTotal]
+    /\ txPartials \in [Reqs -> 0..MaxTotal]
+    /\ txPartial \in [Reqs -> BOOLEAN]
+    /\ \A r \in Reqs :
+         LET k == txRound[r] IN
+         /\ k <= Total[r]
+         /\ \E p \in Ph(r) :
+              /\ p = "init" => k = 0 /\ txPartials[r] = 0 /\ ~txPartial[r]
+              /\ p \in {"writing", "await", "done"} => k >= 1
+              /\ p \in {"writing", "done"} => txPartials[r] = k - 1
+              /\ p = "await" => txPartials[r] = k /\ txPartial[r]
+              /\ p = "done" => ~txPartial[r]
+
+SenderAt(r, p) ==
+    LET k == txRound[r] IN
+    /\ p = "init" => \A s \in Sess : txSent[r][s] = 0 /\ txTok[r][s] = 0
+    /\ p = "writing" =>
+         /\ txPartial[r] = \E s \in Sess : Total[r] - txSent[r][s] > txAlloc[r][s]
+         /\ \A s \in Sess :
+              /\ ~txReady[r][s]
+              /\ txTok[r][s] = Min(Total[r] - txSent[r][s], txAlloc[r][s])
+              /\ txSent[r][s] < Total[r] => txSent[r][s] >= k - 1 /\ txTok[r][s] >= 1
+    /\ p \in {"await", "done"} => \A s \in Sess : txSent[r][s] < Total[r] => txSent[r][s] >= k
+    /\ p = "await" => \E s \in Sess : txSent[r][s] < Total[r]
+    /\ p = "done" => \A s \in Sess : txSent[r][s] = Total[r]
+
+SenderOK ==
+    /\ txSent \in [Reqs -> [Sess -> 0..MaxTotal]]
+    /\ txTok \in [Reqs -> [Sess -> 0..MaxTotal]]
+    /\ txAlloc \in [Reqs -> [Sess -> Allocs]]
+    /\ txReady \in [Reqs -> [Sess -> BOOLEAN]]
+    /\ \A r \in Reqs :
+         /\ \A s \in Sess : txSent[r][s] <= Total[r]
+         /\ \E p \in Ph(r) : SenderAt(r, p)
+
+ReceiverAt(r, p) ==
+    \A s \in Sess :
+       LET k == txRound[r] IN
+       /\ StageE(r, s, p) \/ StageC(r, s, p) \/ StagePR(r, s, p) \/ StageW(r, s, p)
+       /\ StageW(r, s, p) => rxResumes[r][s] = k - 1
+       /\ StageE(r, s, p) =>
+            /\ rxResumes[r][s] = k - 1
+            /\ Len(rxCache[r][s]) = txSent[r][s] - txTok[r][s]
+            /\ txTok[r][s] = Min(Total[r] - Len(rxCache[r][s]), txAlloc[r][s])
+            /\ Len(rxCache[r][s]) < Total[r] => txTok[r][s] >= 1
+       /\ ~StageE(r, s, p) => Len(rxCache[r][s]) = txSent[r][s]
+
+ReceiverOK ==
+    /\ rxRound \in [Reqs -> [Sess -> 0..MaxTotal]]
+    /\ rxResumes \in [Reqs -> [Sess -> 0..MaxTotal]]
+    /\ rxCache \in [Reqs -> [Sess -> UNION {Prefixes(r) : r \in Reqs}]]
+    /\ \A r \in Reqs :
+         /\ \A s \in Sess :
+              /\ rxCache[r][s] \in Prefixes(r)
+              /\ rxResumes[r][s] <= rxRound[r][s]
+              /\ rxRound[r][s] <= txPartials[r]
+              /\ rxRound[r][s] = 0 => rxCache[r][s] = <<>>
+         /\ \E p \in Ph(r) : SenderAt(r, p) /\ ReceiverAt(r, p)
+
+StatusOK ==
+    /\ rxInfo \in [Reqs -> [Sess -> UNION {InfoDom(r) : r \in Reqs}]]
+    /\ rxStatus \in [Reqs -> [Sess -> Failed..Success]]
+    /\ \A r \in Reqs : \A s \in Sess :
+         /\ rxInfo[r][s] \in InfoDom(r)
+         /\ rxInfo[r][s].round <= txRound[r]
+         /\ rxInfo[r][s].status = Transferring => rxInfo[r][s].round <= txPartials[r]
+         /\ rxRound[r][s] <= rxInfo[r][s].round
+         /\ rxPhase[r] = "new" => rxStatus[r][s] = Bootstrapping /\ rxInfo[r][s] = InitInfo
+         /\ rxPhase[r] # "new" => rxStatus[r][s] \in {StatusOf(rxInfo[r][s]), Failed}
+         /\ Healthy(r) /\ rxPhase[r] # "new" => rxStatus[r][s] = StatusOf(rxInfo[r][s])
+         /\ rxInfo[r][s].status = Failed => txPhase[r] # "dead"
+         /\ rxPhase[r] # "new" =>
+              /\ rxInfo[r][s].round = rxRound[r][s] => rxInfo[r][s] \in {PriorInfo(r, s), M(r, s, Failed)}
+              /\ rxInfo[r][s].round # rxRound[r][s] =>
+                   /\ rxInfo[r][s].round = txRound[r]
+                   /\ rxInfo[r][s] \in {M(r, s, Transferring), M(r, s, Success), M(r, s, Failed)}
+         /\ Active(r) /\ Healthy(r) =>
+              /\ rxInfo[r][s].status = Failed => txPhase[r] = "done"
+              /\ rxInfo[r][s].round # rxRound[r][s] => StageE(r, s, txPhase[r])
+              /\ rxInfo[r][s].round = rxRound[r][s] => rxInfo[r][s] = PriorInfo(r, s)
+         /\ rxPhase[r] \in {"prefill", "done"} =>
+              rxStatus[r][s] = Success /\ rxInfo[r][s] = M(r, s, Success)
+         /\ txPhase[r] = "done" /\ rxInfo[r][s].status = Failed => rxPhase[r] \in {"aborting", "failed"}
+         \* no Success from a sender that did not finish
+         /\ txPhase[r] \in {"failed", "dead"} => rxStatus[r][s] # Success
+                                                 /\ rxInfo[r][s].status # Success
+         \* after a fault the receiver neither caches nor resumes
+         /\ Active(r) /\ txPhase[r] = "dead" => rxStatus[r][s] = Failed
+         /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
+              /\ rxResumes[r][s] = rxRound[r][s]
+              /\ rxInfo[r][s].round > rxRound[r][s] => rxInfo[r][s].status = Failed
+
+BlocksAt(r, s, p) ==
+    /\ StageC(r, s, p) => rxBlocks[r][s] = <<>>
+    /\ ~StageC(r, s, p) /\ (txReady[r][s] \/ ~StagePR(r, s, p)) =>
+         /\ txDst[r][s] = rxBlocks[r][s]
+         /\ txAlloc[r][s] = Len(rxBlocks[r][s]) * BlockSize
+         /\ txSent[r][s] < Total[r] => rxBlocks[r][s] # <<>>
+
+PoolOK ==
+    /\ free \in [Sess -> InjSeqs]
+    /\ rxBlocks \in [Reqs -> [Sess -> InjSeqs]]
+    /\ \A s \in Sess :
+         /\ \A r \in Reqs :
+              /\ rxPhase[r] \notin {"queued", "aborting", "prefill"} => rxBlocks[r][s] = <<>>
+              /\ Range(rxBlocks[r][s]) \cap Range(free[s]) = {}
+         /\ \A r1, r2 \in Reqs : r1 # r2 => Range(rxBlocks[r1][s]) \cap Range(rxBlocks[r2][s]) = {}
+         \* no block leaks: every block is free or held
+         /\ Range(free[s]) \cup UNION {Range(rxBlocks[r][s]) : r \in Reqs} = Blocks
+    /\ txDst \in [Reqs -> [Sess -> InjSeqs]]
+    /\ \A r \in Reqs :
+         /\ \A s \in Sess : txRound[r] = 0 /\ ~txReady[r][s] => txDst[r][s] = <<>> /\ txAlloc[r][s] = 0
+         /\ \A s \in Sess : txAlloc[r][s] = Len(txDst[r][s]) * BlockSize
+         /\ rxPhase[r] = "prefill" => \A s \in Sess : txDst[r][s] = rxBlocks[r][s]
+         /\ Active(r) => \E p \in Ph(r) : ReceiverAt(r, p) /\ \A s \in Sess : BlocksAt(r, s, p)
+
+CtlAt(r, s, p) ==
+    LET k == txRound[r] IN
+    /\ ReqIn(r, s) # <<>> =>
+         /\ StagePR(r, s, p) /\ ~txReady[r][s]
+         /\ ReqIn(r, s)[1] = CtlMsg(IF k = 0 THEN "init" ELSE "resume", rxBlocks[r][s],
+                                   Len(rxCache[r][s]), Len(rxBlocks[r][s]) * BlockSize, k)
+         /\ Len(rxCache[r][s]) < Total[r] => rxBlocks[r][s] # <<>>
+    /\ StagePR(r, s, p) /\ Healthy(r) => (ReqIn(r, s) = <<>> <=> txReady[r][s])
+    /\ txReady[r][s] => StagePR(r, s, p) /\ ReqIn(r, s) = <<>>
+
+CtlOK ==
+    /\ ctl \in [Reqs -> [Sess -> UNION {CtlSeqs(r) : r \in Reqs}]]
+    /\ \A r \in Reqs :
+         /\ \A s \in Sess :
+              /\ ctl[r][s] \in CtlSeqs(r)
+              /\ HasAbort(r, s) => rxPhase[r] \in {"aborting", "failed"}
+              /\ rxPhase[r] = "new" => ctl[r][s] = <<>> /\ ~txReady[r][s]
+              /\ ReqIn(r, s) # <<>> => /\ ReqIn(r, s)[1].round = rxRound[r][s]
+                                       /\ rxResumes[r][s] = rxRound[r][s]
+                                       /\ ReqIn(r, s)[1].sent = Len(rxCache[r][s])
+         /\ Active(r) => \E p \in Ph(r) : ReceiverAt(r, p) /\ \A s \in Sess : CtlAt(r, s, p)
+
+StOK ==
+    /\ st \in [Reqs -> [Sess -> UNION {StSeqs(r, s) : r \in Reqs, s \in Sess}]]
+    /\ \A r \in Reqs : \A s \in Sess :
+         /\ st[r][s] \in StSeqs(r, s)
+         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status = Transferring =>
+                                             txPhase[r] \in {"await", "failed", "dead"} /\ txPartials[r] = txRound[r]
+         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status = Success => txPhase[r] = "done"
+         /\ rxPhase[r] \in {"new", "prefill", "done"} => st[r][s] = <<>>
+         \* a finished sender says Failed only to answer an abort
+         /\ txPhase[r] = "done" /\ (\E i \in DOMAIN st[r][s] : st[r][s][i].status = Failed) =>
+              rxPhase[r] \in {"aborting", "failed"}
+         \* a dead sender sent no Failed: the receiver's heartbeat check set it
+         /\ txPhase[r] = "dead" => \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed
+         /\ txPhase[r] = "done" /\ HasAbort(r, s) =>
+              /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed
+              /\ rxInfo[r][s].status # Failed
+         \* Failed comes once from a write error, once to answer the abort
+         /\ st[r][s] = <<M(r, s, Failed), M(r, s, Failed)>> => txPhase[r] = "failed" /\ ~HasAbort(r, s)
+         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status = Failed /\ HasAbort(r, s) =>
+              i = 1 /\ rxRound[r][s] = txRound[r] - 1 /\ "write_error" \in faultsUsed
+         \* a Transferring in flight: round k ended partial, the sender awaited resumes
+         /\ (\E i \in DOMAIN st[r][s] : st[r][s][i].status = Transferring) =>
+              SenderAt(r, "await") /\ ReceiverAt(r, "await")
+         /\ HasAbort(r, s) /\ rxInfo[r][s].status = Failed =>
+              \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed
+         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed => rxRound[r][s] = txRound[r] - 1
+         /\ Active(r) /\ Healthy(r) =>
+              /\ ~StageE(r, s, txPhase[r]) => st[r][s] = <<>>
+              /\ (\E i \in DOMAIN st[r][s] : st[r][s][i].status = Failed) => txPhase[r] = "done"
+              /\ StageE(r, s, txPhase[r]) =>
+                   LET x == IF txPhase[r] = "await" THEN Transferring ELSE Success IN
+                   /\ st[r][s] # <<>> /\ st[r][s][1].status # Failed =>
+                        st[r][s][1] = M(r, s, x) /\ rxInfo[r][s].round = rxRound[r][s]
+                   /\ (st[r][s] = <<>> \/ st[r][s][1].status = Failed) =>
+                        rxInfo[r][s].round = txRound[r]
+                   /\ rxInfo[r][s].round = txRound[r] => rxInfo[r][s] \in {M(r, s, x), M(r, s, Failed)}
+                   /\ st[r][s] = <<M(r, s, Failed)>> => rxInfo[r][s] = M(r, s, x)
+         /\ st[r][s] # <<>> /\ st[r][s][1].status # Failed =>
+              rxInfo[r][s].round = rxRound[r][s]
+         \* queued and failed: a write error (the only Failed sent so far)
+         /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
+              /\ st[r][s] \in {<<>>, <<M(r, s, Failed)>>}
+              /\ st[r][s] # <<>> => rxInfo[r][s].status # Failed
+              /\ txRound[r] >= 1 /\ rxRound[r][s] = txRound[r] - 1
+
+WireOK ==
+    /\ wire \in [Sess -> SUBSET UNION {AllWrites(s) : s \in Sess}]
+    /\ \A s \in Sess : \A w \in wire[s] :
+         /\ txPhase[w.r] = "writing"
+         /\ w \in RoundWrites(w.r, s)
+         /\ Active(w.r)
+
+(* The tests weaken IndInv by dropping the blocks' contents from it        *)
+(* (cfg: CheckData <- DontCheckData) and expect TLC to find a step out.    *)
+CheckData == TRUE
+DontCheckData == FALSE
+
+PoolDataOK ==
+    /\ data \in [Sess -> [Blocks -> [Slots -> Tok]]]
+    /\ CheckData => \A r \in Reqs : \A s \in Sess : Active(r) /\ Healthy(r) =>
+         /\ txPhase[r] = "writing" => \A w \in RoundWrites(r, s) \ wire[s] : Landed(s, w)
+         /\ StageE(r, s, txPhase[r]) => \A w \in RoundWritesAt(r, s, Len(rxCache[r][s])) : Landed(s, w)
+    /\ aux \in [Sess -> [Blocks -> {0} \cup Range(Total)]]
+
+RestOK ==
+    /\ handed = [r \in Reqs |-> [s \in Sess |->
+                   IF rxPhase[r] \in {"prefill", "done"} THEN Source(r) ELSE <<>>]]
+    /\ ("heartbeat" \in faultsUsed <=> \E r \in Reqs : txPhase[r] = "dead")
+    /\ (\E r \in Reqs : rxPhase[r] = "aborting") => "abort" \in faultsUsed
+    /\ (\E r \in Reqs : txPhase[r] = "failed") => faultsUsed \cap {"write_error", "abort"} # {}
+    \* variables of the historical designs keep their initial values
+    /\ rxPSent = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ rxPTotal = [r \in Reqs |-> [s \in Sess |-> 0]]
+    /\ rxFlag = [r \in Reqs |-> [s \in Sess |-> FALSE]]
+    /\ rxLastIdx = [r \in Reqs |-> [s \in Sess |-> <<>>]]
+    /\ rxLastSent = [r \in Reqs |-> [s \in Sess |-> -1]]
+    /\ errors = {}
+
+IndInv ==
+    /\ PhasesOK /\ RoundsOK /\ SenderOK /\ ReceiverOK /\ StatusOK /\ PoolOK
+    /\ CtlOK /\ StOK /\ WireOK /\ PoolDataOK /\ RestOK
+
+(* The induction step as a TLC model: start anywhere in IndInv. *)
+IndSpec == IndInv /\ [][Next]_vars
+
+(* Init => IndInv is checked as an invariant of the ordinary spec. *)
+InitSpec == Init /\ [][Next]_vars
+=============================================================================
