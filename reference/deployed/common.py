@@ -108,6 +108,21 @@ def loads(data: bytes) -> dict:
     return orjson.loads(data)
 
 
+def drain(sock, timeout_ms: int = 1):
+    """Every message waiting on the ZMQ socket ``sock`` (after waiting up to
+    ``timeout_ms`` for the first), decoded."""
+    import zmq
+
+    if not sock.poll(timeout=timeout_ms):
+        return
+    while True:
+        try:
+            data = sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        yield loads(data)
+
+
 # ---------------------------------------------------------------------------
 # Source embeddings: deterministic per (seed, request), so that the driver can
 # regenerate the bytes the encoder produced and compare what prefill got.

@@ -28,6 +28,7 @@ from .common import (
     AUX_BYTES,
     Blocks,
     DeployConfig,
+    drain,
     dumps,
     loads,
     mooncake_engine,
@@ -242,19 +243,14 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
 
     while not stop:
         busy = False
-        if inbox.poll(timeout=1):
-            while True:
-                try:
-                    m = loads(inbox.recv(zmq.NOBLOCK))
-                except zmq.Again:
-                    break
-                t = m["t"]
-                if t == "req":
-                    waiting.append((m["req"], m["total"]))
-                elif t == "stop":
-                    stop = True
-                else:
-                    on_ctl(m)
+        for m in drain(inbox):
+            t = m["t"]
+            if t == "req":
+                waiting.append((m["req"], m["total"]))
+            elif t == "stop":
+                stop = True
+            else:
+                on_ctl(m)
         if waiting and make_room(*waiting[0]):     # one encoding per loop: stay responsive
             waiting.popleft()
         for room in list(rooms.values()):

@@ -37,7 +37,7 @@ from resumespec.reference import protocol as core
 from resumespec.reference.protocol.designs import STATUSES
 from resumespec.reference.protocol.receiver import ABORTING, NEW, PREFILL, QUEUED
 
-from .common import DeployConfig, digest, dumps, loads, mooncake_engine, redirect_stderr
+from .common import DeployConfig, digest, drain, dumps, loads, mooncake_engine, redirect_stderr
 
 CMD_REQ, CMD_ABORT, CMD_STOP, CMD_PREFILL_DONE = 1, 2, 3, 4
 CMDS_PER_ITER = 256
@@ -254,21 +254,16 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
 
     try:
         while True:
-            if inbox.poll(timeout=1):
-                while True:
-                    try:
-                        m = loads(inbox.recv(zmq.NOBLOCK))
-                    except zmq.Again:
-                        break
-                    t = m["t"]
-                    if t == "status":
-                        statuses.append(m)
-                    elif t == "hb":
-                        last_hb = time.monotonic()
-                    elif t == "req":
-                        staged.append((CMD_REQ, m["req"]))
-                    elif t == "stop":
-                        staged.append((CMD_STOP, 0))
+            for m in drain(inbox):
+                t = m["t"]
+                if t == "status":
+                    statuses.append(m)
+                elif t == "hb":
+                    last_hb = time.monotonic()
+                elif t == "req":
+                    staged.append((CMD_REQ, m["req"]))
+                elif t == "stop":
+                    staged.append((CMD_STOP, 0))
             if abort_pending and cfg.fault_req in rx.requests:
                 x = rx.requests[cfg.fault_req]
                 if x.phase == QUEUED and x.sessions[0].info.round >= 1:
