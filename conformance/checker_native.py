@@ -82,6 +82,14 @@ HISTORY = 12          # events of the request told in a violation's story
 RECENT = 4096         # ... taken from this many last events, which are remembered
 
 
+# Events a rank logs while a step of the same request is still logging its
+# frees, without ending that step: the step's own frees, and what the rank's
+# other threads observe meanwhile (a status taken from the channel, a lost
+# heartbeat). Any other event of the request on that rank starts its next
+# step, so the frees must be complete by then (TLC's trace grouping agrees).
+_NOT_A_RANK_STEP = frozenset({"free", "status_recv", "heartbeat_fail"})
+
+
 class Violation(Exception):
     """Raised inside the checker: the trace leaves the spec at this event."""
 
@@ -454,7 +462,7 @@ class NativeChecker:
                     pending = freeing.get(proc)
                     # (its frees may come between other requests' events)
                     if (pending is not None and ev.get("req") == pending[0]
-                            and ev["event"] != "free"):
+                            and ev["event"] not in _NOT_A_RANK_STEP):
                         self._close_freeing(proc, ev)
                 handlers[ev["event"]](ev)
                 if deadlines and deadlines[0][0] < count:

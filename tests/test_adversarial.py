@@ -497,3 +497,29 @@ def test_resume_poll_without_its_read_logged(tmp_path, name):
                                                                       tlc.message)
     if name == "ref_cached_sent.jsonl":          # a valid run, less one logged read
         assert native.verdict == "conforms", native.message
+
+
+# -- a status received between an abort and its frees -------------------------
+# (campaign seed 21, sent_tokens2:drop:261) Rank 1 logs `abort`, then takes a
+# Success status from the channel (another thread), and the log ends before
+# the abort's `free`. The status_recv is not the rank's next step, so the
+# abort's step is still being logged: incomplete from both checkers (the
+# native checker used to end the step there and call its frees partial).
+def test_status_recv_between_an_abort_and_its_frees(tmp_path):
+    from resumespec.conformance.checker_native import check_native
+    from resumespec.conformance.tlc_trace import check_tlc
+
+    src = ROOT / "tests" / "fixtures" / "adversarial" / "abort_frees_after_a_status_recv.jsonl"
+    native = check_native([str(src)])
+    tlc = check_tlc([str(src)], timeout=300)
+    assert native.verdict == tlc.verdict == "incomplete", (native.message, tlc.message)
+    # the same log going on with a poll on rank 1: that is the rank's next
+    # step, and the abort's frees were never logged
+    events = [json.loads(x) for x in src.read_text().splitlines()]
+    events.append({"v": 1, "proc": "language/1", "seq": 8, "event": "poll", "req": 1,
+                   "status": "Success", "decision": "wait"})
+    path = tmp_path / "poll_after.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    native = check_native([str(path)])
+    tlc = check_tlc([str(path)], timeout=300)
+    assert native.verdict == tlc.verdict == "violates", (native.message, tlc.message)
