@@ -116,6 +116,13 @@ class Part:
                 f'stTotal |-> {self.st_fields[2]}]')
 
 
+# Lockstep steps of which every rank logs its own part (a handoff, the fail of
+# a Failed poll, prefill's end, an abort, the init). A heartbeat loss is not
+# among them: a rank may learn of it only through the all-reduced status, and
+# a rank's wait in a poll where another rank resumed need not be logged.
+_EVERY_RANK_LOGS = frozenset({"ReceiverInit", "PollSuccess", "PollFailed", "PrefillDone",
+                              "Abort"})
+
 
 @dataclass(eq=False)
 class Step:
@@ -607,7 +614,8 @@ class _Grouper:
             else:
                 del self.steps[k]
         for st in self.steps:
-            if st.session == 0 and st.action != "Impossible" and len(st.parts) < self.nsess:
+            if st.session == 0 and st.action in _EVERY_RANK_LOGS \
+                    and len(st.parts) < self.nsess:
                 # A step of every session that some session has not logged yet
                 # (rank 1 handed over and freed, rank 2 logged nothing of it):
                 # the step is taken, the log of it is not over.

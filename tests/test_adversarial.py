@@ -523,3 +523,19 @@ def test_status_recv_between_an_abort_and_its_frees(tmp_path):
     native = check_native([str(path)])
     tlc = check_tlc([str(path)], timeout=300)
     assert native.verdict == tlc.verdict == "violates", (native.message, tlc.message)
+
+
+# -- a heartbeat loss logged by one rank only ----------------------------------
+# (campaign seed 21, once2:drop:819) Rank 2 learns of the lost heartbeat only
+# through the all-reduced status (Failed) and logs no heartbeat_fail; both
+# ranks then fail and free. The run is over: conforms from both checkers
+# (TLC said incomplete while it counted every lockstep step a rank had not
+# logged as cut off by the end of the log; a heartbeat is not such a step).
+def test_heartbeat_loss_logged_by_one_rank_only():
+    from resumespec.conformance.checker_native import check_native
+    from resumespec.conformance.tlc_trace import check_tlc
+
+    src = ROOT / "tests" / "fixtures" / "adversarial" / "heartbeat_logged_by_one_rank.jsonl"
+    native = check_native([str(src)])
+    tlc = check_tlc([str(src)], timeout=300)
+    assert native.verdict == tlc.verdict == "conforms", (native.message, tlc.message)
