@@ -108,6 +108,25 @@ def loads(data: bytes) -> dict:
     return orjson.loads(data)
 
 
+def join_driver(driver_addr: str, proc: str, **hello):
+    """A process's ZMQ start: its inbox (PULL, on a free loopback port) and a
+    PUSH socket to the driver, which is told the inbox's address in a
+    ``hello`` (with ``hello``'s fields and the pid).  Returns (context,
+    inbox, driver socket)."""
+    import os
+
+    import zmq
+
+    zctx = zmq.Context()
+    inbox = zctx.socket(zmq.PULL)
+    inbox_addr = f"tcp://127.0.0.1:{inbox.bind_to_random_port('tcp://127.0.0.1')}"
+    driver = zctx.socket(zmq.PUSH)
+    driver.connect(driver_addr)
+    driver.send(dumps({"t": "hello", "proc": proc, "inbox": inbox_addr, **hello,
+                       "pid": os.getpid()}))
+    return zctx, inbox, driver
+
+
 def drain(sock, timeout_ms: int = 1):
     """Every message waiting on the ZMQ socket ``sock`` (after waiting up to
     ``timeout_ms`` for the first), decoded."""

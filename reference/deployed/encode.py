@@ -30,6 +30,7 @@ from .common import (
     DeployConfig,
     drain,
     dumps,
+    join_driver,
     loads,
     mooncake_engine,
     redirect_stderr,
@@ -63,13 +64,7 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
     src = Blocks(cfg.src_blocks, bs, cfg.hidden, cfg.device)
     src.register(engine)
 
-    zctx = zmq.Context()
-    inbox = zctx.socket(zmq.PULL)
-    inbox_addr = f"tcp://127.0.0.1:{inbox.bind_to_random_port('tcp://127.0.0.1')}"
-    driver = zctx.socket(zmq.PUSH)
-    driver.connect(driver_addr)
-    driver.send(dumps({"t": "hello", "proc": "encode", "inbox": inbox_addr, "mc": mc,
-                       "pid": os.getpid()}))
+    zctx, inbox, driver = join_driver(driver_addr, "encode", mc=mc)
     peers = loads(inbox.recv())
     assert peers["t"] == "peers", peers
     ranks = {int(s): h for s, h in peers["ranks"].items()}

@@ -27,7 +27,6 @@ decision.  Polls that decide ``wait`` change nothing and are not logged.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from dataclasses import replace
@@ -37,7 +36,16 @@ from resumespec.reference import protocol as core
 from resumespec.reference.protocol.designs import STATUSES
 from resumespec.reference.protocol.receiver import ABORTING, NEW, PREFILL, QUEUED
 
-from .common import DeployConfig, digest, drain, dumps, loads, mooncake_engine, redirect_stderr
+from .common import (
+    DeployConfig,
+    digest,
+    drain,
+    dumps,
+    join_driver,
+    loads,
+    mooncake_engine,
+    redirect_stderr,
+)
 
 CMD_REQ, CMD_ABORT, CMD_STOP, CMD_PREFILL_DONE = 1, 2, 3, 4
 CMDS_PER_ITER = 256
@@ -107,13 +115,8 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
     buf = Blocks(cfg.pool_blocks, bs, hidden, cfg.device)
     buf.register(engine)
 
-    zctx = zmq.Context()
-    inbox = zctx.socket(zmq.PULL)
-    inbox_addr = f"tcp://127.0.0.1:{inbox.bind_to_random_port('tcp://127.0.0.1')}"
-    driver = zctx.socket(zmq.PUSH)
-    driver.connect(driver_addr)
-    driver.send(dumps({"t": "hello", "proc": f"language/{s}", "inbox": inbox_addr, "mc": mc,
-                       "emb": buf.emb.data_ptr(), "aux": buf.aux.data_ptr(), "pid": os.getpid()}))
+    zctx, inbox, driver = join_driver(driver_addr, f"language/{s}", mc=mc,
+                                      emb=buf.emb.data_ptr(), aux=buf.aux.data_ptr())
     peers = loads(inbox.recv())
     while peers["t"] == "hb":        # the encode process may beat before the driver's peers come
         peers = loads(inbox.recv())
