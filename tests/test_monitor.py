@@ -523,7 +523,10 @@ def test_memory_does_not_grow_with_the_run(tmp_path):
     # What is held: events read but not merged yet (MAX_QUEUE per file, one
     # read), the checker's last 4096 events and the monitor's window; and the
     # ids of finished requests (the checker keeps them: a few bytes each).
-    assert held2 < held1 * 1.1 + (64 << 10), (n1, held1, n2, held2)
+    # Measured in full-suite runs: 3.41 MB after 200 requests, 3.85-3.94 MB
+    # after 800 (the core's bounded caches fill further); growing by 1 KB per
+    # request would add 600 KB more and fail.
+    assert held2 < held1 * 1.15 + (64 << 10), (n1, held1, n2, held2)
     # The peak (a burst of events read but not merged yet, at most MAX_QUEUE
     # per file) approaches its bound slowly: measured 3.6, 6.0, 7.1, 7.2, 7.5
     # MB at 100, 200, 400, 800, 1600 requests. Growing with the run it would
