@@ -202,6 +202,25 @@ def dead_session(c: Cluster) -> None:
     settle(c)
 
 
+def tp2_write_error(c: Cluster) -> None:
+    # Two language ranks; the transfer engine fails the resumed round's
+    # writes to one of the sessions.
+    submit(c, 1, 10)
+    tick(c)
+    c.fail_next_write()
+    settle(c)
+
+
+def tp2_abort(c: Cluster) -> None:
+    # Two language ranks abort request 1 after its first round; request 2
+    # then takes blocks as they come free.
+    submit(c, 1, 10)
+    tick(c)
+    c.abort(1)
+    submit(c, 2, 3)
+    settle(c)
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("two_rounds", Config(nblocks=4), two_rounds,
              "a request longer than the default allocation: two rounds, one resume"),
@@ -226,4 +245,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("dead_session", Config(nblocks=4, faults=("write_error",)), dead_session,
              "after a write error, a new request on the same session",
              in_corpus=False),   # see docs/sglang-adapter.md, "Known gaps"
+    # recorded when named (the patched engine's corpus names them):
+    # docs/engine-patch.md
+    Scenario("tp2_write_error", Config(nblocks=4, nsess=2, faults=("write_error",)),
+             tp2_write_error, "two language ranks; a write of the resumed round fails",
+             in_corpus=False),
+    Scenario("tp2_abort", Config(nblocks=4, nsess=2, faults=("abort",)), tp2_abort,
+             "two language ranks abort a request between its rounds", in_corpus=False),
 )}
