@@ -438,6 +438,10 @@ class _Grouper:
             st.action = "Impossible"             # a status before every session's round ended
         p.status = STATUS_RANK[ev["status"]]
         p.st_fields = _status_fields(ev)
+        if ev.get("total", 0) > 0:
+            # a status names the embedding's length: a room answered (an
+            # abort) before any round started learns its Total here
+            self.total.setdefault(r, ev["total"])
         self.sent("st", r, s)
         self.status_from.setdefault((r, s), []).append(st)
 

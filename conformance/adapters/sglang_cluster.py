@@ -44,6 +44,7 @@ logs which tokens it really got.
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import time
@@ -767,7 +768,11 @@ class Cluster:
         if blocks is None:
             raise RuntimeError("encode pool too small for the scenario")
         ereq.embedding_indices = blocks
-        sender.init(embedding_indices=blocks)
+        if "total_tokens" in inspect.signature(sender.init).parameters:
+            # patched engine: its encode scheduler passes the length it knows
+            sender.init(embedding_indices=blocks, total_tokens=total)
+        else:
+            sender.init(embedding_indices=blocks)
         self.senders[room] = sender
         self.enc_reqs[room] = ereq
 
