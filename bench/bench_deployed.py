@@ -16,10 +16,10 @@ Three measurements, each side by side in this run:
    bytes), one at a time, once with an init allocation that holds the
    whole embedding (one round) and once with a small one and a resume cap
    (several rounds); per-request latency = ``init_sent`` to ``handoff``.
-3. **The recorder's cost per event** with tracing on: the recorder before
-   this change (``TraceWriter`` on a buffered text file, ``json.dumps``)
-   against the current one (orjson, one ``os.write`` per 512 lines or per
-   line), with and without field validation, next to a plain function call.
+3. **The recorder's cost per event** with tracing on: ``bench/bench_recorder.py``
+   (also ``python -m bench recorder``): the first recorder (``TraceWriter``),
+   the recorder before its compiled fields check and today's, buffered and
+   per line, checked and unchecked, interleaved, CPU time per event.
 
 The timed deployed runs skip hashing what prefill got (``verify=False``;
 ``tests/test_deployed.py`` checks the bytes) and encode every request before
@@ -40,7 +40,6 @@ import time
 from pathlib import Path
 
 GOAL_THROUGHPUT = 0.9
-GOAL_RECORDER_US = 2.0
 REPLAYS = 5            # Mooncake-alone replays of the run's writes (the median is compared)
 
 
@@ -217,37 +216,11 @@ def bench_rounds(args, out: Path) -> dict:
 
 
 def bench_recorder(args, out: Path) -> dict:
-    from resumespec.conformance import recorder
-    from resumespec.conformance.trace import TraceWriter
+    """The recorder's cost per event: ``bench/bench_recorder.py`` (today's
+    recorder against the one before, interleaved, CPU time per event)."""
+    from bench import bench_recorder as br
 
-    n = args.events
-
-    def timed(fn) -> float:
-        t0 = time.perf_counter()
-        for i in range(n):
-            fn("alloc", rank=1, req=i + 1, tokens=64, blocks=[3, 4])
-        return (time.perf_counter() - t0) / n * 1e6
-
-    def plain(event, **fields):
-        return None
-
-    rows = {"plain call": timed(plain)}
-    old = TraceWriter(out / "old-buffered.jsonl", "language/1")
-    rows["before: buffered, checked"] = timed(old.write)
-    old.close()
-    f = open(out / "old-line.jsonl", "a", encoding="utf-8", buffering=1)
-    old = TraceWriter(f, "language/1")
-    rows["before: per line, checked"] = timed(old.write)
-    f.close()
-    for flush in (False, True):
-        for check in (True, False):
-            rec = recorder.recorder_for("language/1", str(out / f"new-{flush}-{check}"),
-                                        flush=flush, check=check)
-            name = f"now: {'per line' if flush else 'buffered'}, {'checked' if check else 'unchecked'}"
-            rows[name] = timed(rec.log)
-    recorder.close_all()
-    return {"events": n, "us_per_event": {k: round(v, 3) for k, v in rows.items()},
-            "goal_us": GOAL_RECORDER_US}
+    return br.measure(args.events, 3 if args.quick else 5, out / "recorder")
 
 
 def main(argv: list[str]) -> int:
@@ -258,24 +231,24 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--pool-blocks", type=int, default=512)
-    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--quick", action="store_true", help="small sizes (a dry run)")
     ap.add_argument("--only", choices=("throughput", "rounds", "recorder"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
         args.requests, args.max_tokens, args.latency_tokens = 4, 2048, 1024
-        args.hidden, args.pool_blocks, args.events = 128, 64, 20_000
+        args.hidden, args.pool_blocks, args.events = 128, 64, 4_000
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-deployed-") as tmp:
         out = Path(tmp)
         if args.only in (None, "recorder"):
             results["recorder"] = r = bench_recorder(args, out)
             if not args.json:
-                print(f"recorder, {r['events']} events each (us per event; goal <= {GOAL_RECORDER_US}):")
-                base = r["us_per_event"]["plain call"]
-                for k, v in r["us_per_event"].items():
-                    print(f"   {k:30} {v:8.3f} us  (x{v / base:.1f} a plain call)")
+                from bench import bench_recorder as br
+
+                r["load"] = br._load()
+                br.report(r)
         if args.only in (None, "throughput"):
             results["throughput"] = r = bench_throughput(args, out)
             if not args.json:
