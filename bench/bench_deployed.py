@@ -233,6 +233,7 @@ def bench_throughput(args, out: Path) -> dict:
             pairs.append({"protocol_s": round(proto, 4), "mooncake_s": round(raw, 4),
                           "ratio": round(raw / proto, 3),
                           "encode_writing_s": round(_writing_s(evs), 4),
+                          "writing_share": round(_writing_s(evs) / proto, 3),
                           "rounds": sum(1 for ev in evs if ev["event"] == "round_start")
                           // cfg.ranks, "batches": len(writes),
                           "mooncake_replays_s": [round(t, 4) for t in replays]})
@@ -244,6 +245,7 @@ def bench_throughput(args, out: Path) -> dict:
             "hidden": cfg.hidden, "bytes": nbytes, "reps": args.reps, "replays": REPLAYS,
             "ratio_median": round(med, 3), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "goal": GOAL_THROUGHPUT,
+            "writing_share_median": statistics.median(p["writing_share"] for p in pairs),
             "protocol_GBps_median": round(nbytes / proto_med / 1e9, 3),
             "mooncake_GBps_median": round(nbytes / raw_med / 1e9, 3),
             "pairs": pairs}
@@ -331,6 +333,8 @@ def main(argv: list[str]) -> int:
                       f"min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f} (goal >= {GOAL_THROUGHPUT}); "
                       f"protocol {r['protocol_GBps_median']} GB/s, Mooncake alone "
                       f"{r['mooncake_GBps_median']} GB/s (medians)")
+                print(f"   share of the protocol's time the encode process spent inside its writes: "
+                      f"median {r['writing_share_median']:.3f} (the rest: waiting for the ranks)")
         if args.only in (None, "rounds"):
             results["rounds"] = r = bench_rounds(args, out)
             if not args.json:

@@ -335,20 +335,26 @@ _flusher_stop = threading.Event()
 
 def _flush_loop() -> None:
     """The flusher thread: every FLUSH_INTERVAL_S, write what each buffered
-    file holds."""
+    file holds; it ends once no file is open (``recorder_for`` starts
+    another when one is)."""
+    global _flusher
     while FLUSH_INTERVAL_S > 0 and not _flusher_stop.wait(FLUSH_INTERVAL_S):
         for sink in list(_sinks.values()):
             if sink.buf and not sink.closed:
                 try:
                     sink.flush()
-                except OSError:         # a full disk: log() will raise it to its caller
+                except OSError:         # a full disk: log() raises it to its caller
                     pass
+        with _guard:
+            if not _sinks:
+                _flusher = None
+                return
 
 
 def _start_flusher() -> None:
+    """Start the flusher thread unless it runs (the caller holds _guard)."""
     global _flusher
     if FLUSH_INTERVAL_S > 0 and (_flusher is None or not _flusher.is_alive()):
-        _flusher_stop.clear()
         _flusher = threading.Thread(target=_flush_loop, name="resumespec-trace-flush",
                                     daemon=True)
         _flusher.start()

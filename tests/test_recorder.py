@@ -312,3 +312,19 @@ def test_bad_flush_interval_is_a_clear_error(monkeypatch):
         recorder._interval_from_env()
     monkeypatch.setenv("RESUMESPEC_TRACE_FLUSH_MS", "2.5")
     assert recorder._interval_from_env() == 0.0025
+
+
+def test_flusher_thread_ends_with_the_last_file_and_comes_back(tmp_path):
+    recorder.recorder_for("encode", str(tmp_path / "a"), flush=False).log("write_error", req=1)
+    recorder.close_all()
+    deadline = time.monotonic() + 10
+    while recorder._flusher is not None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert recorder._flusher is None                  # no file open: no thread
+    rec = recorder.recorder_for("encode", str(tmp_path / "b"), flush=False)
+    assert recorder._flusher is not None and recorder._flusher.is_alive()
+    rec.log("write_error", req=2)
+    f = tmp_path / "b" / "encode.jsonl"
+    while f.read_bytes() == b"" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert [ev["req"] for _, ev in read_trace(f)] == [2]
