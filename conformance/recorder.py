@@ -265,10 +265,11 @@ class Recorder:
         NL = _NEWLINE
 
         head = b'{"v":%d,"proc":%s,"seq":' % (SCHEMA_VERSION, dumps(proc))
-        # event -> (the line from "," after seq up to ts's value, its check or None)
-        table = {name: (b',"event":%s,"ts":' % dumps(name),
-                        FIELDS_CHECKERS[name] if check else None)
-                 for name, spec in EVENTS.items() if not check or _side_allows(spec, proc)}
+        # event -> the line from the "," after seq up to ts's value
+        mids = {name: b',"event":%s,"ts":' % dumps(name) for name in EVENTS}
+        # event -> its fields check (only the events of this process's side)
+        checks = {name: FIELDS_CHECKERS[name] for name, spec in EVENTS.items()
+                  if _side_allows(spec, proc)}
 
         def emit(line: bytes) -> None:      # under the lock
             if per_line:
@@ -295,9 +296,12 @@ class Recorder:
                 emit(line)
 
         def log(event: str, **fields: Any) -> None:
-            entry = table.get(event)
-            if entry is None or (entry[1] is not None and not entry[1](fields)):
+            # the checked recorder's log; ``log_unchecked`` below differs only
+            # in its first three lines (one branch less per event)
+            check_fields = checks.get(event)
+            if check_fields is None or not check_fields(fields):
                 return slow(event, fields)
+            mid = mids[event]
             body = dumps(fields, option=NL) if fields else None
             with lock:
                 if sink.closed:
@@ -305,9 +309,9 @@ class Recorder:
                 seq = seqbox[0]
                 sec, us = divmod(clock() // 1000, 1_000_000)    # ts: microseconds
                 if body is None:
-                    line = b"%s%d%s%d.%06d}\n" % (head, seq, entry[0], sec, us)
+                    line = b"%s%d%s%d.%06d}\n" % (head, seq, mid, sec, us)
                 else:
-                    line = b"%s%d%s%d.%06d,%s" % (head, seq, entry[0], sec, us, body[1:])
+                    line = b"%s%d%s%d.%06d,%s" % (head, seq, mid, sec, us, body[1:])
                 seqbox[0] = seq + 1
                 if per_line:
                     n = write(fd, line)
@@ -317,7 +321,31 @@ class Recorder:
                     append(line)
                     if len(buf) >= limit:
                         sink.drain()
-        return log
+
+        def log_unchecked(event: str, **fields: Any) -> None:
+            mid = mids.get(event)
+            if mid is None:
+                return slow(event, fields)
+            body = dumps(fields, option=NL) if fields else None
+            with lock:
+                if sink.closed:
+                    raise ValueError(f"trace file {sink.path} is closed")
+                seq = seqbox[0]
+                sec, us = divmod(clock() // 1000, 1_000_000)
+                if body is None:
+                    line = b"%s%d%s%d.%06d}\n" % (head, seq, mid, sec, us)
+                else:
+                    line = b"%s%d%s%d.%06d,%s" % (head, seq, mid, sec, us, body[1:])
+                seqbox[0] = seq + 1
+                if per_line:
+                    n = write(fd, line)
+                    if n != len(line):
+                        _write_all(fd, line[n:])
+                else:
+                    append(line)
+                    if len(buf) >= limit:
+                        sink.drain()
+        return log if check else log_unchecked
 
     def flush(self) -> None:
         self._sink.flush()
