@@ -252,10 +252,10 @@ class Recorder:
 
     def _make_log(self):
         """``log`` as a closure over what it touches.  The common case costs
-        one dict lookup (the event's preformatted middle and its fields
-        check), the check, one orjson call on the caller's own keyword dict,
-        the lock, the clock and one bytes formatting; everything else (an
-        unknown event, a field the check does not accept at once) takes
+        the event's fields check (looked up, then called), its preformatted
+        middle (looked up), one orjson call on the caller's own keyword
+        dict, the lock, the clock and one bytes formatting; everything else
+        (an unknown event, a field the check does not accept at once) takes
         ``slow``, the record built and validated whole."""
         sink, proc, check, seqbox = self._sink, self.proc, self.check, self._seq
         lock, buf = sink.lock, sink.buf
@@ -454,6 +454,10 @@ def _forget_in_child() -> None:
         # release it if it is held rather than replacing it
         if sink.lock.locked():
             sink.lock.release()
+    # the parent's flusher thread may have held the registry's lock (it
+    # takes it every interval): the child has no such thread
+    if _guard.locked():
+        _guard.release()
     _flusher = None
     if any(not s.per_line and not s.closed for s in _sinks.values()):
         _start_flusher()
