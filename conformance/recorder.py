@@ -110,8 +110,9 @@ def _interval_from_env() -> float:
 
 
 # buffered mode: the flusher thread writes every buffered file this often
-# (0: never; the lines then wait for BUFFER_LINES, flush(), close() or exit)
-FLUSH_INTERVAL_S = _interval_from_env()
+# (0: never; the lines then wait for BUFFER_LINES, flush(), close() or exit);
+# read from the environment by the first recorder_for that turns tracing on
+FLUSH_INTERVAL_S: float | None = None
 
 _dumps = orjson.dumps
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
@@ -366,7 +367,7 @@ def _flush_loop() -> None:
     file holds; it ends once no file is open (``recorder_for`` starts
     another when one is)."""
     global _flusher
-    while FLUSH_INTERVAL_S > 0 and not _flusher_stop.wait(FLUSH_INTERVAL_S):
+    while FLUSH_INTERVAL_S and not _flusher_stop.wait(FLUSH_INTERVAL_S):
         for sink in list(_sinks.values()):
             if sink.buf and not sink.closed:
                 try:
@@ -382,7 +383,7 @@ def _flush_loop() -> None:
 def _start_flusher() -> None:
     """Start the flusher thread unless it runs (the caller holds _guard)."""
     global _flusher
-    if FLUSH_INTERVAL_S > 0 and (_flusher is None or not _flusher.is_alive()):
+    if FLUSH_INTERVAL_S and (_flusher is None or not _flusher.is_alive()):
         _flusher = threading.Thread(target=_flush_loop, name="resumespec-trace-flush",
                                     daemon=True)
         _flusher.start()
@@ -413,6 +414,9 @@ def recorder_for(proc: str, target: str | None = None, *, check: bool | None = N
         check = os.environ.get(ENV_CHECK, "1") != "0"
     if flush is None:
         flush = os.environ.get(ENV_FLUSH, "0") == "1"
+    global FLUSH_INTERVAL_S
+    if FLUSH_INTERVAL_S is None:
+        FLUSH_INTERVAL_S = _interval_from_env()
     key = (target, proc)
     with _guard:
         rec = _registry.get(key)

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
@@ -192,8 +193,8 @@ def test_fields_check_never_accepts_what_the_catalogue_rejects(call):
 @given(call=_calls(mutate=True))
 def test_checked_log_raises_exactly_what_the_reader_would(tmp_path_factory, call):
     event, fields = call
-    if "ts" in fields:
-        return                       # the recorder makes ts itself (the caller's wins)
+    if "ts" in fields or "event" in fields:
+        return          # the recorder makes ts itself; "event" is log's own parameter
     proc = ENCODE if EVENTS[event].side == ENCODE else "language/1"
     d = tmp_path_factory.mktemp("log")
     rec = recorder.recorder_for(proc, str(d), check=True)
@@ -204,7 +205,7 @@ def test_checked_log_raises_exactly_what_the_reader_would(tmp_path_factory, call
         got, written = "ok", True
     except MalformedTrace as e:
         got = str(e)
-    except TypeError:                # orjson: an integer beyond 64 bits, after the check
+    except orjson.JSONEncodeError:   # an integer beyond 64 bits, after the check
         got = "ok"
     assert got == verdict
     rec.close()
@@ -312,6 +313,15 @@ def test_bad_flush_interval_is_a_clear_error(monkeypatch):
         recorder._interval_from_env()
     monkeypatch.setenv("RESUMESPEC_TRACE_FLUSH_MS", "2.5")
     assert recorder._interval_from_env() == 0.0025
+
+
+def test_bad_flush_interval_matters_only_with_tracing_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(recorder, "FLUSH_INTERVAL_S", None)      # not read yet
+    monkeypatch.setenv("RESUMESPEC_TRACE_FLUSH_MS", "soon")
+    monkeypatch.delenv("RESUMESPEC_TRACE", raising=False)
+    assert recorder.recorder_for("encode") is recorder.NULL        # tracing off: not read
+    with pytest.raises(ValueError, match="RESUMESPEC_TRACE_FLUSH_MS must be a number"):
+        recorder.recorder_for("encode", str(tmp_path))
 
 
 def test_flusher_thread_ends_with_the_last_file_and_comes_back(tmp_path):
