@@ -33,7 +33,8 @@ CONSTANTS
     Cap,         \* blocks per resume allocation at most; 0 = all remaining
     Order,       \* allocator reuse order: "fifo", "lifo" or "any"
     Barrier,     \* sender resumes a room only when every session resumed
-    Faults       \* subset of {"write_error", "heartbeat", "abort"}
+    Faults,      \* subset of {"write_error", "heartbeat", "abort"}
+    ForkSender   \* the engine fork's sender rule for a failed write (see WriteError)
 
 Reqs   == 1..NReq
 Sess   == 1..NSess
@@ -47,6 +48,7 @@ ASSUME /\ NReq \in Nat \ {0} /\ NSess \in Nat \ {0}
        /\ Order \in {"fifo", "lifo", "any"}
        /\ Barrier \in BOOLEAN
        /\ Faults \subseteq {"write_error", "heartbeat", "abort"}
+       /\ ForkSender \in BOOLEAN
 
 Failed == 0
 Bootstrapping == 1
@@ -92,6 +94,7 @@ VARIABLES
     txRound,    \* rounds started
     txPartials, \* rounds that ended partial
     txPartial,  \* the current round is partial
+    txDead,     \* sessions the sender counts as dead (ForkSender; {} otherwise)
     \* ---- network ----
     ctl,        \* ctl[r][s]: language -> encode messages (init, resume, abort), FIFO
     st,         \* st[r][s]: encode -> language status messages, FIFO
@@ -123,7 +126,7 @@ rxVars == <<rxPhase, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
 historicalVars == <<rxPSent, rxPTotal, rxFlag, rxLastIdx, rxLastSent>>
 
 txVars == <<txPhase, txSent, txAlloc, txDst, txReady, txTok, txRound,
-            txPartials, txPartial>>
+            txPartials, txPartial, txDead>>
 poolVars == <<free, data, aux>>
 netVars == <<ctl, st, wire>>
 vars == <<poolVars, rxVars, txVars, netVars, faultsUsed, errors>>
@@ -207,6 +210,7 @@ Init ==
     /\ txRound = [r \in Reqs |-> 0]
     /\ txPartials = [r \in Reqs |-> 0]
     /\ txPartial = [r \in Reqs |-> FALSE]
+    /\ txDead = {}
     /\ ctl = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ st = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ wire = [s \in Sess |-> {}]
@@ -250,7 +254,7 @@ SenderRecvInit(r, s) ==
        /\ txReady' = [txReady EXCEPT ![r][s] = TRUE]
     /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
     /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
-                   st, wire, faultsUsed, errors>>
+                   txDead, st, wire, faultsUsed, errors>>
 
 SenderRecvResume(r, s) ==
     /\ ctl[r][s] # <<>> /\ Head(ctl[r][s]).type = "resume"
@@ -263,7 +267,7 @@ SenderRecvResume(r, s) ==
        ELSE UNCHANGED <<txDst, txAlloc, txSent, txReady>>  \* room closed: dropped
     /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
     /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
-                   st, wire, faultsUsed, errors>>
+                   txDead, st, wire, faultsUsed, errors>>
 
 
 SendStatusAll(r, msgf) == st' = [st EXCEPT ![r] = [s \in Sess |-> Append(st[r][s], msgf[s])]]
@@ -287,10 +291,14 @@ RoundWrites(r, s) ==
               IF sent = 0 /\ j = 1 THEN Total[r] ELSE 0) :
         j \in 1..Min(nb, Len(dst))}
 
+RoundMayStart(r) ==
+    \/ txPhase[r] = "init" /\ \A s \in Sess : txReady[r][s]
+    \/ txPhase[r] = "await" /\ IF Barrier THEN \A s \in Sess : txReady[r][s]
+                                           ELSE \E s \in Sess : txReady[r][s]
+
 SenderStartRound(r) ==
-    /\ \/ txPhase[r] = "init" /\ \A s \in Sess : txReady[r][s]
-       \/ txPhase[r] = "await" /\ IF Barrier THEN \A s \in Sess : txReady[r][s]
-                                              ELSE \E s \in Sess : txReady[r][s]
+    /\ RoundMayStart(r)
+    /\ txDead = {}                 \* (ForkSender: else SenderFailDead)
     /\ wire' = [s \in Sess |-> wire[s] \cup RoundWrites(r, s)]
     /\ txTok' = [txTok EXCEPT ![r] = [s \in Sess |->
                     Min(Max(0, Total[r] - txSent[r][s]), txAlloc[r][s])]]
@@ -299,7 +307,7 @@ SenderStartRound(r) ==
     /\ txReady' = [txReady EXCEPT ![r] = [s \in Sess |-> FALSE]]
     /\ txRound' = [txRound EXCEPT ![r] = @ + 1]
     /\ txPhase' = [txPhase EXCEPT ![r] = "writing"]
-    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, ctl, st,
+    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, txDead, ctl, st,
                    faultsUsed, errors>>
 
 (* A one-sided write lands: slots it covers are overwritten, others keep   *)
@@ -339,16 +347,64 @@ PrefillDone(r) ==
 (***************************************************************************)
 (* Faults, each at most once per behaviour.                                *)
 (***************************************************************************)
-\* A data write fails: the sender fails the room and tells every session.
+(***************************************************************************)
+(* A data write fails.  Two rules, chosen by ForkSender:                   *)
+(*                                                                         *)
+(*  FALSE (the corrected design's rule, and every model before it): the   *)
+(*  sender fails the room and tells every session Failed; nothing is      *)
+(*  remembered for later rooms.                                           *)
+(*                                                                         *)
+(*  TRUE (the engine fork's sender, the same in all five historical       *)
+(*  commits: conn_multimodal.py, transfer_worker): the write to one       *)
+(*  session d fails; the sender adds d to failed_sessions (txDead), fails *)
+(*  the room and sends Failed to session d ONLY; the room's other         *)
+(*  sessions learn it through the language ranks' all-reduce of the poll *)
+(*  (CombinedStatus).  The fork's writes are synchronous                  *)
+(*  (batch_transfer_sync) and one room's sessions are written one after   *)
+(*  the other, so at the error the sessions before d are written and the  *)
+(*  ones after it never will be: no write of the room is left in flight.  *)
+(*  The mark is cleared only when the language rank registers its buffers *)
+(*  again, which the fork does only after the heartbeat declared the       *)
+(*  encode side lost; the spec never clears it.                           *)
+(***************************************************************************)
+FailedTo(r, d) == StMsg(Failed, txRound[r], txSent[r][d], Total[r])
+
 WriteError(r) ==
     /\ "write_error" \in Faults \ faultsUsed
     /\ txPhase[r] = "writing"
     /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
     /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
-    /\ SendStatusAll(r, [s \in Sess |-> StMsg(Failed, txRound[r], txSent[r][s], Total[r])])
+    /\ IF ForkSender
+       THEN \E d \in Sess :
+              /\ txDead' = txDead \cup {d}
+              /\ st' = [st EXCEPT ![r][d] = Append(@, FailedTo(r, d))]
+       ELSE /\ SendStatusAll(r, [s \in Sess |-> FailedTo(r, s)])
+            /\ UNCHANGED txDead
     /\ faultsUsed' = faultsUsed \cup {"write_error"}
     /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
                    txPartials, txPartial, ctl, errors>>
+
+(***************************************************************************)
+(* ForkSender: a round of a room with a dead session.  The fork's         *)
+(* transfer_worker checks each session of the room, in order, before it   *)
+(* writes it; at the first dead one it fails the room, sends Failed to    *)
+(* that session only and stops.  No round is written to the dead session *)
+(* and no status goes to the others (they learn it by the all-reduce).    *)
+(* Simplification: the fork writes the live sessions before the dead one  *)
+(* (in its loop's order) before it stops; the spec writes none of them.   *)
+(* Their tokens are never read (the room has failed, and the Failed path  *)
+(* reads nothing), so only what stale blocks hold later can differ.        *)
+(***************************************************************************)
+FirstDead == CHOOSE d \in txDead : \A e \in txDead : d <= e
+
+SenderFailDead(r) ==
+    /\ ForkSender
+    /\ txDead # {}
+    /\ RoundMayStart(r)
+    /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
+    /\ st' = [st EXCEPT ![r][FirstDead] = Append(@, FailedTo(r, FirstDead))]
+    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
+                   txPartials, txPartial, txDead, ctl, wire, faultsUsed, errors>>
 
 \* The encode side dies: its writes stop; the language side's heartbeat
 \* checker sets every room on that peer Failed (we model one room's view).
@@ -362,7 +418,8 @@ Heartbeat(r) ==
     /\ faultsUsed' = faultsUsed \cup {"heartbeat"}
     /\ UNCHANGED <<poolVars, rxPhase, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal, rxFlag,
                    rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txSent, txAlloc,
-                   txDst, txReady, txTok, txRound, txPartials, txPartial, ctl, st, errors>>
+                   txDst, txReady, txTok, txRound, txPartials, txPartial, txDead, ctl, st,
+                   errors>>
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -374,6 +431,7 @@ TypeOK ==   \* written with explicit quantifiers: TLC checks them fast
          /\ \A b \in Blocks : /\ aux[s][b] \in 0..MaxTotal
                               /\ \A k \in Slots : data[s][b][k] \in Tok
          /\ \A w \in wire[s] : w.r \in Reqs /\ w.b \in Blocks
+    /\ txDead \subseteq Sess /\ (~ForkSender => txDead = {})
     /\ \A r \in Reqs :
          /\ rxPhase[r] \in {"new", "queued", "aborting", "prefill", "done", "failed"}
          /\ txPhase[r] \in {"init", "writing", "await", "done", "failed", "dead"}
@@ -414,6 +472,20 @@ AtMostOneResumePerRound ==
 Safety == TypeOK /\ NoSharedBlock /\ NoFreeAndHeld /\ NoDoubleFree
           /\ WritesOnlyIntoOwnedBlocks /\ NoReadDuringWrite /\ HandedDataIsSource
           /\ AtMostOneResumePerRound
+
+(***************************************************************************)
+(* Containment of faults.  Not part of Safety: the historical designs'     *)
+(* free_first resume fails a request on an allocation failure, with no    *)
+(* fault at all (their models show other bugs); models that ask about     *)
+(* faults name it.  Each fault happens at most once and hits one room     *)
+(* (a write error, a heartbeat loss as one room sees it, an abort), so    *)
+(* no more requests may fail than faults happened: a fault must not      *)
+(* spread to requests it did not hit.  The fork's sender breaks it        *)
+(* (ForkSender): after a write error every later request on that session *)
+(* fails, though both sides are alive.                                    *)
+(***************************************************************************)
+EachFailureHasAFault ==
+    Cardinality({r \in Reqs : rxPhase[r] = "failed"}) <= Cardinality(faultsUsed)
 
 (***************************************************************************)
 (* Liveness properties                                                     *)

@@ -149,8 +149,13 @@ Observed ==
                  /\ txSent'[r][s] = P(s).sent
        [] Ev.a = "WriteError" ->
             /\ WriteError(r)
+            \* the fork's sender: the write to session s1 failed, only s1 is told
+            /\ ForkSender => s1 \in txDead' /\ Len(st'[r][s1]) > Len(st[r][s1])
             /\ \A s \in Sess : Known(s) =>
                  P(s).status = Failed /\ StFits(LastSt(r, s), P(s))
+       [] Ev.a = "SenderFailDead" ->
+            /\ SenderFailDead(r) /\ FirstDead = s1
+            /\ P(s1).status = Failed /\ StFits(LastSt(r, s1), P(s1))
        [] Ev.a = "DeliverStatus" ->
             /\ DeliverStatus(r, s1) /\ Head(st[r][s1]).status = P(s1).status
             /\ StFits(Head(st[r][s1]), P(s1))
@@ -258,7 +263,7 @@ SpecState ==    \* every variable but the block contents (data)
      rxLastSent |-> rxLastSent, rxRound |-> rxRound, rxResumes |-> rxResumes,
      handed |-> handed, txPhase |-> txPhase, txSent |-> txSent, txAlloc |-> txAlloc,
      txDst |-> txDst, txReady |-> txReady, txTok |-> txTok, txRound |-> txRound,
-     txPartials |-> txPartials, txPartial |-> txPartial, ctl |-> ctl, st |-> st,
+     txPartials |-> txPartials, txPartial |-> txPartial, txDead |-> txDead, ctl |-> ctl, st |-> st,
      wire |-> wire, faultsUsed |-> faultsUsed, errors |-> errors]
 TraceInitFurthest == TraceInit /\ TLCSet(1, 0)
 Furthest ==     \* always TRUE

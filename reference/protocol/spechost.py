@@ -95,6 +95,7 @@ class World:
     faults_used: frozenset[str] = frozenset()
     errors: frozenset[str] = frozenset()
     reqs: range = field(default=range(0))
+    dead: frozenset[int] = frozenset()             # txDead: sessions the sender counts as dead
 
     @classmethod
     def initial(cls, params: Params, totals: tuple[int, ...], n_blocks: int,
@@ -125,7 +126,8 @@ class World:
             params = Params(variant, n_sessions=int(c["NSess"]), block_size=int(c["BlockSize"]),
                             init_tokens=int(c["InitTokens"]), cap=int(c["Cap"]),
                             order=AllocOrder(c["Order"]), resume_order=ResumeOrder(c["ResumeOrder"]),
-                            barrier=c["Barrier"] == "True")
+                            barrier=c["Barrier"] == "True",
+                            fork_sender=c.get("ForkSender", "False") == "True")
             if int(c["NReq"]) != len(totals):
                 raise ValueError(f"NReq={c['NReq']} but Total has {len(totals)} entries")
             return cls.initial(params, totals, int(c["NBlocks"]), faults)
@@ -213,13 +215,21 @@ class World:
             for step in rxm.prefill_done(self.rx, r):
                 out.append(Move(step.action, r, None, self.apply(step.effects, rx=step.state)))
             room = self.tx[r]
-            for ts in (txm.sender_start_round(room),
-                       txm.sender_end_round(room, self.writes_in_flight(r))):
+            for ts in (txm.sender_start_round(room, dead=self.dead),
+                       txm.sender_end_round(room, self.writes_in_flight(r)),
+                       txm.sender_fail_dead(room, self.dead)):
                 if ts is not None:
                     out.append(Move(ts.action, r, None, self.apply(ts.effects, tx=self._tx(ts.state))))
-            if "write_error" in avail and (ts := txm.write_error(room)) is not None:
-                nw = self.apply(ts.effects, tx=self._tx(ts.state))
-                out.append(Move(ts.action, r, None, replace(nw, faults_used=self.faults_used | {"write_error"})))
+            if "write_error" in avail:
+                # the fork's sender: the write to one session failed (each a step)
+                for d in (self.params.sessions if self.params.fork_sender else (None,)):
+                    ts = txm.write_error(room, d)
+                    if ts is None:
+                        break
+                    nw = self.apply(ts.effects, tx=self._tx(ts.state))
+                    dead = self.dead if ts.dead is None else self.dead | {ts.dead}
+                    out.append(Move(ts.action, r, d, replace(
+                        nw, faults_used=self.faults_used | {"write_error"}, dead=dead)))
             if "heartbeat" in avail and (both := heartbeat(self.rx, room, r)) is not None:
                 step, ts = both
                 nw = self.apply(ts.effects + step.effects, rx=step.state, tx=self._tx(ts.state))
@@ -352,6 +362,7 @@ class World:
             "txRound": tuple(self.tx[r].round for r in reqs),
             "txPartials": tuple(self.tx[r].partials for r in reqs),
             "txPartial": tuple(self.tx[r].partial for r in reqs),
+            "txDead": self.dead,
             "ctl": per_rs(lambda r, s: tuple(ctlmsg(m) for m in self.ctl[(r, s)])),
             "st": per_rs(lambda r, s: tuple(stmsg(m) for m in self.st[(r, s)])),
             "wire": tuple(frozenset(_rec({"r": w.r, "b": w.b, "toks": w.toks, "aux": w.aux})
@@ -414,7 +425,8 @@ class World:
             {(r, s): tuple(ctlmsg(m) for m in v["ctl"][r - 1][s - 1]) for r, s in keys},
             {(r, s): tuple(stmsg(m) for m in v["st"][r - 1][s - 1]) for r, s in keys},
             tuple(frozenset(write(w) for w in ws) for ws in v["wire"]),
-            frozenset(v["faultsUsed"]), frozenset(v["errors"]), reqs)
+            frozenset(v["faultsUsed"]), frozenset(v["errors"]), reqs,
+            frozenset(v.get("txDead", ())))
 
 
 def status_name(x: int) -> str:
