@@ -291,6 +291,9 @@ class World:
         if any(self.rx.requests[r].session(s).resumes > self.tx[r].partials
                for r in reqs for s in sess):
             bad.append("AtMostOneResumePerRound")
+        # the fault containment (checked where a model names it)
+        if sum(self.rx.requests[r].phase == rxm.FAILED for r in reqs) > len(self.faults_used):
+            bad.append("EachFailureHasAFault")
         return bad
 
     def ended(self, r: int) -> bool:
