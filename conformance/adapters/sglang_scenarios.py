@@ -248,11 +248,16 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "the transfer engine fails the second round's writes"),
     Scenario("dead_session", Config(nblocks=4, faults=("write_error",)), dead_session,
              "after a write error, a new request on the same session"),
-    # (the three below are recorded only when named; mainline's traces of the
-    # first two are committed: see docs/sglang-adapter.md, "Known gaps")
+    # (the four below are recorded only when named; mainline's traces of the
+    # first three are committed: see docs/sglang-adapter.md, "Known gaps")
     Scenario("tp2_write_error", Config(nblocks=4, nsess=2, faults=("write_error",)),
              tp2_write_error(1),
              "two language ranks; the resumed round's write to rank 1 fails",
+             in_corpus=False),
+    Scenario("tp2_write_error_rank2", Config(nblocks=4, nsess=2, faults=("write_error",)),
+             tp2_write_error(2),
+             "two language ranks; the resumed round's write to rank 2 fails after rank 1's "
+             "was written",
              in_corpus=False),
     Scenario("tp2_dead_session", Config(nblocks=4, nsess=2, faults=("write_error",)),
              tp2_dead_session(1),
