@@ -282,6 +282,7 @@ class State:
         self.free_list: dict[int, FreeList] = {}   # rank -> its pool's free list (fifo/lifo)
         self.tx_status_sent: dict[tuple, int] = {} # (req, s) -> last status sent
         self.tx_dead: set[int] = set()             # txDead: sessions the sender counts dead
+        self.fail_dead: dict[int, set] = {}        # req -> sessions written before a dead one
         # network: FIFO channels
         self.ctl: dict[tuple, deque] = {}          # (req, s) -> language -> encode messages
         self.st: dict[tuple, deque] = {}           # (req, s) -> encode -> language statuses
@@ -1930,16 +1931,27 @@ class NativeChecker:
 
     def _start_round(self, req: int, tx: TxRoom, s: int) -> None:
         """SenderStartRound through the core: every session's writes go in
-        flight now (unlogged until that session's round_start shows them)."""
+        flight now (unlogged until that session's round_start shows them).
+        With ``fork_sender`` and a dead session, the round is the start of a
+        SenderFailDead: the live sessions the fork writes before it meets
+        the dead one (their writes planned as a round's, the room unchanged
+        until the Failed, ``_fail_dead``)."""
         st = self.state
-        step = core_tx.sender_start_round(tx, writes=False, dead=st.tx_dead)
-        if step is None:
-            if st.tx_dead:
+        dead = st.tx_dead
+        step = core_tx.sender_start_round(tx, writes=False, dead=dead)
+        if step is None and dead and tx.params.fork_sender:
+            if s in dead:
                 raise step_error(
-                    f"the sender started a round of req {req} (session {s}), but it counts "
-                    f"session(s) {sorted(st.tx_dead)} as dead since a write error",
-                    "status_sent Failed to the first dead session, and no round "
-                    "(the fork's sender, fork_sender)")
+                    f"the sender started a round of req {req} for session {s}, which it "
+                    f"counts as dead since a write error",
+                    "status_sent Failed to that session, and no round (the fork's sender, "
+                    "fork_sender)")
+            if req in st.fail_dead:
+                return                       # (planned at the first session's round_start)
+            step = core_tx.sender_start_round(tx, writes=False)
+            if step is not None:
+                st.fail_dead[req] = set()
+        if step is None:
             raise self._no_round(req, s, tx)
         inflight = st.inflight
         ranks = st.writes_of.get(req)
@@ -1963,6 +1975,8 @@ class NativeChecker:
                     inflight[(o, blk)] = Write(req, o, sent, first, count, aux or None, False)
                     keys.add(blk)
         st.tx_ended[req] = 0
+        if req in st.fail_dead:
+            return                           # (no step yet: SenderFailDead at the Failed)
         self.coverage["SenderStartRound"] += 1
         self._commit(req, step)
 
@@ -2016,8 +2030,10 @@ class NativeChecker:
         tx = st.tx_core.get(req)
         phase = tx.phase if tx is not None else None
         ok = ev["ok"]
+        failing = ok and req in st.fail_dead     # a session written before a dead one
         if (tx is None or b is None or not b.started or b.ended
-                or not (phase == core_tx.WRITING or (phase == core_tx.FAILED and not ok))):
+                or not (phase == core_tx.WRITING or (phase == core_tx.FAILED and not ok)
+                        or failing)):
             raise step_error(f"the round of req {req} for session {s} ended"
                              + (" ok" if ok else " with an error")
                              + ", but none was being written"
@@ -2047,6 +2063,8 @@ class NativeChecker:
                 landed += 1
             if landed:
                 self.coverage["WriteLand"] += landed
+            if failing:
+                st.fail_dead[req].add(s)
         elif phase == core_tx.WRITING:
             self._write_error(req, tx, s)   # a write failed: WriteError, for the whole room
         b.ended = True
@@ -2086,11 +2104,14 @@ class NativeChecker:
         tx = self._room(req, s)
         if not tx.params.fork_sender:
             return False
-        step = core_tx.sender_fail_dead(tx, st.tx_dead)
-        if step is None or not any(isinstance(e, SendStatus) and e.session == s
-                                   for e in step.effects):
+        if s not in st.tx_dead:
+            return False
+        written = st.fail_dead.pop(req, set())
+        step = core_tx.sender_fail_dead(tx, st.tx_dead, s, written)
+        if step is None:
             return False
         self._commit(req, step)
+        st.cut_writes(req)      # (planned writes of sessions the loop never reached)
         self.coverage["SenderFailDead"] += 1
         return True
 

@@ -140,6 +140,7 @@ class Step:
     line: int = 0
     status: int = -1                                # a poll's combined status
     parts: dict = field(default_factory=dict)       # session -> Part
+    stopped: bool = False                           # a round a write error ended early
 
     def part(self, s: int) -> Part:
         p = self.parts.get(s)
@@ -424,6 +425,12 @@ class _Grouper:
         self.faults.add("write_error")
         if r in self.write_error:
             return                               # the room failed once; every session hears it
+        # a round whose sessions were not all started when the write failed:
+        # the sender stopped there (the rest is never written), the log was not cut
+        begun = next((x for x in reversed(self.steps) if x.req == r
+                      and x.action == "SenderStartRound"), None)
+        if begun is not None and len(begun.parts) < self.nsess:
+            begun.stopped = True
         if self.fork:
             # the fork's sender: the write to session s failed; only s hears it
             st = self.write_error[r] = Step("WriteError", r, s, line)
@@ -454,8 +461,22 @@ class _Grouper:
     def on_status_sent(self, line, ev, r, s):
         q = self.awaiting.get((r, s))
         if not q and self.fork and STATUS_RANK[ev["status"]] == 0:
-            # the fork's sender fails a round of a room with a dead session
+            # the fork's sender fails a round of a room with a dead session;
+            # the live sessions its loop met first were written (their
+            # round_start and round_end ok began a round that is this step)
+            self._drop_unended_round(r)
+            begun = next((x for x in reversed(self.steps) if x.req == r
+                          and x.action == "SenderStartRound" and len(x.parts) < self.nsess
+                          and s not in x.parts), None)
+            if begun is not None and any(x.req == r for x in
+                                         self.steps[self.steps.index(begun) + 1:]
+                                         if x.action in ("SenderStartRound", "SenderEndRound",
+                                                         "WriteError")):
+                begun = None
             st, p = self.add("SenderFailDead", r, s, line)
+            if begun is not None:
+                self.steps.remove(begun)
+                st.parts.update(begun.parts)
             p.status = 0
             p.st_fields = _status_fields(ev)
             self.sent("st", r, s)
@@ -651,7 +672,8 @@ class _Grouper:
                 # (rank 1 handed over and freed, rank 2 logged nothing of it):
                 # the step is taken, the log of it is not over.
                 self.cut_at_end = True
-            if st.action == "SenderStartRound" and len(st.parts) < self.nsess:
+            if st.action == "SenderStartRound" and len(st.parts) < self.nsess \
+                    and not st.stopped:
                 # The log ends between the sessions' round_start events.
                 self.cut_at_end = True
                 self.unlogged_writes += [(st.req, s, st) for s in range(1, self.nsess + 1)

@@ -101,7 +101,8 @@ VARIABLES
     wire,       \* wire[s]: data writes in flight to rank s (they land in any order)
     \* ---- bookkeeping ----
     faultsUsed, \* each fault happens at most once per behaviour
-    errors      \* history: hazards observed inside a step ("read_during_write")
+    errors      \* history: hazards observed inside a step ("read_during_write",
+                \* "write_into_unowned")
 
 (***************************************************************************)
 (* Why one design's own variables are declared here.  Each is changed only *)
@@ -386,25 +387,46 @@ WriteError(r) ==
 
 (***************************************************************************)
 (* ForkSender: a round of a room with a dead session.  The fork's         *)
-(* transfer_worker checks each session of the room, in order, before it   *)
-(* writes it; at the first dead one it fails the room, sends Failed to    *)
-(* that session only and stops.  No round is written to the dead session *)
-(* and no status goes to the others (they learn it by the all-reduce).    *)
-(* Simplification: the fork writes the live sessions before the dead one  *)
-(* (in its loop's order) before it stops; the spec writes none of them.   *)
-(* Their tokens are never read (the room has failed, and the Failed path  *)
-(* reads nothing), so only what stale blocks hold later can differ.        *)
+(* transfer_worker walks the room's sessions in the order their inits     *)
+(* arrived and writes each with a synchronous batch; at the first dead    *)
+(* session d it fails the room, sends Failed to d only and stops.  So the  *)
+(* live sessions before d (W) have been written, d and the rest have not,  *)
+(* and no status goes to any but d (the others learn it by the           *)
+(* all-reduce).  Any d and W can come first in some room's order, so the  *)
+(* step chooses both.  W's writes land within the step (the batch has     *)
+(* returned before the worker goes on); a write into a block its session  *)
+(* does not hold is recorded ("write_into_unowned"), as                   *)
+(* WritesOnlyIntoOwnedBlocks would see it in flight.                       *)
 (***************************************************************************)
-FirstDead == CHOOSE d \in txDead : \A e \in txDead : d <= e
+RoundTok(r, s) == Min(Max(0, Total[r] - txSent[r][s]), txAlloc[r][s])
+
+\* Rank s's block contents after the writes ws (to distinct blocks) landed.
+Landed(s, ws) ==
+    [b \in Blocks |-> IF \E w \in ws : w.b = b
+                      THEN LET w == CHOOSE x \in ws : x.b = b IN
+                           [k \in Slots |-> IF k <= Len(w.toks) THEN w.toks[k] ELSE data[s][b][k]]
+                      ELSE data[s][b]]
+LandedAux(s, ws) ==
+    [b \in Blocks |-> IF \E w \in ws : w.b = b /\ w.aux > 0
+                      THEN (CHOOSE x \in ws : x.b = b /\ x.aux > 0).aux ELSE aux[s][b]]
+Owns(r, s, w) == rxPhase[r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[r][s])
 
 SenderFailDead(r) ==
     /\ ForkSender
     /\ txDead # {}
     /\ RoundMayStart(r)
+    /\ \E d \in txDead, W \in SUBSET (Sess \ txDead) :
+         LET ws(s) == IF s \in W THEN RoundWrites(r, s) ELSE {} IN
+         /\ data' = [s \in Sess |-> IF s \in W THEN Landed(s, ws(s)) ELSE data[s]]
+         /\ aux' = [s \in Sess |-> IF s \in W THEN LandedAux(s, ws(s)) ELSE aux[s]]
+         /\ txSent' = [txSent EXCEPT ![r] = [s \in Sess |->
+                          IF s \in W THEN txSent[r][s] + RoundTok(r, s) ELSE txSent[r][s]]]
+         /\ st' = [st EXCEPT ![r][d] = Append(@, FailedTo(r, d))]
+         /\ errors' = IF \E s \in W : \E w \in ws(s) : ~Owns(r, s, w)
+                      THEN errors \cup {"write_into_unowned"} ELSE errors
     /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
-    /\ st' = [st EXCEPT ![r][FirstDead] = Append(@, FailedTo(r, FirstDead))]
-    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
-                   txPartials, txPartial, txDead, ctl, wire, faultsUsed, errors>>
+    /\ UNCHANGED <<free, rxVars, txAlloc, txDst, txReady, txTok, txRound,
+                   txPartials, txPartial, txDead, ctl, wire, faultsUsed>>
 
 \* The encode side dies: its writes stop; the language side's heartbeat
 \* checker sets every room on that peer Failed (we model one room's view).
@@ -454,8 +476,9 @@ NoDoubleFree ==
 
 \* Every write in flight targets a block its session currently holds.
 WritesOnlyIntoOwnedBlocks ==
-    \A s \in Sess : \A w \in wire[s] :
-        rxPhase[w.r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[w.r][s])
+    /\ \A s \in Sess : \A w \in wire[s] :
+         rxPhase[w.r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[w.r][s])
+    /\ "write_into_unowned" \notin errors   \* a write that landed within its step (SenderFailDead)
 
 \* No buffer is read while a write into one of its blocks is in flight.
 NoReadDuringWrite == "read_during_write" \notin errors

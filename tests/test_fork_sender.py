@@ -86,6 +86,20 @@ def test_a_dead_session_fails_the_next_round_instead_of_starting_it():
     assert tx.sender_start_round(room) is not None           # nothing dead: the round starts
 
 
+def test_the_live_sessions_before_the_dead_one_are_written_within_the_step():
+    room = TxRoom.initial(Params("once", n_sessions=2, fork_sender=True), 2, 3)
+    for s in (1, 2):
+        room = tx.sender_recv_init(room, s, Ctl("init", (s,), 0, 1, 0)).state
+    step = tx.sender_fail_dead(room, {2}, 2, {1})
+    assert step is not None and statuses(step) == {2: 0}
+    writes = [e for e in step.effects if type(e).__name__ == "WriteBlock"]
+    assert [(w.session, w.block, w.first, w.count) for w in writes] == [(1, 1, 1, 1)]
+    assert [x.sent for x in step.state.sessions] == [1, 0]
+    # choices the spec does not allow: a live session told, a dead one written
+    assert tx.sender_fail_dead(room, {2}, 1, ()) is None
+    assert tx.sender_fail_dead(room, {2}, 2, {2}) is None
+
+
 def test_without_fork_sender_no_round_fails_for_a_dead_session():
     room = TxRoom.initial(Params("once", n_sessions=1), 1, 3)
     room = tx.sender_recv_init(room, 1, Ctl("init", (1,), 0, 1, 0)).state
@@ -176,7 +190,23 @@ def test_a_round_on_a_dead_session_is_a_violation_with_fork_sender(tmp_path):
     bad.write_text("\n".join(lines[:k + 1]) + "\n")
     v = check_native([str(bad)])
     assert (v.verdict, v.prop) == ("violates", "SpecStep"), v.message
-    assert "counts session(s) [1] as dead" in v.message
+    assert "for session 1, which it counts as dead" in v.message
+
+
+def test_dead_session_second_in_the_loop(tmp_path):
+    """The loop writes rank 1, then meets dead session 2: conforms; the
+    same trace with rank 1 written into a block it never allocated does not."""
+    path = SGLANG / "cca20b094" / "tp2_dead_second_session.jsonl"
+    v = check_native([str(path)])
+    assert v.verdict == "conforms", v.message
+    assert v.coverage["SenderFailDead"] == 1
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    k = max(i for i, ev in enumerate(lines) if ev["event"] == "round_start")
+    assert lines[k]["req"] == 2 and lines[k]["session"] == 1
+    lines[k]["dst_blocks"] = [b + 1 for b in lines[k]["dst_blocks"]]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(ev) + "\n" for ev in lines))
+    assert check_native([str(bad)]).verdict == "violates"
 
 
 def test_tlc_grouping_of_the_fork_steps():
@@ -185,6 +215,8 @@ def test_tlc_grouping_of_the_fork_steps():
     acts = [(s.action, s.req, s.session) for s in model.steps
             if s.action in ("WriteError", "SenderFailDead")]
     assert acts == [("WriteError", 1, 1), ("SenderFailDead", 2, 1)]
+    # the round the write error stopped (rank 2 never written) is not a log cut short
+    assert not model.cut_at_end and not model.unlogged_writes
 
 
 def test_second_rank_write_error_after_the_first_rank_was_written():
@@ -207,6 +239,6 @@ def test_tlc_trace_validation_agrees(tmp_path):
     assert check_tlc([str(dead)]).verdict == "conforms"
     old = check_tlc([str(without_fork_sender(dead, tmp_path / "t.jsonl"))])
     assert old.verdict == "violates", old.message
-    second = SGLANG / "cca20b094" / "tp2_write_error_rank2.jsonl"
-    v = check_tlc([str(second)])
-    assert v.verdict == "conforms", v.message
+    for name in ("tp2_write_error_rank2", "tp2_dead_second_session"):
+        v = check_tlc([str(SGLANG / "cca20b094" / f"{name}.jsonl")])
+        assert v.verdict == "conforms", (name, v.message)

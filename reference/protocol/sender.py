@@ -244,17 +244,34 @@ def write_error(tx: TxRoom, session: int | None = None) -> TxStep | None:
     return TxStep("WriteError", tx._with(FAILED, tx.sessions), tuple(effects))
 
 
-def sender_fail_dead(tx: TxRoom, dead: frozenset[int] | set[int]) -> TxStep | None:
+def sender_fail_dead(tx: TxRoom, dead: frozenset[int] | set[int], session: int | None = None,
+                     written: frozenset[int] | set[int] | tuple[int, ...] = ()
+                     ) -> TxStep | None:
     """SenderFailDead (``fork_sender`` only): a round could start but the
-    sender counts a session as dead; the room fails with no write, and only
-    the first dead session (the fork's loop stops there) is told Failed."""
+    sender counts a session as dead.  The fork walks the room's sessions in
+    the order their inits arrived: it writes the live sessions before the
+    first dead one (``written``, each batch synchronous), then fails the
+    room and tells that dead one (``session``; default: the lowest dead)
+    alone.  The step's ``WriteBlock`` effects have landed when the step is
+    over: the host lands them at once (no write of the room is in flight in
+    phase init or await).  None when not enabled or the choice is not one
+    the spec allows (``session`` not dead, ``written`` not all live)."""
     if not tx.params.fork_sender or not dead or tx.phase not in (INIT, AWAIT) \
             or not round_may_start(tx.phase == INIT, [x.ready for x in tx.sessions],
                                    tx.params.barrier):
         return None
-    d = min(dead)
-    return TxStep("SenderFailDead", tx._with(FAILED, tx.sessions),
-                  (SendStatus(tx.req, d, tx._failed_status(d)),))
+    d = min(dead) if session is None else session
+    w = frozenset(written)
+    if d not in dead or w & frozenset(dead) or not w <= frozenset(tx.params.sessions):
+        return None
+    effects: list[Effect] = []
+    sessions = list(tx.sessions)
+    for s in sorted(w):
+        effects.extend(round_writes(tx, s))
+        x = tx.session(s)
+        sessions[s - 1] = x._replace(sent=x.sent + round_tokens(tx.total, x.sent, x.alloc))
+    effects.append(SendStatus(tx.req, d, tx._failed_status(d)))
+    return TxStep("SenderFailDead", tx._with(FAILED, tuple(sessions)), tuple(effects))
 
 
 def peer_dies(tx: TxRoom) -> TxStep | None:

@@ -19,6 +19,7 @@ TLC's state graph, and how a checker can start from any spec state.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -216,10 +217,11 @@ class World:
                 out.append(Move(step.action, r, None, self.apply(step.effects, rx=step.state)))
             room = self.tx[r]
             for ts in (txm.sender_start_round(room, dead=self.dead),
-                       txm.sender_end_round(room, self.writes_in_flight(r)),
-                       txm.sender_fail_dead(room, self.dead)):
+                       txm.sender_end_round(room, self.writes_in_flight(r))):
                 if ts is not None:
                     out.append(Move(ts.action, r, None, self.apply(ts.effects, tx=self._tx(ts.state))))
+            if self.dead and self.params.fork_sender:
+                out.extend(self._fail_dead_moves(room))
             if "write_error" in avail:
                 # the fork's sender: the write to one session failed (each a step)
                 for d in (self.params.sessions if self.params.fork_sender else (None,)):
@@ -259,6 +261,34 @@ class World:
                 out.append(Move("Next", x.r, s, self.land(s, x), x))
         return out
 
+    def _fail_dead_moves(self, room: txm.TxRoom) -> list[Move]:
+        """SenderFailDead: every dead session ``d`` the room's order may meet
+        first, every set of live sessions written before it; their writes
+        land within the step (a write into a block its session does not
+        hold is recorded as ``write_into_unowned``)."""
+        out: list[Move] = []
+        r = room.req
+        live = [s for s in self.params.sessions if s not in self.dead]
+        for d in sorted(self.dead):
+            for k in range(len(live) + 1):
+                for written in itertools.combinations(live, k):
+                    ts = txm.sender_fail_dead(room, self.dead, d, written)
+                    if ts is None:
+                        continue
+                    nw = self.apply(ts.effects, tx=self._tx(ts.state))
+                    errors = set(nw.errors)
+                    q = self.rx.requests[r]
+                    for s in written:
+                        for x in list(nw.wire[s - 1]):
+                            if x.r != r:
+                                continue
+                            if q.phase not in (rxm.QUEUED, rxm.ABORTING) \
+                                    or x.b not in q.session(s).blocks:
+                                errors.add("write_into_unowned")
+                            nw = nw.land(s, x)
+                    out.append(Move(ts.action, r, d, replace(nw, errors=frozenset(errors))))
+        return out
+
     # -- the spec's properties, on one world ----------------------------------
     def safety_violations(self) -> list[str]:
         """The spec's safety invariants (but TypeOK) this world violates, by name."""
@@ -280,6 +310,8 @@ class World:
             else:
                 continue
             break
+        if "write_into_unowned" in self.errors and "WritesOnlyIntoOwnedBlocks" not in bad:
+            bad.append("WritesOnlyIntoOwnedBlocks")
         if "read_during_write" in self.errors:
             bad.append("NoReadDuringWrite")
         for r in reqs:

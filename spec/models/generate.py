@@ -164,6 +164,10 @@ MODELS = [
     model("once_fork_two_sessions", "once", NReq=1, NSess=2, Total=(2,),
           Faults=("write_error",), ForkSender=True,
           why=None),
+    # two sessions, two requests: the later request's round may write the
+    # live session before it meets the dead one (SenderFailDead's W)
+    model("once_fork_sessions_two_requests", "once", NSess=2, Total=(1, 1), NBlocks=2,
+          Faults=("write_error",), ForkSender=True),
     # ---- corrected design --------------------------------------------------
     model("corrected_fifo", "corrected"),
     model("corrected_capped_lifo", "corrected", Cap=1, Order="lifo"),
