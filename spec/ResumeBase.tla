@@ -401,12 +401,12 @@ WriteError(r) ==
 RoundTok(r, s) == Min(Max(0, Total[r] - txSent[r][s]), txAlloc[r][s])
 
 \* Rank s's block contents after the writes ws (to distinct blocks) landed.
-Landed(s, ws) ==
+LandNow(s, ws) ==
     [b \in Blocks |-> IF \E w \in ws : w.b = b
                       THEN LET w == CHOOSE x \in ws : x.b = b IN
                            [k \in Slots |-> IF k <= Len(w.toks) THEN w.toks[k] ELSE data[s][b][k]]
                       ELSE data[s][b]]
-LandedAux(s, ws) ==
+LandNowAux(s, ws) ==
     [b \in Blocks |-> IF \E w \in ws : w.b = b /\ w.aux > 0
                       THEN (CHOOSE x \in ws : x.b = b /\ x.aux > 0).aux ELSE aux[s][b]]
 Owns(r, s, w) == rxPhase[r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[r][s])
@@ -417,8 +417,8 @@ SenderFailDead(r) ==
     /\ RoundMayStart(r)
     /\ \E d \in txDead, W \in SUBSET (Sess \ txDead) :
          LET ws(s) == IF s \in W THEN RoundWrites(r, s) ELSE {} IN
-         /\ data' = [s \in Sess |-> IF s \in W THEN Landed(s, ws(s)) ELSE data[s]]
-         /\ aux' = [s \in Sess |-> IF s \in W THEN LandedAux(s, ws(s)) ELSE aux[s]]
+         /\ data' = [s \in Sess |-> IF s \in W THEN LandNow(s, ws(s)) ELSE data[s]]
+         /\ aux' = [s \in Sess |-> IF s \in W THEN LandNowAux(s, ws(s)) ELSE aux[s]]
          /\ txSent' = [txSent EXCEPT ![r] = [s \in Sess |->
                           IF s \in W THEN txSent[r][s] + RoundTok(r, s) ELSE txSent[r][s]]]
          /\ st' = [st EXCEPT ![r][d] = Append(@, FailedTo(r, d))]
