@@ -67,7 +67,7 @@ SPEC_ACTIONS = (
     "ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand", "SenderEndRound",
     "DeliverStatus", "PollSuccess", "PollFailed", "PollTransferringHistorical",
     "PollTransferringCorrected", "PollReadOnly", "SenderRecvResume", "SenderRecvAbort",
-    "PrefillDone", "WriteError", "Heartbeat", "Abort",
+    "PrefillDone", "WriteError", "Heartbeat", "Abort", "SenderFailDead",
 )
 
 # a poll's combined status -> the decisions the receiver may take (else: wait)
@@ -138,6 +138,7 @@ class Config:
     nsess: int | None = None
     variant: str | None = None
     barrier: bool | None = None
+    fork_sender: bool | None = None   # ForkSender: the engine fork's failed-write rule
     init_tokens: int | None = None
     cap: int | None = None
     order: str | None = None
@@ -280,6 +281,8 @@ class State:
         self.tx_partials: dict[int, int] = {}      # req -> rounds ended partial (tx_core's)
         self.free_list: dict[int, FreeList] = {}   # rank -> its pool's free list (fifo/lifo)
         self.tx_status_sent: dict[tuple, int] = {} # (req, s) -> last status sent
+        self.tx_dead: set[int] = set()             # txDead: sessions the sender counts dead
+        self.fail_dead: dict[int, set] = {}        # req -> sessions written before a dead one
         # network: FIFO channels
         self.ctl: dict[tuple, deque] = {}          # (req, s) -> language -> encode messages
         self.st: dict[tuple, deque] = {}           # (req, s) -> encode -> language statuses
@@ -1728,10 +1731,11 @@ class NativeChecker:
         p = self._txp.get(key)
         if p is None:
             barrier = True if c.barrier is None else bool(c.barrier)
+            fork = bool(c.fork_sender)
             try:
-                p = Params(c.variant or "once", n, bs, barrier=barrier)
+                p = Params(c.variant or "once", n, bs, barrier=barrier, fork_sender=fork)
             except ValueError:      # (a design the core cannot run: mainline's sender)
-                p = Params("once", n, bs, barrier=barrier)
+                p = Params("once", n, bs, barrier=barrier, fork_sender=fork)
             if len(self._txp) > 64:
                 self._txp.clear()
             self._txp[key] = p
@@ -1927,9 +1931,26 @@ class NativeChecker:
 
     def _start_round(self, req: int, tx: TxRoom, s: int) -> None:
         """SenderStartRound through the core: every session's writes go in
-        flight now (unlogged until that session's round_start shows them)."""
+        flight now (unlogged until that session's round_start shows them).
+        With ``fork_sender`` and a dead session, the round is the start of a
+        SenderFailDead: the live sessions the fork writes before it meets
+        the dead one (their writes planned as a round's, the room unchanged
+        until the Failed, ``_fail_dead``)."""
         st = self.state
-        step = core_tx.sender_start_round(tx, writes=False)
+        dead = st.tx_dead
+        step = core_tx.sender_start_round(tx, writes=False, dead=dead)
+        if step is None and dead and tx.params.fork_sender:
+            if s in dead:
+                raise step_error(
+                    f"the sender started a round of req {req} for session {s}, which it "
+                    f"counts as dead since a write error",
+                    "status_sent Failed to that session, and no round (the fork's sender, "
+                    "fork_sender)")
+            if req in st.fail_dead:
+                return                       # (planned at the first session's round_start)
+            step = core_tx.sender_start_round(tx, writes=False)
+            if step is not None:
+                st.fail_dead[req] = set()
         if step is None:
             raise self._no_round(req, s, tx)
         inflight = st.inflight
@@ -1954,6 +1975,8 @@ class NativeChecker:
                     inflight[(o, blk)] = Write(req, o, sent, first, count, aux or None, False)
                     keys.add(blk)
         st.tx_ended[req] = 0
+        if req in st.fail_dead:
+            return                           # (no step yet: SenderFailDead at the Failed)
         self.coverage["SenderStartRound"] += 1
         self._commit(req, step)
 
@@ -2007,8 +2030,10 @@ class NativeChecker:
         tx = st.tx_core.get(req)
         phase = tx.phase if tx is not None else None
         ok = ev["ok"]
+        failing = ok and req in st.fail_dead     # a session written before a dead one
         if (tx is None or b is None or not b.started or b.ended
-                or not (phase == core_tx.WRITING or (phase == core_tx.FAILED and not ok))):
+                or not (phase == core_tx.WRITING or (phase == core_tx.FAILED and not ok)
+                        or failing)):
             raise step_error(f"the round of req {req} for session {s} ended"
                              + (" ok" if ok else " with an error")
                              + ", but none was being written"
@@ -2038,8 +2063,10 @@ class NativeChecker:
                 landed += 1
             if landed:
                 self.coverage["WriteLand"] += landed
+            if failing:
+                st.fail_dead[req].add(s)
         elif phase == core_tx.WRITING:
-            self._write_error(req, tx)      # a write failed: WriteError, for the whole room
+            self._write_error(req, tx, s)   # a write failed: WriteError, for the whole room
         b.ended = True
         ended = st.tx_ended[req] = st.tx_ended.get(req, 0) + 1
         tx = st.tx_core[req]
@@ -2051,13 +2078,42 @@ class NativeChecker:
         self._commit(req, step)
         self.coverage["SenderEndRound"] += 1
 
-    def _write_error(self, req: int, tx: TxRoom) -> None:
-        step = core_tx.write_error(tx)
+    def _write_error(self, req: int, tx: TxRoom, s: int | None) -> None:
+        """WriteError through the core; with ``fork_sender`` the write to
+        session ``s`` failed (1 when the log does not say): only ``s`` is
+        told, and the sender counts it as dead from now on."""
+        if tx.params.fork_sender and (s is None or s > tx.params.n_sessions):
+            s = s or 1
+            tx = self._room(req, s)
+        step = core_tx.write_error(tx, s if tx.params.fork_sender else None)
         if step is None:
             raise step_error(f"a write of req {req} failed while the sender was {tx.phase}",
                              "a write error only while a round is being written")
         self._commit(req, step)
+        if step.dead is not None:
+            self.state.tx_dead.add(step.dead)
         self.coverage["WriteError"] += 1
+
+    def _fail_dead(self, req: int, s: int) -> bool:
+        """SenderFailDead (``fork_sender``): a Failed that no step owes is the
+        fork's sender failing a round of a room with a dead session; True when
+        the core takes that step and tells session ``s``."""
+        st = self.state
+        if not st.tx_dead:
+            return False
+        tx = self._room(req, s)
+        if not tx.params.fork_sender:
+            return False
+        if s not in st.tx_dead:
+            return False
+        written = st.fail_dead.pop(req, set())
+        step = core_tx.sender_fail_dead(tx, st.tx_dead, s, written)
+        if step is None:
+            return False
+        self._commit(req, step)
+        st.cut_writes(req)      # (planned writes of sessions the loop never reached)
+        self.coverage["SenderFailDead"] += 1
+        return True
 
     def on_status_sent(self, ev: dict) -> None:
         st = self.state
@@ -2068,6 +2124,10 @@ class NativeChecker:
         status = STATUS_RANK[ev["status"]]
         b = st.tx_session.get(key)
         expect = b.expect if b is not None else None
+        if expect is None and status == FAILED and st.config.fork_sender \
+                and self._fail_dead(req, s):
+            b = st.tx_session.get(key)
+            expect = b.expect if b is not None else None
         P.check_StatusMonotone(st, req, s, status)
         if expect is None or status != expect.status:
             want = STATUSES[expect.status] if expect is not None else "no status now"
@@ -2112,7 +2172,7 @@ class NativeChecker:
                              "a write error names a session whose init the sender received")
         if tx is not None and tx.phase == core_tx.FAILED:
             return   # already failed by a round_end with ok=false
-        self._write_error(req, tx if tx is not None else self._room(req))
+        self._write_error(req, tx if tx is not None else self._room(req, s or 1), s)
 
     def on_config(self, ev: dict) -> None:
         self.configs += 1

@@ -191,6 +191,8 @@ FIELDS: dict[str, tuple[FieldType, str]] = {
     "variant": (VARIANT, "receiver design"),
     "resume_order": (RESUME_ORDER, "alloc_first or free_first"),
     "barrier": (BOOL, "sender resumes only when every session resumed"),
+    "fork_sender": (BOOL, "the engine fork's sender: a failed write marks its session dead "
+                          "and tells only that session (spec constant ForkSender)"),
     "faults": (FAULT_SET, "faults that may happen in this run"),
 }
 
@@ -301,13 +303,14 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
         "every write of the round to `session` completed (`ok`) or failed; "
         "`sent_tokens` is the offset after it"),
     _ev("status_sent", ENCODE, "req session status", "round sent_tokens total",
-        "SenderEndRound / WriteError / SenderRecvAbort",
+        "SenderEndRound / WriteError / SenderRecvAbort / SenderFailDead",
         "the sender sent `status` for `req` to `session`"),
     _ev("write_error", ENCODE, "req", "session",
         "WriteError",
         "a data write of `req` failed; the room is Failed"),
     _ev("config", "any", "",
-        "block_size nblocks nsess init_tokens cap order variant resume_order barrier faults",
+        "block_size nblocks nsess init_tokens cap order variant resume_order barrier "
+        "fork_sender faults",
         "(constants)",
         "the run's parameters, logged once at the start of a process; optional, "
         "enables the checks that need them"),

@@ -65,7 +65,7 @@ SenderEndRound(r) ==
     /\ txPhase' = [txPhase EXCEPT ![r] = IF txPartial[r] THEN "await" ELSE "done"]
     /\ txPartials' = [txPartials EXCEPT ![r] = IF txPartial[r] THEN @ + 1 ELSE @]
     /\ UNCHANGED <<poolVars, rxVars, txAlloc, txDst, txReady, txTok, txRound, txPartial,
-                   ctl, wire, faultsUsed, errors>>
+                   txDead, ctl, wire, faultsUsed, errors>>
 
 (* Abort is a message.  The sender answers it once none of its writes into *)
 (* that room is in flight, with status Failed.                             *)
@@ -78,7 +78,7 @@ SenderRecvAbort(r, s) ==
             /\ st' = [st EXCEPT ![r][s] = Append(@, StMsg(Failed, txRound[r], txSent[r][s], Total[r]))]
        ELSE UNCHANGED <<txPhase, st>>
     /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
-                   txPartials, txPartial, wire, faultsUsed, errors>>
+                   txPartials, txPartial, txDead, wire, faultsUsed, errors>>
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -184,7 +184,7 @@ Abort(r) ==
 ProtocolNext ==
     \/ \E r \in Reqs :
          \/ ReceiverInit(r) \/ ReceiverPoll(r) \/ PrefillDone(r)
-         \/ SenderStartRound(r) \/ SenderEndRound(r)
+         \/ SenderStartRound(r) \/ SenderEndRound(r) \/ SenderFailDead(r)
          \/ \E s \in Sess : SenderRecvInit(r, s) \/ SenderRecvResume(r, s)
                             \/ SenderRecvAbort(r, s) \/ DeliverStatus(r, s)
     \/ \E s \in Sess : \E w \in wire[s] : WriteLand(s, w)
@@ -197,7 +197,7 @@ ProtocolNext ==
 Next ==
     \/ \E r \in Reqs :
          \/ ReceiverInit(r) \/ ReceiverPoll(r) \/ PrefillDone(r)
-         \/ SenderStartRound(r) \/ SenderEndRound(r)
+         \/ SenderStartRound(r) \/ SenderEndRound(r) \/ SenderFailDead(r)
          \/ \E s \in Sess : SenderRecvInit(r, s) \/ SenderRecvResume(r, s)
                             \/ SenderRecvAbort(r, s) \/ DeliverStatus(r, s)
     \/ \E s \in Sess : \E w \in wire[s] : WriteLand(s, w)
@@ -215,6 +215,7 @@ Fairness ==
     /\ \A r \in Reqs :
          /\ SF_vars(ReceiverInit(r)) /\ SF_vars(ReceiverPoll(r)) /\ WF_vars(PrefillDone(r))
          /\ WF_vars(SenderStartRound(r)) /\ WF_vars(SenderEndRound(r))
+         /\ WF_vars(SenderFailDead(r))
          /\ \A s \in Sess : /\ WF_vars(SenderRecvInit(r, s)) /\ WF_vars(SenderRecvResume(r, s))
                             /\ WF_vars(SenderRecvAbort(r, s)) /\ WF_vars(DeliverStatus(r, s))
     /\ \A s \in Sess : WF_vars(\E w \in wire[s] : WriteLand(s, w))

@@ -465,7 +465,11 @@ class Cluster:
             block_size=cfg.block_size, nblocks=cfg.nblocks, nsess=cfg.nsess,
             init_tokens=cfg.init_tokens, cap=cfg.cap, order="fifo",
             variant=self.design["variant"], resume_order=self.design["resume_order"],
-            barrier=self.design["barrier"], faults=list(cfg.faults))
+            barrier=self.design["barrier"], faults=list(cfg.faults),
+            # the fork's sender (the same in all five commits): a failed write
+            # marks its session dead and tells only that session (ForkSender);
+            # the patched engine runs the corrected design's own rule
+            fork_sender=self.design["variant"] != "corrected")
         self.enc_rec.log("config", **self.config_event)
 
         # Threads run on demand; queues raise Drained when empty.
@@ -635,10 +639,13 @@ class Cluster:
             cluster._sending = {"room": cluster._worker_room,
                                 "session": cluster.session_of[mooncake_session_id],
                                 "sent_tokens": int(sent_tokens), "total": int(total_tokens)}
+            ctx = cluster._sending
             try:
-                return real_send(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
-                                 dst_embedding_indices, total_tokens, block_size,
-                                 sent_tokens, allocated_tokens)
+                out = real_send(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
+                                dst_embedding_indices, total_tokens, block_size,
+                                sent_tokens, allocated_tokens)
+                ctx["ok"] = out[0] == 0      # this session's batch (the round_start's) failed?
+                return out
             finally:
                 cluster._sending = None
         self.enc_mgr.send_embedding = send_embedding
@@ -699,9 +706,12 @@ class Cluster:
                 info = next((i for sid, i in infos.items()
                              if cluster.session_of.get(sid) == s), None)
                 sent = int(info.sent_tokens) if info is not None else ctx["sent_tokens"]
-                cluster.log_enc("round_end", req=room, session=s, sent_tokens=sent,
-                                ok=status != 0)
-                if status == 0:
+                # a Failed status ends the rounds of the room: the session whose
+                # batch failed ended with an error, one written before it (two
+                # ranks; the fork writes the sessions in turn) ended ok
+                ok = status != 0 or ctx.get("ok", False)
+                cluster.log_enc("round_end", req=room, session=s, sent_tokens=sent, ok=ok)
+                if not ok:
                     cluster.log_enc("write_error", req=room, session=s)
                 del cluster._open_rounds[(r, s)]
             real_sync(remote, dst_port, room, status, **kw)
@@ -828,9 +838,13 @@ class Cluster:
         for lr in self.ranks:
             lr.run_heartbeat_once()
 
-    def fail_next_write(self) -> None:
-        """The encode side's next transfer batch returns an error (a write error)."""
-        self.enc_mgr.engine.fail_next = True
+    def fail_next_write(self, rank: int | None = None) -> None:
+        """The encode side's next transfer batch returns an error (a write error);
+        with ``rank``, its next batch to that language rank's session."""
+        if rank is None:
+            self.enc_mgr.engine.fail_next = True
+        else:
+            self.enc_mgr.engine.fail_to = self.ranks[rank - 1].mgr.get_session_id()
 
     # ------------------------------------------------------------------
     def pending_messages(self) -> int:

@@ -10,8 +10,16 @@ spec action                     function
 ``SenderStartRound(r)``         ``sender_start_round``
 ``SenderEndRound(r)``           ``sender_end_round``
 ``WriteError(r)``               ``write_error``
+``SenderFailDead(r)``           ``sender_fail_dead``
 ``Heartbeat(r)`` (encode half)  ``peer_dies``
 ==============================  ==========================================
+
+The sessions the sender counts as dead (the spec's ``txDead``, the engine
+fork's ``failed_sessions``) belong to the sender, not to one room: the host
+keeps the set, adds ``TxStep.dead`` after a step that names one, and passes
+the set to ``sender_start_round`` and ``sender_fail_dead``.  Only with
+``Params.fork_sender`` (the spec's ``ForkSender``) does a step name one;
+otherwise the set stays empty.
 
 The sender is deterministic: each function returns one ``TxStep`` or None
 (not enabled).  Two guards depend on the data path, which the core does not
@@ -97,6 +105,7 @@ class TxStep:
     action: str
     state: TxRoom
     effects: tuple[Effect, ...]
+    dead: int | None = None         # the session this step marks dead (ForkSender)
 
 
 def sender_recv_init(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
@@ -170,16 +179,18 @@ def round_writes(tx: TxRoom, s: int) -> list[WriteBlock]:
             for b, first, count, aux in session_writes(tx, s)]
 
 
-def sender_start_round(tx: TxRoom, writes: bool = True) -> TxStep | None:
+def sender_start_round(tx: TxRoom, writes: bool = True,
+                       dead: frozenset[int] | set[int] = frozenset()) -> TxStep | None:
     """SenderStartRound: the first round once every session's init arrived; a
     later one once every session resumed (barrier) or any one did (no
     barrier: the others are written from their stale destinations, the
     ``once_no_barrier`` bug).  ``writes=False``: the step without its
     ``WriteBlock`` effects, for a host that takes them from
     ``session_writes(tx, s)`` of the room before the step (a streaming
-    checker, which wants tuples, not objects)."""
+    checker, which wants tuples, not objects).  Not enabled while the
+    sender counts a session as ``dead``: ``sender_fail_dead`` instead."""
     p = tx.params
-    if tx.phase not in (INIT, AWAIT) or not round_may_start(
+    if dead or tx.phase not in (INIT, AWAIT) or not round_may_start(
             tx.phase == INIT, [x.ready for x in tx.sessions], p.barrier):
         return None
     effects: list[Effect] = []
@@ -213,14 +224,54 @@ def sender_end_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
     return TxStep("SenderEndRound", nt, tuple(effects))
 
 
-def write_error(tx: TxRoom) -> TxStep | None:
-    """WriteError: a data write of the current round fails; the room fails,
-    its writes in flight are dropped, every session is told Failed."""
+def write_error(tx: TxRoom, session: int | None = None) -> TxStep | None:
+    """WriteError: a data write of the current round fails; the room fails and
+    its writes in flight are dropped.  The corrected design's rule (and any
+    design without ``fork_sender``): every session is told Failed.  With
+    ``fork_sender`` (the engine fork's sender) the write to ``session``
+    failed: only that session is told, and the step marks it dead
+    (``TxStep.dead``); the others learn it through the all-reduce."""
     if tx.phase != WRITING:
         return None
     effects: list[Effect] = [CancelWrites(tx.req)]
+    if tx.params.fork_sender:
+        if session is None or session not in tx.params.sessions:
+            raise ValueError(f"fork_sender: a write error names the session whose write "
+                             f"failed (1..{tx.params.n_sessions}), got {session}")
+        effects.append(SendStatus(tx.req, session, tx._failed_status(session)))
+        return TxStep("WriteError", tx._with(FAILED, tx.sessions), tuple(effects), session)
     effects += [SendStatus(tx.req, s, tx._failed_status(s)) for s in tx.params.sessions]
     return TxStep("WriteError", tx._with(FAILED, tx.sessions), tuple(effects))
+
+
+def sender_fail_dead(tx: TxRoom, dead: frozenset[int] | set[int], session: int | None = None,
+                     written: frozenset[int] | set[int] | tuple[int, ...] = ()
+                     ) -> TxStep | None:
+    """SenderFailDead (``fork_sender`` only): a round could start but the
+    sender counts a session as dead.  The fork walks the room's sessions in
+    the order their inits arrived: it writes the live sessions before the
+    first dead one (``written``, each batch synchronous), then fails the
+    room and tells that dead one (``session``; default: the lowest dead)
+    alone.  The step's ``WriteBlock`` effects have landed when the step is
+    over: the host lands them at once (no write of the room is in flight in
+    phase init or await).  None when not enabled or the choice is not one
+    the spec allows (``session`` not dead, ``written`` not all live)."""
+    if not tx.params.fork_sender or not dead or tx.phase not in (INIT, AWAIT) \
+            or not round_may_start(tx.phase == INIT, [x.ready for x in tx.sessions],
+                                   tx.params.barrier):
+        return None
+    d = min(dead) if session is None else session
+    w = frozenset(written)
+    if d not in dead or w & frozenset(dead) or not w <= frozenset(tx.params.sessions):
+        return None
+    effects: list[Effect] = []
+    sessions = list(tx.sessions)
+    for s in sorted(w):
+        effects.extend(round_writes(tx, s))
+        x = tx.session(s)
+        sessions[s - 1] = x._replace(sent=x.sent + round_tokens(tx.total, x.sent, x.alloc))
+    effects.append(SendStatus(tx.req, d, tx._failed_status(d)))
+    return TxStep("SenderFailDead", tx._with(FAILED, tuple(sessions)), tuple(effects))
 
 
 def peer_dies(tx: TxRoom) -> TxStep | None:

@@ -32,7 +32,7 @@ LIVENESS = list(properties.LIVENESS)
 # tokens per resume, FIFO reuse, the sender's barrier on, no faults.
 BASE = dict(
     NReq=2, NSess=1, Total=(3, 2), BlockSize=1, NBlocks=3, InitTokens=1, Cap=0,
-    Order="fifo", ResumeOrder="alloc_first", Barrier=True, Faults=(),
+    Order="fifo", ResumeOrder="alloc_first", Barrier=True, Faults=(), ForkSender=False,
 )
 
 # how each design orders the resume step in the engine, and its engine commit:
@@ -91,6 +91,7 @@ INDUCTIVE = dict(NReq=1, NSess=1, Total=(2,), BlockSize=1, NBlocks=1, InitTokens
                  Order="fifo", Faults=("write_error", "heartbeat", "abort"))
 
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
+CONTAINED = SAFETY + list(properties.FAULT_CONTAINMENT)
 ALL_FAULTS = ("write_error", "heartbeat", "abort")
 
 MODELS = [
@@ -153,6 +154,20 @@ MODELS = [
           NReq=1, NSess=2, Total=(3,), Cap=1, Barrier=False,
           why="Without the barrier the first session's resume starts a round for both; the "
               "second session's destination is the block list it already freed."),
+    # ---- the fork's sender after a failed write (ForkSender; the sender of --
+    # ---- all five commits, so shown on mainline) ------------------------------
+    model("once_fork_dead_session", "once", expected=("safety", "EachFailureHasAFault"),
+          invariants=CONTAINED, Total=(2, 1), Faults=("write_error",), ForkSender=True,
+          why="A write of the first request fails; the sender counts the session as dead and "
+              "fails the second request at its first round without writing it, though the "
+              "encode side and the language rank are alive: two requests fail for one fault."),
+    model("once_fork_two_sessions", "once", NReq=1, NSess=2, Total=(2,),
+          Faults=("write_error",), ForkSender=True,
+          why=None),
+    # two sessions, two requests: the later request's round may write the
+    # live session before it meets the dead one (SenderFailDead's W)
+    model("once_fork_sessions_two_requests", "once", NSess=2, Total=(1, 1), NBlocks=2,
+          Faults=("write_error",), ForkSender=True),
     # ---- corrected design --------------------------------------------------
     model("corrected_fifo", "corrected"),
     model("corrected_capped_lifo", "corrected", Cap=1, Order="lifo"),
@@ -160,6 +175,19 @@ MODELS = [
     model("corrected_pool_pressure", "corrected", NBlocks=2),
     model("corrected_faults", "corrected", NReq=1, Total=(3,), Cap=1, Faults=ALL_FAULTS),
     model("corrected_two_sessions", "corrected", NReq=1, NSess=2, Total=(3,), Cap=1),
+    # its own failure rule (ForkSender FALSE): a write error fails only its room
+    model("corrected_write_error_contained", "corrected", invariants=CONTAINED, Total=(2, 1),
+          Faults=("write_error",)),
+    # the fork's sender under the corrected receiver: Failed to one session is
+    # enough (the all-reduce), but the dead mark still spreads the failure
+    model("corrected_fork_two_sessions", "corrected", NReq=1, NSess=2, Total=(3,), Cap=1,
+          Faults=("write_error",), ForkSender=True),
+    model("corrected_fork_dead_session", "corrected",
+          expected=("safety", "EachFailureHasAFault"), invariants=CONTAINED, Total=(2, 1),
+          Faults=("write_error",), ForkSender=True,
+          why="The corrected receiver does not help against the fork's sender: after the first "
+              "request's write error the second request fails without a fault of its own. The "
+              "corrected design's sender (ForkSender FALSE) fails only the room of the error."),
     # ---- deep set ------------------------------------------------------------
     model("corrected_deep_faults", "corrected", set_="deep", Cap=1, Faults=ALL_FAULTS),
     model("corrected_deep_sessions", "corrected", set_="deep", NSess=2, Cap=1,
@@ -216,9 +244,11 @@ def tla_value(v):
 
 def summary(c):
     order = ["NReq", "NSess", "Total", "BlockSize", "NBlocks", "InitTokens", "Cap",
-             "Order", "ResumeOrder", "Barrier", "Faults"]
+             "Order", "ResumeOrder", "Barrier", "Faults", "ForkSender"]
     parts = []
     for k in order:
+        if k == "ForkSender" and not c[k]:
+            continue        # (named only when on: the models before it keep their summary)
         v = c[k]
         if k == "Faults":
             v = "{" + ",".join(v) + "}"
@@ -236,7 +266,7 @@ def design_module(variant):
 # constants each design's module declares (the corrected design has no Variant,
 # and no ResumeOrder: its resume step has one order of its own)
 CFG_CONSTANTS = ["NReq", "NSess", "BlockSize", "NBlocks", "InitTokens", "Cap", "Order",
-                 "Variant", "ResumeOrder", "Barrier"]
+                 "Variant", "ResumeOrder", "Barrier", "ForkSender"]
 CORRECTED_OMITS = ("Variant", "ResumeOrder")
 
 
