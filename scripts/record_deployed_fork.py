@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", action="append", choices=SCENARIOS,
                     help="record only these (repeatable; default: all)")
     ap.add_argument("--label", help="folder name instead of the commit (e.g. a patched build)")
+    ap.add_argument("--design", default="",
+                    help="the spec variant the traces' config claims (default: the commit's; "
+                    "e.g. corrected for a checkout patched to the corrected design)")
     ap.add_argument("--keep-logs", action="store_true", help="keep each process's stderr")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     ap.add_argument("--expected", metavar="FILE",
@@ -92,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"record_deployed_fork: unknown commit {args.commit!r} (expected one of "
               "d1bceb411 7a7a71977 caff70bd5 2141e0842 cca20b094)", file=sys.stderr)
         return exitcodes.USAGE
+    if args.design:
+        from resumespec.reference.protocol.designs import design
+        try:
+            design(args.design)
+        except ValueError as e:
+            print(f"record_deployed_fork: {e}", file=sys.stderr)
+            return exitcodes.USAGE
     try:
         find_python_root(Path(args.fork).resolve())
     except ForkLoadError as e:
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     rc = exitcodes.OK
     for name in args.scenario or SCENARIOS:
-        cfg = scenario_config(name, str(Path(args.fork).resolve()), short)
+        cfg = scenario_config(name, str(Path(args.fork).resolve()), short, args.design)
         out = Path(args.out) / (args.label or short) / name
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("*.jsonl"):
@@ -141,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                "events": sum(1 for t in traces for _ in open(t, encoding="utf-8"))}
         summary.append(row)
         if args.expected:
-            entry = {"commit": short, "scenario": name, "verdict": v.verdict,
+            entry = {"commit": short, "design": cfg.design or None, "scenario": name,
+                     "verdict": v.verdict,
                      "property": v.prop, "reason": row["message"],
                      "outcomes": res["outcomes"], "events": row["events"]}
             if name in DEPENDS_ON:

@@ -61,6 +61,7 @@ FAULTS = ("kill", "write_error", "abort")
 class RunConfig:
     fork: str = ""
     commit: str = ""
+    design: str = ""               # the spec variant the traces claim; "": the commit's
     ranks: int = 1
     lengths: list[int] = field(default_factory=lambda: [300, 3000])
     block_size: int = 256          # tokens per block (SGLANG_EMBEDDING_CACHE_BLOCK_SIZE)
@@ -90,12 +91,14 @@ class RunConfig:
 
 
 def design_config(cfg: RunConfig) -> dict:
-    from .sglang_cluster import design_of
-    _short, design = design_of(cfg.commit)
+    """The trace's ``config`` event: the run's sizes and the design it runs
+    (the commit's, or ``cfg.design``, e.g. "corrected" for a patched build)."""
+    from resumespec.reference.protocol.designs import design, design_of_commit
+    d = design(cfg.design) if cfg.design else design_of_commit(cfg.commit)
     return dict(block_size=cfg.block_size, nblocks=cfg.pool_blocks, nsess=cfg.ranks,
                 init_tokens=cfg.init_tokens, cap=cfg.cap_blocks, order="fifo",
-                variant=design["variant"], resume_order=design["resume_order"],
-                barrier=design["barrier"],
+                variant=d.variant, resume_order=d.resume_order.value,
+                barrier=d.barrier,
                 faults=[{"kill": "heartbeat"}.get(cfg.fault, cfg.fault)] if cfg.fault else [])
 
 
@@ -549,9 +552,9 @@ def _fault_req(lengths: list[int], init_tokens: int) -> int:
     return 1
 
 
-def scenario_config(name: str, fork: str, commit: str) -> RunConfig:
+def scenario_config(name: str, fork: str, commit: str, design: str = "") -> RunConfig:
     """The run behind ``conformance/corpus/deployed/<commit>/<name>/``."""
-    base = dict(fork=fork, commit=commit)
+    base = dict(fork=fork, commit=commit, design=design)
     if name == "steady":
         return RunConfig(**base, lengths=lengths_spread(200, 256, 16384, 7), pool_blocks=2048)
     if name == "pressure":

@@ -49,6 +49,12 @@ no such lock; what it changes is only *when* a status lands (before or after
 a poll loop), never what the loop does with it, since ``pop_transferred``
 reads every status once, at its start.
 
+Times: the events of one ``pop_transferred`` are written after it (each
+request's ``poll`` line first, then the events of its decision), each with
+the time it happened as its ``ts`` (the poll line: when the all-reduce
+returned), so that the merge of the processes' logs places them where they
+happened, not where they were written.
+
 Token identities: request ``r``'s fill id at 1-based position ``p`` is
 ``r * ID_BASE + p``.  ``ids`` are logged on ``buffer_read`` and ``handoff``
 only when they are not the request's own consecutive tokens (what a checker
@@ -103,6 +109,11 @@ def ids_are_own(fill_ids: Any, room: int, first: int | None = None) -> bool:
     pos = t % ID_BASE
     start = int(pos[0]) if first is None else first
     return bool(torch.equal(pos, torch.arange(start, start + t.numel(), dtype=torch.int64)))
+
+
+def _now() -> float:
+    """The recorder's clock (``ts``: microseconds, as seconds)."""
+    return time.time_ns() // 1000 / 1e6
 
 
 def room_of_rid(rid: Any) -> int | None:
@@ -355,6 +366,7 @@ class LanguageHooks:
         self.pop_failed: set[int] = set()
         self.pop_alloc_none: set[int] = set()
         self.pop_resume_alloc: set[int] = set()
+        self.pop_poll_ts = 0.0
         # repeated polls: the last logged poll of each request, and the pool's
         # version then (see _pop_transferred)
         self.pool_version = 0
@@ -366,11 +378,14 @@ class LanguageHooks:
     # -- logging ----------------------------------------------------------
     def log(self, event: str, **f: Any) -> None:
         if self.buffer is not None and threading.current_thread() is threading.main_thread():
-            self.buffer.append((self.pop_current, event, f))
+            # written after the request's poll line, with the time it happened
+            self.buffer.append((self.pop_current, event, dict(f, ts=_now())))
         else:
             self.write(event, **f)
 
     def write(self, event: str, **f: Any) -> None:
+        """Log one event; a ``ts`` among the fields replaces the time of logging
+        (the recorder's checked mode puts the fields over its own)."""
         self.rec.log(event, **f)
         self.events += 1
 
@@ -490,6 +505,7 @@ class LanguageHooks:
             polls = real_poll_reduce(pollers, gloo_group)
             if me.in_pop:
                 me.pop_polls = list(polls)
+                me.pop_poll_ts = _now()
             return polls
         fork.language.poll_and_all_reduce = poll_and_all_reduce
 
@@ -530,6 +546,7 @@ class LanguageHooks:
             if isinstance(self.tq.queue, Watched):
                 self.tq.queue = list(self.tq.queue)
         polls = self.pop_polls or []
+        t_poll, t_done = self.pop_poll_ts, _now()
         handed_rooms = [r.bootstrap_room for r in handed]
         by_room: dict[Any, list] = {}
         for room, event, f in buffered:
@@ -540,7 +557,7 @@ class LanguageHooks:
             if status == "Failed" and room in self.aborted:
                 self.aborted.discard(room)
                 self.finished.add(room)
-                self.write("abort", req=room)
+                self.write("abort", req=room, ts=t_poll)
                 for event, f in by_room.pop(room, []):
                     self.write(event, **f)
                 continue
@@ -566,25 +583,27 @@ class LanguageHooks:
                 # request's last logged poll exactly (same status, decision
                 # and events) while the pool has not changed since is not
                 # logged again (a stutter of the spec's step).
-                sig = (status, decision, json.dumps(events, sort_keys=True), self.pool_version)
+                sig = (status, decision, self.pool_version, json.dumps(
+                    [(e, {k: v for k, v in f.items() if k != "ts"}) for e, f in events],
+                    sort_keys=True))
                 if self.last_poll.get(room) == sig:
                     self.skipped_polls += 1
                     continue
                 self.last_poll[room] = sig
             else:
                 self.last_poll.pop(room, None)
-            self.write("poll", req=room, status=status, decision=decision)
+            self.write("poll", req=room, status=status, decision=decision, ts=t_poll)
             for event, f in events:
                 self.write(event, **f)
             if decision == "handoff":
                 req = next(r for r in handed if r.bootstrap_room == room)
-                self._log_handoff(room, req)
+                self._log_handoff(room, req, t_done)
         for events in by_room.values():   # not attributable to a polled request
             for event, f in events:
                 self.write(event, **f)
         return handed_rooms
 
-    def _log_handoff(self, room: int, req: Any) -> None:
+    def _log_handoff(self, room: int, req: Any, ts: float) -> None:
         fill = req.origin_input_ids
         n = len(fill)
         extra: dict[str, Any] = {}
@@ -600,7 +619,7 @@ class LanguageHooks:
                     bool(torch.equal(emb.to(torch.bfloat16), want))
         self.source_equal[room] = equal
         self.write("handoff", req=room, session=self.rank, tokens=n, x_source_equal=equal,
-                   **extra)
+                   ts=ts, **extra)
         self.handed[room] = req
 
     def prefill_done(self, room: int) -> None:
