@@ -83,6 +83,8 @@ class RunConfig:
     timeout_s: float = 180.0
     trace_flush: bool = False      # RESUMESPEC_TRACE_FLUSH=1 in the processes
     loop_sleep_s: float = 0.001
+    rank2_lag_s: float = 0.0       # rank 2 is slower: it pauses this long after a poll
+                                   # that saw Transferring, before deciding (and resuming)
 
     def lang_server_args(self, bootstrap_port: int) -> Any:
         return types.SimpleNamespace(disaggregation_bootstrap_port=bootstrap_port,
@@ -334,7 +336,8 @@ def _language(cfg: RunConfig, rank: int, gloo_port: int, bootstrap_port: int,
     totals: dict[int, int] = {}
     hooks = LanguageHooks(fork, rank, rec, alloc, buffers, prealloc, tq,
                           cap_blocks=cfg.cap_blocks,
-                          check=lambda room: (totals[room], cfg.seed, cfg.hidden))
+                          check=lambda room: (totals[room], cfg.seed, cfg.hidden),
+                          lag_s=cfg.rank2_lag_s if rank == 2 else 0.0)
     mgr = prealloc.data_manager
     conn.send({"t": "ready", "rank": rank, "session": mgr.get_session_id(),
                "port": int(mgr.rank_port), "pid": os.getpid()})
@@ -565,6 +568,11 @@ def scenario_config(name: str, fork: str, commit: str, design: str = "") -> RunC
     if name == "tp2":
         return RunConfig(**base, ranks=2, lengths=lengths_spread(60, 256, 16384, 17),
                          pool_blocks=2048)
+    if name == "tp2_lag":
+        # rank 2 resumes 20 ms after rank 1 (a slower rank): the sender hears
+        # one session's resume well before the other's
+        return RunConfig(**base, ranks=2, lengths=lengths_spread(20, 256, 8192, 23),
+                         pool_blocks=256, rank2_lag_s=0.02)
     # the faults: few enough blocks named for TLC trace validation too
     lengths = lengths_spread(20, 256, 8192, 19)
     fr = _fault_req(lengths, 1024)
@@ -585,8 +593,8 @@ def scenario_config(name: str, fork: str, commit: str, design: str = "") -> RunC
     raise KeyError(name)
 
 
-SCENARIOS = ("steady", "pressure", "rounds", "tp2", "kill", "write_error", "abort",
-             "tp2_write_error", "tp2_kill")
+SCENARIOS = ("steady", "pressure", "rounds", "tp2", "tp2_lag", "kill", "write_error",
+             "abort", "tp2_write_error", "tp2_kill")
 
 
 __all__ = ["RunConfig", "run", "lengths_spread", "FAULTS", "SCENARIOS", "scenario_config"]

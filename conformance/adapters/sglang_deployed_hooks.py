@@ -342,13 +342,15 @@ class LanguageHooks:
 
     def __init__(self, fork: Any, rank: int, rec: Any, alloc: Any, buffers: Any,
                  prealloc: Any, transfer_queue: Any, cap_blocks: int = 0,
-                 check: Callable[[int], tuple[int, int]] | None = None):
+                 check: Callable[[int], tuple[int, int, int]] | None = None,
+                 lag_s: float = 0.0):
         global _LANG
         self.fork, self.rank, self.rec = fork, rank, rec
         self.alloc, self.buffers = alloc, buffers
         self.prealloc, self.tq = prealloc, transfer_queue
         self.mgr = prealloc.data_manager
         self.cap_blocks = cap_blocks
+        self.lag_s = lag_s            # a slower rank: pause after a poll that saw Transferring
         self.check = check            # room -> (total, seed): the source, for x_source_equal
         self.lock = threading.Lock()
         self._tl = threading.local()
@@ -506,6 +508,8 @@ class LanguageHooks:
             if me.in_pop:
                 me.pop_polls = list(polls)
                 me.pop_poll_ts = _now()
+                if me.lag_s and STATUS_NAMES.index("Transferring") in polls:
+                    time.sleep(me.lag_s)   # this rank decides (and resumes) later
             return polls
         fork.language.poll_and_all_reduce = poll_and_all_reduce
 
