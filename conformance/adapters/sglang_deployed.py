@@ -101,7 +101,10 @@ def design_config(cfg: RunConfig) -> dict:
                 init_tokens=cfg.init_tokens, cap=cfg.cap_blocks, order="fifo",
                 variant=d.variant, resume_order=d.resume_order.value,
                 barrier=d.barrier,
-                faults=[{"kill": "heartbeat"}.get(cfg.fault, cfg.fault)] if cfg.fault else [])
+                faults=[{"kill": "heartbeat"}.get(cfg.fault, cfg.fault)] if cfg.fault else [],
+                # the fork's own sender after a failed write (ForkSender); a
+                # patched build runs the corrected design's rule instead
+                fork_sender=d.variant != "corrected")
 
 
 def _env(cfg: RunConfig) -> None:
