@@ -31,7 +31,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from resumespec.reference.protocol import designs as _designs
 from resumespec.reference.protocol import rank as core_rank
@@ -53,7 +53,6 @@ from resumespec.reference.protocol.receiver import (
     historical_view,
 )
 from resumespec.reference.protocol.sender import TxRoom
-from resumespec.reference.protocol.sender import TxSession as TxSessionCore
 
 from . import properties as P
 from .properties import SPEC_STEP, PropertyViolation
@@ -1747,57 +1746,30 @@ class NativeChecker:
         n = max(st.config.nsess or 1, s)
         if tx is None:
             tx = TxRoom.initial(self._tx_params(n), req, st.total.get(req, 1))
-            tx = st.tx_core[req] = tx._replace(sessions=_as_list(tx.sessions))
         else:
             n = max(n, len(tx.sessions))
-            _listed(tx).extend(core_tx.TxSession() for _ in range(n - len(tx.sessions)))
-            tx = st.tx_core[req] = tx._replace(params=self._tx_params(n))
+            tx = tx._replace(params=self._tx_params(n), sessions=tx.sessions + tuple(
+                core_tx.TxSession() for _ in range(n - len(tx.sessions))))
+        st.tx_core[req] = tx
         return tx
-
-    # The room's sessions are kept in a list (the TxRoom's ``sessions``): a
-    # step of one session (init, resume, abort received) is taken by the core
-    # on that session's one-session view of the room and put back, so that a
-    # room of n sessions costs O(1) per such step, not a copy of n sessions.
-    # Those steps read and change only the room's phase and that session.
-    def _session_step(self, req: int, s: int, fn: Any, msg: Ctl,
-                      *extra: Any) -> tuple[core_tx.TxStep | None, TxRoom]:
-        st = self.state
-        tx = self._room(req, s)
-        one = TxRoom(self._tx_params(1), req, tx.total, tx.phase, (tx.sessions[s - 1],),
-                     tx.round, tx.partials, tx.partial)
-        step = fn(one, 1, msg, *extra)
-        if step is None:
-            return None, tx
-        after = step.state
-        _listed(tx)[s - 1] = after.sessions[0]
-        if after.phase != tx.phase:
-            tx = st.tx_core[req] = tx._replace(phase=after.phase)
-        st.tx_phase[req] = after.phase
-        for e in step.effects:
-            if isinstance(e, SendStatus):       # (to the view's session 1: session s)
-                b = st.tx_session.get((req, s))
-                if b is None:
-                    b = st.tx_session[(req, s)] = TxSession()
-                b.expect = e.msg
-        return step, tx
 
     def _commit(self, req: int, step: core_tx.TxStep) -> None:
         """Keep the core's room after ``step``; the statuses it sends are owed."""
         st = self.state
-        tx = step.state
-        tx = st.tx_core[req] = tx._replace(sessions=_as_list(tx.sessions))
+        tx = st.tx_core[req] = step.state
         st.tx_phase[req] = tx.phase
         if tx.partials:
             st.tx_partials[req] = tx.partials
         if not step.effects:
             return
+        tx_session = st.tx_session
         for e in step.effects:
-            if isinstance(e, SendStatus):
-                b = st.tx_session.get((req, e.session))
+            if type(e) is SendStatus:
+                b = tx_session.get((req, e.session))
                 if b is None:
-                    b = st.tx_session[(req, e.session)] = TxSession()
+                    b = tx_session[(req, e.session)] = TxSession()
                 b.expect = e.msg
-            elif isinstance(e, CancelWrites):
+            elif type(e) is CancelWrites:
                 st.cut_writes(req)
 
     def _tx_words(self, tx: TxRoom) -> str:
@@ -1842,12 +1814,13 @@ class NativeChecker:
         blocks = tuple(ev["blocks"])
         if self._tx_bs is None and blocks and st.config.block_size is None:
             self._tx_bs = max(1, ev["allocated_tokens"] // len(blocks))
-        step, tx = self._session_step(req, s, core_tx.sender_recv_init,
-                                      Ctl("init", blocks, 0, ev["allocated_tokens"]))
+        tx = self._room(req, s)
+        step = core_tx.sender_recv_init(tx, s, Ctl("init", blocks, 0, ev["allocated_tokens"]))
         if step is None:
             raise step_error(f"the sender received init of req {req} while {tx.phase}",
                              "SenderRecvInit only while the room is open (init, writing or "
                              "await); a closed room leaves the init unread")
+        self._commit(req, step)
         sessions = st.tx_sessions.get(req)
         if sessions is None:
             sessions = st.tx_sessions[req] = set()
@@ -1868,11 +1841,12 @@ class NativeChecker:
             self._known(req, ev)
         self._take_ctl(ev, "resume")
         self.coverage["SenderRecvResume"] += 1
-        step, tx = self._session_step(req, s, core_tx.sender_recv_resume, Ctl(
+        step = core_tx.sender_recv_resume(self._room(req, s), s, Ctl(
             "resume", tuple(ev["blocks"]), ev["sent_tokens"], ev["allocated_tokens"],
             ev.get("round", 0)))
         assert step is not None          # (a resume is always a step: dropped when closed)
-        if not tx.alive:
+        self._commit(req, step)
+        if not step.state.alive:
             if not st.held_count.get(req):   # (a request holding blocks stays)
                 self._maybe_forget(req)
             return   # room closed: the resume is dropped
@@ -1893,8 +1867,9 @@ class NativeChecker:
         if landed:
             self.coverage["WriteLand"] += landed
         self.coverage["SenderRecvAbort"] += 1
-        step, _ = self._session_step(req, s, core_tx.sender_recv_abort, Ctl("abort"), False)
+        step = core_tx.sender_recv_abort(self._room(req, s), s, Ctl("abort"), False)
         assert step is not None          # (no write in flight: always a step)
+        self._commit(req, step)
 
     def _no_round(self, req: int, s: int, tx: TxRoom) -> Violation:
         """Why the core's SenderStartRound is not enabled: the words."""
@@ -2131,17 +2106,6 @@ class NativeChecker:
         self._p1_known = False
         self._txp = {}
         self._latches = c.variant is not None and _designs.design(c.variant).failed_latches
-
-
-def _as_list(sessions: Sequence[TxSessionCore]) -> tuple[TxSessionCore, ...]:
-    """A room's sessions as the list the checker keeps in the TxRoom's
-    ``sessions`` (see NativeChecker._session_step); typed as the core's."""
-    return cast(tuple, list(sessions))
-
-
-def _listed(tx: TxRoom) -> list[TxSessionCore]:
-    """The list of sessions a room of the checker holds (``_as_list``)."""
-    return cast(list, tx.sessions)
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,6 @@ room's writes is in flight; the host says so with ``writes_in_flight``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .designs import Status
@@ -92,8 +91,10 @@ class TxRoom(NamedTuple):
         return StatusMsg(Status.FAILED, self.round, self.session(s).sent, self.total)
 
 
-@dataclass(frozen=True)
-class TxStep:
+class TxStep(NamedTuple):
+    """One step of the sender: the spec action, the room after it, the
+    effects for the host, in order (immutable, a named tuple as ``TxRoom``)."""
+
     action: str
     state: TxRoom
     effects: tuple[Effect, ...]
@@ -179,17 +180,23 @@ def sender_start_round(tx: TxRoom, writes: bool = True) -> TxStep | None:
     ``session_writes(tx, s)`` of the room before the step (a streaming
     checker, which wants tuples, not objects)."""
     p = tx.params
-    if tx.phase not in (INIT, AWAIT) or not round_may_start(
-            tx.phase == INIT, [x.ready for x in tx.sessions], p.barrier):
+    phase = tx.phase
+    if (phase != INIT and phase != AWAIT) or not round_may_start(
+            phase == INIT, [x.ready for x in tx.sessions], p.barrier):
         return None
     effects: list[Effect] = []
     if writes:
         for s in p.sessions:
             effects.extend(round_writes(tx, s))
-    sessions = tuple(TxSession(x.sent, x.alloc, x.dst, False, round_tokens(tx.total, x.sent, x.alloc))
-                     for x in tx.sessions)
-    partial = any(session_partial(tx.total, x.sent, x.alloc) for x in tx.sessions)
-    nt = tx._with(WRITING, sessions, round=tx.round + 1, partial=partial)
+    total = tx.total
+    sessions: list[TxSession] = []
+    partial = False
+    for x in tx.sessions:     # (a loop, not generators: a checker takes this step per round)
+        sent, alloc = x.sent, x.alloc
+        sessions.append(TxSession(sent, alloc, x.dst, False, round_tokens(total, sent, alloc)))
+        if not partial and session_partial(total, sent, alloc):
+            partial = True
+    nt = TxRoom(p, tx.req, total, WRITING, tuple(sessions), tx.round + 1, tx.partials, partial)
     return TxStep("SenderStartRound", nt, tuple(effects))
 
 
@@ -199,18 +206,24 @@ def sender_end_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
     with (round, sent, total) in the corrected design."""
     if tx.phase != WRITING or writes_in_flight:
         return None
-    status = Status.TRANSFERRING if tx.partial else Status.SUCCESS
-    sessions = tuple(TxSession(x.sent + x.tok, x.alloc, x.dst, x.ready, x.tok)
-                     for x in tx.sessions)
-    effects = []
-    carries = tx.params.design.status_carries_round
-    for s, x in enumerate(sessions, 1):
-        msg = (StatusMsg(status, tx.round, x.sent, tx.total) if carries
-               else StatusMsg(status, 0, 0, 0))
-        effects.append(SendStatus(tx.req, s, msg))
-    nt = tx._with(AWAIT if tx.partial else DONE, sessions,
-                  partials=tx.partials + 1 if tx.partial else tx.partials)
+    partial = tx.partial
+    status = Status.TRANSFERRING if partial else Status.SUCCESS
+    req, rnd, total = tx.req, tx.round, tx.total
+    bare = None if tx.params.design.status_carries_round else _BARE[status]
+    sessions: list[TxSession] = []
+    effects: list[Effect] = []
+    for s, x in enumerate(tx.sessions, 1):
+        sent = x.sent + x.tok
+        sessions.append(TxSession(sent, x.alloc, x.dst, x.ready, x.tok))
+        effects.append(SendStatus(req, s, StatusMsg(status, rnd, sent, total) if bare is None
+                                  else bare))
+    nt = TxRoom(tx.params, req, total, AWAIT if partial else DONE, tuple(sessions), rnd,
+                tx.partials + 1 if partial else tx.partials, partial)
     return TxStep("SenderEndRound", nt, tuple(effects))
+
+
+# a historical design's status message: the status alone (immutable, so shared)
+_BARE = {st: StatusMsg(st, 0, 0, 0) for st in (Status.TRANSFERRING, Status.SUCCESS)}
 
 
 def write_error(tx: TxRoom) -> TxStep | None:
