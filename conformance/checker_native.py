@@ -52,7 +52,7 @@ from resumespec.reference.protocol.receiver import (
     heartbeat_lost,
     historical_view,
 )
-from resumespec.reference.protocol.sender import TxRoom
+from resumespec.reference.protocol.sender import TxRoom, session_partial, session_writes
 
 from . import properties as P
 from .properties import SPEC_STEP, PropertyViolation
@@ -72,6 +72,12 @@ SPEC_ACTIONS = (
 # a poll's combined status -> the decisions the receiver may take (else: wait)
 _POLL_DECISIONS = {FAILED: ("fail",), SUCCESS: ("handoff",),
                    TRANSFERRING: ("wait", "resume", "retry_alloc")}
+# the core's room phases, as the hot paths test them
+_INIT, _AWAIT, _WRITING, _FAILED = core_tx.INIT, core_tx.AWAIT, core_tx.WRITING, core_tx.FAILED
+_ROUND_MAY_START = frozenset((_INIT, _AWAIT))             # SenderStartRound's phases
+_ROUND_SHOWN = frozenset((_INIT, _AWAIT, _WRITING))        # a round_start may be logged
+# allocator orders that decide which blocks an allocation returns (see _free_list)
+_ORDERED = ("fifo", "lifo")
 # receiver phases of a rank that already took the poll's outcome
 _RANK_ENDED = ("prefill", "done", "failing", "failed")
 
@@ -285,6 +291,14 @@ class State:
         # bookkeeping
         self.finished: set[int] = set()            # requests forgotten after they closed
         self.counted: dict[int, set] = {}          # req -> lockstep steps counted (coverage)
+        # what a request leaves behind, dropped when it is forgotten (_maybe_forget)
+        self.per_rank_maps: tuple[dict, ...] = (
+            self.rx_phase, self.rx_status, self.rx_blocks, self.rx_resumes, self.rx_decision,
+            self.tx_session, self.tx_status_sent, self.ctl, self.st, self.rx_core, self.rx_ctx,
+            self.rx_inbox, self.rx_names)                  # by (req, rank)
+        self.per_req_maps: tuple[dict, ...] = (
+            self.rx_sessions, self.total, self.tx_phase, self.counted, self.writes_of,
+            self.tx_ended, self.tx_sessions, self.tx_core, self.tx_partials)   # by req
 
     # -- writes in flight ----------------------------------------------------
     def land_writes(self, req: int) -> int:
@@ -445,14 +459,17 @@ class NativeChecker:
         freeing = self.freeing
         deadlines = self.deadlines
         count = self.count
+        bounded = self.bound is not None     # (only then do handlers read self.count)
         line = before
         for ev in events:
             line += 1
             count += 1
-            self.count = count
+            if bounded:
+                self.count = count
             proc = ev["proc"]
             want = next_seq.get(proc, 0)
             if ev["seq"] != want:
+                self.count = count
                 self._remember(batch, line - before - 1)   # all but this one
                 self._bad_seq(line, ev, want, file)
             next_seq[proc] = want + 1
@@ -467,9 +484,11 @@ class NativeChecker:
                 if deadlines and deadlines[0][0] < count:
                     self._check_deadlines()
             except (Violation, PropertyViolation) as v:
+                self.count = count
                 self._remember(batch, line - before)
                 self.verdict = self._violation(v, line, file, ev)
                 return self.verdict
+        self.count = count
         # (what _remember does, here without a call: feed comes here per event)
         batch[5] = n = line - before
         remembered = self.remembered = batch[0] + n
@@ -876,21 +895,20 @@ class NativeChecker:
             tx = st.tx_session.get((req, s))
             if tx is not None and tx.expect is not None:
                 return
-        d: dict[Any, Any]
         for s in sessions:
-            for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
-                      st.tx_session, st.tx_status_sent, st.ctl, st.st, st.rx_core, st.rx_ctx,
-                      st.rx_inbox, st.rx_names):
-                d.pop((req, s), None)
-        for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
-                  st.tx_sessions, st.tx_core, st.tx_partials):
+            key = (req, s)
+            for d in st.per_rank_maps:
+                d.pop(key, None)
+        for d in st.per_req_maps:
             d.pop(req, None)
         st.held_count.pop(req, None)
-        self._close_partial(req)
+        if self.open_partial:
+            self._close_partial(req)
         # A step of this request that frees blocks has nothing left to check:
         # the request holds no block and can never get one again.
-        for proc in [p for p, (r, _) in self.freeing.items() if r == req]:
-            del self.freeing[proc]
+        if self.freeing:
+            for proc in [p for p, (r, _) in self.freeing.items() if r == req]:
+                del self.freeing[proc]
         st.finished.add(req)
 
     def _rank(self, ev: dict) -> int:
@@ -998,7 +1016,7 @@ class NativeChecker:
         have something to do on this rank (corrected: a round to cache or to
         resume; historical: the rank wants to resume, when that does not
         depend on what it reads)."""
-        p = self._core()
+        p = self._p1 if self._p1_known else self._core()
         st = self.state
         x = self._x((req, s)) if p is not None else None
         if x is None or p is None:
@@ -1111,11 +1129,11 @@ class NativeChecker:
         resume ``c`` named ``blocks`` what the engine logged as ``blocks``."""
         st = self.state
         names = st.rx_names[key]
-        real = {STAND_IN_BASE - i: b for i, b in enumerate(names)}
+        real = dict(zip(range(STAND_IN_BASE, STAND_IN_BASE - len(names), -1), names))
         if c is not None:
             real.update(zip(c.blocks, blocks))
         st.rx_core[key] = after
-        st.rx_names[key] = tuple(real[b] for b in src)
+        st.rx_names[key] = tuple(map(real.__getitem__, src))
 
     def _alloc_none_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
         """An allocation of a resume poll returned None.  Allocating first
@@ -1226,7 +1244,7 @@ class NativeChecker:
                 if b >= nb:
                     raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
                                      f"block ids 0..{nb - 1}")
-            fl = self._free_list(rank)
+            fl = self._free_list(rank) if st.config.order in _ORDERED else None
             if fl is not None:
                 self._alloc_in_order(fl, rank, req, ev["tokens"], tuple(blocks))
         owner = st.owner
@@ -1753,6 +1771,17 @@ class NativeChecker:
         st.tx_core[req] = tx
         return tx
 
+    def _keep_room(self, req: int, step: core_tx.TxStep) -> None:
+        """``_commit`` for a step that most often changes one session only
+        (an init or a resume received): then just the room is kept."""
+        tx = step.state
+        st = self.state
+        if (step.effects or st.tx_phase.get(req) != tx.phase
+                or st.tx_partials.get(req, 0) != tx.partials):
+            self._commit(req, step)
+        else:
+            st.tx_core[req] = tx
+
     def _commit(self, req: int, step: core_tx.TxStep) -> None:
         """Keep the core's room after ``step``; the statuses it sends are owed."""
         st = self.state
@@ -1814,13 +1843,15 @@ class NativeChecker:
         blocks = tuple(ev["blocks"])
         if self._tx_bs is None and blocks and st.config.block_size is None:
             self._tx_bs = max(1, ev["allocated_tokens"] // len(blocks))
-        tx = self._room(req, s)
+        tx = st.tx_core.get(req)
+        if tx is None or s > len(tx.sessions):
+            tx = self._room(req, s)
         step = core_tx.sender_recv_init(tx, s, Ctl("init", blocks, 0, ev["allocated_tokens"]))
         if step is None:
             raise step_error(f"the sender received init of req {req} while {tx.phase}",
                              "SenderRecvInit only while the room is open (init, writing or "
                              "await); a closed room leaves the init unread")
-        self._commit(req, step)
+        self._keep_room(req, step)
         sessions = st.tx_sessions.get(req)
         if sessions is None:
             sessions = st.tx_sessions[req] = set()
@@ -1841,11 +1872,14 @@ class NativeChecker:
             self._known(req, ev)
         self._take_ctl(ev, "resume")
         self.coverage["SenderRecvResume"] += 1
-        step = core_tx.sender_recv_resume(self._room(req, s), s, Ctl(
+        tx = st.tx_core.get(req)
+        if tx is None or s > len(tx.sessions):
+            tx = self._room(req, s)
+        step = core_tx.sender_recv_resume(tx, s, Ctl(
             "resume", tuple(ev["blocks"]), ev["sent_tokens"], ev["allocated_tokens"],
             ev.get("round", 0)))
         assert step is not None          # (a resume is always a step: dropped when closed)
-        self._commit(req, step)
+        self._keep_room(req, step)
         if not step.state.alive:
             if not st.held_count.get(req):   # (a request holding blocks stays)
                 self._maybe_forget(req)
@@ -1911,15 +1945,17 @@ class NativeChecker:
         ranks = st.writes_of.get(req)
         if ranks is None:
             ranks = st.writes_of[req] = {}
-        after = step.state.sessions
+        tx_session = st.tx_session
+        after = step.state
+        total = tx.total
         for o, x in enumerate(tx.sessions, 1):
-            ws = core_tx.session_writes(tx, o)      # (block, first, count, aux)
-            b = st.tx_session.get((req, o))
+            ws = session_writes(tx, o)      # (block, first, count, aux)
+            b = tx_session.get((req, o))
             if b is None:
-                b = st.tx_session[(req, o)] = TxSession()
+                b = tx_session[(req, o)] = TxSession()
             sent = x.sent
-            b.plan = (sent, after[o - 1].tok, [w[0] for w in ws], bool(ws) and ws[0][3] > 0,
-                      core_tx.session_partial(tx.total, sent, x.alloc))
+            b.plan = (sent, after.sessions[o - 1].tok, [w[0] for w in ws],
+                      bool(ws) and ws[0][3] > 0, session_partial(total, sent, x.alloc))
             b.started = b.ended = False
             if ws:
                 keys = ranks.get(o)
@@ -1930,7 +1966,11 @@ class NativeChecker:
                     keys.add(blk)
         st.tx_ended[req] = 0
         self.coverage["SenderStartRound"] += 1
-        self._commit(req, step)
+        if step.effects or after.partials != tx.partials:
+            self._commit(req, step)
+        else:     # (what _commit does for a step that sends nothing)
+            st.tx_core[req] = after
+            st.tx_phase[req] = after.phase
 
     def on_round_start(self, ev: dict) -> None:
         st = self.state
@@ -1942,20 +1982,22 @@ class NativeChecker:
         if known is not None and known != total:
             raise step_error(f"the sender says req {req} has {total} tokens, earlier {known}",
                              f"total = {known}")
-        tx = self._room(req, s)
-        if tx.phase in (core_tx.INIT, core_tx.AWAIT):
+        tx = st.tx_core.get(req)
+        if tx is None or s > len(tx.sessions):
+            tx = self._room(req, s)
+        if tx.phase in _ROUND_MAY_START:
             bs = st.config.block_size or self._tx_bs or 1
             if known is None or tx.params.block_size != bs:
                 st.total[req] = total
                 tx = st.tx_core[req] = TxRoom(self._tx_params(len(tx.sessions)), req, total,
                                               tx.phase, tx.sessions, tx.round, tx.partials,
                                               tx.partial)
-            if not tx.session(s).ready and not (tx.phase == core_tx.AWAIT
+            if not tx.sessions[s - 1].ready and not (tx.phase == _AWAIT
                                                 and not tx.params.barrier):
                 raise self._no_round(req, s, tx)
             self._start_round(req, tx, s)
         b = st.tx_session.get((req, s))
-        if tx.phase not in (core_tx.INIT, core_tx.AWAIT, core_tx.WRITING) or b is None \
+        if tx.phase not in _ROUND_SHOWN or b is None \
                 or b.started or not b.plan:
             raise self._no_round(req, s, tx)
         dst = b.plan[2]
@@ -1983,7 +2025,7 @@ class NativeChecker:
         phase = tx.phase if tx is not None else None
         ok = ev["ok"]
         if (tx is None or b is None or not b.started or b.ended
-                or not (phase == core_tx.WRITING or (phase == core_tx.FAILED and not ok))):
+                or not (phase == _WRITING or (phase == _FAILED and not ok))):
             raise step_error(f"the round of req {req} for session {s} ended"
                              + (" ok" if ok else " with an error")
                              + ", but none was being written"
@@ -2013,12 +2055,13 @@ class NativeChecker:
                 landed += 1
             if landed:
                 self.coverage["WriteLand"] += landed
-        elif phase == core_tx.WRITING:
+        elif phase == _WRITING:
             self._write_error(req, tx)      # a write failed: WriteError, for the whole room
         b.ended = True
         ended = st.tx_ended[req] = st.tx_ended.get(req, 0) + 1
-        tx = st.tx_core[req]
-        if tx.phase != core_tx.WRITING or ended < tx.params.n_sessions:
+        if not ok:
+            tx = st.tx_core[req]
+        if tx.phase != _WRITING or ended < len(tx.sessions):
             return
         # every session's round ended: SenderEndRound
         step = core_tx.sender_end_round(tx, False)

@@ -46,6 +46,9 @@ class TxSession(NamedTuple):
     tok: int = 0                    # txTok: tokens of the current round
 
 
+_NEW_SESSION = TxSession()     # (immutable: every new room's sessions share it)
+
+
 class TxRoom(NamedTuple):
     """One request's room on the encode side (immutable, a named tuple as
     ``TxSession``)."""
@@ -63,7 +66,7 @@ class TxRoom(NamedTuple):
     def initial(cls, params: Params, req: int, total: int) -> TxRoom:
         if total < 1:
             raise ValueError(f"request {req}: total must be >= 1 token, got {total}")
-        return cls(params, req, total, INIT, tuple(TxSession() for _ in params.sessions))
+        return cls(params, req, total, INIT, (_NEW_SESSION,) * params.n_sessions)
 
     def session(self, s: int) -> TxSession:
         return self.sessions[s - 1]
@@ -155,13 +158,18 @@ def session_writes(tx: TxRoom, s: int) -> list[tuple[int, int, int, int]]:
     ``sent``, block by block into the destination (token positions
     ``first .. first + count - 1``); the aux row (the total) with the first
     block of the first round only (``aux`` 0: none)."""
-    bs, x, total = tx.params.block_size, tx.session(s), tx.total
+    bs, x, total = tx.params.block_size, tx.sessions[s - 1], tx.total
     sent, dst = x.sent, x.dst
     tok = round_tokens(total, sent, x.alloc)
-    out = []
-    for j in range(min(nblk(tok, bs), len(dst))):
-        out.append((dst[j], sent + j * bs + 1, min(bs, tok - j * bs),
-                    total if sent == 0 and j == 0 else 0))
+    n = min(nblk(tok, bs), len(dst))
+    if not n:
+        return []
+    out = [(dst[0], sent + 1, bs if tok > bs else tok, total if sent == 0 else 0)]
+    if n > 1:             # (every block full but the round's last, which may be short)
+        out += [(dst[j], sent + j * bs + 1, bs, 0) for j in range(1, n)]
+        last = tok - (n - 1) * bs
+        if last < bs:
+            out[-1] = (dst[n - 1], sent + (n - 1) * bs + 1, last, 0)
     return out
 
 
