@@ -1264,10 +1264,10 @@ class NativeChecker:
                 f"{-(-ev['tokens'] // bs)} block(s) (all or nothing)")
         nb = st.config.nblocks
         if nb is not None:
-            for b in blocks:
-                if b >= nb:
-                    raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
-                                     f"block ids 0..{nb - 1}")
+            if blocks and max(blocks) >= nb:
+                b = next(b for b in blocks if b >= nb)
+                raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
+                                 f"block ids 0..{nb - 1}")
             fl = self._free_list(rank) if st.config.order in _ORDERED else None
             if fl is not None:
                 self._alloc_in_order(fl, rank, req, ev["tokens"], tuple(blocks))
@@ -1419,17 +1419,20 @@ class NativeChecker:
             raise step_error(f"req {req} received {ev['status']} on session {s}, but the "
                              f"next status sent was {STATUSES[m[0]]}",
                              f"status {STATUSES[m[0]]} (status messages arrive in order)")
-        for i, k in ((1, "round"), (2, "sent_tokens"), (3, "total")):
-            if k in ev and m[i] is not None and ev[k] != m[i]:
-                raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent {m[i]}",
-                                 f"{k} = {m[i]}")
+        fields = len(ev) > 7      # (v, proc, seq, event, req, session, status: no field)
+        if fields:
+            for i, k in ((1, "round"), (2, "sent_tokens"), (3, "total")):
+                if k in ev and m[i] is not None and ev[k] != m[i]:
+                    raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent "
+                                     f"{m[i]}", f"{k} = {m[i]}")
         ch.popleft()
         # the local status: the spec's NewStatus (the core's merge_status)
         st.rx_status[key] = _designs.merge_status(st.rx_status.get(key, BOOTSTRAPPING), status,
                                                   self._latches)
         if key in st.rx_core:   # DeliverStatus through the core, when a decision needs it
             box = st.rx_inbox.get(key)
-            msg = (status, ev.get("round", 0), ev.get("sent_tokens", 0), ev.get("total", 0))
+            msg = ((status, ev.get("round", 0), ev.get("sent_tokens", 0), ev.get("total", 0))
+                   if fields else (status, 0, 0, 0))
             if box is None:
                 st.rx_inbox[key] = [msg]
             else:
@@ -1843,7 +1846,8 @@ class NativeChecker:
         """Keep the core's room after ``step`` (see _session_step); the
         statuses it sends are owed."""
         st = self.state
-        tx = st.tx_core[req] = _held(step.state)
+        tx = step.state
+        st.tx_core[req] = tx = tx if len(tx.sessions) <= _FEW else _held(tx)
         st.tx_phase[req] = tx.phase
         if tx.partials:
             st.tx_partials[req] = tx.partials
@@ -2019,7 +2023,7 @@ class NativeChecker:
         if step.effects or after.partials != tx.partials:
             self._commit(req, step)
         else:     # (what _commit does for a step that sends nothing)
-            st.tx_core[req] = _held(after)
+            st.tx_core[req] = after if len(after.sessions) <= _FEW else _held(after)
             st.tx_phase[req] = after.phase
 
     def on_round_start(self, ev: dict) -> None:
@@ -2093,13 +2097,13 @@ class NativeChecker:
             ranks = st.writes_of.get(req)
             if ranks:
                 ranks.pop(s, None)
-            inflight = st.inflight
+            inflight, content = st.inflight, st.content
             for blk in dst:          # WriteLand, for every block of the round
                 w = inflight.pop((s, blk), None)
                 if w is None or w.req != req:
                     continue
                 if w.first is not None and w.count:
-                    st.content[(s, blk)] = (req, w.first, w.count)
+                    content[(s, blk)] = (req, w.first, w.count)
                 if w.aux is not None:
                     st.aux[(s, blk)] = w.aux
                 landed += 1
