@@ -46,7 +46,7 @@ from resumespec.reference.protocol.designs import ENGINE_RESUME_ORDER
 
 from .checker_native import Verdict
 from .merge import merge_files
-from .trace import STATUS_RANK, MalformedTrace
+from .trace import EVERY_RANK_LOGS, STATUS_RANK, MalformedTrace
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 SPEC_MODULE = "ResumeProtocol"   # either design by Variant: instances of ResumeCorrected / ResumeHistorical
@@ -114,14 +114,6 @@ class Part:
                 f'raux |-> {seq(self.read_aux)}, '
                 f'stRound |-> {self.st_fields[0]}, stSent |-> {self.st_fields[1]}, '
                 f'stTotal |-> {self.st_fields[2]}]')
-
-
-# Lockstep steps of which every rank logs its own part (a handoff, the fail of
-# a Failed poll, prefill's end, an abort, the init). A heartbeat loss is not
-# among them: a rank may learn of it only through the all-reduced status, and
-# a rank's wait in a poll where another rank resumed need not be logged.
-_EVERY_RANK_LOGS = frozenset({"ReceiverInit", "PollSuccess", "PollFailed", "PrefillDone",
-                              "Abort"})
 
 
 @dataclass(eq=False)
@@ -670,7 +662,7 @@ class _Grouper:
             else:
                 del self.steps[k]
         for st in self.steps:
-            if st.session == 0 and st.action in _EVERY_RANK_LOGS \
+            if st.session == 0 and st.action in EVERY_RANK_LOGS \
                     and len(st.parts) < self.nsess:
                 # A step of every session that some session has not logged yet
                 # (rank 1 handed over and freed, rank 2 logged nothing of it):
