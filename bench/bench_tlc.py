@@ -64,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,37 @@ def _unreduced(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSet
     return m.distinct if m.complete else None
 
 
+def ratios(before: Measured | None, after: Measured, has_view: bool, budget: float,
+           count_without_view: Callable[[], int | None]) -> dict:
+    """After over before for one model (rates from wall-clock time, as
+    ``compare`` sets them): distinct states per second; time to the verdict
+    (a lower bound when the before run stopped at ``budget``); coverage,
+    the before model's space per second (``count_without_view`` is asked
+    for the size of that space only when the after run finished with a
+    VIEW and the before run did not finish); the search times."""
+    ratio = after.rate / before.rate if before and before.rate and after.rate else None
+    unreduced: int | None = after.distinct if after.complete and not has_view else None
+    if after.complete and has_view:
+        unreduced = before.distinct if before is not None and before.complete else count_without_view()
+    coverage_rate = (unreduced / after.wall_s if after.complete and unreduced and after.wall_s
+                     else after.rate)      # a stopped run: distinct/s, a lower bound
+    coverage = coverage_rate / before.rate if before and before.rate and coverage_rate else None
+    time_ratio = None
+    time_at_least = False
+    if before is not None and after.complete and after.wall_s:
+        time_ratio = (before.wall_s if before.complete else budget) / after.wall_s
+        time_at_least = not before.complete
+    search_ratio = (before.search_s / after.search_s if before and before.complete and after.complete
+                    and before.search_s and after.search_s else None)
+    return {"ratio": round(ratio, 2) if ratio else None,
+            "time_to_verdict_ratio": round(time_ratio, 2) if time_ratio else None,
+            "time_to_verdict_at_least": time_at_least,
+            "unreduced_distinct_states": unreduced,
+            "coverage_per_s": round(coverage_rate, 1) if coverage_rate else None,
+            "coverage_ratio": round(coverage, 2) if coverage else None,
+            "search_ratio": round(search_ratio, 2) if search_ratio else None}
+
+
 def _geo(values: list[float]) -> float:
     g = 1.0
     for v in values:
@@ -248,34 +280,13 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 after.tlc_s = after.wall_s
             if before is not None and before.complete:
                 before.tlc_s = before.wall_s
-            ratio = after.rate / before.rate if before and before.rate and after.rate else None
             has_view = tlc.TlcConfig.read(entry.cfg).has("VIEW")
-            # states of the before model's space that the after run covered
-            unreduced: int | None = after.distinct if after.complete and not has_view else None
-            if after.complete and has_view:
-                if before is not None and before.complete:
-                    unreduced = before.distinct
-                else:
-                    unreduced = _unreduced(manifest, entry, one, unreduced_timeout)
-            coverage_rate = (unreduced / after.wall_s if after.complete and unreduced and after.wall_s
-                             else after.rate)      # a stopped run: distinct/s, a lower bound
-            coverage = coverage_rate / before.rate if before and before.rate and coverage_rate else None
-            time_ratio = None
-            time_at_least = False
-            if before is not None and after.complete and after.wall_s:
-                time_ratio = (before.wall_s if before.complete else budget) / after.wall_s
-                time_at_least = not before.complete
-            search_ratio = (before.search_s / after.search_s if before and before.complete and after.complete
-                            and before.search_s and after.search_s else None)
             row = {"model": entry.name, "before": before.to_json() if before else None,
                    "after": after.to_json(), "view": has_view,
-                   "ratio": round(ratio, 2) if ratio else None,
-                   "time_to_verdict_ratio": round(time_ratio, 2) if time_ratio else None,
-                   "time_to_verdict_at_least": time_at_least,
-                   "unreduced_distinct_states": unreduced,
-                   "coverage_per_s": round(coverage_rate, 1) if coverage_rate else None,
-                   "coverage_ratio": round(coverage, 2) if coverage else None,
-                   "search_ratio": round(search_ratio, 2) if search_ratio else None}
+                   **ratios(before, after, has_view, budget,
+                            lambda e=entry: _unreduced(manifest, e, one, unreduced_timeout))}
+            ratio, time_ratio, coverage = row["ratio"], row["time_to_verdict_ratio"], row["coverage_ratio"]
+            time_at_least, search_ratio = row["time_to_verdict_at_least"], row["search_ratio"]
             rows.append(row)
 
             def cell(m: Measured | None) -> str:
