@@ -145,11 +145,7 @@ def test_deep_corrected_models_use_the_view_and_quick_ones_do_not():
         if entry.variant != "corrected" or entry.mode != "bfs" or "inductive" in entry.name:
             continue
         has_view = tlc.TlcConfig.read(entry.cfg).has("VIEW")
-        if entry.name in ("corrected_deep_faults", "corrected_deep_sessions", "corrected_deep_sessions_faults",
-                          "corrected_deep_blocksize2", "corrected_deep_three_requests"):
-            assert has_view, entry.name
-        if entry.set == "quick":
-            assert not has_view, entry.name
+        assert has_view == (entry.set == "deep"), entry.name
 
 
 def test_the_view_keeps_every_quick_corrected_verdict(settings):

@@ -181,12 +181,12 @@ MODELS = [
     model("flag_deep_engine_any", "flag", set_="deep", Order="any", NBlocks=4,
           why=None),
     # bigger corrected models, affordable since liveness is checked as safety
-    model("corrected_deep_four_requests", "corrected", set_="deep", NReq=4, Total=(2, 1, 2, 1),
-          NBlocks=3, Cap=1),
-    model("corrected_deep_three_sessions", "corrected", set_="deep", NReq=1, NSess=3, Total=(3,),
-          NBlocks=3, Cap=1, Faults=ALL_FAULTS),
-    model("corrected_deep_six_blocks", "corrected", set_="deep", Total=(4, 3), NBlocks=6, Cap=2,
-          Order="lifo", Faults=ALL_FAULTS),
+    model("corrected_deep_four_requests", "corrected", set_="deep", view=CORRECTED_VIEW, NReq=4,
+          Total=(2, 1, 2, 1), NBlocks=3, Cap=1),
+    model("corrected_deep_three_sessions", "corrected", set_="deep", view=CORRECTED_VIEW, NReq=1,
+          NSess=3, Total=(3,), NBlocks=3, Cap=1, Faults=ALL_FAULTS),
+    model("corrected_deep_six_blocks", "corrected", set_="deep", view=CORRECTED_VIEW, Total=(4, 3),
+          NBlocks=6, Cap=2, Order="lifo", Faults=ALL_FAULTS),
     # too large to exhaust: TLC's random simulation (resumespec check --deep runs it)
     model("corrected_sim_eight_requests", "corrected", set_="deep",
           mode={"simulate": {"num": 40, "depth": 400, "seed": 1}}, NReq=8, NSess=4,
