@@ -28,10 +28,30 @@ e32fa3e, the spec before issue 11), REV's ResumeProtocol.tla and MC files
 (read with ``git show`` into a temporary folder) run as REV's runner ran them
 (liveness checked periodically), then the current model as ``resumespec
 check`` runs it; one worker each, each run stopped after ``--budget``
-seconds (default 90). Distinct states per second come from TLC's own time
-for a finished run and from the last progress report (TLC reports once a
-minute) for a stopped one. ``--record`` writes the numbers into each
-model's ``throughput`` field in spec/manifest.json.
+seconds (default 90). Each pair prints three ratios, after over before:
+
+- distinct states per second (wall clock, JVM start-up included). A run
+  stopped at the budget counts the states of TLC's last progress report
+  (once a minute) over the time of that report.
+- time to the verdict, when both runs finish (``>=`` when only the after
+  run does: the before run took longer than the budget).
+- coverage: states *of the space the before model explores* per second. A
+  model with a VIEW fingerprints fewer states than the space it covers
+  (ResumeCorrected.tla argues why that loses nothing), so its distinct
+  states per second fall although the verdict comes sooner; the coverage
+  rate of a finished run is the distinct states of the model without its
+  VIEW (the before run's count when it finished; otherwise measured once
+  with the VIEW removed, recorded as ``unreduced_distinct_states`` and
+  reused while the constants stay the same) over the after run's wall
+  time. For a stopped run, or a model without a VIEW, it is the distinct
+  states per second (each fingerprinted state stands for at least one
+  state of the space: a lower bound).
+
+The x10 target of issue 11 is claimed on the coverage ratio: the same
+space, explored to the same verdict, per second of wall clock. The search
+time alone (from TLC's "Starting..." line to its last line, JVM start-up
+and parsing left out) is shown too, for information. ``--record`` writes
+the numbers into each model's ``throughput`` field in spec/manifest.json.
 """
 
 from __future__ import annotations
@@ -44,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +90,8 @@ class Measured:
     tlc_s: float | None
     complete: bool            # False: stopped by the timeout
     verdict: str
+    search_s: float | None = None   # from TLC's "Starting..." line to its last line
+
 
     @property
     def rate(self) -> float | None:
@@ -78,15 +101,22 @@ class Measured:
     def to_json(self) -> dict:
         return {"label": self.label, "distinct_states": self.distinct, "states_generated": self.generated,
                 "wall_s": round(self.wall_s, 2), "tlc_s": self.tlc_s, "complete": self.complete,
-                "verdict": self.verdict, "distinct_per_s": round(self.rate, 1) if self.rate else None}
+                "verdict": self.verdict, "distinct_per_s": round(self.rate, 1) if self.rate else None,
+                "search_s": round(self.search_s, 2) if self.search_s is not None else None}
 
 
 def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measured:
     seen: list[tlc.ProgressStats] = []
     seen_at: list[float] = []
     start = time.monotonic()
+    search: list[float] = []      # when TLC printed "Starting...", and its last line
 
     def on_line(line: str) -> None:
+        now = time.monotonic() - start
+        if line.startswith("Starting..."):
+            search[:] = [now, now]
+        elif search:
+            search[1] = now
         st = tlc.parse_progress(line)
         if st:
             seen.append(st)
@@ -104,7 +134,8 @@ def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measure
         # wall time; TLC's own time is not printed for a stopped run)
         return Measured(label, last.distinct if last else None, last.generated if last else None,
                         settings.timeout_s or 0.0, seen_at[-1] if seen_at else None, False, "timeout")
-    return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict)
+    return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict,
+                    search[1] - search[0] if search else None)
 
 
 def _fmt(n: int | None, complete: bool = True) -> str:
@@ -155,8 +186,61 @@ def _git_show(rev: str, path: str) -> str | None:
     return p.stdout if p.returncode == 0 else None
 
 
+def _unreduced(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSettings,
+               timeout: float) -> int | None:
+    """Distinct states of ``entry``'s model without its VIEW: the recorded
+    count while the constants are the same, else one run to measure it."""
+    old = entry.raw.get("throughput") or {}
+    if old.get("unreduced_distinct_states") and old.get("constants") == entry.raw.get("constants"):
+        return int(old["unreduced_distinct_states"])
+    run = model_run_for(manifest, entry)
+    config = tlc.TlcConfig.read(entry.cfg)
+    bare = dataclasses.replace(run, cfg_text=config.without("VIEW").render(), short_run=False,
+                               label=f"{entry.name} without VIEW")
+    m = measure(bare, dataclasses.replace(settings, timeout_s=timeout), bare.label)
+    return m.distinct if m.complete else None
+
+
+def ratios(before: Measured | None, after: Measured, has_view: bool, budget: float,
+           count_without_view: Callable[[], int | None]) -> dict:
+    """After over before for one model (rates from wall-clock time, as
+    ``compare`` sets them): distinct states per second; time to the verdict
+    (a lower bound when the before run stopped at ``budget``); coverage,
+    the before model's space per second (``count_without_view`` is asked
+    for the size of that space only when the after run finished with a
+    VIEW and the before run did not finish); the search times."""
+    ratio = after.rate / before.rate if before and before.rate and after.rate else None
+    unreduced: int | None = after.distinct if after.complete and not has_view else None
+    if after.complete and has_view:
+        unreduced = before.distinct if before is not None and before.complete else count_without_view()
+    coverage_rate = (unreduced / after.wall_s if after.complete and unreduced and after.wall_s
+                     else after.rate)      # a stopped run: distinct/s, a lower bound
+    coverage = coverage_rate / before.rate if before and before.rate and coverage_rate else None
+    time_ratio = None
+    time_at_least = False
+    if before is not None and after.complete and after.wall_s:
+        time_ratio = (before.wall_s if before.complete else budget) / after.wall_s
+        time_at_least = not before.complete
+    search_ratio = (before.search_s / after.search_s if before and before.complete and after.complete
+                    and before.search_s and after.search_s else None)
+    return {"ratio": round(ratio, 2) if ratio else None,
+            "time_to_verdict_ratio": round(time_ratio, 2) if time_ratio else None,
+            "time_to_verdict_at_least": time_at_least,
+            "unreduced_distinct_states": unreduced,
+            "coverage_per_s": round(coverage_rate, 1) if coverage_rate else None,
+            "coverage_ratio": round(coverage, 2) if coverage else None,
+            "search_ratio": round(search_ratio, 2) if search_ratio else None}
+
+
+def _geo(values: list[float]) -> float:
+    g = 1.0
+    for v in values:
+        g *= v
+    return g ** (1 / len(values))
+
+
 def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: str, names: list[str],
-            budget: float, record: bool, as_json: bool) -> int:
+            budget: float, record: bool, as_json: bool, unreduced_timeout: float = 1800.0) -> int:
     """Before (the spec at ``rev``) and after (the current one), side by side."""
     spec_text = _git_show(rev, "spec/ResumeProtocol.tla")
     if spec_text is None:
@@ -169,8 +253,11 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
         return exitcodes.USAGE
     one = dataclasses.replace(settings, workers=1, timeout_s=budget, lncheck_final=False)
     rows: list[dict] = []
-    lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run:",
-             f"  {'model':<34} {'before':>22} {'after':>22}  after/before"]
+    lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run",
+             "(rates: distinct states per second of wall clock; coverage: states of the before model's",
+             " space per second; search: time without JVM start-up and parsing):",
+             f"  {'model':<31} {'before':>20} {'after':>20} {'distinct/s':>10} {'verdict in':>10} "
+             f"{'coverage':>9} {'search':>7}"]
     with tempfile.TemporaryDirectory(prefix="bench-tlc-before-") as tmp:
         old_dir = Path(tmp)
         (old_dir / "ResumeProtocol.tla").write_text(spec_text)
@@ -193,9 +280,13 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 after.tlc_s = after.wall_s
             if before is not None and before.complete:
                 before.tlc_s = before.wall_s
-            ratio = after.rate / before.rate if before and before.rate and after.rate else None
+            has_view = tlc.TlcConfig.read(entry.cfg).has("VIEW")
             row = {"model": entry.name, "before": before.to_json() if before else None,
-                   "after": after.to_json(), "ratio": round(ratio, 2) if ratio else None}
+                   "after": after.to_json(), "view": has_view,
+                   **ratios(before, after, has_view, budget,
+                            lambda e=entry: _unreduced(manifest, e, one, unreduced_timeout))}
+            ratio, time_ratio, coverage = row["ratio"], row["time_to_verdict_ratio"], row["coverage_ratio"]
+            time_at_least, search_ratio = row["time_to_verdict_at_least"], row["search_ratio"]
             rows.append(row)
 
             def cell(m: Measured | None) -> str:
@@ -203,17 +294,17 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                     return "(not at " + rev + ")"
                 rate = f"{m.rate:,.0f}/s" if m.rate else "?/s"
                 return f"{rate} {'' if m.complete else '>='}{_fmt(m.distinct)}"
-            lines.append(f"  {entry.name:<34} {cell(before):>22} {cell(after):>22}  "
-                         f"{f'x{ratio:.1f}' if ratio else '-'}")
+
+            def x(v: float | None, at_least: bool = False) -> str:
+                return f"{'>=' if at_least else ''}x{v:.1f}" if v else "-"
+            lines.append(f"  {entry.name:<31} {cell(before):>20} {cell(after):>20} {x(ratio):>10} "
+                         f"{x(time_ratio, time_at_least):>10} {x(coverage):>9} {x(search_ratio):>7}")
             print(lines[-1], file=sys.stderr, flush=True)
-    ratios = [r["ratio"] for r in rows if r["ratio"]]
-    if ratios:
-        geo = 1.0
-        for r in ratios:
-            geo *= r
-        geo **= 1 / len(ratios)
-        lines.append(f"  distinct states/s after/before: min x{min(ratios):.1f}, geometric mean x{geo:.1f}, "
-                     f"max x{max(ratios):.1f} over {len(ratios)} model(s)")
+    for key, what in (("ratio", "distinct states/s"), ("coverage_ratio", "coverage (the claim)")):
+        values = [r[key] for r in rows if r[key]]
+        if values:
+            lines.append(f"  {what} after/before: min x{min(values):.1f}, geometric mean "
+                         f"x{_geo(values):.1f}, max x{max(values):.1f} over {len(values)} model(s)")
     if record:
         today = datetime.date.today().isoformat()
         for obj in manifest.raw.get("models", []):
@@ -222,16 +313,27 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 continue
             obj["throughput"] = {
                 "before_rev": rev, "budget_s": budget, "measured": today, "workers": 1,
+                "constants": obj.get("constants"),
                 "before_distinct_per_s": row["before"]["distinct_per_s"] if row["before"] else None,
                 "before_complete": row["before"]["complete"] if row["before"] else None,
+                "before_wall_s": row["before"]["wall_s"] if row["before"] else None,
                 "after_distinct_per_s": row["after"]["distinct_per_s"],
                 "after_complete": row["after"]["complete"],
+                "after_wall_s": row["after"]["wall_s"],
                 "after_over_before": row["ratio"],
+                "view": row["view"],
+                "unreduced_distinct_states": row["unreduced_distinct_states"],
+                "time_to_verdict_ratio": row["time_to_verdict_ratio"],
+                "time_to_verdict_at_least": row["time_to_verdict_at_least"],
+                "coverage_per_s": row["coverage_per_s"],
+                "coverage_over_before": row["coverage_ratio"],
+                "search_ratio": row["search_ratio"],
             }
         manifest.path.write_text(json.dumps(manifest.raw, indent=2) + "\n")
         lines.append(f"recorded in {manifest.path}")
     if as_json:
-        print(json.dumps({"before_rev": rev, "budget_s": budget, "models": rows}, indent=2))
+        print(json.dumps({"before_rev": rev, "budget_s": budget, "claim": "coverage_ratio", "models": rows},
+                         indent=2))
     else:
         print("\n".join(lines))
     return exitcodes.OK
@@ -245,6 +347,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--models", default="", help="comma-separated model names for --compare")
     parser.add_argument("--budget", type=float, default=90.0, help="seconds per run for --compare")
     parser.add_argument("--record", action="store_true", help="with --compare: write the manifest")
+    parser.add_argument("--unreduced-timeout", type=float, default=1800.0,
+                        help="with --compare: limit of the run that counts a VIEW model's states without the VIEW")
     parser.add_argument("--model", help="model for the throughput measurement")
     parser.add_argument("--timeout", type=float, default=120.0, help="per TLC run (default 120 s)")
     parser.add_argument("--workers", type=int, default=tlc.default_workers())
@@ -262,7 +366,8 @@ def main(argv: list[str]) -> int:
         return exitcodes.BAD_INPUT
     if args.compare:
         names = [n for n in args.models.split(",") if n]
-        return compare(manifest, settings, args.compare, args.set, names, args.budget, args.record, args.json)
+        return compare(manifest, settings, args.compare, args.set, names, args.budget, args.record, args.json,
+                       args.unreduced_timeout)
     chosen = _manifest_runs(manifest, args.model)
     source = "spec/manifest.json"
     if chosen is None:
