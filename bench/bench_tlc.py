@@ -40,6 +40,9 @@ import argparse
 import dataclasses
 import datetime
 import json
+import re
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,6 +72,21 @@ class Measured:
     tlc_s: float | None
     complete: bool            # False: stopped by the timeout
     verdict: str
+    # seconds from launching the JVM to TLC's "Starting..." (2185) and to the
+    # message that gives the verdict (success 2193, a violation, a deadlock):
+    # for a failing model the latter is the time to the counterexample (the
+    # trace TLC prints after it is not counted); CPU seconds (user + system)
+    # of the whole TLC process
+    starting_s: float | None = None
+    verdict_s: float | None = None
+    cpu_s: float | None = None
+
+    @property
+    def tlc_verdict_s(self) -> float | None:
+        """TLC's own time to the verdict: JVM start-up and SANY left out."""
+        if self.verdict_s is None or self.starting_s is None:
+            return None
+        return self.verdict_s - self.starting_s
 
     @property
     def rate(self) -> float | None:
@@ -78,19 +96,45 @@ class Measured:
     def to_json(self) -> dict:
         return {"label": self.label, "distinct_states": self.distinct, "states_generated": self.generated,
                 "wall_s": round(self.wall_s, 2), "tlc_s": self.tlc_s, "complete": self.complete,
-                "verdict": self.verdict, "distinct_per_s": round(self.rate, 1) if self.rate else None}
+                "verdict": self.verdict, "distinct_per_s": round(self.rate, 1) if self.rate else None,
+                "verdict_s": _r3(self.verdict_s), "tlc_verdict_s": _r3(self.tlc_verdict_s),
+                "cpu_s": _r3(self.cpu_s)}
+
+
+def _r3(x: float | None) -> float | None:
+    return round(x, 3) if x is not None else None
+
+
+# TLC message codes that give a verdict: success, an invariant or property
+# violated (initial state or later), a deadlock, a temporal property violated
+VERDICT_CODES = {2193, 2107, 2108, 2110, 2112, 2114, 2116}
+STARTING_CODE = 2185
+_STARTMSG = re.compile(r"@!@!@STARTMSG (\d+):")
 
 
 def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measured:
     seen: list[tlc.ProgressStats] = []
     seen_at: list[float] = []
+    marks: dict[str, float] = {}
     start = time.monotonic()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     def on_line(line: str) -> None:
         st = tlc.parse_progress(line)
         if st:
             seen.append(st)
             seen_at.append(time.monotonic() - start)
+        m = _STARTMSG.search(line)
+        if m:
+            code = int(m.group(1))
+            if code == STARTING_CODE:
+                marks.setdefault("starting", time.monotonic() - start)
+            elif code in VERDICT_CODES:
+                marks.setdefault("verdict", time.monotonic() - start)
+
+    def cpu() -> float:
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (now.ru_utime - cpu0.ru_utime) + (now.ru_stime - cpu0.ru_stime)
 
     progress = tlc.ProgressDisplay(f"bench {label}")
     try:
@@ -103,8 +147,10 @@ def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measure
         # time of that report (JVM start-up included, as in a finished run's
         # wall time; TLC's own time is not printed for a stopped run)
         return Measured(label, last.distinct if last else None, last.generated if last else None,
-                        settings.timeout_s or 0.0, seen_at[-1] if seen_at else None, False, "timeout")
-    return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict)
+                        settings.timeout_s or 0.0, seen_at[-1] if seen_at else None, False, "timeout",
+                        marks.get("starting"), None, cpu())
+    return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict,
+                    marks.get("starting"), marks.get("verdict"), cpu())
 
 
 def _fmt(n: int | None, complete: bool = True) -> str:
@@ -155,9 +201,30 @@ def _git_show(rev: str, path: str) -> str | None:
     return p.stdout if p.returncode == 0 else None
 
 
+def _median_run(runs: list[Measured]) -> Measured:
+    """The run with the median time to the verdict (wall time for a stopped one)."""
+    key = [(m.verdict_s if m.verdict_s is not None else m.wall_s, i) for i, m in enumerate(runs)]
+    key.sort()
+    return runs[key[(len(key) - 1) // 2][1]]
+
+
+def _median(xs: list[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _over(before: float | None, after: float | None) -> float | None:
+    """before / after: how many times less time the run after needs."""
+    return round(before / after, 2) if before and after else None
+
+
 def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: str, names: list[str],
-            budget: float, record: bool, as_json: bool) -> int:
-    """Before (the spec at ``rev``) and after (the current one), side by side."""
+            budget: float, record: bool, as_json: bool, repeat: int = 1) -> int:
+    """Before (the spec at ``rev``) and after (the current one), side by side.
+
+    With ``repeat`` > 1 each model runs before/after that many times,
+    alternating, and every number is the median over the repeats.
+    """
     spec_text = _git_show(rev, "spec/ResumeProtocol.tla")
     if spec_text is None:
         print(f"bench tlc: git cannot show spec/ResumeProtocol.tla at {rev} (is this a git checkout?)",
@@ -169,8 +236,9 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
         return exitcodes.USAGE
     one = dataclasses.replace(settings, workers=1, timeout_s=budget, lncheck_final=False)
     rows: list[dict] = []
-    lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run:",
-             f"  {'model':<34} {'before':>22} {'after':>22}  after/before"]
+    lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run"
+             + (f", median of {repeat} runs each" if repeat > 1 else "") + ":",
+             f"  {'model':<34} {'before':>22} {'after':>22}  states/s  to verdict (TLC's own, CPU)"]
     with tempfile.TemporaryDirectory(prefix="bench-tlc-before-") as tmp:
         old_dir = Path(tmp)
         (old_dir / "ResumeProtocol.tla").write_text(spec_text)
@@ -179,41 +247,74 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
             old_tla = _git_show(rev, f"spec/models/MC_{entry.name}.tla")
             old_cfg = _git_show(rev, f"spec/models/MC_{entry.name}.cfg")
             after_settings = dataclasses.replace(one, lncheck_final=entry.expected.kind == "success")
-            after = measure(model_run_for(manifest, entry), after_settings, f"{entry.name} after")
-            before = None
+            old_run = None
             if old_tla is not None and old_cfg is not None:
                 (old_dir / f"MC_{entry.name}.tla").write_text(old_tla)
                 (old_dir / f"MC_{entry.name}.cfg").write_text(old_cfg)
                 old_run = tlc.ModelRun(old_dir / f"MC_{entry.name}.tla", old_dir / f"MC_{entry.name}.cfg",
                                        label=f"{entry.name} before", check_deadlock=entry.check_deadlock,
                                        library_dirs=(old_dir,))
-                before = measure(old_run, one, f"{entry.name} before")
+            afters: list[Measured] = []
+            befores: list[Measured] = []
+            for _ in range(max(1, repeat)):
+                afters.append(measure(model_run_for(manifest, entry), after_settings, f"{entry.name} after"))
+                if old_run is not None:
+                    befores.append(measure(old_run, one, f"{entry.name} before"))
             # wall-clock rates for both (JVM start-up included in both)
-            if after.complete:
-                after.tlc_s = after.wall_s
-            if before is not None and before.complete:
-                before.tlc_s = before.wall_s
-            ratio = after.rate / before.rate if before and before.rate and after.rate else None
+            for m in afters + befores:
+                if m.complete:
+                    m.tlc_s = m.wall_s
+            after = _median_run(afters)
+            before = _median_run(befores) if befores else None
+            rate_a = _median([m.rate for m in afters])
+            rate_b = _median([m.rate for m in befores])
+            ratio = rate_a / rate_b if rate_a and rate_b else None
+            # times to the verdict (to the counterexample for a failing model):
+            # wall from the JVM's launch, TLC's own (from its "Starting..."), CPU
+            times = {k: (_median([getattr(m, k) for m in befores]), _median([getattr(m, k) for m in afters]))
+                     for k in ("verdict_s", "tlc_verdict_s", "cpu_s")}
+            complete = bool(befores) and all(m.complete for m in afters + befores)
+            ratios = {k: _over(b, a) if complete else None for k, (b, a) in times.items()}
+            metric = "time_to_verdict" if entry.expected.kind == "success" else "time_to_counterexample"
             row = {"model": entry.name, "before": before.to_json() if before else None,
-                   "after": after.to_json(), "ratio": round(ratio, 2) if ratio else None}
+                   "after": after.to_json(), "ratio": round(ratio, 2) if ratio else None,
+                   "repeat": max(1, repeat), "time_metric": metric,
+                   "before_times": {k: _r3(b) for k, (b, _) in times.items()},
+                   "after_times": {k: _r3(a) for k, (_, a) in times.items()},
+                   "time_ratio": ratios["verdict_s"], "tlc_time_ratio": ratios["tlc_verdict_s"],
+                   "cpu_ratio": ratios["cpu_s"],
+                   "same_verdict": bool(before) and before.verdict == after.verdict}
             rows.append(row)
 
-            def cell(m: Measured | None) -> str:
+            def cell(m: Measured | None, rate: float | None) -> str:
                 if m is None:
                     return "(not at " + rev + ")"
-                rate = f"{m.rate:,.0f}/s" if m.rate else "?/s"
-                return f"{rate} {'' if m.complete else '>='}{_fmt(m.distinct)}"
-            lines.append(f"  {entry.name:<34} {cell(before):>22} {cell(after):>22}  "
-                         f"{f'x{ratio:.1f}' if ratio else '-'}")
+                r = f"{rate:,.0f}/s" if rate else "?/s"
+                return f"{r} {'' if m.complete else '>='}{_fmt(m.distinct)}"
+
+            def x(v: float | None) -> str:
+                return f"x{v:.1f}" if v else "-"
+            tv = times["verdict_s"]
+            lines.append(f"  {entry.name:<34} {cell(before, rate_b):>22} {cell(after, rate_a):>22}  "
+                         f"{x(ratio):>8}  {x(ratios['verdict_s'])} "
+                         f"({(tv[0] or 0):.2f} s -> {(tv[1] or 0):.2f} s; "
+                         f"{x(ratios['tlc_verdict_s'])}, {x(ratios['cpu_s'])})"
+                         + ("" if metric == "time_to_verdict" else " to the counterexample"))
+            if before is not None and before.verdict != after.verdict:
+                lines[-1] += f"  VERDICT DIFFERS: {before.verdict} -> {after.verdict}"
             print(lines[-1], file=sys.stderr, flush=True)
-    ratios = [r["ratio"] for r in rows if r["ratio"]]
-    if ratios:
+    ratios_all = [r["ratio"] for r in rows if r["ratio"]]
+    if ratios_all:
         geo = 1.0
-        for r in ratios:
+        for r in ratios_all:
             geo *= r
-        geo **= 1 / len(ratios)
-        lines.append(f"  distinct states/s after/before: min x{min(ratios):.1f}, geometric mean x{geo:.1f}, "
-                     f"max x{max(ratios):.1f} over {len(ratios)} model(s)")
+        geo **= 1 / len(ratios_all)
+        lines.append(f"  distinct states/s after/before: min x{min(ratios_all):.1f}, geometric mean x{geo:.1f}, "
+                     f"max x{max(ratios_all):.1f} over {len(ratios_all)} model(s)")
+    time_ratios = [r["time_ratio"] for r in rows if r["time_ratio"]]
+    if time_ratios:
+        lines.append(f"  time to verdict before/after (wall, JVM start-up included): min x{min(time_ratios):.1f}, "
+                     f"max x{max(time_ratios):.1f} over {len(time_ratios)} complete model(s)")
     if record:
         today = datetime.date.today().isoformat()
         for obj in manifest.raw.get("models", []):
@@ -227,6 +328,17 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 "after_distinct_per_s": row["after"]["distinct_per_s"],
                 "after_complete": row["after"]["complete"],
                 "after_over_before": row["ratio"],
+                "repeat": row["repeat"],
+                "time_metric": row["time_metric"],
+                "before_verdict_s": row["before_times"]["verdict_s"],
+                "after_verdict_s": row["after_times"]["verdict_s"],
+                "time_before_over_after": row["time_ratio"],
+                "before_tlc_verdict_s": row["before_times"]["tlc_verdict_s"],
+                "after_tlc_verdict_s": row["after_times"]["tlc_verdict_s"],
+                "tlc_time_before_over_after": row["tlc_time_ratio"],
+                "before_cpu_s": row["before_times"]["cpu_s"],
+                "after_cpu_s": row["after_times"]["cpu_s"],
+                "cpu_before_over_after": row["cpu_ratio"],
             }
         manifest.path.write_text(json.dumps(manifest.raw, indent=2) + "\n")
         lines.append(f"recorded in {manifest.path}")
@@ -245,6 +357,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--models", default="", help="comma-separated model names for --compare")
     parser.add_argument("--budget", type=float, default=90.0, help="seconds per run for --compare")
     parser.add_argument("--record", action="store_true", help="with --compare: write the manifest")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --compare: runs per model and side, alternating; medians are reported")
     parser.add_argument("--model", help="model for the throughput measurement")
     parser.add_argument("--timeout", type=float, default=120.0, help="per TLC run (default 120 s)")
     parser.add_argument("--workers", type=int, default=tlc.default_workers())
@@ -262,7 +376,8 @@ def main(argv: list[str]) -> int:
         return exitcodes.BAD_INPUT
     if args.compare:
         names = [n for n in args.models.split(",") if n]
-        return compare(manifest, settings, args.compare, args.set, names, args.budget, args.record, args.json)
+        return compare(manifest, settings, args.compare, args.set, names, args.budget, args.record, args.json,
+                       args.repeat)
     chosen = _manifest_runs(manifest, args.model)
     source = "spec/manifest.json"
     if chosen is None:
