@@ -89,6 +89,11 @@ def model(name, variant, set_="quick", expected="success", why=None,
 # the bounded constants of the induction check (docs/checking.md says what they cover)
 INDUCTIVE = dict(NReq=1, NSess=1, Total=(2,), BlockSize=1, NBlocks=1, InitTokens=1, Cap=1,
                  Order="fifo", Faults=("write_error", "heartbeat", "abort"))
+# larger domains for the step, one dimension at a time, without faults (with
+# them the sets of IndInv states are too large to enumerate here)
+INDUCTIVE_WIDER = {
+    "two_blocks": dict(INDUCTIVE, NBlocks=2, Faults=()),
+}
 
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
 ALL_FAULTS = ("write_error", "heartbeat", "abort")
@@ -193,6 +198,9 @@ MODELS = [
           spec="IndSpec", invariants=["IndInv", "Safety"], properties=[], **INDUCTIVE),
     model("corrected_inductive_init", "corrected", set_="deep", extends="ResumeCorrectedInductive",
           invariants=SAFETY + ["IndInv"], properties=[], **INDUCTIVE),
+    *[model(f"corrected_inductive_{k}", "corrected", set_="deep", extends="ResumeCorrectedInductive",
+            spec="IndSpec", invariants=["IndInv", "Safety"], properties=[], **c)
+      for k, c in INDUCTIVE_WIDER.items()],
     model("sent_tokens_deep_blocksize2", "sent_tokens", set_="deep",
           expected=("safety", "NoReadDuringWrite"), BlockSize=2, Total=(5, 3), InitTokens=2,
           why="With two-token blocks the stale read shows the same way: the poll reads blocks "
