@@ -93,6 +93,8 @@ INDUCTIVE = dict(NReq=1, NSess=1, Total=(2,), BlockSize=1, NBlocks=1, InitTokens
 # them the sets of IndInv states are too large to enumerate here)
 INDUCTIVE_WIDER = {
     "two_blocks": dict(INDUCTIVE, NBlocks=2, Faults=()),
+    # two requests sharing the one-block pool (the second fits its init block)
+    "two_requests": dict(INDUCTIVE, NReq=2, Total=(2, 1), Faults=()),
 }
 
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
