@@ -283,7 +283,7 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                    "after_times": {k: _r3(a) for k, (_, a) in times.items()},
                    "time_ratio": ratios["verdict_s"], "tlc_time_ratio": ratios["tlc_verdict_s"],
                    "cpu_ratio": ratios["cpu_s"],
-                   "same_verdict": bool(before) and before.verdict == after.verdict}
+                   "same_verdict": before is not None and before.verdict == after.verdict}
             rows.append(row)
 
             def cell(m: Measured | None, rate: float | None) -> str:

@@ -99,6 +99,16 @@ def test_fast_enumeration_leaves_out_no_state_of_the_invariant(settings):
     assert counts["IndSpec"] == counts["IndSpecPlain"] > 1000, counts
 
 
+@pytest.mark.parametrize("name", ["corrected_inductive_two_blocks", "corrected_inductive_two_requests"])
+def test_init_implies_the_invariant_on_the_wider_domains(settings, name):
+    """The base case where the step is checked on a wider domain: every
+    reachable state (Init included) satisfies IndInv."""
+    entry = _entry(name)
+    result = tlc.check_model(_with(entry, f"{name} from Init", SPECIFICATION="InitSpec"), settings)
+    assert result.kind == "success", result.verdict
+    assert result.depth > 5 and result.distinct_states > 10
+
+
 @pytest.mark.deep
 @pytest.mark.parametrize("name", ["corrected_inductive_two_blocks"])
 def test_induction_step_holds_on_a_wider_domain(settings, name):
