@@ -31,7 +31,10 @@ check`` runs it; one worker each, each run stopped after ``--budget``
 seconds (default 90). Distinct states per second come from TLC's own time
 for a finished run and from the last progress report (TLC reports once a
 minute) for a stopped one. ``--record`` writes the numbers into each
-model's ``throughput`` field in spec/manifest.json.
+model's ``throughput`` field in spec/manifest.json. Each run's time to the
+verdict (to the counterexample for a failing model) is measured too: wall
+time from the JVM's launch, TLC's own time from its "Starting...", and CPU
+seconds; ``--repeat=N`` alternates before/after N times and reports medians.
 """
 
 from __future__ import annotations
