@@ -99,7 +99,8 @@ def test_fast_enumeration_leaves_out_no_state_of_the_invariant(settings):
     assert counts["IndSpec"] == counts["IndSpecPlain"] > 1000, counts
 
 
-@pytest.mark.parametrize("name", ["corrected_inductive_two_blocks", "corrected_inductive_two_requests"])
+@pytest.mark.parametrize("name", ["corrected_inductive_two_blocks", "corrected_inductive_two_requests",
+                                  "corrected_inductive_two_sessions"])
 def test_init_implies_the_invariant_on_the_wider_domains(settings, name):
     """The base case where the step is checked on a wider domain: every
     reachable state (Init included) satisfies IndInv."""

@@ -95,6 +95,8 @@ INDUCTIVE_WIDER = {
     "two_blocks": dict(INDUCTIVE, NBlocks=2, Faults=()),
     # two requests sharing the one-block pool (the second fits its init block)
     "two_requests": dict(INDUCTIVE, NReq=2, Total=(2, 1), Faults=()),
+    # two sessions (ranks), one block each: the barrier, sessions at different stages
+    "two_sessions": dict(INDUCTIVE, NSess=2, Faults=()),
 }
 
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
