@@ -89,14 +89,16 @@ def model(name, variant, set_="quick", expected="success", why=None,
 # the bounded constants of the induction check (docs/checking.md says what they cover)
 INDUCTIVE = dict(NReq=1, NSess=1, Total=(2,), BlockSize=1, NBlocks=1, InitTokens=1, Cap=1,
                  Order="fifo", Faults=("write_error", "heartbeat", "abort"))
-# larger domains for the step, one dimension at a time, without faults (with
-# them the sets of IndInv states are too large to enumerate here)
+# larger domains for the step, one dimension at a time, without faults or with
+# one (with every fault the sets of IndInv states are too large to enumerate here)
 INDUCTIVE_WIDER = {
     "two_blocks": dict(INDUCTIVE, NBlocks=2, Faults=()),
     # two requests sharing the one-block pool (the second fits its init block)
     "two_requests": dict(INDUCTIVE, NReq=2, Total=(2, 1), Faults=()),
     # two sessions (ranks), one block each: the barrier, sessions at different stages
     "two_sessions": dict(INDUCTIVE, NSess=2, Faults=()),
+    # a fault on a wider domain: the encode side dies (the cheapest fault: x3.5)
+    "two_blocks_heartbeat": dict(INDUCTIVE, NBlocks=2, Faults=("heartbeat",)),
 }
 
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
