@@ -101,7 +101,8 @@ def test_fast_enumeration_leaves_out_no_state_of_the_invariant(settings):
 
 @pytest.mark.parametrize("name", ["corrected_inductive_two_blocks", "corrected_inductive_two_requests",
                                   "corrected_inductive_two_sessions",
-                                  "corrected_inductive_two_blocks_heartbeat"])
+                                  "corrected_inductive_two_blocks_heartbeat",
+                                  "corrected_inductive_two_blocks_write_error"])
 def test_init_implies_the_invariant_on_the_wider_domains(settings, name):
     """The base case where the step is checked on a wider domain: every
     reachable state (Init included) satisfies IndInv."""

@@ -97,8 +97,9 @@ INDUCTIVE_WIDER = {
     "two_requests": dict(INDUCTIVE, NReq=2, Total=(2, 1), Faults=()),
     # two sessions (ranks), one block each: the barrier, sessions at different stages
     "two_sessions": dict(INDUCTIVE, NSess=2, Faults=()),
-    # a fault on a wider domain: the encode side dies (the cheapest fault: x3.5)
+    # one fault on a wider domain: the encode side dies, or a write fails
     "two_blocks_heartbeat": dict(INDUCTIVE, NBlocks=2, Faults=("heartbeat",)),
+    "two_blocks_write_error": dict(INDUCTIVE, NBlocks=2, Faults=("write_error",)),
 }
 
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
