@@ -342,6 +342,8 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 "before_cpu_s": row["before_times"]["cpu_s"],
                 "after_cpu_s": row["after_times"]["cpu_s"],
                 "cpu_before_over_after": row["cpu_ratio"],
+                "before_verdict": row["before"]["verdict"] if row["before"] else None,
+                "after_verdict": row["after"]["verdict"],
             }
         manifest.path.write_text(json.dumps(manifest.raw, indent=2) + "\n")
         lines.append(f"recorded in {manifest.path}")
