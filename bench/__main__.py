@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
         return 2
     worst = 0
     for name in names:
-        print(f"== bench {name}", flush=True)
+        # with --json, stdout carries only the benchmarks' JSON documents
+        print(f"== bench {name}", flush=True, file=sys.stderr if "--json" in flags else sys.stdout)
         module = importlib.import_module(f"bench.bench_{name}")
         worst = max(worst, int(module.main(flags) or 0))
     return worst

@@ -8,24 +8,31 @@ Three measurements, each side by side in this run:
    Mooncake alone moving the same bytes with the same block layout: the
    run's own block writes (read back from its trace: every ``round_start``
    names its source and destination blocks and token count) replayed back
-   to back by a bare pair of processes, one
-   ``batch_transfer_sync_write`` per round and session, as the run did.
-   Protocol time: first ``init_sent`` to last ``handoff`` (trace
-   timestamps); Mooncake time: the replay's wall time.  Goal >= 0.9.
+   to back by a bare pair of processes, one ``batch_transfer_sync_write``
+   per round and session, as the run did.  Protocol time: first
+   ``init_sent`` to last ``handoff`` (trace timestamps); Mooncake time: the
+   replay's wall time (median of ``REPLAYS``).  The two are interleaved:
+   Mooncake alone keeps its processes (connected once, as the protocol's
+   encode process connects at its start) and replays each run's writes
+   right after the run, ``--reps`` pairs; the ratio reported is the median
+   of the pairs' ratios, with their min and max.  Each pair also gives the
+   time the encode process spent inside its writes (``round_start`` to
+   ``round_end``): protocol time beyond it is waiting for the ranks.
+   Goal >= 0.9.
 2. **Multi-round against single-round latency**: the same requests (same
    bytes), one at a time, once with an init allocation that holds the
    whole embedding (one round) and once with a small one and a resume cap
    (several rounds); per-request latency = ``init_sent`` to ``handoff``.
-3. **The recorder's cost per event** with tracing on: the recorder before
-   this change (``TraceWriter`` on a buffered text file, ``json.dumps``)
-   against the current one (orjson, one ``os.write`` per 512 lines or per
-   line), with and without field validation, next to a plain function call.
+3. **The recorder's cost per event** with tracing on: ``bench/bench_recorder.py``
+   (also ``python -m bench recorder``): the first recorder (``TraceWriter``),
+   the recorder before its compiled fields check and today's, buffered and
+   per line, checked and unchecked, interleaved, CPU time per event.
 
 The timed deployed runs skip hashing what prefill got (``verify=False``;
 ``tests/test_deployed.py`` checks the bytes) and encode every request before
 the language side hears of the first (``preencode``: the encoder's work is
 the model's, not the protocol's).  Flags: --quick (small sizes),
---requests=N, --hidden=H, --json.
+--requests=N, --hidden=H, --reps=N, --json.
 """
 
 from __future__ import annotations
@@ -40,8 +47,7 @@ import time
 from pathlib import Path
 
 GOAL_THROUGHPUT = 0.9
-GOAL_RECORDER_US = 2.0
-REPLAYS = 5            # Mooncake-alone replays of the run's writes (the median is compared)
+REPLAYS = 3            # Mooncake-alone replays of each run's writes (the median is compared)
 
 
 def _events(trace_dir: str) -> list[dict]:
@@ -81,7 +87,11 @@ def _raw_target(nblocks: int, block_size: int, hidden: int, q, done) -> None:
     done.get()
 
 
-def _raw_sender(writes, src_blocks: int, block_size: int, hidden: int, targets, q) -> None:
+def _raw_sender(src_blocks: int, block_size: int, hidden: int, targets, jobs, results) -> None:
+    """Mooncake alone: a registered source, connected to every target once;
+    each job is (writes, times): the writes replayed back to back ``times``
+    times, one ``batch_transfer_sync_write`` per entry; answers the wall
+    seconds of each replay."""
     from resumespec.reference.deployed.common import (
         AUX_BYTES,
         Blocks,
@@ -93,65 +103,110 @@ def _raw_sender(writes, src_blocks: int, block_size: int, hidden: int, targets, 
     engine, _ = mooncake_engine()
     src = Blocks(src_blocks, block_size, hidden)
     src.register(engine)
-    batches = []
-    for s, ws in writes:
-        mc, emb, aux = targets[s - 1]
-        srcs, dsts, lens = [], [], []
-        for sb, db, n, with_aux in ws:
-            srcs.append(src.emb_addr(sb))
-            dsts.append(emb + db * src.block_bytes)
-            lens.append(n * src.token_bytes)
-            if with_aux:
-                srcs.append(src.aux_addr(sb))
-                dsts.append(aux + db * AUX_BYTES)
-                lens.append(AUX_BYTES)
-        batches.append((mc, srcs, dsts, lens))
-    for mc in {b[0] for b in batches}:      # connect to each target first
-        engine.transfer_sync_write(mc, src.emb_addr(0),
-                                   next(t[1] for t in targets if t[0] == mc), 64)
-    took = []
-    for _ in range(REPLAYS):
-        t0 = time.perf_counter()
-        for mc, srcs, dsts, lens in batches:
-            rc = engine.batch_transfer_sync_write(mc, srcs, dsts, lens)
-            if rc != 0:
-                q.put(f"Mooncake replay write failed ({rc})")
-                return
-        took.append(time.perf_counter() - t0)
-    q.put(took)
+    for mc, emb, _aux in targets:      # connect to each target first (as the protocol's
+        engine.transfer_sync_write(mc, src.emb_addr(0), emb, 64)   # encode process does)
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        writes, times = job
+        batches = []
+        for s, ws in writes:
+            mc, emb, aux = targets[s - 1]
+            srcs, dsts, lens = [], [], []
+            for sb, db, n, with_aux in ws:
+                srcs.append(src.emb_addr(sb))
+                dsts.append(emb + db * src.block_bytes)
+                lens.append(n * src.token_bytes)
+                if with_aux:
+                    srcs.append(src.aux_addr(sb))
+                    dsts.append(aux + db * AUX_BYTES)
+                    lens.append(AUX_BYTES)
+            batches.append((mc, srcs, dsts, lens))
+        took = []
+        for _ in range(times):
+            t0 = time.perf_counter()
+            for mc, srcs, dsts, lens in batches:
+                rc = engine.batch_transfer_sync_write(mc, srcs, dsts, lens)
+                if rc != 0:
+                    results.put(f"Mooncake replay write failed ({rc})")
+                    return
+            took.append(time.perf_counter() - t0)
+        results.put(took)
 
 
-def mooncake_replay(writes, ranks: int, src_blocks: int, pool_blocks: int, block_size: int,
-                    hidden: int) -> list[float]:
-    """Wall seconds for Mooncake alone to do ``writes`` (one batch per entry,
-    back to back) from a process holding a registered source to ``ranks``
-    target processes."""
-    ctx = mp.get_context("spawn")
-    q, done = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=_raw_target, args=(pool_blocks, block_size, hidden, q, done),
-                         daemon=True) for _ in range(ranks)]
-    for p in procs:
-        p.start()
-    try:
-        targets = [q.get(timeout=300) for _ in procs]
-        sender = ctx.Process(target=_raw_sender,
-                             args=(writes, src_blocks, block_size, hidden, targets, q), daemon=True)
-        sender.start()
-        procs.append(sender)
-        took = q.get(timeout=600)
+class MooncakeAlone:
+    """Mooncake alone, kept running between the protocol's runs: ``ranks``
+    target processes holding registered pools and one sender process holding
+    a registered source, connected once.  ``replay(writes, times)`` gives the
+    wall seconds of each back-to-back replay of a run's writes."""
+
+    def __init__(self, ranks: int, src_blocks: int, pool_blocks: int, block_size: int,
+                 hidden: int):
+        ctx = mp.get_context("spawn")
+        q, self.done = ctx.Queue(), ctx.Queue()
+        self.jobs, self.results = ctx.Queue(), ctx.Queue()
+        self.ranks = ranks
+        self.procs = [ctx.Process(target=_raw_target, args=(pool_blocks, block_size, hidden, q,
+                                                            self.done), daemon=True)
+                      for _ in range(ranks)]
+        for p in self.procs:
+            p.start()
+        try:
+            targets = [q.get(timeout=300) for _ in self.procs]
+            sender = ctx.Process(target=_raw_sender, args=(src_blocks, block_size, hidden,
+                                                           targets, self.jobs, self.results),
+                                 daemon=True)
+            sender.start()
+            self.procs.append(sender)
+        except BaseException:
+            self.close()
+            raise
+
+    def replay(self, writes, times: int) -> list[float]:
+        self.jobs.put((writes, times))
+        took = self.results.get(timeout=600)
         if isinstance(took, str):
             raise RuntimeError(took)
         return took
-    finally:
-        for _ in range(ranks):
-            done.put(1)
-        for p in procs:
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        for _ in range(self.ranks):
+            self.done.put(1)
+        for p in self.procs:
             p.join(timeout=30)
             if p.is_alive():
                 p.kill()
 
+    def __enter__(self) -> MooncakeAlone:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _writing_s(events: list[dict]) -> float:
+    """Seconds the encode process spent inside its rounds' writes: from the
+    last ``round_start`` of a round (logged just before its first batch) to
+    the round's first ``round_end`` (just after its last)."""
+    total, started = 0.0, None
+    for ev in events:
+        if ev["proc"] != "encode":
+            continue
+        if ev["event"] == "round_start":
+            started = ev["ts"]
+        elif ev["event"] == "round_end" and started is not None:
+            total += ev["ts"] - started
+            started = None
+    return total
+
 
 def bench_throughput(args, out: Path) -> dict:
+    """``args.reps`` pairs, interleaved: a deployed run of the protocol, then
+    Mooncake alone replaying that run's writes ``REPLAYS`` times (median).
+    The pairs' ratios (Mooncake seconds / protocol seconds) give the median
+    and the spread."""
     from resumespec.reference.deployed.common import DeployConfig
     from resumespec.reference.deployed.driver import deploy, realistic_lengths
 
@@ -161,27 +216,39 @@ def bench_throughput(args, out: Path) -> dict:
     cfg = DeployConfig(ranks=args.ranks, lengths=lengths, block_size=bs, hidden=args.hidden,
                        pool_blocks=args.pool_blocks, src_blocks=src_blocks, init_tokens=1024,
                        cap=32, verify=False, preencode=True, timeout_s=900)
-    res = deploy(cfg, out / "throughput")
-    if res.mismatches:
-        raise RuntimeError("the deployed run went wrong: " + "; ".join(res.mismatches))
-    evs = _events(res.trace_dir)
-    t_first = min(ev["ts"] for ev in evs if ev["event"] == "init_sent")
-    t_last = max(ev["ts"] for ev in evs if ev["event"] == "handoff")
-    proto = t_last - t_first
-    writes = _writes_of(evs, bs)
-    replays = mooncake_replay(writes, cfg.ranks, src_blocks, cfg.pool_blocks, bs, cfg.hidden)
-    raw, cold = statistics.median(replays), replays[0]
     nbytes = sum(lengths) * cfg.hidden * 2 * cfg.ranks
-    rounds = sum(1 for ev in evs if ev["event"] == "round_start") // cfg.ranks
+    pairs = []
+    with MooncakeAlone(cfg.ranks, src_blocks, cfg.pool_blocks, bs, cfg.hidden) as alone:
+        for k in range(args.reps):
+            res = deploy(cfg, out / f"throughput-{k}")
+            if res.mismatches or not all(o == "handed" for o in res.outcomes.values()):
+                raise RuntimeError("the deployed run went wrong: " + "; ".join(res.mismatches))
+            evs = _events(res.trace_dir)
+            t_first = min(ev["ts"] for ev in evs if ev["event"] == "init_sent")
+            t_last = max(ev["ts"] for ev in evs if ev["event"] == "handoff")
+            proto = t_last - t_first
+            writes = _writes_of(evs, bs)
+            replays = alone.replay(writes, REPLAYS)
+            raw = statistics.median(replays)
+            pairs.append({"protocol_s": round(proto, 4), "mooncake_s": round(raw, 4),
+                          "ratio": round(raw / proto, 3),
+                          "encode_writing_s": round(_writing_s(evs), 4),
+                          "writing_share": round(_writing_s(evs) / proto, 3),
+                          "rounds": sum(1 for ev in evs if ev["event"] == "round_start")
+                          // cfg.ranks, "batches": len(writes),
+                          "mooncake_replays_s": [round(t, 4) for t in replays]})
+    ratios = [p["ratio"] for p in pairs]
+    med = statistics.median(ratios)
+    proto_med = statistics.median(p["protocol_s"] for p in pairs)
+    raw_med = statistics.median(p["mooncake_s"] for p in pairs)
     return {"requests": len(lengths), "tokens": sum(lengths), "ranks": cfg.ranks,
-            "hidden": cfg.hidden, "bytes": nbytes, "rounds": rounds,
-            "batches": len(writes), "protocol_s": round(proto, 4), "mooncake_s": round(raw, 4),
-            "protocol_GBps": round(nbytes / proto / 1e9, 3),
-            "mooncake_GBps": round(nbytes / raw / 1e9, 3),
-            "ratio": round(raw / proto, 3), "goal": GOAL_THROUGHPUT,
-            "mooncake_first_s": round(cold, 4), "ratio_to_first": round(cold / proto, 3),
-            "mooncake_replays_s": [round(t, 4) for t in replays],
-            "all_handed": all(o == "handed" for o in res.outcomes.values())}
+            "hidden": cfg.hidden, "bytes": nbytes, "reps": args.reps, "replays": REPLAYS,
+            "ratio_median": round(med, 3), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "goal": GOAL_THROUGHPUT,
+            "writing_share_median": statistics.median(p["writing_share"] for p in pairs),
+            "protocol_GBps_median": round(nbytes / proto_med / 1e9, 3),
+            "mooncake_GBps_median": round(nbytes / raw_med / 1e9, 3),
+            "pairs": pairs}
 
 
 def _latencies(trace_dir: str) -> list[float]:
@@ -217,37 +284,11 @@ def bench_rounds(args, out: Path) -> dict:
 
 
 def bench_recorder(args, out: Path) -> dict:
-    from resumespec.conformance import recorder
-    from resumespec.conformance.trace import TraceWriter
+    """The recorder's cost per event: ``bench/bench_recorder.py`` (today's
+    recorder against the one before, interleaved, CPU time per event)."""
+    from bench import bench_recorder as br
 
-    n = args.events
-
-    def timed(fn) -> float:
-        t0 = time.perf_counter()
-        for i in range(n):
-            fn("alloc", rank=1, req=i + 1, tokens=64, blocks=[3, 4])
-        return (time.perf_counter() - t0) / n * 1e6
-
-    def plain(event, **fields):
-        return None
-
-    rows = {"plain call": timed(plain)}
-    old = TraceWriter(out / "old-buffered.jsonl", "language/1")
-    rows["before: buffered, checked"] = timed(old.write)
-    old.close()
-    f = open(out / "old-line.jsonl", "a", encoding="utf-8", buffering=1)
-    old = TraceWriter(f, "language/1")
-    rows["before: per line, checked"] = timed(old.write)
-    f.close()
-    for flush in (False, True):
-        for check in (True, False):
-            rec = recorder.recorder_for("language/1", str(out / f"new-{flush}-{check}"),
-                                        flush=flush, check=check)
-            name = f"now: {'per line' if flush else 'buffered'}, {'checked' if check else 'unchecked'}"
-            rows[name] = timed(rec.log)
-    recorder.close_all()
-    return {"events": n, "us_per_event": {k: round(v, 3) for k, v in rows.items()},
-            "goal_us": GOAL_RECORDER_US}
+    return br.measure(args.events, 3 if args.quick else 5, out / "recorder")
 
 
 def main(argv: list[str]) -> int:
@@ -257,35 +298,43 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--latency-tokens", type=int, default=8192)
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--ranks", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5, help="protocol/Mooncake pairs (throughput)")
     ap.add_argument("--pool-blocks", type=int, default=512)
-    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--quick", action="store_true", help="small sizes (a dry run)")
     ap.add_argument("--only", choices=("throughput", "rounds", "recorder"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
         args.requests, args.max_tokens, args.latency_tokens = 4, 2048, 1024
-        args.hidden, args.pool_blocks, args.events = 128, 64, 20_000
+        args.hidden, args.pool_blocks, args.events = 128, 64, 4_000
+        args.reps = 2
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-deployed-") as tmp:
         out = Path(tmp)
         if args.only in (None, "recorder"):
             results["recorder"] = r = bench_recorder(args, out)
             if not args.json:
-                print(f"recorder, {r['events']} events each (us per event; goal <= {GOAL_RECORDER_US}):")
-                base = r["us_per_event"]["plain call"]
-                for k, v in r["us_per_event"].items():
-                    print(f"   {k:30} {v:8.3f} us  (x{v / base:.1f} a plain call)")
+                from bench import bench_recorder as br
+
+                r["load"] = br._load()
+                br.report(r)
         if args.only in (None, "throughput"):
             results["throughput"] = r = bench_throughput(args, out)
             if not args.json:
                 print(f"throughput, {r['requests']} requests, {r['tokens']} tokens x {r['ranks']} ranks "
-                      f"(hidden {r['hidden']}, {r['bytes'] / 1e6:.1f} MB, {r['rounds']} rounds):")
-                print(f"   resume protocol {r['protocol_GBps']:.3f} GB/s ({r['protocol_s']} s)   "
-                      f"Mooncake alone {r['mooncake_GBps']:.3f} GB/s ({r['mooncake_s']} s)   "
-                      f"ratio {r['ratio']:.3f} (goal >= {GOAL_THROUGHPUT})")
-                print(f"   Mooncake alone, first replay (cold, as the run is) {r['mooncake_first_s']} s: "
-                      f"ratio {r['ratio_to_first']:.3f}; replays {r['mooncake_replays_s']}")
+                      f"(hidden {r['hidden']}, {r['bytes'] / 1e6:.1f} MB), {r['reps']} pairs interleaved "
+                      f"(a protocol run, then Mooncake alone replaying its writes {r['replays']} times):")
+                for i, p in enumerate(r["pairs"], 1):
+                    print(f"   {i}: protocol {p['protocol_s']:.4f} s ({p['rounds']} rounds, encode writing "
+                          f"{p['encode_writing_s']:.4f} s)   Mooncake alone {p['mooncake_s']:.4f} s "
+                          f"{p['mooncake_replays_s']}   ratio {p['ratio']:.3f}")
+                print(f"   ratio (Mooncake alone s / protocol s): median {r['ratio_median']:.3f}, "
+                      f"min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f} (goal >= {GOAL_THROUGHPUT}); "
+                      f"protocol {r['protocol_GBps_median']} GB/s, Mooncake alone "
+                      f"{r['mooncake_GBps_median']} GB/s (medians)")
+                print(f"   share of the protocol's time the encode process spent inside its writes: "
+                      f"median {r['writing_share_median']:.3f} (the rest: waiting for the ranks)")
         if args.only in (None, "rounds"):
             results["rounds"] = r = bench_rounds(args, out)
             if not args.json:

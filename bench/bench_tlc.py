@@ -1,6 +1,8 @@
 """TLC throughput and the effect of each state-space reduction, side by side.
 
     python -m bench tlc [--model=NAME] [--timeout=SECONDS] [--workers=N] [--json]
+    python -m bench tlc --compare[=REV] [--models=A,B] [--budget=S] [--repeat=N] [--record]
+    python -m bench tlc --recorded [--json]
 
 1. Throughput: distinct states per second on one fixed model (``--model``;
    default: the quick-set BFS success model with the most recorded distinct
@@ -28,13 +30,39 @@ e32fa3e, the spec before issue 11), REV's ResumeProtocol.tla and MC files
 (read with ``git show`` into a temporary folder) run as REV's runner ran them
 (liveness checked periodically), then the current model as ``resumespec
 check`` runs it; one worker each, each run stopped after ``--budget``
-seconds (default 90). Distinct states per second come from TLC's own time
-for a finished run and from the last progress report (TLC reports once a
-minute) for a stopped one. ``--record`` writes the numbers into each
-model's ``throughput`` field in spec/manifest.json. Each run's time to the
-verdict (to the counterexample for a failing model) is measured too: wall
-time from the JVM's launch, TLC's own time from its "Starting...", and CPU
-seconds; ``--repeat=N`` alternates before/after N times and reports medians.
+seconds (default 90). Each pair prints three main ratios (rates after over
+before, times before over after):
+
+- distinct states per second (wall clock, JVM start-up included). A run
+  stopped at the budget counts the states of TLC's last progress report
+  (once a minute) over the time of that report.
+- time to the verdict, when the after run finishes (``>=`` when the before
+  run stopped at the budget): seconds from the JVM's launch to the TLC
+  message that gives the verdict (success, or the violation: for a failing
+  model the time to the counterexample, the trace printed after it left
+  out).
+- coverage: states *of the space the before model explores* per second. A
+  model with a VIEW fingerprints fewer states than the space it covers
+  (ResumeCorrected.tla argues why that loses nothing), so its distinct
+  states per second fall although the verdict comes sooner; the coverage
+  rate of a finished run is the distinct states of the model without its
+  VIEW (the before run's count when it finished; otherwise measured once
+  with the VIEW removed, recorded as ``unreduced_distinct_states`` and
+  reused while the constants stay the same) over the after run's wall
+  time. For a stopped run, or a model without a VIEW, it is the distinct
+  states per second (each fingerprinted state stands for at least one
+  state of the space: a lower bound).
+
+The x10 target of issue 11 is claimed on the coverage ratio for a model
+that completes (the same space, explored to the same verdict, per second of
+wall clock) and on the time to the counterexample for a failing model. Two
+more ratios are shown for information: search, TLC's own time to the
+verdict (from its "Starting..." message, JVM start-up and parsing left
+out), and the CPU seconds (user + system) of the TLC process.
+``--repeat=N`` runs each model N times before and after, alternating, and
+reports medians. ``--record`` writes the numbers into each model's
+``throughput`` field in spec/manifest.json; ``--recorded`` prints what the
+manifest holds (either schema the bench has written) without running TLC.
 """
 
 from __future__ import annotations
@@ -50,6 +78,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,21 +104,13 @@ class Measured:
     tlc_s: float | None
     complete: bool            # False: stopped by the timeout
     verdict: str
-    # seconds from launching the JVM to TLC's "Starting..." (2185) and to the
-    # message that gives the verdict (success 2193, a violation, a deadlock):
-    # for a failing model the latter is the time to the counterexample (the
-    # trace TLC prints after it is not counted); CPU seconds (user + system)
-    # of the whole TLC process
-    starting_s: float | None = None
+    # TLC's own time to the verdict: from its "Starting..." message (2185) to
+    # the message giving the verdict; JVM start-up and SANY's parsing left out
+    search_s: float | None = None
+    # seconds from launching the JVM to the verdict message (for a failing
+    # model: to the counterexample, the trace printed after it not counted)
     verdict_s: float | None = None
-    cpu_s: float | None = None
-
-    @property
-    def tlc_verdict_s(self) -> float | None:
-        """TLC's own time to the verdict: JVM start-up and SANY left out."""
-        if self.verdict_s is None or self.starting_s is None:
-            return None
-        return self.verdict_s - self.starting_s
+    cpu_s: float | None = None      # user + system seconds of the TLC process
 
     @property
     def rate(self) -> float | None:
@@ -100,8 +121,12 @@ class Measured:
         return {"label": self.label, "distinct_states": self.distinct, "states_generated": self.generated,
                 "wall_s": round(self.wall_s, 2), "tlc_s": self.tlc_s, "complete": self.complete,
                 "verdict": self.verdict, "distinct_per_s": round(self.rate, 1) if self.rate else None,
-                "verdict_s": _r3(self.verdict_s), "tlc_verdict_s": _r3(self.tlc_verdict_s),
-                "cpu_s": _r3(self.cpu_s)}
+                "search_s": _r3(self.search_s), "verdict_s": _r3(self.verdict_s), "cpu_s": _r3(self.cpu_s)}
+
+    @property
+    def to_verdict_s(self) -> float:
+        """Wall seconds to the verdict; the whole run where no verdict message was seen."""
+        return self.verdict_s if self.verdict_s is not None else self.wall_s
 
 
 def _r3(x: float | None) -> float | None:
@@ -118,7 +143,7 @@ _STARTMSG = re.compile(r"@!@!@STARTMSG (\d+):")
 def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measured:
     seen: list[tlc.ProgressStats] = []
     seen_at: list[float] = []
-    marks: dict[str, float] = {}
+    marks: dict[str, float] = {}  # seconds from launch to "Starting..." and to the verdict
     start = time.monotonic()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
 
@@ -151,9 +176,10 @@ def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measure
         # wall time; TLC's own time is not printed for a stopped run)
         return Measured(label, last.distinct if last else None, last.generated if last else None,
                         settings.timeout_s or 0.0, seen_at[-1] if seen_at else None, False, "timeout",
-                        marks.get("starting"), None, cpu())
+                        cpu_s=cpu())
+    search = marks["verdict"] - marks["starting"] if "verdict" in marks and "starting" in marks else None
     return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict,
-                    marks.get("starting"), marks.get("verdict"), cpu())
+                    search, marks.get("verdict"), cpu())
 
 
 def _fmt(n: int | None, complete: bool = True) -> str:
@@ -204,30 +230,167 @@ def _git_show(rev: str, path: str) -> str | None:
     return p.stdout if p.returncode == 0 else None
 
 
-def _median_run(runs: list[Measured]) -> Measured:
-    """The run with the median time to the verdict (wall time for a stopped one)."""
-    key = [(m.verdict_s if m.verdict_s is not None else m.wall_s, i) for i, m in enumerate(runs)]
-    key.sort()
-    return runs[key[(len(key) - 1) // 2][1]]
+def _unreduced(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSettings,
+               timeout: float) -> int | None:
+    """Distinct states of ``entry``'s model without its VIEW: the recorded
+    count while the constants are the same, else one run to measure it."""
+    old = entry.raw.get("throughput") or {}
+    if old.get("unreduced_distinct_states") and old.get("constants") == entry.raw.get("constants"):
+        return int(old["unreduced_distinct_states"])
+    run = model_run_for(manifest, entry)
+    config = tlc.TlcConfig.read(entry.cfg)
+    bare = dataclasses.replace(run, cfg_text=config.without("VIEW").render(), short_run=False,
+                               label=f"{entry.name} without VIEW")
+    m = measure(bare, dataclasses.replace(settings, timeout_s=timeout), bare.label)
+    return m.distinct if m.complete else None
 
 
-def _median(xs: list[float | None]) -> float | None:
-    vals = [x for x in xs if x is not None]
-    return statistics.median(vals) if vals else None
+def ratios(before: Measured | None, after: Measured, has_view: bool, budget: float,
+           count_without_view: Callable[[], int | None]) -> dict:
+    """After over before for one model (rates from wall-clock time, as
+    ``compare`` sets them): distinct states per second; time to the verdict
+    (a lower bound when the before run stopped at ``budget``); coverage,
+    the before model's space per second (``count_without_view`` is asked
+    for the size of that space only when the after run finished with a
+    VIEW and the before run did not finish); the search times (TLC's own
+    time to the verdict) and the CPU seconds, before over after."""
+    ratio = after.rate / before.rate if before and before.rate and after.rate else None
+    unreduced: int | None = after.distinct if after.complete and not has_view else None
+    if after.complete and has_view:
+        unreduced = before.distinct if before is not None and before.complete else count_without_view()
+    coverage_rate = (unreduced / after.wall_s if after.complete and unreduced and after.wall_s
+                     else after.rate)      # a stopped run: distinct/s, a lower bound
+    coverage = coverage_rate / before.rate if before and before.rate and coverage_rate else None
+    time_ratio = None
+    time_at_least = False
+    if before is not None and after.complete and after.to_verdict_s:
+        time_ratio = (before.to_verdict_s if before.complete else budget) / after.to_verdict_s
+        time_at_least = not before.complete
+    both = before is not None and before.complete and after.complete
+    search_ratio = (before.search_s / after.search_s if both and before and before.search_s and after.search_s
+                    else None)
+    cpu_ratio = before.cpu_s / after.cpu_s if both and before and before.cpu_s and after.cpu_s else None
+    return {"ratio": round(ratio, 2) if ratio else None,
+            "time_to_verdict_ratio": round(time_ratio, 2) if time_ratio else None,
+            "time_to_verdict_at_least": time_at_least,
+            "unreduced_distinct_states": unreduced,
+            "coverage_per_s": round(coverage_rate, 1) if coverage_rate else None,
+            "coverage_ratio": round(coverage, 2) if coverage else None,
+            "search_ratio": round(search_ratio, 2) if search_ratio else None,
+            "cpu_ratio": round(cpu_ratio, 2) if cpu_ratio else None}
 
 
-def _over(before: float | None, after: float | None) -> float | None:
-    """before / after: how many times less time the run after needs."""
-    return round(before / after, 2) if before and after else None
+def median_run(runs: list[Measured]) -> Measured:
+    """One run standing for ``runs`` (the repeats of one side of one model):
+    the median run, finished runs first (by time to the verdict; stopped
+    ones by rate), with its times replaced by the medians over the runs
+    that finished, or stopped, as it did. Rates are wall-clock rates, as
+    ``compare`` sets them, so a finished run's rate is over the median time."""
+    if len(runs) == 1:
+        return runs[0]
+    ranked = sorted(runs, key=lambda m: (not m.complete, m.to_verdict_s if m.complete else -(m.rate or 0.0)))
+    mid = ranked[(len(ranked) - 1) // 2]
+    alike = [m for m in runs if m.complete == mid.complete]
+
+    def med(name: str) -> float | None:
+        vals = [getattr(m, name) for m in alike if getattr(m, name) is not None]
+        return statistics.median(vals) if vals else None
+    wall = med("wall_s")
+    return dataclasses.replace(mid, wall_s=wall if wall is not None else mid.wall_s,
+                               tlc_s=wall if mid.complete else mid.tlc_s, search_s=med("search_s"),
+                               verdict_s=med("verdict_s"), cpu_s=med("cpu_s"))
+
+
+def claim_metric(fails: bool) -> str:
+    """The ratio the x10 target of issue 11 is claimed on: coverage for a
+    model that completes (equal to distinct states per second when it has no
+    VIEW), the time to the counterexample for a failing model."""
+    return "time_to_verdict_ratio" if fails else "coverage_ratio"
+
+
+# The names each version of ``--record`` gave a ratio in a ``throughput``
+# entry, the current name first: the time-only version (before the merge
+# with coverage) wrote the right-hand ones.
+RECORDED_ALIASES = {
+    "time_to_verdict_ratio": ("time_to_verdict_ratio", "time_before_over_after"),
+    "search_ratio": ("search_ratio", "tlc_time_before_over_after"),
+    "cpu_ratio": ("cpu_ratio", "cpu_before_over_after"),
+    "before_search_s": ("before_search_s", "before_tlc_verdict_s"),
+    "after_search_s": ("after_search_s", "after_tlc_verdict_s"),
+}
+
+
+def recorded(name: str, t: dict, fails: bool, has_view: bool) -> dict:
+    """One model's ``throughput`` entry, as any version of ``--record``
+    wrote it, in the current names; a ratio not recorded is None. An entry
+    without a coverage ratio, of a model without a VIEW, has its distinct
+    states ratio as coverage (what the bench computes for such a model)."""
+    row: dict = {"model": name, "before_rev": t.get("before_rev"), "measured": t.get("measured"),
+                 "budget_s": t.get("budget_s"), "repeat": t.get("repeat", 1),
+                 "ratio": t.get("after_over_before"), "view": t.get("view", has_view),
+                 "before_complete": t.get("before_complete"), "after_complete": t.get("after_complete"),
+                 "time_to_verdict_at_least": t.get("time_to_verdict_at_least",
+                                                   t.get("before_complete") is False),
+                 "time_metric": t.get("time_metric", "time_to_counterexample" if fails else "time_to_verdict"),
+                 "claim": t.get("claim", claim_metric(fails))}
+    for key, names in RECORDED_ALIASES.items():
+        row[key] = next((t[n] for n in names if t.get(n) is not None), None)
+    coverage = t.get("coverage_over_before")
+    if coverage is None and not row["view"]:
+        coverage = row["ratio"]
+    row["coverage_ratio"] = coverage
+    for k in ("before_verdict_s", "after_verdict_s", "before_cpu_s", "after_cpu_s", "before_verdict",
+              "after_verdict", "unreduced_distinct_states", "before_distinct_per_s", "after_distinct_per_s"):
+        row[k] = t.get(k)
+    return row
+
+
+def show_recorded(manifest: mf.Manifest, as_json: bool) -> int:
+    """Print the ``throughput`` entries of the manifest (no TLC run)."""
+    rows = []
+    for entry in manifest.models:
+        t = entry.raw.get("throughput")
+        if not t:
+            continue
+        has_view = entry.cfg.exists() and tlc.TlcConfig.read(entry.cfg).has("VIEW")
+        rows.append(recorded(entry.name, t, entry.expected.kind != "success", has_view))
+    if as_json:
+        print(json.dumps({"models": rows}, indent=2))
+        return exitcodes.OK
+    if not rows:
+        print(f"bench tlc: no model in {manifest.path} has a recorded throughput")
+        return exitcodes.OK
+
+    def x(v: float | None, at_least: bool = False) -> str:
+        return f"{'>=' if at_least else ''}x{v:.1f}" if v else "-"
+    lines = [f"recorded in {manifest.path} (after over before; '-': not recorded):",
+             f"  {'model':<31} {'measured':>10} {'rev':>8} {'distinct/s':>10} {'verdict in':>10} "
+             f"{'coverage':>9} {'search':>7} {'cpu':>6}  claim"]
+    for r in rows:
+        claim = r[r["claim"]]
+        lines.append(f"  {r['model']:<31} {str(r['measured']):>10} {str(r['before_rev']):>8} {x(r['ratio']):>10} "
+                     f"{x(r['time_to_verdict_ratio'], r['time_to_verdict_at_least']):>10} "
+                     f"{x(r['coverage_ratio']):>9} {x(r['search_ratio']):>7} {x(r['cpu_ratio']):>6}  "
+                     f"{x(claim, r['claim'] == 'time_to_verdict_ratio' and r['time_to_verdict_at_least'])} "
+                     f"({'coverage' if r['claim'] == 'coverage_ratio' else 'time to counterexample'})")
+    print("\n".join(lines))
+    return exitcodes.OK
+
+
+def _geo(values: list[float]) -> float:
+    g = 1.0
+    for v in values:
+        g *= v
+    return g ** (1 / len(values))
 
 
 def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: str, names: list[str],
-            budget: float, record: bool, as_json: bool, repeat: int = 1) -> int:
+            budget: float, record: bool, as_json: bool, unreduced_timeout: float = 1800.0,
+            repeat: int = 1) -> int:
     """Before (the spec at ``rev``) and after (the current one), side by side.
 
     With ``repeat`` > 1 each model runs before/after that many times,
-    alternating, and every number is the median over the repeats.
-    """
+    alternating, and each side is its median run (``median_run``)."""
     spec_text = _git_show(rev, "spec/ResumeProtocol.tla")
     if spec_text is None:
         print(f"bench tlc: git cannot show spec/ResumeProtocol.tla at {rev} (is this a git checkout?)",
@@ -240,8 +403,12 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
     one = dataclasses.replace(settings, workers=1, timeout_s=budget, lncheck_final=False)
     rows: list[dict] = []
     lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run"
-             + (f", median of {repeat} runs each" if repeat > 1 else "") + ":",
-             f"  {'model':<34} {'before':>22} {'after':>22}  states/s  to verdict (TLC's own, CPU)"]
+             + (f", median of {repeat} alternating runs" if repeat > 1 else ""),
+             "(rates: distinct states per second of wall clock; verdict in: wall time to the verdict, to the",
+             " counterexample for a failing model; coverage: states of the before model's space per second;",
+             " search: TLC's own time to the verdict, without JVM start-up and parsing; cpu: CPU seconds):",
+             f"  {'model':<31} {'before':>20} {'after':>20} {'distinct/s':>10} {'verdict in':>10} "
+             f"{'coverage':>9} {'search':>7} {'cpu':>6}  claim on"]
     with tempfile.TemporaryDirectory(prefix="bench-tlc-before-") as tmp:
         old_dir = Path(tmp)
         (old_dir / "ResumeProtocol.tla").write_text(spec_text)
@@ -267,57 +434,42 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
             for m in afters + befores:
                 if m.complete:
                     m.tlc_s = m.wall_s
-            after = _median_run(afters)
-            before = _median_run(befores) if befores else None
-            rate_a = _median([m.rate for m in afters])
-            rate_b = _median([m.rate for m in befores])
-            ratio = rate_a / rate_b if rate_a and rate_b else None
-            # times to the verdict (to the counterexample for a failing model):
-            # wall from the JVM's launch, TLC's own (from its "Starting..."), CPU
-            times = {k: (_median([getattr(m, k) for m in befores]), _median([getattr(m, k) for m in afters]))
-                     for k in ("verdict_s", "tlc_verdict_s", "cpu_s")}
-            complete = bool(befores) and all(m.complete for m in afters + befores)
-            ratios = {k: _over(b, a) if complete else None for k, (b, a) in times.items()}
-            metric = "time_to_verdict" if entry.expected.kind == "success" else "time_to_counterexample"
+            after = median_run(afters)
+            before = median_run(befores) if befores else None
+            has_view = tlc.TlcConfig.read(entry.cfg).has("VIEW")
+            fails = entry.expected.kind != "success"
             row = {"model": entry.name, "before": before.to_json() if before else None,
-                   "after": after.to_json(), "ratio": round(ratio, 2) if ratio else None,
-                   "repeat": max(1, repeat), "time_metric": metric,
-                   "before_times": {k: _r3(b) for k, (b, _) in times.items()},
-                   "after_times": {k: _r3(a) for k, (_, a) in times.items()},
-                   "time_ratio": ratios["verdict_s"], "tlc_time_ratio": ratios["tlc_verdict_s"],
-                   "cpu_ratio": ratios["cpu_s"],
-                   "same_verdict": before is not None and before.verdict == after.verdict}
+                   "after": after.to_json(), "view": has_view, "repeat": max(1, repeat),
+                   "time_metric": "time_to_counterexample" if fails else "time_to_verdict",
+                   "claim": claim_metric(fails),
+                   "same_verdict": before is not None and before.verdict == after.verdict,
+                   **ratios(before, after, has_view, budget,
+                            lambda e=entry: _unreduced(manifest, e, one, unreduced_timeout))}
+            ratio, time_ratio, coverage = row["ratio"], row["time_to_verdict_ratio"], row["coverage_ratio"]
+            time_at_least, search_ratio = row["time_to_verdict_at_least"], row["search_ratio"]
+            cpu_ratio = row["cpu_ratio"]
             rows.append(row)
 
-            def cell(m: Measured | None, rate: float | None) -> str:
+            def cell(m: Measured | None) -> str:
                 if m is None:
                     return "(not at " + rev + ")"
-                r = f"{rate:,.0f}/s" if rate else "?/s"
-                return f"{r} {'' if m.complete else '>='}{_fmt(m.distinct)}"
+                rate = f"{m.rate:,.0f}/s" if m.rate else "?/s"
+                return f"{rate} {'' if m.complete else '>='}{_fmt(m.distinct)}"
 
-            def x(v: float | None) -> str:
-                return f"x{v:.1f}" if v else "-"
-            tv = times["verdict_s"]
-            lines.append(f"  {entry.name:<34} {cell(before, rate_b):>22} {cell(after, rate_a):>22}  "
-                         f"{x(ratio):>8}  {x(ratios['verdict_s'])} "
-                         f"({(tv[0] or 0):.2f} s -> {(tv[1] or 0):.2f} s; "
-                         f"{x(ratios['tlc_verdict_s'])}, {x(ratios['cpu_s'])})"
-                         + ("" if metric == "time_to_verdict" else " to the counterexample"))
-            if before is not None and before.verdict != after.verdict:
+            def x(v: float | None, at_least: bool = False) -> str:
+                return f"{'>=' if at_least else ''}x{v:.1f}" if v else "-"
+            lines.append(f"  {entry.name:<31} {cell(before):>20} {cell(after):>20} {x(ratio):>10} "
+                         f"{x(time_ratio, time_at_least):>10} {x(coverage):>9} {x(search_ratio):>7} "
+                         f"{x(cpu_ratio):>6}  {'coverage' if not fails else 'time to counterexample'}")
+            if before is not None and before.complete and before.verdict != after.verdict:
                 lines[-1] += f"  VERDICT DIFFERS: {before.verdict} -> {after.verdict}"
             print(lines[-1], file=sys.stderr, flush=True)
-    ratios_all = [r["ratio"] for r in rows if r["ratio"]]
-    if ratios_all:
-        geo = 1.0
-        for r in ratios_all:
-            geo *= r
-        geo **= 1 / len(ratios_all)
-        lines.append(f"  distinct states/s after/before: min x{min(ratios_all):.1f}, geometric mean x{geo:.1f}, "
-                     f"max x{max(ratios_all):.1f} over {len(ratios_all)} model(s)")
-    time_ratios = [r["time_ratio"] for r in rows if r["time_ratio"]]
-    if time_ratios:
-        lines.append(f"  time to verdict before/after (wall, JVM start-up included): min x{min(time_ratios):.1f}, "
-                     f"max x{max(time_ratios):.1f} over {len(time_ratios)} complete model(s)")
+    for key, what in (("ratio", "distinct states/s"), ("claim", "the claim's metric")):
+        values = [r[r[key]] if key == "claim" else r[key] for r in rows]
+        values = [v for v in values if v]
+        if values:
+            lines.append(f"  {what} after/before: min x{min(values):.1f}, geometric mean "
+                         f"x{_geo(values):.1f}, max x{max(values):.1f} over {len(values)} model(s)")
     if record:
         today = datetime.date.today().isoformat()
         for obj in manifest.raw.get("models", []):
@@ -326,29 +478,40 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 continue
             obj["throughput"] = {
                 "before_rev": rev, "budget_s": budget, "measured": today, "workers": 1,
+                "constants": obj.get("constants"),
                 "before_distinct_per_s": row["before"]["distinct_per_s"] if row["before"] else None,
                 "before_complete": row["before"]["complete"] if row["before"] else None,
+                "before_wall_s": row["before"]["wall_s"] if row["before"] else None,
                 "after_distinct_per_s": row["after"]["distinct_per_s"],
                 "after_complete": row["after"]["complete"],
+                "after_wall_s": row["after"]["wall_s"],
                 "after_over_before": row["ratio"],
+                "view": row["view"],
+                "unreduced_distinct_states": row["unreduced_distinct_states"],
+                "time_to_verdict_ratio": row["time_to_verdict_ratio"],
+                "time_to_verdict_at_least": row["time_to_verdict_at_least"],
+                "coverage_per_s": row["coverage_per_s"],
+                "coverage_over_before": row["coverage_ratio"],
+                "search_ratio": row["search_ratio"],
+                "cpu_ratio": row["cpu_ratio"],
                 "repeat": row["repeat"],
                 "time_metric": row["time_metric"],
-                "before_verdict_s": row["before_times"]["verdict_s"],
-                "after_verdict_s": row["after_times"]["verdict_s"],
-                "time_before_over_after": row["time_ratio"],
-                "before_tlc_verdict_s": row["before_times"]["tlc_verdict_s"],
-                "after_tlc_verdict_s": row["after_times"]["tlc_verdict_s"],
-                "tlc_time_before_over_after": row["tlc_time_ratio"],
-                "before_cpu_s": row["before_times"]["cpu_s"],
-                "after_cpu_s": row["after_times"]["cpu_s"],
-                "cpu_before_over_after": row["cpu_ratio"],
+                "claim": row["claim"],
+                "before_verdict_s": row["before"]["verdict_s"] if row["before"] else None,
+                "after_verdict_s": row["after"]["verdict_s"],
+                "before_search_s": row["before"]["search_s"] if row["before"] else None,
+                "after_search_s": row["after"]["search_s"],
+                "before_cpu_s": row["before"]["cpu_s"] if row["before"] else None,
+                "after_cpu_s": row["after"]["cpu_s"],
                 "before_verdict": row["before"]["verdict"] if row["before"] else None,
                 "after_verdict": row["after"]["verdict"],
             }
         manifest.path.write_text(json.dumps(manifest.raw, indent=2) + "\n")
         lines.append(f"recorded in {manifest.path}")
     if as_json:
-        print(json.dumps({"before_rev": rev, "budget_s": budget, "models": rows}, indent=2))
+        print(json.dumps({"before_rev": rev, "budget_s": budget, "repeat": max(1, repeat),
+                          "claim": {"completes": claim_metric(False), "fails": claim_metric(True)},
+                          "models": rows}, indent=2))
     else:
         print("\n".join(lines))
     return exitcodes.OK
@@ -364,12 +527,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--record", action="store_true", help="with --compare: write the manifest")
     parser.add_argument("--repeat", type=int, default=1,
                         help="with --compare: runs per model and side, alternating; medians are reported")
+    parser.add_argument("--recorded", action="store_true",
+                        help="print the before/after numbers recorded in the manifest (no TLC run)")
+    parser.add_argument("--unreduced-timeout", type=float, default=1800.0,
+                        help="with --compare: limit of the run that counts a VIEW model's states without the VIEW")
     parser.add_argument("--model", help="model for the throughput measurement")
     parser.add_argument("--timeout", type=float, default=120.0, help="per TLC run (default 120 s)")
     parser.add_argument("--workers", type=int, default=tlc.default_workers())
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--manifest")
     args = parser.parse_args(argv)
+    if args.recorded:
+        try:
+            return show_recorded(mf.load_manifest(args.manifest), args.json)
+        except mf.ManifestError as exc:
+            print(f"bench tlc: {exc}", file=sys.stderr)
+            return exitcodes.BAD_INPUT
     try:
         settings = tlc.prepare_settings(workers=args.workers, timeout_s=args.timeout)
         manifest = mf.load_manifest(args.manifest)
@@ -382,7 +555,7 @@ def main(argv: list[str]) -> int:
     if args.compare:
         names = [n for n in args.models.split(",") if n]
         return compare(manifest, settings, args.compare, args.set, names, args.budget, args.record, args.json,
-                       args.repeat)
+                       args.unreduced_timeout, args.repeat)
     chosen = _manifest_runs(manifest, args.model)
     source = "spec/manifest.json"
     if chosen is None:

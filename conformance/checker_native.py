@@ -30,12 +30,15 @@ from __future__ import annotations
 import os
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any, cast
 
 from resumespec.reference.protocol import designs as _designs
 from resumespec.reference.protocol import rank as core_rank
+from resumespec.reference.protocol import receiver as core_rx
 from resumespec.reference.protocol import sender as core_tx
+from resumespec.reference.protocol.heartbeat import heartbeat
 from resumespec.reference.protocol.messages import (
     CancelWrites,
     Ctl,
@@ -43,7 +46,7 @@ from resumespec.reference.protocol.messages import (
     StatusMsg,
 )
 from resumespec.reference.protocol.params import Params
-from resumespec.reference.protocol.pool import FreeList, nblk
+from resumespec.reference.protocol.pool import FreeList, Pool, nblk
 from resumespec.reference.protocol.rank import STAND_IN_BASE
 from resumespec.reference.protocol.receiver import (
     RxSession,
@@ -52,12 +55,12 @@ from resumespec.reference.protocol.receiver import (
     heartbeat_lost,
     historical_view,
 )
-from resumespec.reference.protocol.sender import TxRoom
+from resumespec.reference.protocol.sender import TxRoom, session_partial, session_writes
 from resumespec.reference.protocol.sender import TxSession as TxSessionCore
 
 from . import properties as P
 from .properties import SPEC_STEP, PropertyViolation
-from .trace import STATUS_RANK, STATUSES, decode_lines
+from .trace import NOT_A_RANK_STEP, STATUS_RANK, STATUSES, decode_lines
 
 FAILED, BOOTSTRAPPING, WAITING, TRANSFERRING, SUCCESS = range(5)
 
@@ -67,14 +70,18 @@ SPEC_ACTIONS = (
     "ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand", "SenderEndRound",
     "DeliverStatus", "PollSuccess", "PollFailed", "PollTransferringHistorical",
     "PollTransferringCorrected", "PollReadOnly", "SenderRecvResume", "SenderRecvAbort",
-    "PrefillDone", "WriteError", "Heartbeat", "Abort",
+    "PrefillDone", "WriteError", "Heartbeat", "Abort", "SenderFailDead",
 )
 
 # a poll's combined status -> the decisions the receiver may take (else: wait)
 _POLL_DECISIONS = {FAILED: ("fail",), SUCCESS: ("handoff",),
                    TRANSFERRING: ("wait", "resume", "retry_alloc")}
-# receiver phases of a rank that already took the poll's outcome
-_RANK_ENDED = ("prefill", "done", "failing", "failed")
+# the core's room phases, as the hot paths test them
+_INIT, _AWAIT, _WRITING, _FAILED = core_tx.INIT, core_tx.AWAIT, core_tx.WRITING, core_tx.FAILED
+_ROUND_MAY_START = frozenset((_INIT, _AWAIT))             # SenderStartRound's phases
+_ROUND_SHOWN = frozenset((_INIT, _AWAIT, _WRITING))        # a round_start may be logged
+# allocator orders that decide which blocks an allocation returns (see _free_list)
+_ORDERED = ("fifo", "lifo")
 
 _RANK_OF: dict[str, int] = {}   # proc -> language rank, filled by NativeChecker._rank
 
@@ -82,22 +89,9 @@ HISTORY = 12          # events of the request told in a violation's story
 RECENT = 4096         # ... taken from this many last events, which are remembered
 
 
-# Events a rank logs while a step of the same request is still logging its
-# frees, without ending that step: the step's own frees, and what the rank's
-# other threads observe meanwhile (a status taken from the channel, a lost
-# heartbeat). Any other event of the request on that rank starts its next
-# step, so the frees must be complete by then (TLC's trace grouping agrees).
-_NOT_A_RANK_STEP = frozenset({"free", "status_recv", "heartbeat_fail"})
-
-
-class Violation(Exception):
-    """Raised inside the checker: the trace leaves the spec at this event."""
-
-    def __init__(self, prop: str, message: str, expected: str):
-        super().__init__(message)
-        self.prop = prop
-        self.message = message
-        self.expected = expected
+class Violation(PropertyViolation):
+    """Raised inside the checker: the trace leaves the spec at this event
+    (``prop``, ``message``, ``expected`` as for a property)."""
 
 
 def step_error(message: str, expected: str) -> Violation:
@@ -138,6 +132,7 @@ class Config:
     nsess: int | None = None
     variant: str | None = None
     barrier: bool | None = None
+    fork_sender: bool | None = None   # ForkSender: the engine fork's failed-write rule
     init_tokens: int | None = None
     cap: int | None = None
     order: str | None = None
@@ -175,47 +170,46 @@ class Verdict:
         return d
 
 
+# One event in words: a template over its fields (``extra``: the status
+# message's round, sent_tokens and total, when logged); the events whose
+# words depend on their values are told by ``describe`` itself.
+_WORDS = {
+    "free": "rank {rank} freed blocks {blocks} of req {req}",
+    "init_sent": "req {req} sent init on session {session}: blocks {blocks}, "
+                 "{allocated_tokens} tokens",
+    "status_recv": "req {req} received {status} on session {session}{extra}",
+    "poll": "req {req} polled: combined status {status}, decided {decision}",
+    "buffer_read": "req {req} read blocks {blocks} on session {session}: aux total "
+                   "{aux_total}, {tokens} tokens",
+    "resume_sent": "req {req} sent resume on session {session}: offset {sent_tokens}, blocks "
+                   "{blocks}, {allocated_tokens} tokens",
+    "handoff": "req {req} handed {tokens} tokens (session {session}) to prefill",
+    "prefill_done": "req {req} finished prefill",
+    "abort": "req {req} was aborted",
+    "abort_sent": "req {req} sent abort on session {session}",
+    "heartbeat_fail": "the language side lost the encode heartbeat: req {req} Failed",
+    "init_recv": "the sender got init of req {req} from session {session}: blocks {blocks}",
+    "resume_recv": "the sender got resume of req {req} from session {session}: offset "
+                   "{sent_tokens}, blocks {blocks}",
+    "abort_recv": "the sender got abort of req {req} from session {session}",
+    "status_sent": "the sender sent {status} for req {req} to session {session}{extra}",
+    "write_error": "a write of req {req} failed",
+}
+
+
 def describe(ev: dict) -> str:
     """One event in words."""
     e = ev["event"]
+    words = _WORDS.get(e)
+    if words is not None:
+        return words.format_map({**ev, "extra": _extra(ev)})
     r = ev.get("req")
     s = ev.get("session")
     if e == "alloc":
         got = "None (too few free blocks)" if ev["blocks"] is None else f"blocks {ev['blocks']}"
         return f"rank {ev['rank']} allocated {ev['tokens']} tokens for req {r}: {got}"
-    if e == "free":
-        return f"rank {ev['rank']} freed blocks {ev['blocks']} of req {r}"
-    if e == "init_sent":
-        return f"req {r} sent init on session {s}: blocks {ev['blocks']}, {ev['allocated_tokens']} tokens"
-    if e == "status_recv":
-        return f"req {r} received {ev['status']} on session {s}" + _extra(ev)
-    if e == "poll":
-        return f"req {r} polled: combined status {ev['status']}, decided {ev['decision']}"
-    if e == "buffer_read":
-        return (f"req {r} read blocks {ev['blocks']} on session {s}: aux total "
-                f"{ev['aux_total']}, {ev['tokens']} tokens")
-    if e == "resume_sent":
-        return (f"req {r} sent resume on session {s}: offset {ev['sent_tokens']}, blocks "
-                f"{ev['blocks']}, {ev['allocated_tokens']} tokens")
-    if e == "handoff":
-        return f"req {r} handed {ev['tokens']} tokens (session {s}) to prefill"
     if e == "fail":
         return f"req {r} failed" + (f" ({ev['reason']})" if ev.get("reason") else "")
-    if e == "prefill_done":
-        return f"req {r} finished prefill"
-    if e == "abort":
-        return f"req {r} was aborted"
-    if e == "abort_sent":
-        return f"req {r} sent abort on session {s}"
-    if e == "heartbeat_fail":
-        return f"the language side lost the encode heartbeat: req {r} Failed"
-    if e == "init_recv":
-        return f"the sender got init of req {r} from session {s}: blocks {ev['blocks']}"
-    if e == "resume_recv":
-        return (f"the sender got resume of req {r} from session {s}: offset "
-                f"{ev['sent_tokens']}, blocks {ev['blocks']}")
-    if e == "abort_recv":
-        return f"the sender got abort of req {r} from session {s}"
     if e == "round_start":
         return (f"the sender started a round of req {r} for session {s}: tokens "
                 f"{ev['sent_tokens']}..{ev['sent_tokens'] + ev['tokens']} of {ev['total']} into "
@@ -223,10 +217,6 @@ def describe(ev: dict) -> str:
     if e == "round_end":
         return (f"the sender's round of req {r} for session {s} ended "
                 + ("ok" if ev["ok"] else "with an error") + f" at offset {ev['sent_tokens']}")
-    if e == "status_sent":
-        return f"the sender sent {ev['status']} for req {r} to session {s}" + _extra(ev)
-    if e == "write_error":
-        return f"a write of req {r} failed"
     if e == "config":
         return "configuration: " + ", ".join(f"{k}={v}" for k, v in ev.items()
                                            if k not in ("v", "proc", "seq", "event", "ts"))
@@ -280,12 +270,22 @@ class State:
         self.tx_partials: dict[int, int] = {}      # req -> rounds ended partial (tx_core's)
         self.free_list: dict[int, FreeList] = {}   # rank -> its pool's free list (fifo/lifo)
         self.tx_status_sent: dict[tuple, int] = {} # (req, s) -> last status sent
+        self.tx_dead: set[int] = set()             # txDead: sessions the sender counts dead
+        self.fail_dead: dict[int, set] = {}        # req -> sessions written before a dead one
         # network: FIFO channels
         self.ctl: dict[tuple, deque] = {}          # (req, s) -> language -> encode messages
         self.st: dict[tuple, deque] = {}           # (req, s) -> encode -> language statuses
         # bookkeeping
         self.finished: set[int] = set()            # requests forgotten after they closed
         self.counted: dict[int, set] = {}          # req -> lockstep steps counted (coverage)
+        # what a request leaves behind, dropped when it is forgotten (_maybe_forget)
+        self.per_rank_maps: tuple[dict, ...] = (
+            self.rx_phase, self.rx_status, self.rx_blocks, self.rx_resumes, self.rx_decision,
+            self.tx_session, self.tx_status_sent, self.ctl, self.st, self.rx_core, self.rx_ctx,
+            self.rx_inbox, self.rx_names)                  # by (req, rank)
+        self.per_req_maps: tuple[dict, ...] = (
+            self.rx_sessions, self.total, self.tx_phase, self.counted, self.writes_of,
+            self.tx_ended, self.tx_sessions, self.tx_core, self.tx_partials)   # by req
 
     # -- writes in flight ----------------------------------------------------
     def land_writes(self, req: int) -> int:
@@ -445,15 +445,18 @@ class NativeChecker:
         handlers = self._handlers
         freeing = self.freeing
         deadlines = self.deadlines
-        count = self.count
+        # the count of events fed, at line L: L + shift (kept in self.count
+        # only where a handler reads it: with a bound, for its deadlines)
+        shift = self.count - before
+        bounded = self.bound is not None
         line = before
-        for ev in events:
-            line += 1
-            count += 1
-            self.count = count
+        for line, ev in enumerate(events, before + 1):
+            if bounded:
+                self.count = line + shift
             proc = ev["proc"]
             want = next_seq.get(proc, 0)
             if ev["seq"] != want:
+                self.count = line + shift
                 self._remember(batch, line - before - 1)   # all but this one
                 self._bad_seq(line, ev, want, file)
             next_seq[proc] = want + 1
@@ -462,15 +465,17 @@ class NativeChecker:
                     pending = freeing.get(proc)
                     # (its frees may come between other requests' events)
                     if (pending is not None and ev.get("req") == pending[0]
-                            and ev["event"] not in _NOT_A_RANK_STEP):
+                            and ev["event"] not in NOT_A_RANK_STEP):
                         self._close_freeing(proc, ev)
                 handlers[ev["event"]](ev)
-                if deadlines and deadlines[0][0] < count:
+                if deadlines and deadlines[0][0] < line + shift:
                     self._check_deadlines()
-            except (Violation, PropertyViolation) as v:
+            except PropertyViolation as v:     # (a Violation is one too)
+                self.count = line + shift
                 self._remember(batch, line - before)
                 self.verdict = self._violation(v, line, file, ev)
                 return self.verdict
+        self.count = line + shift
         # (what _remember does, here without a call: feed comes here per event)
         batch[5] = n = line - before
         remembered = self.remembered = batch[0] + n
@@ -755,60 +760,100 @@ class NativeChecker:
                 return f"req {req}: the receiver's init is still being logged"
             for s in ranks:
                 key = (req, s)
-                if st.ctl.get(key):
-                    return f"req {req}: a message to the sender (session {s}) is in flight"
-                if st.st.get(key):
+                if st.st.get(key):    # (DeliverStatus: the core's deliver_status takes any)
                     return f"req {req}: a status to session {s} is in flight"
                 if st.writes_in_flight(req, s):
                     return f"req {req}: a write into session {s}'s blocks may still land"
                 tx = st.tx_session.get(key)
                 if tx is not None and tx.expect is not None:
                     return f"req {req}: the sender still owes session {s} a status"
-            tx_phase = st.tx_phase.get(req)
-            if tx_phase in (None, "init", "writing"):
-                return f"req {req}: the sender may start or end a round ({tx_phase})"
             room = st.tx_core.get(req)
-            if tx_phase == "await" and room is not None and any(
-                    s <= len(room.sessions) and room.session(s).ready for s in ranks):
-                return f"req {req}: the sender may start the resumed round"
-            ended = {"ended" if (ph := st.rx_phase.get((req, s), "new")) in _RANK_ENDED else ph
-                     for s in rx_ranks}
-            if len(ended) > 1:      # (the ranks take the receiver's steps in lockstep)
+            if room is None:       # (no sender event yet: its room would be new, init enabled)
+                return f"req {req}: the sender has not taken its first step"
+            for s in ranks:
+                m = (st.ctl.get((req, s)) or (None,))[0]
+                if m is not None and self._recv_enabled(room, s, m):
+                    return f"req {req}: the sender may receive the {m[0]} of session {s}"
+            # the sender's own steps, asked of the core (no write is in flight here)
+            if core_tx.sender_start_round(room, writes=False) is not None:
+                return f"req {req}: the sender may start a round ({room.phase})"
+            if core_tx.sender_end_round(room, False) is not None:
+                return f"req {req}: the sender may end its round"
+            if len({st.rx_phase.get((req, s), "new") for s in rx_ranks}) > 1:
+                # (the ranks take the receiver's steps in lockstep)
                 return f"req {req}: a receiver step is still being logged on some rank"
-            waiting = False
-            statuses = []
             for s in rx_ranks:
                 key = (req, s)
                 phase = st.rx_phase.get(key, "new")
                 held = st.held.get((s, req), set())
-                if phase in ("new", "prefill"):
-                    return f"req {req}: rank {s} is {phase}: it has a step to take"
+                if phase == "new":
+                    return f"req {req}: rank {s} is new: its init is still being logged"
                 if phase == "failing":   # (the poll that saw Failed logs its `fail`)
                     return f"req {req}: rank {s}'s fail is still being logged"
                 if phase in ("queued", "aborting"):
-                    waiting = True
                     if held != set(st.rx_blocks.get(key) or ()):
                         return f"req {req}: a resume of rank {s} is still being logged"
                     if st.rx_decision.get(key) in ("resume", "resume_none"):
                         return f"req {req}: rank {s}'s resume is still being logged"
-                    statuses.append(st.rx_status.get(key, BOOTSTRAPPING))
-                elif held:
+                elif held and phase != "prefill":
                     return f"req {req}: rank {s}'s blocks may still be freed"
-            if not waiting:
-                continue
-            if "abort" in left and any(st.rx_phase.get((req, s)) == "queued" for s in rx_ranks):
+            # the receiver's steps, asked of the core on the request's state
+            rx = self._rx_of(req, rx_ranks)
+            for step in core_rx.prefill_done(rx, req):
+                return f"req {req}: prefill may end ({step.action})"
+            if "abort" in left and core_rx.abort(rx, req):
                 return f"req {req}: an abort (a fault the config allows) may still come"
-            if "heartbeat" in left and tx_phase not in ("done", "failed", "dead"):
+            if "heartbeat" in left and heartbeat(rx, room, req) is not None:
                 return f"req {req}: a heartbeat loss (a fault the config allows) may still come"
-            combined = min(statuses)
-            if combined in (SUCCESS, FAILED):
-                return f"req {req}: a poll would see {STATUSES[combined]}"
-            if combined == TRANSFERRING and not all(
-                    st.rx_phase.get((req, s)) == "aborting" for s in rx_ranks):
+            combined = rx.combined_status(req)
+            if combined != TRANSFERRING:
+                for step in core_rx.receiver_poll(rx, req, {}):
+                    return f"req {req}: a poll would see {STATUSES[combined]} ({step.action})"
+            elif rx.requests[req].phase == core_rx.QUEUED:
+                # (what a resume poll does depends on the aux rows the ranks
+                # read and their free blocks: asked rank by rank)
                 why = self._poll_acts(req, rx_ranks)
                 if why is not None:
                     return why
         return None
+
+    def _recv_enabled(self, room: TxRoom, s: int, m: tuple) -> bool:
+        """Is the sender's receipt of message ``m`` (a ``ctl`` channel's head)
+        from session ``s`` a step of the core now?"""
+        if s > len(room.sessions):
+            return True           # (a session the room has not seen: its init is a step)
+        msg = Ctl(m[0], tuple(m[1]), m[2], m[3], m[4] or 0)
+        if m[0] == "init":
+            return core_tx.sender_recv_init(room, s, msg) is not None
+        if m[0] == "resume":
+            return core_tx.sender_recv_resume(room, s, msg) is not None
+        return core_tx.sender_recv_abort(room, s, msg, False) is not None
+
+    _PHASE = {"new": core_rx.NEW, "queued": core_rx.QUEUED, "aborting": core_rx.ABORTING,
+              "prefill": core_rx.PREFILL, "done": core_rx.DONE, "failing": core_rx.FAILED,
+              "failed": core_rx.FAILED, "aborted": core_rx.FAILED}
+
+    def _rx_of(self, req: int, ranks) -> core_rx.RxState:
+        """The receiver's state of ``req`` as the core keeps it, its ranks in
+        lockstep (numbered 1.. in rank order): each rank's core state (or a
+        fresh one without a declared design: the steps asked of it here do
+        not depend on the design), with the local status the log shows, a
+        pool of the rank's free blocks (stand-ins; none when unknown)."""
+        st = self.state
+        p1 = self._p1 if self._p1_known else self._core()
+        xs = []
+        pools = []
+        order = sorted(ranks)
+        for s in order:
+            x = (self._x((req, s)) if p1 is not None else None) or RxSession()
+            status = st.rx_status.get((req, s), BOOTSTRAPPING)
+            if x.status != status:
+                x = replace(x, status=status)
+            xs.append(x)
+            pools.append(Pool(tuple(range(-1, -(self._nfree(s) or 0) - 1, -1))))
+        p = replace(p1 or self._tx_params(1), n_sessions=len(xs))
+        phase = self._PHASE[st.rx_phase.get((req, order[0]), "new")]
+        return core_rx.RxState(p, {req: core_rx.RxRequest(phase, tuple(xs))}, tuple(pools))
 
     def _poll_acts(self, req: int, ranks) -> str | None:
         """A poll seeing Transferring: does the declared design act on some
@@ -877,21 +922,20 @@ class NativeChecker:
             tx = st.tx_session.get((req, s))
             if tx is not None and tx.expect is not None:
                 return
-        d: dict[Any, Any]
         for s in sessions:
-            for d in (st.rx_phase, st.rx_status, st.rx_blocks, st.rx_resumes, st.rx_decision,
-                      st.tx_session, st.tx_status_sent, st.ctl, st.st, st.rx_core, st.rx_ctx,
-                      st.rx_inbox, st.rx_names):
-                d.pop((req, s), None)
-        for d in (st.rx_sessions, st.total, st.tx_phase, st.counted, st.writes_of, st.tx_ended,
-                  st.tx_sessions, st.tx_core, st.tx_partials):
+            key = (req, s)
+            for d in st.per_rank_maps:
+                d.pop(key, None)
+        for d in st.per_req_maps:
             d.pop(req, None)
         st.held_count.pop(req, None)
-        self._close_partial(req)
+        if self.open_partial:
+            self._close_partial(req)
         # A step of this request that frees blocks has nothing left to check:
         # the request holds no block and can never get one again.
-        for proc in [p for p, (r, _) in self.freeing.items() if r == req]:
-            del self.freeing[proc]
+        if self.freeing:
+            for proc in [p for p, (r, _) in self.freeing.items() if r == req]:
+                del self.freeing[proc]
         st.finished.add(req)
 
     def _rank(self, ev: dict) -> int:
@@ -999,7 +1043,7 @@ class NativeChecker:
         have something to do on this rank (corrected: a round to cache or to
         resume; historical: the rank wants to resume, when that does not
         depend on what it reads)."""
-        p = self._core()
+        p = self._p1 if self._p1_known else self._core()
         st = self.state
         x = self._x((req, s)) if p is not None else None
         if x is None or p is None:
@@ -1112,11 +1156,11 @@ class NativeChecker:
         resume ``c`` named ``blocks`` what the engine logged as ``blocks``."""
         st = self.state
         names = st.rx_names[key]
-        real = {STAND_IN_BASE - i: b for i, b in enumerate(names)}
+        real = dict(zip(range(STAND_IN_BASE, STAND_IN_BASE - len(names), -1), names))
         if c is not None:
             real.update(zip(c.blocks, blocks))
         st.rx_core[key] = after
-        st.rx_names[key] = tuple(real[b] for b in src)
+        st.rx_names[key] = tuple(map(real.__getitem__, src))
 
     def _alloc_none_refines(self, req: int, s: int, ev: dict, ctx: list) -> None:
         """An allocation of a resume poll returned None.  Allocating first
@@ -1223,11 +1267,11 @@ class NativeChecker:
                 f"{-(-ev['tokens'] // bs)} block(s) (all or nothing)")
         nb = st.config.nblocks
         if nb is not None:
-            for b in blocks:
-                if b >= nb:
-                    raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
-                                     f"block ids 0..{nb - 1}")
-            fl = self._free_list(rank)
+            if blocks and max(blocks) >= nb:
+                b = next(b for b in blocks if b >= nb)
+                raise step_error(f"alloc returned block {b}, outside the pool of {nb}",
+                                 f"block ids 0..{nb - 1}")
+            fl = self._free_list(rank) if st.config.order in _ORDERED else None
             if fl is not None:
                 self._alloc_in_order(fl, rank, req, ev["tokens"], tuple(blocks))
         owner = st.owner
@@ -1378,17 +1422,20 @@ class NativeChecker:
             raise step_error(f"req {req} received {ev['status']} on session {s}, but the "
                              f"next status sent was {STATUSES[m[0]]}",
                              f"status {STATUSES[m[0]]} (status messages arrive in order)")
-        for i, k in ((1, "round"), (2, "sent_tokens"), (3, "total")):
-            if k in ev and m[i] is not None and ev[k] != m[i]:
-                raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent {m[i]}",
-                                 f"{k} = {m[i]}")
+        fields = len(ev) > 7      # (v, proc, seq, event, req, session, status: no field)
+        if fields:
+            for i, k in ((1, "round"), (2, "sent_tokens"), (3, "total")):
+                if k in ev and m[i] is not None and ev[k] != m[i]:
+                    raise step_error(f"req {req} received {k} {ev[k]}, but the sender sent "
+                                     f"{m[i]}", f"{k} = {m[i]}")
         ch.popleft()
         # the local status: the spec's NewStatus (the core's merge_status)
         st.rx_status[key] = _designs.merge_status(st.rx_status.get(key, BOOTSTRAPPING), status,
                                                   self._latches)
         if key in st.rx_core:   # DeliverStatus through the core, when a decision needs it
             box = st.rx_inbox.get(key)
-            msg = (status, ev.get("round", 0), ev.get("sent_tokens", 0), ev.get("total", 0))
+            msg = ((status, ev.get("round", 0), ev.get("sent_tokens", 0), ev.get("total", 0))
+                   if fields else (status, 0, 0, 0))
             if box is None:
                 st.rx_inbox[key] = [msg]
             else:
@@ -1728,10 +1775,11 @@ class NativeChecker:
         p = self._txp.get(key)
         if p is None:
             barrier = True if c.barrier is None else bool(c.barrier)
+            fork = bool(c.fork_sender)
             try:
-                p = Params(c.variant or "once", n, bs, barrier=barrier)
+                p = Params(c.variant or "once", n, bs, barrier=barrier, fork_sender=fork)
             except ValueError:      # (a design the core cannot run: mainline's sender)
-                p = Params("once", n, bs, barrier=barrier)
+                p = Params("once", n, bs, barrier=barrier, fork_sender=fork)
             if len(self._txp) > 64:
                 self._txp.clear()
             self._txp[key] = p
@@ -1747,22 +1795,39 @@ class NativeChecker:
         n = max(st.config.nsess or 1, s)
         if tx is None:
             tx = TxRoom.initial(self._tx_params(n), req, st.total.get(req, 1))
-            tx = st.tx_core[req] = tx._replace(sessions=_as_list(tx.sessions))
         else:
             n = max(n, len(tx.sessions))
-            _listed(tx).extend(core_tx.TxSession() for _ in range(n - len(tx.sessions)))
-            tx = st.tx_core[req] = tx._replace(params=self._tx_params(n))
+            more = [core_tx.TxSession()] * (n - len(tx.sessions))
+            if type(tx.sessions) is list:     # (in place: O(1) per session added)
+                _listed(tx).extend(more)
+                tx = tx._replace(params=self._tx_params(n))
+            else:
+                tx = tx._replace(params=self._tx_params(n), sessions=tx.sessions + tuple(more))
+        st.tx_core[req] = tx = _held(tx)
         return tx
 
-    # The room's sessions are kept in a list (the TxRoom's ``sessions``): a
-    # step of one session (init, resume, abort received) is taken by the core
-    # on that session's one-session view of the room and put back, so that a
-    # room of n sessions costs O(1) per such step, not a copy of n sessions.
-    # Those steps read and change only the room's phase and that session.
+    # A room of a few sessions is the core's room as the core makes it, and
+    # the core's steps take it whole.  A room of more than _FEW sessions keeps
+    # its sessions in a list instead (the TxRoom's ``sessions``): a step of one
+    # session (init, resume, abort received) is taken by the core on that
+    # session's one-session view of the room and put back, so that such a
+    # room costs O(1) per such step, not a copy of n sessions.  Those steps
+    # read and change only the room's phase and that session.
     def _session_step(self, req: int, s: int, fn: Any, msg: Ctl,
                       *extra: Any) -> tuple[core_tx.TxStep | None, TxRoom]:
         st = self.state
-        tx = self._room(req, s)
+        tx = st.tx_core.get(req)
+        if tx is None or s > len(tx.sessions):
+            tx = self._room(req, s)
+        if type(tx.sessions) is tuple:           # (a few sessions: the room itself)
+            step = fn(tx, s, msg, *extra)
+            if step is None:
+                return None, tx
+            if step.effects or st.tx_phase.get(req) != step.state.phase:
+                self._commit(req, step)
+            else:
+                st.tx_core[req] = step.state
+            return step, step.state
         one = TxRoom(self._tx_params(1), req, tx.total, tx.phase, (tx.sessions[s - 1],),
                      tx.round, tx.partials, tx.partial)
         step = fn(one, 1, msg, *extra)
@@ -1782,22 +1847,24 @@ class NativeChecker:
         return step, tx
 
     def _commit(self, req: int, step: core_tx.TxStep) -> None:
-        """Keep the core's room after ``step``; the statuses it sends are owed."""
+        """Keep the core's room after ``step`` (see _session_step); the
+        statuses it sends are owed."""
         st = self.state
         tx = step.state
-        tx = st.tx_core[req] = tx._replace(sessions=_as_list(tx.sessions))
+        st.tx_core[req] = tx = tx if len(tx.sessions) <= _FEW else _held(tx)
         st.tx_phase[req] = tx.phase
         if tx.partials:
             st.tx_partials[req] = tx.partials
         if not step.effects:
             return
+        tx_session = st.tx_session
         for e in step.effects:
-            if isinstance(e, SendStatus):
-                b = st.tx_session.get((req, e.session))
+            if type(e) is SendStatus:
+                b = tx_session.get((req, e.session))
                 if b is None:
-                    b = st.tx_session[(req, e.session)] = TxSession()
+                    b = tx_session[(req, e.session)] = TxSession()
                 b.expect = e.msg
-            elif isinstance(e, CancelWrites):
+            elif type(e) is CancelWrites:
                 st.cut_writes(req)
 
     def _tx_words(self, tx: TxRoom) -> str:
@@ -1927,24 +1994,43 @@ class NativeChecker:
 
     def _start_round(self, req: int, tx: TxRoom, s: int) -> None:
         """SenderStartRound through the core: every session's writes go in
-        flight now (unlogged until that session's round_start shows them)."""
+        flight now (unlogged until that session's round_start shows them).
+        With ``fork_sender`` and a dead session, the round is the start of a
+        SenderFailDead: the live sessions the fork writes before it meets
+        the dead one (their writes planned as a round's, the room unchanged
+        until the Failed, ``_fail_dead``)."""
         st = self.state
-        step = core_tx.sender_start_round(tx, writes=False)
+        dead = st.tx_dead
+        step = core_tx.sender_start_round(tx, writes=False, dead=dead)
+        if step is None and dead and tx.params.fork_sender:
+            if s in dead:
+                raise step_error(
+                    f"the sender started a round of req {req} for session {s}, which it "
+                    f"counts as dead since a write error",
+                    "status_sent Failed to that session, and no round (the fork's sender, "
+                    "fork_sender)")
+            if req in st.fail_dead:
+                return                       # (planned at the first session's round_start)
+            step = core_tx.sender_start_round(tx, writes=False)
+            if step is not None:
+                st.fail_dead[req] = set()
         if step is None:
             raise self._no_round(req, s, tx)
         inflight = st.inflight
         ranks = st.writes_of.get(req)
         if ranks is None:
             ranks = st.writes_of[req] = {}
-        after = step.state.sessions
+        tx_session = st.tx_session
+        after = step.state
+        total = tx.total
         for o, x in enumerate(tx.sessions, 1):
-            ws = core_tx.session_writes(tx, o)      # (block, first, count, aux)
-            b = st.tx_session.get((req, o))
+            ws = session_writes(tx, o)      # (block, first, count, aux)
+            b = tx_session.get((req, o))
             if b is None:
-                b = st.tx_session[(req, o)] = TxSession()
+                b = tx_session[(req, o)] = TxSession()
             sent = x.sent
-            b.plan = (sent, after[o - 1].tok, [w[0] for w in ws], bool(ws) and ws[0][3] > 0,
-                      core_tx.session_partial(tx.total, sent, x.alloc))
+            b.plan = (sent, after.sessions[o - 1].tok, list(map(_first, ws)),
+                      bool(ws) and ws[0][3] > 0, session_partial(total, sent, x.alloc))
             b.started = b.ended = False
             if ws:
                 keys = ranks.get(o)
@@ -1954,8 +2040,14 @@ class NativeChecker:
                     inflight[(o, blk)] = Write(req, o, sent, first, count, aux or None, False)
                     keys.add(blk)
         st.tx_ended[req] = 0
+        if req in st.fail_dead:
+            return                           # (no step yet: SenderFailDead at the Failed)
         self.coverage["SenderStartRound"] += 1
-        self._commit(req, step)
+        if step.effects or after.partials != tx.partials:
+            self._commit(req, step)
+        else:     # (what _commit does for a step that sends nothing)
+            st.tx_core[req] = after if len(after.sessions) <= _FEW else _held(after)
+            st.tx_phase[req] = after.phase
 
     def on_round_start(self, ev: dict) -> None:
         st = self.state
@@ -1967,20 +2059,22 @@ class NativeChecker:
         if known is not None and known != total:
             raise step_error(f"the sender says req {req} has {total} tokens, earlier {known}",
                              f"total = {known}")
-        tx = self._room(req, s)
-        if tx.phase in (core_tx.INIT, core_tx.AWAIT):
+        tx = st.tx_core.get(req)
+        if tx is None or s > len(tx.sessions):
+            tx = self._room(req, s)
+        if tx.phase in _ROUND_MAY_START:
             bs = st.config.block_size or self._tx_bs or 1
             if known is None or tx.params.block_size != bs:
                 st.total[req] = total
                 tx = st.tx_core[req] = TxRoom(self._tx_params(len(tx.sessions)), req, total,
                                               tx.phase, tx.sessions, tx.round, tx.partials,
                                               tx.partial)
-            if not tx.session(s).ready and not (tx.phase == core_tx.AWAIT
+            if not tx.sessions[s - 1].ready and not (tx.phase == _AWAIT
                                                 and not tx.params.barrier):
                 raise self._no_round(req, s, tx)
             self._start_round(req, tx, s)
         b = st.tx_session.get((req, s))
-        if tx.phase not in (core_tx.INIT, core_tx.AWAIT, core_tx.WRITING) or b is None \
+        if tx.phase not in _ROUND_SHOWN or b is None \
                 or b.started or not b.plan:
             raise self._no_round(req, s, tx)
         dst = b.plan[2]
@@ -2007,8 +2101,9 @@ class NativeChecker:
         tx = st.tx_core.get(req)
         phase = tx.phase if tx is not None else None
         ok = ev["ok"]
+        failing = ok and req in st.fail_dead     # a session written before a dead one
         if (tx is None or b is None or not b.started or b.ended
-                or not (phase == core_tx.WRITING or (phase == core_tx.FAILED and not ok))):
+                or not (phase == _WRITING or (phase == _FAILED and not ok) or failing)):
             raise step_error(f"the round of req {req} for session {s} ended"
                              + (" ok" if ok else " with an error")
                              + ", but none was being written"
@@ -2026,24 +2121,27 @@ class NativeChecker:
             ranks = st.writes_of.get(req)
             if ranks:
                 ranks.pop(s, None)
-            inflight = st.inflight
+            inflight, content = st.inflight, st.content
             for blk in dst:          # WriteLand, for every block of the round
                 w = inflight.pop((s, blk), None)
                 if w is None or w.req != req:
                     continue
                 if w.first is not None and w.count:
-                    st.content[(s, blk)] = (req, w.first, w.count)
+                    content[(s, blk)] = (req, w.first, w.count)
                 if w.aux is not None:
                     st.aux[(s, blk)] = w.aux
                 landed += 1
             if landed:
                 self.coverage["WriteLand"] += landed
-        elif phase == core_tx.WRITING:
-            self._write_error(req, tx)      # a write failed: WriteError, for the whole room
+            if failing:
+                st.fail_dead[req].add(s)
+        elif phase == _WRITING:
+            self._write_error(req, tx, s)   # a write failed: WriteError, for the whole room
         b.ended = True
         ended = st.tx_ended[req] = st.tx_ended.get(req, 0) + 1
-        tx = st.tx_core[req]
-        if tx.phase != core_tx.WRITING or ended < tx.params.n_sessions:
+        if not ok:
+            tx = st.tx_core[req]
+        if tx.phase != _WRITING or ended < len(tx.sessions):
             return
         # every session's round ended: SenderEndRound
         step = core_tx.sender_end_round(tx, False)
@@ -2051,13 +2149,42 @@ class NativeChecker:
         self._commit(req, step)
         self.coverage["SenderEndRound"] += 1
 
-    def _write_error(self, req: int, tx: TxRoom) -> None:
-        step = core_tx.write_error(tx)
+    def _write_error(self, req: int, tx: TxRoom, s: int | None) -> None:
+        """WriteError through the core; with ``fork_sender`` the write to
+        session ``s`` failed (1 when the log does not say): only ``s`` is
+        told, and the sender counts it as dead from now on."""
+        if tx.params.fork_sender and (s is None or s > tx.params.n_sessions):
+            s = s or 1
+            tx = self._room(req, s)
+        step = core_tx.write_error(tx, s if tx.params.fork_sender else None)
         if step is None:
             raise step_error(f"a write of req {req} failed while the sender was {tx.phase}",
                              "a write error only while a round is being written")
         self._commit(req, step)
+        if step.dead is not None:
+            self.state.tx_dead.add(step.dead)
         self.coverage["WriteError"] += 1
+
+    def _fail_dead(self, req: int, s: int) -> bool:
+        """SenderFailDead (``fork_sender``): a Failed that no step owes is the
+        fork's sender failing a round of a room with a dead session; True when
+        the core takes that step and tells session ``s``."""
+        st = self.state
+        if not st.tx_dead:
+            return False
+        tx = self._room(req, s)
+        if not tx.params.fork_sender:
+            return False
+        if s not in st.tx_dead:
+            return False
+        written = st.fail_dead.pop(req, set())
+        step = core_tx.sender_fail_dead(tx, st.tx_dead, s, written)
+        if step is None:
+            return False
+        self._commit(req, step)
+        st.cut_writes(req)      # (planned writes of sessions the loop never reached)
+        self.coverage["SenderFailDead"] += 1
+        return True
 
     def on_status_sent(self, ev: dict) -> None:
         st = self.state
@@ -2068,6 +2195,10 @@ class NativeChecker:
         status = STATUS_RANK[ev["status"]]
         b = st.tx_session.get(key)
         expect = b.expect if b is not None else None
+        if expect is None and status == FAILED and st.config.fork_sender \
+                and self._fail_dead(req, s):
+            b = st.tx_session.get(key)
+            expect = b.expect if b is not None else None
         P.check_StatusMonotone(st, req, s, status)
         if expect is None or status != expect.status:
             want = STATUSES[expect.status] if expect is not None else "no status now"
@@ -2112,7 +2243,7 @@ class NativeChecker:
                              "a write error names a session whose init the sender received")
         if tx is not None and tx.phase == core_tx.FAILED:
             return   # already failed by a round_end with ok=false
-        self._write_error(req, tx if tx is not None else self._room(req))
+        self._write_error(req, tx if tx is not None else self._room(req, s or 1), s)
 
     def on_config(self, ev: dict) -> None:
         self.configs += 1
@@ -2133,14 +2264,23 @@ class NativeChecker:
         self._latches = c.variant is not None and _designs.design(c.variant).failed_latches
 
 
-def _as_list(sessions: Sequence[TxSessionCore]) -> tuple[TxSessionCore, ...]:
-    """A room's sessions as the list the checker keeps in the TxRoom's
-    ``sessions`` (see NativeChecker._session_step); typed as the core's."""
-    return cast(tuple, list(sessions))
+_first = itemgetter(0)
+_FEW = 8      # sessions a room may have and still be taken whole (see _session_step)
+
+
+def _held(tx: TxRoom) -> TxRoom:
+    """The room as the checker keeps it: as it is with a few sessions, else
+    with its sessions in a list (see NativeChecker._session_step)."""
+    if len(tx.sessions) <= _FEW:
+        return tx if type(tx.sessions) is tuple else tx._replace(sessions=tuple(tx.sessions))
+    if type(tx.sessions) is list:
+        return tx
+    return TxRoom(tx.params, tx.req, tx.total, tx.phase, cast(tuple, list(tx.sessions)),
+                  tx.round, tx.partials, tx.partial)
 
 
 def _listed(tx: TxRoom) -> list[TxSessionCore]:
-    """The list of sessions a room of the checker holds (``_as_list``)."""
+    """The list of sessions a room of more than _FEW sessions holds (``_held``)."""
     return cast(list, tx.sessions)
 
 

@@ -46,7 +46,7 @@ from resumespec.reference.protocol.designs import ENGINE_RESUME_ORDER
 
 from .checker_native import Verdict
 from .merge import merge_files
-from .trace import STATUS_RANK, MalformedTrace
+from .trace import EVERY_RANK_LOGS, STATUS_RANK, MalformedTrace
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 SPEC_MODULE = "ResumeProtocol"   # either design by Variant: instances of ResumeCorrected / ResumeHistorical
@@ -116,14 +116,6 @@ class Part:
                 f'stTotal |-> {self.st_fields[2]}]')
 
 
-# Lockstep steps of which every rank logs its own part (a handoff, the fail of
-# a Failed poll, prefill's end, an abort, the init). A heartbeat loss is not
-# among them: a rank may learn of it only through the all-reduced status, and
-# a rank's wait in a poll where another rank resumed need not be logged.
-_EVERY_RANK_LOGS = frozenset({"ReceiverInit", "PollSuccess", "PollFailed", "PrefillDone",
-                              "Abort"})
-
-
 @dataclass(eq=False)
 class Step:
     """One spec action: its name, the request, and what each session's events show.
@@ -140,6 +132,7 @@ class Step:
     line: int = 0
     status: int = -1                                # a poll's combined status
     parts: dict = field(default_factory=dict)       # session -> Part
+    stopped: bool = False                           # a round a write error ended early
 
     def part(self, s: int) -> Part:
         p = self.parts.get(s)
@@ -219,8 +212,9 @@ class _Grouper:
     """Groups the events of a trace into spec actions (see ``steps_of``)."""
 
     def __init__(self, bs: int, nsess: int, corrected: bool, free_first: bool,
-                 bmap: dict | None = None):
+                 bmap: dict | None = None, fork: bool = False):
         self.bs = bs
+        self.fork = fork             # ForkSender: the engine fork's failed-write rule
         self.bmap = bmap             # trace block id -> spec block id (None: id + 1)
         self.corrected = corrected
         self.free_first = free_first
@@ -423,13 +417,63 @@ class _Grouper:
         self.faults.add("write_error")
         if r in self.write_error:
             return                               # the room failed once; every session hears it
+        # a round whose sessions were not all started when the write failed:
+        # the sender stopped there (the rest is never written), the log was not cut
+        begun = next((x for x in reversed(self.steps) if x.req == r
+                      and x.action == "SenderStartRound"), None)
+        if begun is not None and len(begun.parts) < self.nsess:
+            begun.stopped = True
+        if self.fork:
+            # the fork's sender: the write to session s failed; only s hears it
+            st = self.write_error[r] = Step("WriteError", r, s, line)
+            self.steps.append(st)
+            self.await_status(st, r, s)
+            self._drop_unended_round(r)
+            return
         st = self.write_error[r] = Step("WriteError", r, 0, line)
         self.steps.append(st)
         for s2 in range(1, self.nsess + 1):
             self.await_status(st, r, s2)
 
+    def _drop_unended_round(self, r: int) -> None:
+        """A write error after some sessions' round_end (ok): the round never
+        ends, so the SenderEndRound those parts began is no step (their writes
+        landed, which the spec steps freely)."""
+        for k in range(len(self.steps) - 1, -1, -1):
+            st = self.steps[k]
+            if st.req == r and st.action == "SenderEndRound" and len(st.parts) < self.nsess \
+                    and all(p.status < 0 for p in st.parts.values()):
+                del self.steps[k]
+                for s2 in st.parts:
+                    q = self.awaiting.get((r, s2))
+                    if q:
+                        self.awaiting[(r, s2)] = deque(x for x in q if x[0] is not st)
+                return
+
     def on_status_sent(self, line, ev, r, s):
         q = self.awaiting.get((r, s))
+        if not q and self.fork and STATUS_RANK[ev["status"]] == 0:
+            # the fork's sender fails a round of a room with a dead session;
+            # the live sessions its loop met first were written (their
+            # round_start and round_end ok began a round that is this step)
+            self._drop_unended_round(r)
+            begun = next((x for x in reversed(self.steps) if x.req == r
+                          and x.action == "SenderStartRound" and len(x.parts) < self.nsess
+                          and s not in x.parts), None)
+            if begun is not None and any(x.req == r for x in
+                                         self.steps[self.steps.index(begun) + 1:]
+                                         if x.action in ("SenderStartRound", "SenderEndRound",
+                                                         "WriteError")):
+                begun = None
+            st, p = self.add("SenderFailDead", r, s, line)
+            if begun is not None:
+                self.steps.remove(begun)
+                st.parts.update(begun.parts)
+            p.status = 0
+            p.st_fields = _status_fields(ev)
+            self.sent("st", r, s)
+            self.status_from.setdefault((r, s), []).append(st)
+            return
         if not q:
             self.impossible(r, s, line)          # a status no action of the spec sends here
             return
@@ -438,6 +482,10 @@ class _Grouper:
             st.action = "Impossible"             # a status before every session's round ended
         p.status = STATUS_RANK[ev["status"]]
         p.st_fields = _status_fields(ev)
+        if ev.get("total", 0) > 0:
+            # a status names the embedding's length: a room answered (an
+            # abort) before any round started learns its Total here
+            self.total.setdefault(r, ev["total"])
         self.sent("st", r, s)
         self.status_from.setdefault((r, s), []).append(st)
 
@@ -614,13 +662,14 @@ class _Grouper:
             else:
                 del self.steps[k]
         for st in self.steps:
-            if st.session == 0 and st.action in _EVERY_RANK_LOGS \
+            if st.session == 0 and st.action in EVERY_RANK_LOGS \
                     and len(st.parts) < self.nsess:
                 # A step of every session that some session has not logged yet
                 # (rank 1 handed over and freed, rank 2 logged nothing of it):
                 # the step is taken, the log of it is not over.
                 self.cut_at_end = True
-            if st.action == "SenderStartRound" and len(st.parts) < self.nsess:
+            if st.action == "SenderStartRound" and len(st.parts) < self.nsess \
+                    and not st.stopped:
                 # The log ends between the sessions' round_start events.
                 self.cut_at_end = True
                 self.unlogged_writes += [(st.req, s, st) for s in range(1, self.nsess + 1)
@@ -654,7 +703,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
         bs = config.get("block_size") or 1
         constants = {"NReq": 1, "NSess": 1, "BlockSize": bs, "NBlocks": 1, "InitTokens": bs,
                      "Cap": 0, "Order": "any", "Variant": "once", "ResumeOrder": "alloc_first",
-                     "Barrier": True, "Faults": [], "Total": [1]}
+                     "Barrier": True, "ForkSender": False, "Faults": [], "Total": [1]}
         return TraceModel([Step("Impossible", 1, 1, conflicts[0])], constants, {},
                           len(events))
     if "block_size" not in config:
@@ -677,7 +726,8 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
         raise NotForTlc(f"the pool is too large for TLC trace validation: {nblocks} blocks of "
                         f"{bs} tokens per rank after renumbering the blocks the trace never "
                         f"names (at most {MAX_POOL_SLOTS} token slots); use the native checker")
-    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first", bmap)
+    fork = bool(config.get("fork_sender", False))
+    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first", bmap, fork)
     for line, ev in events:
         if ev["event"] != "config":
             g.feed(line, ev)
@@ -694,6 +744,7 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
         "Variant": variant,
         "ResumeOrder": resume_order,
         "Barrier": config.get("barrier", True),
+        "ForkSender": fork,
         "Faults": sorted(set(config.get("faults") or ()) | g.faults),
         "Total": totals,
     }
@@ -809,6 +860,7 @@ CONSTANTS
   Variant = "{Variant}"
   ResumeOrder = "{ResumeOrder}"
   Barrier = {Barrier}
+  ForkSender = {ForkSender}
   Total <- TotalData
   Faults <- FaultsData
   Trace <- TraceData

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NamedTuple, NoReturn
 
 from resumespec.reference.protocol.designs import (  # noqa: F401 (re-exported)
     ALLOC_ORDERS,
@@ -191,6 +191,8 @@ FIELDS: dict[str, tuple[FieldType, str]] = {
     "variant": (VARIANT, "receiver design"),
     "resume_order": (RESUME_ORDER, "alloc_first or free_first"),
     "barrier": (BOOL, "sender resumes only when every session resumed"),
+    "fork_sender": (BOOL, "the engine fork's sender: a failed write marks its session dead "
+                          "and tells only that session (spec constant ForkSender)"),
     "faults": (FAULT_SET, "faults that may happen in this run"),
 }
 
@@ -301,13 +303,14 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
         "every write of the round to `session` completed (`ok`) or failed; "
         "`sent_tokens` is the offset after it"),
     _ev("status_sent", ENCODE, "req session status", "round sent_tokens total",
-        "SenderEndRound / WriteError / SenderRecvAbort",
+        "SenderEndRound / WriteError / SenderRecvAbort / SenderFailDead",
         "the sender sent `status` for `req` to `session`"),
     _ev("write_error", ENCODE, "req", "session",
         "WriteError",
         "a data write of `req` failed; the room is Failed"),
     _ev("config", "any", "",
-        "block_size nblocks nsess init_tokens cap order variant resume_order barrier faults",
+        "block_size nblocks nsess init_tokens cap order variant resume_order barrier "
+        "fork_sender faults",
         "(constants)",
         "the run's parameters, logged once at the start of a process; optional, "
         "enables the checks that need them"),
@@ -316,6 +319,48 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
 _BY_NAME = dict(EVENTS)
 LANGUAGE_EVENTS = tuple(n for n, e in EVENTS.items() if e.side == LANGUAGE)
 ENCODE_EVENTS = tuple(n for n, e in EVENTS.items() if e.side == ENCODE)
+
+
+# ---------------------------------------------------------------------------
+# How the language ranks log the receiver's steps (both checkers group by it)
+# ---------------------------------------------------------------------------
+class RankLog(NamedTuple):
+    """How the ranks log their parts of one receiver step of the spec."""
+
+    every_rank: bool          # every rank logs its part; until each has, the step goes on
+    observer: bool            # logged by another thread of the rank, not the scheduler's step
+    events: tuple[str, ...]   # what a rank logs of it, in order (frees may trail the rest)
+
+
+# A receiver step of the spec covers every rank of a request at once (SPMD);
+# each rank logs its own part.  Every rank logs its part of the init, a
+# handoff, the fail of a Failed poll, prefill's end and an abort.  Not so a
+# resume poll (a rank's wait in a poll where another rank resumed need not be
+# logged) or a heartbeat loss (a rank may learn of it only through the
+# all-reduced status).  A rank's other threads log what they observe (a status
+# taken from the channel, a lost heartbeat) at any time, also while a step of
+# the same request is still logging its frees.
+RANK_LOGGING: dict[str, RankLog] = {
+    "ReceiverInit": RankLog(True, False, ("alloc", "init_sent")),
+    "PollSuccess": RankLog(True, False, ("poll", "buffer_read", "handoff")),
+    "PollFailed": RankLog(True, False, ("poll", "free", "fail")),
+    "PollTransferringHistorical": RankLog(False, False, ("poll", "buffer_read", "alloc", "free",
+                                                         "resume_sent", "fail")),
+    "PollTransferringCorrected": RankLog(False, False, ("poll", "buffer_read", "free", "alloc",
+                                                        "resume_sent")),
+    "PollReadOnly": RankLog(False, False, ("poll", "buffer_read")),
+    "PrefillDone": RankLog(True, False, ("prefill_done", "free")),
+    "Abort": RankLog(True, False, ("abort", "free", "fail", "abort_sent")),
+    "DeliverStatus": RankLog(False, True, ("status_recv",)),
+    "Heartbeat": RankLog(False, True, ("heartbeat_fail",)),
+}
+# the lockstep steps of which every rank logs its own part
+EVERY_RANK_LOGS = frozenset(a for a, r in RANK_LOGGING.items() if r.every_rank)
+# events a rank logs while one of its steps is still logging its frees,
+# without ending that step: the step's own frees and what its other threads
+# observe.  Any other event of the request on that rank starts its next step.
+NOT_A_RANK_STEP = frozenset(("free",) + tuple(e for r in RANK_LOGGING.values() if r.observer
+                                              for e in r.events))
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ INVARIANTS): an unselected property's failures are only counted.
 | AtMostOneResumePerRound    | ``World.check_state``                    | ``double_resume``      |
 | BlocksEventuallyFree       | ``PoolChecker.check_no_leak`` (at end)   | ``leak``               |
 | EveryRequestEnds, NoWaitForUnrequestedRound, SenderRoomsClose | the scheduler (no progress) | ``hang`` |
+| EachFailureHasAFault (only when selected) | ``World.check_state``     | ``fault_spread``       |
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ SAFETY = ("NoSharedBlock", "NoFreeAndHeld", "NoDoubleFree", "WritesOnlyIntoOwned
 LIVENESS = ("EveryRequestEnds", "BlocksEventuallyFree", "NoWaitForUnrequestedRound",
             "SenderRoomsClose")
 PROPERTIES = SAFETY + LIVENESS
+# checked only when a run selects it (Config.props), as a TLC model names it
+CONTAINMENT = ("EachFailureHasAFault",)
 
 
 class Violation(Exception):

@@ -15,9 +15,12 @@ from __future__ import annotations
 FAULTS = ("write_error", "heartbeat", "abort", "alloc_fail")
 
 
-def write_error(world, req: int) -> None:
-    victim = world.transport.pending_writes(req)[0]
-    world.sender.write_error(req, victim.session)
+def write_error(world, req: int, session: int | None = None) -> None:
+    """``session``: the session whose write failed (the fork's sender,
+    ``Config.fork_sender``); else the first write still in flight."""
+    if session is None:
+        session = world.transport.pending_writes(req)[0].session
+    world.sender.write_error(req, session)
 
 
 def heartbeat(world, req: int) -> None:

@@ -13,6 +13,11 @@ aux row, status and its fields are the core's.
 * ``start_round`` -> ``sender_start_round``   (SenderStartRound)
 * ``end_round``   -> ``sender_end_round``     (SenderEndRound)
 * ``write_error`` -> ``write_error``          (WriteError)
+* ``fail_dead``   -> ``sender_fail_dead``     (SenderFailDead, ``fork_sender`` only)
+
+``dead`` is the spec's ``txDead``: the sessions the sender counts as dead
+after a failed write (only with ``Params.fork_sender``, the engine fork's
+rule); it belongs to the sender, not to a room.
 
 Whether a room's writes are still in flight (the guard of
 ``SenderEndRound`` and ``SenderRecvAbort``) is the transport's to say.
@@ -32,6 +37,7 @@ class Sender:
         self.rooms: dict[int, TxRoom] = {}
         self.src_blocks: dict[int, list[int]] = {}
         self._may_start: dict[int, tuple[TxRoom, bool]] = {}   # per room: the core's answer
+        self.dead: set[int] = set()
 
     def add_room(self, req: int, total: int, src_blocks: list[int]) -> None:
         self.rooms[req] = TxRoom.initial(self.params, req, total)
@@ -81,12 +87,14 @@ class Sender:
             return False
         known = self._may_start.get(req)
         if known is None or known[0] is not room:
-            known = self._may_start[req] = (room, core.sender_start_round(room) is not None)
+            known = self._may_start[req] = (
+                room, core.sender_start_round(room, dead=self.dead) is not None)
         return known[1]
 
     def start_round(self, req: int) -> None:
         before = self.rooms[req]
-        step = self._done(req, core.sender_start_round(before), "SenderStartRound")
+        step = self._done(req, core.sender_start_round(before, dead=self.dead),
+                          "SenderStartRound")
         self.fx.carry(req, step.effects, None, step.action)
         after = step.state
         bs = self.params.block_size
@@ -117,5 +125,19 @@ class Sender:
     def write_error(self, req: int, session: int) -> None:
         """A data write of the room (one to rank ``session``) fails."""
         self.fx.encode_event("write_error", req=req, session=session)
-        step = self._done(req, core.write_error(self.rooms[req]), "WriteError")
+        fork = self.params.fork_sender
+        step = self._done(req, core.write_error(self.rooms[req], session if fork else None),
+                          "WriteError")
+        if step.dead is not None:
+            self.dead.add(step.dead)
+            self._may_start.clear()
+        self.fx.carry(req, step.effects, None, step.action)
+
+    # -- SenderFailDead (fork_sender) ------------------------------------------
+    def can_fail_dead(self, req: int) -> bool:
+        return bool(self.dead) and core.sender_fail_dead(self.rooms[req], self.dead) is not None
+
+    def fail_dead(self, req: int) -> None:
+        step = self._done(req, core.sender_fail_dead(self.rooms[req], self.dead),
+                          "SenderFailDead")
         self.fx.carry(req, step.effects, None, step.action)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .checks import PROPERTIES
+from .checks import CONTAINMENT, PROPERTIES
 from .world import Config
 
 SCHEDULE_DIR = Path(__file__).with_name("tlc_schedules")
@@ -38,6 +38,7 @@ OUTCOME_OF = {
     "HandedDataIsSource": "corruption", "AtMostOneResumePerRound": "double_resume",
     "BlocksEventuallyFree": "leak", "EveryRequestEnds": "hang",
     "NoWaitForUnrequestedRound": "hang", "SenderRoomsClose": "hang",
+    "EachFailureHasAFault": "fault_spread",
 }
 
 
@@ -56,7 +57,8 @@ def parse_constants(text: str) -> dict:
                     pool=int(kv["NBlocks"]), init_tokens=int(kv["InitTokens"]), cap=int(kv["Cap"]),
                     order="random" if order == "any" else order,
                     resume_order=kv["ResumeOrder"].strip('"'),
-                    barrier=kv["Barrier"].upper() == "TRUE", faults=faults)
+                    barrier=kv["Barrier"].upper() == "TRUE", faults=faults,
+                    fork_sender=kv.get("ForkSender", "FALSE").upper() == "TRUE")
     except (KeyError, ValueError) as exc:
         raise TraceError(f"cannot read the model's constants {text!r}: {exc}") from None
 
@@ -104,8 +106,12 @@ def _translate(name: str, p: dict, c: dict) -> dict | None:
     if name == "PrefillDone":
         r = next(r for r in _idx(nreq) if p["rxPhase"][r - 1] == "prefill" and c["rxPhase"][r - 1] == "done")
         return {"step": name, "req": r}
-    if name in ("WriteError", "Heartbeat"):
+    if name in ("WriteError", "Heartbeat", "SenderFailDead"):
         r = next(r for r in _idx(nreq) if p["txPhase"][r - 1] != c["txPhase"][r - 1])
+        if name == "WriteError" and set(_set(c.get("txDead", []))) != set(_set(p.get("txDead", []))):
+            # the fork's sender: the session whose write failed is the one marked dead
+            (d,) = set(_set(c["txDead"])) - set(_set(p["txDead"]))
+            return {"step": name, "req": r, "session": d}
         return {"step": name, "req": r}
     if name == "Abort":
         r = next(r for r in _idx(nreq) if p["rxPhase"][r - 1] == "queued" and c["rxPhase"][r - 1] != "queued")
@@ -139,7 +145,8 @@ def _model_props(model: str) -> tuple[str, ...] | None:
     notes = entry.raw.get("notes", "") or ""
     if "checks " not in notes:
         return None
-    return tuple(p for p in notes.split("checks ", 1)[1].split() if p in PROPERTIES)
+    return tuple(p for p in notes.split("checks ", 1)[1].split()
+                 if p in PROPERTIES or p in CONTAINMENT)
 
 
 def replay_doc(doc: dict) -> dict:
@@ -158,8 +165,12 @@ def replay_doc(doc: dict) -> dict:
 
 
 def config_of(replay: dict, **overrides) -> Config:
+    """The model's constants as a run's Config.  Asked for the corrected
+    design, the run also gets its sender (``fork_sender`` off) unless told."""
     kw = parse_constants(replay["constants"])
     kw.update(variant=replay["variant"], props=tuple(replay["props"]) if replay.get("props") else None)
+    if overrides.get("variant") == "corrected":
+        kw["fork_sender"] = False
     kw.update(overrides)
     return Config(**kw)
 

@@ -16,17 +16,17 @@ from . import faults as fault_steps
 from . import protocol as core
 from .allocator import CorePicker, blocks_for
 from .buffers import BlockBuffers, BlockCopy, make_source_embedding
-from .checks import PoolChecker, PropertyGate, check_handoff
+from .checks import CONTAINMENT, PoolChecker, PropertyGate, check_handoff
 from .device import choose_device
 from .effects import Interpreter
 from .protocol.receiver import ABORTING, DONE, FAILED, NEW, PREFILL, QUEUED
-from .protocol.sender import AWAIT
+from .protocol.sender import AWAIT, WRITING
 from .receiver import ENGINE_RESUME_ORDER, Receiver
 from .sender import Sender
 from .trace import TraceLog
 from .transport import STATUS_NAMES, Transport
 
-STEP_NAMES = ("ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand",
+STEP_NAMES = ("ReceiverInit", "SenderRecvInit", "SenderStartRound", "SenderFailDead", "WriteLand",
               "SenderEndRound", "DeliverStatus", "ReceiverPoll", "SenderRecvResume",
               "SenderRecvAbort", "PrefillDone", "WriteError", "Heartbeat", "Abort",
               "AllocFail")
@@ -45,6 +45,7 @@ class Config:
     cap: int = 0                  # blocks per resume allocation, 0 = all remaining
     resume_order: str | None = None   # None: the engine's order for the variant
     barrier: bool = True
+    fork_sender: bool = False     # the engine fork's sender after a failed write (ForkSender)
     faults: tuple[str, ...] = ()
     seed: int = 0
     hidden: int = 8
@@ -106,7 +107,7 @@ class World:
             init_tokens=cfg.init_tokens or bs, cap=cfg.cap,
             order="any" if cfg.order == "random" else cfg.order,
             resume_order=cfg.effective_resume_order(),
-            barrier=cfg.barrier or cfg.variant == "corrected")
+            barrier=cfg.barrier or cfg.variant == "corrected", fork_sender=cfg.fork_sender)
         self.fx = Interpreter(self, self.trace, corrected=self.params.corrected)
         # Source side: every request's embedding in the sender's own blocks.
         src_blocks_total = sum(blocks_for(t, bs) for t in cfg.tokens)
@@ -139,6 +140,8 @@ class World:
                       variant=cfg.variant, resume_order=cfg.effective_resume_order(),
                       barrier=cfg.barrier or cfg.variant == "corrected",
                       faults=sorted(f for f in cfg.faults if f != "alloc_fail"))
+        if cfg.fork_sender:
+            fields["fork_sender"] = True
         self.trace.emit("encode", "config", **fields)
         for s in self.pools:
             self.trace.emit(f"language/{s}", "config", **fields)
@@ -223,13 +226,20 @@ class World:
                     steps.append({"step": "DeliverStatus", "req": req, "session": s})
             if tx.can_start_round(req):
                 steps.append({"step": "SenderStartRound", "req": req})
+            if tx.can_fail_dead(req):
+                steps.append({"step": "SenderFailDead", "req": req})
             if tx.can_end_round(req):
                 steps.append({"step": "SenderEndRound", "req": req})
             if phase in (QUEUED, ABORTING):
                 steps.append({"step": "ReceiverPoll", "req": req})
             if phase == PREFILL:
                 steps.append({"step": "PrefillDone", "req": req})
-            if "write_error" in self.faults_left and room.alive and net.pending_writes(req):
+            if "write_error" in self.faults_left and self.params.fork_sender \
+                    and room.phase == WRITING:
+                # the fork's sender: the write to any one session may fail
+                for s in self.params.sessions:
+                    steps.append({"step": "WriteError", "req": req, "session": s})
+            elif "write_error" in self.faults_left and room.alive and net.pending_writes(req):
                 steps.append({"step": "WriteError", "req": req})
             if "heartbeat" in self.faults_left and room.alive and phase in (QUEUED, ABORTING):
                 steps.append({"step": "Heartbeat", "req": req})
@@ -258,6 +268,8 @@ class World:
             tx.recv_abort(step["req"], step["session"])
         elif name == "SenderStartRound":
             tx.start_round(step["req"])
+        elif name == "SenderFailDead":
+            tx.fail_dead(step["req"])
         elif name == "WriteLand":
             self.land_write(step["session"], step["write"])
         elif name == "SenderEndRound":
@@ -271,8 +283,12 @@ class World:
         elif name in FAULT_STEPS:
             fault = FAULT_STEPS[name]
             self.faults_left.discard(fault)
-            arg = step["session"] if name == "AllocFail" else step["req"]
-            getattr(fault_steps, fault)(self, arg)
+            if name == "AllocFail":
+                fault_steps.alloc_fail(self, step["session"])
+            elif name == "WriteError":
+                fault_steps.write_error(self, step["req"], step.get("session"))
+            else:
+                getattr(fault_steps, fault)(self, step["req"])
         else:
             raise KeyError(name)
 
@@ -291,6 +307,7 @@ class World:
             tuple((s, tuple(ws)) for s, ws in net.wire.items()),
             tuple(p.fail_next for p in self.pickers.values()),
             tuple(sorted(self.faults_left)),
+            tuple(sorted(self.sender.dead)),
         )
 
     def finished(self) -> bool:
@@ -334,6 +351,15 @@ class World:
                     self.gate.fail("double_resume", "AtMostOneResumePerRound",
                                    f"req {req} session {s}: {x.resumes} resumes sent, "
                                    f"{partials} round(s) ended partial")
+
+        if CONTAINMENT[0] in self.gate.props:
+            failed = [req for req, q in rx.requests.items() if q.phase == FAILED]
+            used = len(self.cfg.faults) - len(self.faults_left)
+            if len(failed) > used:
+                self.gate.fail("fault_spread", "EachFailureHasAFault",
+                               f"requests {failed} failed after {used} fault(s)"
+                               + (f"; the sender counts session(s) {sorted(self.sender.dead)} "
+                                  f"as dead" if self.sender.dead else ""))
 
     def dead_wait(self, req: int) -> bool:
         """The spec's DeadWait: the receiver waits for data, the sender for a

@@ -9,7 +9,11 @@ The checkout is imported, never copied: get one with
 clone of the fork.  Needs torch and numpy (numpy is not a dependency of this
 project: use a separate virtual environment, see docs/sglang-adapter.md).
 Writes ``OUT/<commit>/<scenario>.jsonl`` (one merged trace per scenario) and
-prints what each run showed.  One commit per invocation (the fork's modules
+prints what each run showed.  ``--patch FILE`` (e.g.
+``conformance/engine_patch/cca20b094-corrected.patch``) applies an engine
+patch to a copy of the checkout first (the checkout is left as it is) and
+records the patched code under the patch's name
+(``OUT/cca20b094-corrected/``); a patch that does not apply exits 9.  One commit per invocation (the fork's modules
 are loaded once per process).
 """
 
@@ -104,14 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenario", action="append",
                    help="only this scenario (repeatable); default: the corpus scenarios")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--patch", help="apply this engine patch to a copy of the checkout and "
+                                   "record the patched code (label: the file's name)")
     args = p.parse_args(argv)
 
     from resumespec.conformance.adapters.sglang_cluster import Cluster, design_of
     from resumespec.conformance.adapters.sglang_loader import ForkLoadError, load_fork
     from resumespec.conformance.adapters.sglang_scenarios import SCENARIOS
 
+    label = Path(args.patch).name.removesuffix(".patch") if args.patch else args.commit
     try:
-        short, design = design_of(args.commit)
+        short, design = design_of(label)
+        if args.patch and design_of(args.commit)[0] != label.split("-")[0]:
+            print(f"record_sglang_traces: --patch {args.patch} is made against "
+                  f"{label.split('-')[0]}, not --commit {args.commit}", file=sys.stderr)
+            return usage
     except KeyError:
         print(f"record_sglang_traces: --commit {args.commit!r}: expected one of "
               "d1bceb411, 7a7a71977, caff70bd5, 2141e0842, cca20b094", file=sys.stderr)
@@ -128,8 +139,24 @@ def main(argv: list[str] | None = None) -> int:
         print("record_sglang_traces: numpy is not installed in this interpreter; the fork "
               "needs it (see docs/sglang-adapter.md)", file=sys.stderr)
         return bad_input
+    checkout = args.fork
+    if args.patch:
+        import shutil
+        import tempfile
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from apply_engine_patch import PatchError, apply_patch, checkout_root
+        try:
+            src = checkout_root(Path(args.fork).resolve())
+            checkout = tempfile.mkdtemp(prefix=f"sglang-{label}-")
+            shutil.copytree(src / "python" / "sglang", Path(checkout) / "python" / "sglang",
+                            symlinks=True)
+            apply_patch(checkout, args.patch)
+        except PatchError as e:
+            print(f"record_sglang_traces: {e}", file=sys.stderr)
+            return bad_input
     try:
-        fork = load_fork(args.fork)
+        fork = load_fork(checkout)
     except ForkLoadError as e:
         print(f"record_sglang_traces: {e}", file=sys.stderr)
         return bad_input

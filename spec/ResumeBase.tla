@@ -33,7 +33,8 @@ CONSTANTS
     Cap,         \* blocks per resume allocation at most; 0 = all remaining
     Order,       \* allocator reuse order: "fifo", "lifo" or "any"
     Barrier,     \* sender resumes a room only when every session resumed
-    Faults       \* subset of {"write_error", "heartbeat", "abort"}
+    Faults,      \* subset of {"write_error", "heartbeat", "abort"}
+    ForkSender   \* the engine fork's sender rule for a failed write (see WriteError)
 
 Reqs   == 1..NReq
 Sess   == 1..NSess
@@ -47,6 +48,7 @@ ASSUME /\ NReq \in Nat \ {0} /\ NSess \in Nat \ {0}
        /\ Order \in {"fifo", "lifo", "any"}
        /\ Barrier \in BOOLEAN
        /\ Faults \subseteq {"write_error", "heartbeat", "abort"}
+       /\ ForkSender \in BOOLEAN
 
 Failed == 0
 Bootstrapping == 1
@@ -92,13 +94,15 @@ VARIABLES
     txRound,    \* rounds started
     txPartials, \* rounds that ended partial
     txPartial,  \* the current round is partial
+    txDead,     \* sessions the sender counts as dead (ForkSender; {} otherwise)
     \* ---- network ----
     ctl,        \* ctl[r][s]: language -> encode messages (init, resume, abort), FIFO
     st,         \* st[r][s]: encode -> language status messages, FIFO
     wire,       \* wire[s]: data writes in flight to rank s (they land in any order)
     \* ---- bookkeeping ----
     faultsUsed, \* each fault happens at most once per behaviour
-    errors      \* history: hazards observed inside a step ("read_during_write")
+    errors      \* history: hazards observed inside a step ("read_during_write",
+                \* "write_into_unowned")
 
 (***************************************************************************)
 (* Why one design's own variables are declared here.  Each is changed only *)
@@ -123,7 +127,7 @@ rxVars == <<rxPhase, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
 historicalVars == <<rxPSent, rxPTotal, rxFlag, rxLastIdx, rxLastSent>>
 
 txVars == <<txPhase, txSent, txAlloc, txDst, txReady, txTok, txRound,
-            txPartials, txPartial>>
+            txPartials, txPartial, txDead>>
 poolVars == <<free, data, aux>>
 netVars == <<ctl, st, wire>>
 vars == <<poolVars, rxVars, txVars, netVars, faultsUsed, errors>>
@@ -207,6 +211,7 @@ Init ==
     /\ txRound = [r \in Reqs |-> 0]
     /\ txPartials = [r \in Reqs |-> 0]
     /\ txPartial = [r \in Reqs |-> FALSE]
+    /\ txDead = {}
     /\ ctl = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ st = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ wire = [s \in Sess |-> {}]
@@ -250,7 +255,7 @@ SenderRecvInit(r, s) ==
        /\ txReady' = [txReady EXCEPT ![r][s] = TRUE]
     /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
     /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
-                   st, wire, faultsUsed, errors>>
+                   txDead, st, wire, faultsUsed, errors>>
 
 SenderRecvResume(r, s) ==
     /\ ctl[r][s] # <<>> /\ Head(ctl[r][s]).type = "resume"
@@ -263,7 +268,7 @@ SenderRecvResume(r, s) ==
        ELSE UNCHANGED <<txDst, txAlloc, txSent, txReady>>  \* room closed: dropped
     /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
     /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
-                   st, wire, faultsUsed, errors>>
+                   txDead, st, wire, faultsUsed, errors>>
 
 
 SendStatusAll(r, msgf) == st' = [st EXCEPT ![r] = [s \in Sess |-> Append(st[r][s], msgf[s])]]
@@ -287,10 +292,14 @@ RoundWrites(r, s) ==
               IF sent = 0 /\ j = 1 THEN Total[r] ELSE 0) :
         j \in 1..Min(nb, Len(dst))}
 
+RoundMayStart(r) ==
+    \/ txPhase[r] = "init" /\ \A s \in Sess : txReady[r][s]
+    \/ txPhase[r] = "await" /\ IF Barrier THEN \A s \in Sess : txReady[r][s]
+                                           ELSE \E s \in Sess : txReady[r][s]
+
 SenderStartRound(r) ==
-    /\ \/ txPhase[r] = "init" /\ \A s \in Sess : txReady[r][s]
-       \/ txPhase[r] = "await" /\ IF Barrier THEN \A s \in Sess : txReady[r][s]
-                                              ELSE \E s \in Sess : txReady[r][s]
+    /\ RoundMayStart(r)
+    /\ txDead = {}                 \* (ForkSender: else SenderFailDead)
     /\ wire' = [s \in Sess |-> wire[s] \cup RoundWrites(r, s)]
     /\ txTok' = [txTok EXCEPT ![r] = [s \in Sess |->
                     Min(Max(0, Total[r] - txSent[r][s]), txAlloc[r][s])]]
@@ -299,7 +308,7 @@ SenderStartRound(r) ==
     /\ txReady' = [txReady EXCEPT ![r] = [s \in Sess |-> FALSE]]
     /\ txRound' = [txRound EXCEPT ![r] = @ + 1]
     /\ txPhase' = [txPhase EXCEPT ![r] = "writing"]
-    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, ctl, st,
+    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, txDead, ctl, st,
                    faultsUsed, errors>>
 
 (* A one-sided write lands: slots it covers are overwritten, others keep   *)
@@ -339,16 +348,85 @@ PrefillDone(r) ==
 (***************************************************************************)
 (* Faults, each at most once per behaviour.                                *)
 (***************************************************************************)
-\* A data write fails: the sender fails the room and tells every session.
+(***************************************************************************)
+(* A data write fails.  Two rules, chosen by ForkSender:                   *)
+(*                                                                         *)
+(*  FALSE (the corrected design's rule, and every model before it): the   *)
+(*  sender fails the room and tells every session Failed; nothing is      *)
+(*  remembered for later rooms.                                           *)
+(*                                                                         *)
+(*  TRUE (the engine fork's sender, the same in all five historical       *)
+(*  commits: conn_multimodal.py, transfer_worker): the write to one       *)
+(*  session d fails; the sender adds d to failed_sessions (txDead), fails *)
+(*  the room and sends Failed to session d ONLY; the room's other         *)
+(*  sessions learn it through the language ranks' all-reduce of the poll *)
+(*  (CombinedStatus).  The fork's writes are synchronous                  *)
+(*  (batch_transfer_sync) and one room's sessions are written one after   *)
+(*  the other, so at the error the sessions before d are written and the  *)
+(*  ones after it never will be: no write of the room is left in flight.  *)
+(*  The mark is cleared only when the language rank registers its buffers *)
+(*  again, which the fork does only after the heartbeat declared the       *)
+(*  encode side lost; the spec never clears it.                           *)
+(***************************************************************************)
+FailedTo(r, d) == StMsg(Failed, txRound[r], txSent[r][d], Total[r])
+
 WriteError(r) ==
     /\ "write_error" \in Faults \ faultsUsed
     /\ txPhase[r] = "writing"
     /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
     /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
-    /\ SendStatusAll(r, [s \in Sess |-> StMsg(Failed, txRound[r], txSent[r][s], Total[r])])
+    /\ IF ForkSender
+       THEN \E d \in Sess :
+              /\ txDead' = txDead \cup {d}
+              /\ st' = [st EXCEPT ![r][d] = Append(@, FailedTo(r, d))]
+       ELSE /\ SendStatusAll(r, [s \in Sess |-> FailedTo(r, s)])
+            /\ UNCHANGED txDead
     /\ faultsUsed' = faultsUsed \cup {"write_error"}
     /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
                    txPartials, txPartial, ctl, errors>>
+
+(***************************************************************************)
+(* ForkSender: a round of a room with a dead session.  The fork's         *)
+(* transfer_worker walks the room's sessions in the order their inits     *)
+(* arrived and writes each with a synchronous batch; at the first dead    *)
+(* session d it fails the room, sends Failed to d only and stops.  So the  *)
+(* live sessions before d (W) have been written, d and the rest have not,  *)
+(* and no status goes to any but d (the others learn it by the           *)
+(* all-reduce).  Any d and W can come first in some room's order, so the  *)
+(* step chooses both.  W's writes land within the step (the batch has     *)
+(* returned before the worker goes on); a write into a block its session  *)
+(* does not hold is recorded ("write_into_unowned"), as                   *)
+(* WritesOnlyIntoOwnedBlocks would see it in flight.                       *)
+(***************************************************************************)
+RoundTok(r, s) == Min(Max(0, Total[r] - txSent[r][s]), txAlloc[r][s])
+
+\* Rank s's block contents after the writes ws (to distinct blocks) landed.
+LandNow(s, ws) ==
+    [b \in Blocks |-> IF \E w \in ws : w.b = b
+                      THEN LET w == CHOOSE x \in ws : x.b = b IN
+                           [k \in Slots |-> IF k <= Len(w.toks) THEN w.toks[k] ELSE data[s][b][k]]
+                      ELSE data[s][b]]
+LandNowAux(s, ws) ==
+    [b \in Blocks |-> IF \E w \in ws : w.b = b /\ w.aux > 0
+                      THEN (CHOOSE x \in ws : x.b = b /\ x.aux > 0).aux ELSE aux[s][b]]
+Owns(r, s, w) == rxPhase[r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[r][s])
+
+SenderFailDead(r) ==
+    /\ ForkSender
+    /\ txDead # {}
+    /\ RoundMayStart(r)
+    /\ \E d \in txDead, W \in SUBSET (Sess \ txDead) :
+         LET ws(s) == IF s \in W THEN RoundWrites(r, s) ELSE {} IN
+         /\ data' = [s \in Sess |-> IF s \in W THEN LandNow(s, ws(s)) ELSE data[s]]
+         /\ aux' = [s \in Sess |-> IF s \in W THEN LandNowAux(s, ws(s)) ELSE aux[s]]
+         /\ txSent' = [txSent EXCEPT ![r] = [s \in Sess |->
+                          IF s \in W THEN txSent[r][s] + RoundTok(r, s) ELSE txSent[r][s]]]
+         /\ st' = [st EXCEPT ![r][d] = Append(@, FailedTo(r, d))]
+         /\ errors' = IF \E s \in W : \E w \in ws(s) : ~Owns(r, s, w)
+                      THEN errors \cup {"write_into_unowned"} ELSE errors
+    /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
+    /\ UNCHANGED <<free, rxVars, txAlloc, txDst, txReady, txTok, txRound,
+                   txPartials, txPartial, txDead, ctl, wire, faultsUsed>>
 
 \* The encode side dies: its writes stop; the language side's heartbeat
 \* checker sets every room on that peer Failed (we model one room's view).
@@ -362,7 +440,8 @@ Heartbeat(r) ==
     /\ faultsUsed' = faultsUsed \cup {"heartbeat"}
     /\ UNCHANGED <<poolVars, rxPhase, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal, rxFlag,
                    rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txSent, txAlloc,
-                   txDst, txReady, txTok, txRound, txPartials, txPartial, ctl, st, errors>>
+                   txDst, txReady, txTok, txRound, txPartials, txPartial, txDead, ctl, st,
+                   errors>>
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -374,6 +453,7 @@ TypeOK ==   \* written with explicit quantifiers: TLC checks them fast
          /\ \A b \in Blocks : /\ aux[s][b] \in 0..MaxTotal
                               /\ \A k \in Slots : data[s][b][k] \in Tok
          /\ \A w \in wire[s] : w.r \in Reqs /\ w.b \in Blocks
+    /\ txDead \subseteq Sess /\ (~ForkSender => txDead = {})
     /\ \A r \in Reqs :
          /\ rxPhase[r] \in {"new", "queued", "aborting", "prefill", "done", "failed"}
          /\ txPhase[r] \in {"init", "writing", "await", "done", "failed", "dead"}
@@ -396,8 +476,9 @@ NoDoubleFree ==
 
 \* Every write in flight targets a block its session currently holds.
 WritesOnlyIntoOwnedBlocks ==
-    \A s \in Sess : \A w \in wire[s] :
-        rxPhase[w.r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[w.r][s])
+    /\ \A s \in Sess : \A w \in wire[s] :
+         rxPhase[w.r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[w.r][s])
+    /\ "write_into_unowned" \notin errors   \* a write that landed within its step (SenderFailDead)
 
 \* No buffer is read while a write into one of its blocks is in flight.
 NoReadDuringWrite == "read_during_write" \notin errors
@@ -414,6 +495,20 @@ AtMostOneResumePerRound ==
 Safety == TypeOK /\ NoSharedBlock /\ NoFreeAndHeld /\ NoDoubleFree
           /\ WritesOnlyIntoOwnedBlocks /\ NoReadDuringWrite /\ HandedDataIsSource
           /\ AtMostOneResumePerRound
+
+(***************************************************************************)
+(* Containment of faults.  Not part of Safety: the historical designs'     *)
+(* free_first resume fails a request on an allocation failure, with no    *)
+(* fault at all (their models show other bugs); models that ask about     *)
+(* faults name it.  Each fault happens at most once and hits one room     *)
+(* (a write error, a heartbeat loss as one room sees it, an abort), so    *)
+(* no more requests may fail than faults happened: a fault must not      *)
+(* spread to requests it did not hit.  The fork's sender breaks it        *)
+(* (ForkSender): after a write error every later request on that session *)
+(* fails, though both sides are alive.                                    *)
+(***************************************************************************)
+EachFailureHasAFault ==
+    Cardinality({r \in Reqs : rxPhase[r] = "failed"}) <= Cardinality(faultsUsed)
 
 (***************************************************************************)
 (* Liveness properties                                                     *)

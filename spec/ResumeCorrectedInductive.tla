@@ -33,6 +33,9 @@
 (***************************************************************************)
 EXTENDS ResumeCorrected
 
+\* the corrected design's own failure rule: no session is remembered as dead
+ASSUME ~ForkSender
+
 
 (* ---------------- finite domains ---------------- *)
 InjSeqs == UNION {Injections(n, NBlocks) : n \in 0..NBlocks}   \* block lists, no repeats
@@ -91,6 +94,7 @@ PhasesOK ==
     /\ rxPhase \in [Reqs -> RxPhases]
     /\ txPhase \in [Reqs -> TxPhases]
     /\ faultsUsed \in SUBSET Faults
+    /\ txDead = {}
     /\ \A r \in Reqs :
          /\ rxPhase[r] = "new" => txPhase[r] = "init"
          /\ rxPhase[r] \in {"prefill", "done"} => txPhase[r] = "done"

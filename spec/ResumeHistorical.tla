@@ -53,7 +53,7 @@ SenderEndRound(r) ==
     /\ txPhase' = [txPhase EXCEPT ![r] = IF txPartial[r] THEN "await" ELSE "done"]
     /\ txPartials' = [txPartials EXCEPT ![r] = IF txPartial[r] THEN @ + 1 ELSE @]
     /\ UNCHANGED <<poolVars, rxVars, txAlloc, txDst, txReady, txTok, txRound, txPartial,
-                   ctl, wire, faultsUsed, errors>>
+                   txDead, ctl, wire, faultsUsed, errors>>
 
 (* A status message arrives at a language rank.  rxInfo keeps the message *)
 (* as the engine's receiver keeps the last status; no step here reads it. *)
@@ -267,7 +267,7 @@ Abort(r) ==
 ProtocolNext ==
     \/ \E r \in Reqs :
          \/ ReceiverInit(r) \/ ReceiverPoll(r) \/ PrefillDone(r)
-         \/ SenderStartRound(r) \/ SenderEndRound(r)
+         \/ SenderStartRound(r) \/ SenderEndRound(r) \/ SenderFailDead(r)
          \/ \E s \in Sess : SenderRecvInit(r, s) \/ SenderRecvResume(r, s) \/ DeliverStatus(r, s)
     \/ \E s \in Sess : \E w \in wire[s] : WriteLand(s, w)
 
@@ -280,7 +280,7 @@ ProtocolNext ==
 Next ==
     \/ \E r \in Reqs :
          \/ ReceiverInit(r) \/ ReceiverPoll(r) \/ PrefillDone(r)
-         \/ SenderStartRound(r) \/ SenderEndRound(r)
+         \/ SenderStartRound(r) \/ SenderEndRound(r) \/ SenderFailDead(r)
          \/ \E s \in Sess : SenderRecvInit(r, s) \/ SenderRecvResume(r, s) \/ DeliverStatus(r, s)
     \/ \E s \in Sess : \E w \in wire[s] : WriteLand(s, w)
     \/ \E r \in Reqs : WriteError(r) \/ Heartbeat(r) \/ Abort(r)
@@ -296,6 +296,7 @@ Fairness ==
     /\ \A r \in Reqs :
          /\ SF_vars(ReceiverInit(r)) /\ SF_vars(ReceiverPoll(r)) /\ WF_vars(PrefillDone(r))
          /\ WF_vars(SenderStartRound(r)) /\ WF_vars(SenderEndRound(r))
+         /\ WF_vars(SenderFailDead(r))
          /\ \A s \in Sess : /\ WF_vars(SenderRecvInit(r, s)) /\ WF_vars(SenderRecvResume(r, s))
                             /\ WF_vars(DeliverStatus(r, s))
     /\ \A s \in Sess : WF_vars(\E w \in wire[s] : WriteLand(s, w))

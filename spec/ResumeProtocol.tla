@@ -7,9 +7,10 @@
 (* each step below is the step of the module of the chosen design,         *)
 (* ResumeCorrected.tla or ResumeHistorical.tla (see ResumeBase.tla).  The  *)
 (* steps those two share (ReceiverInit, SenderRecvInit, SenderRecvResume,  *)
-(* SenderStartRound, WriteLand, PollFailed, PrefillDone, WriteError,       *)
-(* Heartbeat) and Init come from ResumeBase itself.  The TLC models do not *)
-(* use this module: each EXTENDS the module of the design it checks.       *)
+(* SenderStartRound, SenderFailDead, WriteLand, PollFailed, PrefillDone,  *)
+(* WriteError, Heartbeat) and Init come from ResumeBase itself.  The TLC   *)
+(* models do not use this module: each EXTENDS the module of the design   *)
+(* it checks.                                                              *)
 (***************************************************************************)
 EXTENDS ResumeBase
 

@@ -149,8 +149,20 @@ Observed ==
                  /\ txSent'[r][s] = P(s).sent
        [] Ev.a = "WriteError" ->
             /\ WriteError(r)
+            \* the fork's sender: the write to session s1 failed, only s1 is told
+            /\ ForkSender => s1 \in txDead' /\ Len(st'[r][s1]) > Len(st[r][s1])
             /\ \A s \in Sess : Known(s) =>
                  P(s).status = Failed /\ StFits(LastSt(r, s), P(s))
+       [] Ev.a = "SenderFailDead" ->
+            \* Failed to the dead session s1; the sessions logged before it written
+            /\ SenderFailDead(r) /\ s1 \in txDead /\ Len(st'[r][s1]) > Len(st[r][s1])
+            /\ P(s1).status = Failed /\ StFits(LastSt(r, s1), P(s1))
+            /\ \A s \in Sess \ {s1} :
+                 IF Known(s)
+                 THEN /\ txSent[r][s] = P(s).sent /\ txSent'[r][s] = txSent[r][s] + P(s).tokens
+                      /\ {w.b : w \in RoundWrites(r, s)} = Range(P(s).blocks)
+                      /\ (\E w \in RoundWrites(r, s) : w.aux > 0) = P(s).aux
+                 ELSE txSent'[r][s] = txSent[r][s]
        [] Ev.a = "DeliverStatus" ->
             /\ DeliverStatus(r, s1) /\ Head(st[r][s1]).status = P(s1).status
             /\ StFits(Head(st[r][s1]), P(s1))
@@ -227,7 +239,8 @@ Unobserved ==
 \* writes; the others (UnloggedWrites) have not been issued
 \* as far as the log tells, so they neither land nor count.
 LoggedWritesOnlyIntoOwnedBlocks ==
-    \A s \in Sess : \A w \in wire[s] :
+    /\ "write_into_unowned" \notin errors
+    /\ \A s \in Sess : \A w \in wire[s] :
         \/ NotLogged(w, s)
         \/ rxPhase[w.r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[w.r][s])
 
@@ -258,7 +271,7 @@ SpecState ==    \* every variable but the block contents (data)
      rxLastSent |-> rxLastSent, rxRound |-> rxRound, rxResumes |-> rxResumes,
      handed |-> handed, txPhase |-> txPhase, txSent |-> txSent, txAlloc |-> txAlloc,
      txDst |-> txDst, txReady |-> txReady, txTok |-> txTok, txRound |-> txRound,
-     txPartials |-> txPartials, txPartial |-> txPartial, ctl |-> ctl, st |-> st,
+     txPartials |-> txPartials, txPartial |-> txPartial, txDead |-> txDead, ctl |-> ctl, st |-> st,
      wire |-> wire, faultsUsed |-> faultsUsed, errors |-> errors]
 TraceInitFurthest == TraceInit /\ TLCSet(1, 0)
 Furthest ==     \* always TRUE

@@ -29,7 +29,10 @@ from resumespec.reference.world import Config
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "conformance" / "corpus"
 
-ALL_CORPUS = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*.jsonl"))
+# deployed/: one file per process of a run, checked together by
+# tests/test_sglang_deployed_traces.py, not one by one
+ALL_CORPUS = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*.jsonl")
+                    if "deployed" not in p.relative_to(CORPUS).parts)
 
 
 @pytest.fixture(scope="module")

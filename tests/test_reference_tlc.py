@@ -54,7 +54,10 @@ def test_parse_constants():
                          "Order=any ResumeOrder=alloc_first Barrier=False Faults={write_error,abort}")
     assert kw == dict(tokens=[3, 2], sessions=2, block_size=1, pool=3, init_tokens=1, cap=1,
                       order="random", resume_order="alloc_first", barrier=False,
-                      faults=("abort", "write_error"))
+                      faults=("abort", "write_error"), fork_sender=False)
+    assert parse_constants("NReq=1 NSess=1 Total=<<1>> BlockSize=1 NBlocks=1 InitTokens=1 Cap=0 "
+                           "Order=fifo ResumeOrder=alloc_first Barrier=True Faults={} "
+                           "ForkSender=True")["fork_sender"] is True
 
 
 def test_a_fresh_tlc_counterexample_replays_to_the_same_verdict():

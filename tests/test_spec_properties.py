@@ -30,12 +30,17 @@ def test_liveness_names_are_the_spec_temporal_properties():
 
 def test_every_model_checks_only_known_properties():
     known = set(properties.SAFETY) | set(properties.LIVENESS) | set(properties.LIVENESS_AS_SAFETY)
-    known |= set(properties.INDUCTIVE)
+    known |= set(properties.INDUCTIVE) | set(properties.FAULT_CONTAINMENT)
     for cfg in (SPEC.parent / "models").glob("MC_*.cfg"):
         for line in cfg.read_text().splitlines():
             if line.startswith(("INVARIANT", "PROPERTY")):
                 names = set(line.split()[1:])
                 assert names <= known, f"{cfg.name}: {names - known}"
+
+
+def test_fault_containment_names_are_defined_in_the_base():
+    defined = spec_definitions("(* Containment of faults", "(* Liveness properties")
+    assert set(properties.FAULT_CONTAINMENT) == defined
 
 
 def test_liveness_as_safety_names_are_defined_in_the_spec():

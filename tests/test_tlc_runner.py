@@ -613,13 +613,16 @@ def test_distributed_mode_with_two_local_workers_matches_single_process(capsys):
     """TLCServer here, two TLCWorker processes on loopback, on a deep model:
     same verdict and the same number of distinct states as recorded for the
     single-process run (liveness is checked as safety there, so the
-    distributed run checks it too)."""
+    distributed run checks it too). A model without a VIEW: with one, TLC
+    2.15's distributed mode counts a few more states than one process
+    (1,633 against 1,631 on corrected_deep_blocksize2)."""
     from resumespec.spec import manifest as mf
     manifest = mf.load_manifest()
-    entry = manifest.by_name("corrected_deep_blocksize2")
+    entry = manifest.by_name("once_deep_engine_lifo_sessions")
     assert entry is not None and entry.set == "deep" and entry.distinct_states
+    assert entry.expected.kind == "success" and not tlc.TlcConfig.read(entry.cfg).has("VIEW")
     code, out, _ = run_cli(capsys, "check", "--distributed", "--workers", "2", "--json", "-q",
-                           "corrected_deep_blocksize2")
+                           "once_deep_engine_lifo_sessions")
     (res,) = json.loads(out)["results"]
     assert code == exitcodes.OK, res
     assert res["got"] == "success" and res["result"]["distinct_states"] == entry.distinct_states

@@ -75,6 +75,7 @@ CONSTANTS
   Variant = "once"
   ResumeOrder = "alloc_first"
   Barrier = TRUE
+  ForkSender = FALSE
   Total <- Totals
   Faults = {}
   Trace <- NoTrace

@@ -386,3 +386,27 @@ def _compare_with_line_by_line(n, blanks, bad, newline_at_end):
         err = e.line
     assert got == expected
     assert err == error_line
+
+
+def test_rank_logging_table_covers_the_language_events():
+    """The one table of how the ranks log the receiver's steps
+    (trace.RANK_LOGGING, used by the native checker and TLC trace
+    validation): every row a spec action, every language event in some
+    row, an observed event never part of a scheduler step."""
+    from resumespec.conformance.checker_native import SPEC_ACTIONS
+    from resumespec.conformance.trace import (
+        EVERY_RANK_LOGS,
+        LANGUAGE_EVENTS,
+        NOT_A_RANK_STEP,
+        RANK_LOGGING,
+    )
+
+    assert set(RANK_LOGGING) <= set(SPEC_ACTIONS)
+    logged = {e for r in RANK_LOGGING.values() for e in r.events}
+    assert logged == set(LANGUAGE_EVENTS)
+    observed = {e for r in RANK_LOGGING.values() if r.observer for e in r.events}
+    stepped = {e for r in RANK_LOGGING.values() if not r.observer for e in r.events}
+    assert not observed & stepped
+    assert NOT_A_RANK_STEP == observed | {"free"}
+    assert EVERY_RANK_LOGS == {a for a, r in RANK_LOGGING.items() if r.every_rank}
+    assert not EVERY_RANK_LOGS & {a for a, r in RANK_LOGGING.items() if r.observer}

@@ -14,7 +14,12 @@ them as trace events (docs/trace-format.md) through the conformance recorder.
   trace events.
 * ``sglang_scenarios``: one encode rank and one language rank in one process,
   and the scenarios that drive them.
+* ``sglang_deployed`` (+ ``sglang_deployed_loader``, ``sglang_deployed_hooks``):
+  the fork as deployed, one OS process per side, real pyzmq, the real
+  Mooncake engine over TCP, gloo across the language ranks; every
+  observation hook in ``sglang_deployed_hooks`` (docs/deployed-fork.md).
 
 None of this is needed to *check* a trace: CI checks the committed traces
-under ``conformance/corpus/sglang/`` without the fork.
+under ``conformance/corpus/sglang/`` and ``conformance/corpus/deployed/``
+without the fork.
 """

@@ -44,6 +44,7 @@ logs which tokens it really got.
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import time
@@ -54,7 +55,7 @@ from typing import Any
 
 import torch
 
-from resumespec.reference.protocol.designs import BY_COMMIT, STATUSES
+from resumespec.reference.protocol.designs import BY_COMMIT, BY_VARIANT, STATUSES
 
 from .sglang_inprocess import (
     Drained,
@@ -75,10 +76,21 @@ DESIGNS: dict[str, dict[str, Any]] = {
     commit: {"variant": d.variant, "resume_order": d.resume_order.value, "barrier": d.barrier}
     for commit, d in BY_COMMIT.items()}
 
+# Checkouts with one of conformance/engine_patch/'s patches applied, by label
+# (the patch file's name): the design the patched code runs.
+_CORRECTED = BY_VARIANT["corrected"]
+PATCHED: dict[str, dict[str, Any]] = {
+    "cca20b094-corrected": {"variant": "corrected",
+                            "resume_order": _CORRECTED.resume_order.value,
+                            "barrier": _CORRECTED.barrier}}
+
 
 def design_of(commit: str) -> tuple[str, dict[str, Any]]:
-    """The short commit id and design for a (possibly longer) commit id."""
+    """The short commit id and design for a (possibly longer) commit id, or
+    a patched checkout's label (``PATCHED``)."""
     c = commit.strip().lower()
+    if c in PATCHED:
+        return c, PATCHED[c]
     for short, design in DESIGNS.items():
         if len(c) >= 7 and (short.startswith(c) or c.startswith(short)):
             return short, design
@@ -225,6 +237,8 @@ class LanguageRank:
         self.pop_failed: set[int] = set()
         self.pop_alloc_none: set[int] = set()
         self.pop_resume_alloc: set[int] = set()
+        self.pop_freed: set[int] = set()
+        self.corrected = cluster.design["variant"] == "corrected"
         self._install_observers()
 
     # -- logging ------------------------------------------------------------
@@ -261,6 +275,8 @@ class LanguageRank:
             blocks = list(block_indices) if block_indices is not None else None
             real_free(block_indices=block_indices, req_id=req_id, fake=fake)
             room = room_of_rid(req_id)
+            if me.in_pop and room is not None:
+                me.pop_freed.add(room)
             if blocks is not None and room is not None:
                 me.log("free", rank=me.rank, req=room, blocks=blocks)
         self.alloc.alloc = alloc
@@ -332,6 +348,7 @@ class LanguageRank:
         self.pop_polls = None
         self.pop_resumed, self.pop_failed, self.pop_alloc_none = set(), set(), set()
         self.pop_resume_alloc = set()
+        self.pop_freed = set()
         self.buffer = []
         self.pop_current = None
         self.transfer_queue.queue = _WatchedQueue(queue_before, self)
@@ -351,7 +368,7 @@ class LanguageRank:
         for lr, poll in zip(queue_before, polls):
             room = lr.req.bootstrap_room
             status = STATUS_NAMES[int(poll)]
-            if status == "Failed" and room in self.aborted:
+            if status == "Failed" and room in self.aborted and not self.corrected:
                 # The abort takes effect here: receiver.abort() only marked the
                 # request Failed locally; this poll frees its blocks and fails
                 # it.  Logged as the spec's Abort step: abort, free, fail.
@@ -368,6 +385,11 @@ class LanguageRank:
                                                 and room in self.pop_failed)):
                 # free_first: the design decided to resume; its allocation
                 # returning None fails the request inside the same poll
+                decision = "resume"
+            elif (self.corrected and status == "Transferring" and room in self.pop_freed
+                  and room not in self.pop_failed):
+                # corrected: the rank cached the round and freed its blocks
+                # (and resumes once a block is free)
                 decision = "resume"
             elif status == "Transferring" and room in self.pop_alloc_none:
                 decision = "retry_alloc"
@@ -408,6 +430,13 @@ class LanguageRank:
         if lr is None:
             raise KeyError(f"request {room} is not in the transfer queue of rank {self.rank}")
         lr.embedding_receiver.abort()
+        if self.corrected and getattr(lr.embedding_receiver, "aborting", False):
+            # corrected (patched engine): abort is a message; the blocks stay
+            # held until the encode side answers Failed
+            self.log("abort", req=room)
+            self.log("abort_sent", req=room, session=self.rank)
+            self.finished.add(room)
+            return
         self.aborted.add(room)     # logged when it takes effect (next poll)
 
 
@@ -436,7 +465,11 @@ class Cluster:
             block_size=cfg.block_size, nblocks=cfg.nblocks, nsess=cfg.nsess,
             init_tokens=cfg.init_tokens, cap=cfg.cap, order="fifo",
             variant=self.design["variant"], resume_order=self.design["resume_order"],
-            barrier=self.design["barrier"], faults=list(cfg.faults))
+            barrier=self.design["barrier"], faults=list(cfg.faults),
+            # the fork's sender (the same in all five commits): a failed write
+            # marks its session dead and tells only that session (ForkSender);
+            # the patched engine runs the corrected design's own rule
+            fork_sender=self.design["variant"] != "corrected")
         self.enc_rec.log("config", **self.config_event)
 
         # Threads run on demand; queues raise Drained when empty.
@@ -444,6 +477,9 @@ class Cluster:
         os.environ["SGLANG_DISAGGREGATION_THREAD_POOL_SIZE"] = "1"
         os.environ["SGLANG_EMBEDDING_DEFAULT_ALLOCATE_BUFFER_SIZE"] = str(cfg.init_tokens)
         os.environ["SGLANG_DISAGGREGATION_HEARTBEAT_MAX_FAILURE"] = "1"
+        # the patched engine's own cap on a resume's allocation (the model's
+        # Cap); the historical commits do not read it (the adapter caps them)
+        os.environ["SGLANG_EMBEDDING_RESUME_MAX_BLOCKS"] = str(cfg.cap)
         self.threads = ManualThreads()
         conn.threading = self.threads.module
         # the heartbeat loop sleeps between passes: here a sleep returns at
@@ -539,13 +575,14 @@ class Cluster:
                 lr.log("init_sent", req=rself.bootstrap_room, session=lr.rank,
                        blocks=list(embedding_indices), allocated_tokens=int(allocated_tokens))
 
-            def r_resume(rself, embedding_indices, sent_tokens, allocated_tokens):
+            def r_resume(rself, embedding_indices, sent_tokens, allocated_tokens, **kw):
                 real_resume(rself, embedding_indices=embedding_indices,
-                            sent_tokens=sent_tokens, allocated_tokens=allocated_tokens)
+                            sent_tokens=sent_tokens, allocated_tokens=allocated_tokens, **kw)
                 lr = rank_of(rself)
+                extra = {"round": int(kw["round"])} if "round" in kw else {}
                 lr.log("resume_sent", req=rself.bootstrap_room, session=lr.rank,
                        blocks=list(embedding_indices), sent_tokens=int(sent_tokens),
-                       allocated_tokens=int(allocated_tokens))
+                       allocated_tokens=int(allocated_tokens), **extra)
                 lr.pop_resumed.add(rself.bootstrap_room)
             Receiver.init = r_init
             Receiver.resume_transfer = r_resume
@@ -555,16 +592,24 @@ class Cluster:
             lr = cluster.rank_of_endpoint.get(endpoint)
             if lr is not None:
                 room, status = int(frames[0]), int(frames[1])
-                lr.log("status_recv", req=room, session=lr.rank, status=STATUS_NAMES[status])
+                extra = ({"round": int(frames[2]), "sent_tokens": int(frames[3]),
+                          "total": int(frames[4])} if len(frames) >= 5 else {})
+                lr.log("status_recv", req=room, session=lr.rank, status=STATUS_NAMES[status],
+                       **extra)
             elif endpoint == cluster.enc_endpoint:
                 if frames[0] == b"None":
                     return          # buffer registration (once per connection)
                 room = int(frames[0])
                 session = cluster.session_of[frames[3].decode()]
+                if len(frames) == 6 and frames[5] == b"abort":      # patched engine
+                    cluster.log_enc("abort_recv", req=room, session=session)
+                    return
                 blocks = [int(x) for x in frames[4].decode().split(",") if x]
                 if len(frames) >= 8:
+                    extra = {"round": int(frames[8])} if len(frames) >= 9 else {}
                     cluster.log_enc("resume_recv", req=room, session=session, blocks=blocks,
-                                    sent_tokens=int(frames[6]), allocated_tokens=int(frames[7]))
+                                    sent_tokens=int(frames[6]), allocated_tokens=int(frames[7]),
+                                    **extra)
                 else:
                     cluster.log_enc("init_recv", req=room, session=session, blocks=blocks,
                                     allocated_tokens=int(frames[6]))
@@ -594,10 +639,13 @@ class Cluster:
             cluster._sending = {"room": cluster._worker_room,
                                 "session": cluster.session_of[mooncake_session_id],
                                 "sent_tokens": int(sent_tokens), "total": int(total_tokens)}
+            ctx = cluster._sending
             try:
-                return real_send(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
-                                 dst_embedding_indices, total_tokens, block_size,
-                                 sent_tokens, allocated_tokens)
+                out = real_send(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
+                                dst_embedding_indices, total_tokens, block_size,
+                                sent_tokens, allocated_tokens)
+                ctx["ok"] = out[0] == 0      # this session's batch (the round_start's) failed?
+                return out
             finally:
                 cluster._sending = None
         self.enc_mgr.send_embedding = send_embedding
@@ -617,8 +665,9 @@ class Cluster:
 
         def on_batch(engine, session_id, src, dst, lengths) -> None:
             ctx = cluster._sending
-            if ctx is None or engine is not cluster.enc_mgr.engine:
+            if ctx is None or engine is not cluster.enc_mgr.engine or ctx.get("logged"):
                 return
+            ctx["logged"] = True
             ptrs, items = lang_layout[ctx["session"]]
             src_blocks, dst_blocks, tokens, aux = [], [], 0, False
             for s, d, n in zip(src, dst, lengths):
@@ -636,9 +685,19 @@ class Cluster:
             cluster._open_rounds[(ctx["room"], ctx["session"])] = ctx
         InProcessTransferEngine.observers.append(on_batch)
 
+        real_transfer = getattr(self.enc_mgr, "_transfer", None)
+        if real_transfer is not None:
+            # patched engine: a round's writes go through `_transfer`, which
+            # fails them at once for a session known dead (no engine call):
+            # the round started all the same
+            def transfer(mooncake_session_id, src, dst, lengths):
+                on_batch(cluster.enc_mgr.engine, mooncake_session_id, src, dst, lengths)
+                return real_transfer(mooncake_session_id, src, dst, lengths)
+            self.enc_mgr._transfer = transfer
+
         real_sync = self.enc_mgr.sync_status_to_language_endpoint
 
-        def sync_status(remote, dst_port, room, status):
+        def sync_status(remote, dst_port, room, status, **kw):
             status = int(status)
             infos = cluster.enc_mgr.transfer_infos.get(room, {})
             for (r, s), ctx in sorted(cluster._open_rounds.items()):
@@ -647,14 +706,20 @@ class Cluster:
                 info = next((i for sid, i in infos.items()
                              if cluster.session_of.get(sid) == s), None)
                 sent = int(info.sent_tokens) if info is not None else ctx["sent_tokens"]
-                cluster.log_enc("round_end", req=room, session=s, sent_tokens=sent,
-                                ok=status != 0)
-                if status == 0:
+                # a Failed status ends the rounds of the room: the session whose
+                # batch failed ended with an error, one written before it (two
+                # ranks; the fork writes the sessions in turn) ended ok
+                ok = status != 0 or ctx.get("ok", False)
+                cluster.log_enc("round_end", req=room, session=s, sent_tokens=sent, ok=ok)
+                if not ok:
                     cluster.log_enc("write_error", req=room, session=s)
                 del cluster._open_rounds[(r, s)]
-            real_sync(remote, dst_port, room, status)
+            real_sync(remote, dst_port, room, status, **kw)
+            extra = ({"round": int(kw.get("round", 0)), "sent_tokens": int(kw.get("sent", 0)),
+                      "total": int(kw.get("total", 0))}
+                     if cluster.design["variant"] == "corrected" else {})
             cluster.log_enc("status_sent", req=room, session=cluster.rank_of_port[int(dst_port)],
-                            status=STATUS_NAMES[status])
+                            status=STATUS_NAMES[status], **extra)
         self.enc_mgr.sync_status_to_language_endpoint = sync_status
 
         def on_get(item: Any) -> None:
@@ -713,7 +778,11 @@ class Cluster:
         if blocks is None:
             raise RuntimeError("encode pool too small for the scenario")
         ereq.embedding_indices = blocks
-        sender.init(embedding_indices=blocks)
+        if "total_tokens" in inspect.signature(sender.init).parameters:
+            # patched engine: its encode scheduler passes the length it knows
+            sender.init(embedding_indices=blocks, total_tokens=total)
+        else:
+            sender.init(embedding_indices=blocks)
         self.senders[room] = sender
         self.enc_reqs[room] = ereq
 
@@ -769,9 +838,13 @@ class Cluster:
         for lr in self.ranks:
             lr.run_heartbeat_once()
 
-    def fail_next_write(self) -> None:
-        """The encode side's next transfer batch returns an error (a write error)."""
-        self.enc_mgr.engine.fail_next = True
+    def fail_next_write(self, rank: int | None = None) -> None:
+        """The encode side's next transfer batch returns an error (a write error);
+        with ``rank``, its next batch to that language rank's session."""
+        if rank is None:
+            self.enc_mgr.engine.fail_next = True
+        else:
+            self.enc_mgr.engine.fail_to = self.ranks[rank - 1].mgr.get_session_id()
 
     # ------------------------------------------------------------------
     def pending_messages(self) -> int:

@@ -178,7 +178,7 @@ class InProcessTransferEngine:
     ``observers`` are called with (engine, target session, src, dst, lengths)
     *before* the bytes are copied, so a trace can log the round's start.
     ``fail_next`` makes the next batch return an error without copying (a
-    write error).
+    write error); ``fail_to`` (a session id) the next batch to that session.
     """
 
     _by_session: dict[str, InProcessTransferEngine] = {}
@@ -190,6 +190,7 @@ class InProcessTransferEngine:
         self.session_id = f"{hostname}:{next(self._ports)}"
         self.regions: list[tuple[int, int]] = []
         self.fail_next = False
+        self.fail_to: str | None = None    # fail the next batch to this session only
         self.batches = 0
         InProcessTransferEngine._by_session[self.session_id] = self
 
@@ -224,8 +225,9 @@ class InProcessTransferEngine:
         for observe in list(self.observers):
             observe(self, session_id, list(src_addrs), list(dst_addrs), list(lengths))
         self.batches += 1
-        if self.fail_next:
+        if self.fail_next or (self.fail_to is not None and self.fail_to == session_id):
             self.fail_next = False
+            self.fail_to = None
             return -1
         for s, d, n in zip(src_addrs, dst_addrs, lengths):
             if not self.owns(s, n):

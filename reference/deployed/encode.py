@@ -75,6 +75,15 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
         sock.connect(h["inbox"])
         to_rank[s] = sock
 
+    # Connect to every rank's Mooncake segment now, as an engine does at
+    # bootstrap, rather than inside the first round's write: 64 zero bytes
+    # of the (not yet encoded) source arena over the rank's block 0, which
+    # holds zeros too and gets no data before this process's first round.
+    for h in ranks.values():
+        rc = engine.transfer_sync_write(h["mc"], src.emb_addr(0), h["emb"], 64)
+        if rc != 0:
+            raise RuntimeError(f"Mooncake could not reach {h['proc']} ({rc})")
+
     beating = threading.Event()
 
     def heartbeat() -> None:

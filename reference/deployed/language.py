@@ -157,9 +157,15 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
             got = assembly[e.req] = [torch.empty(total, hidden, dtype=buf.emb.dtype,
                                                  device=buf.emb.device), 0]
         out, at = got
-        for i, b in enumerate(touched):
-            k = min(bs, n - i * bs)
-            out[at + i * bs:at + i * bs + k].copy_(buf.emb[b, :k])
+        i = 0
+        while i < len(touched):            # one copy per run of consecutive blocks
+            j = i + 1
+            while j < len(touched) and touched[j] == touched[j - 1] + 1:
+                j += 1
+            rows = min(n, j * bs) - i * bs
+            out[at + i * bs:at + i * bs + rows].copy_(
+                buf.emb[touched[i]:touched[j - 1] + 1].view(-1, hidden)[:rows])
+            i = j
         got[1] = at + n
         log("buffer_read", req=e.req, session=s, blocks=touched, aux_total=aux_total, tokens=n)
 

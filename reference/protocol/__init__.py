@@ -20,7 +20,7 @@ Modules:
   ``receiver_poll``, ``prefill_done``, ``abort``, ``heartbeat_lost``
 * ``sender``    the encode side: ``sender_recv_init``, ``sender_recv_resume``,
   ``sender_recv_abort``, ``sender_start_round``, ``sender_end_round``,
-  ``write_error``, ``peer_dies``
+  ``write_error``, ``sender_fail_dead``, ``peer_dies``
 * ``heartbeat`` ``Heartbeat(r)``, both halves at once
 * ``spechost``  an abstract host holding the rest of the spec's state
   (block contents, channels, writes in flight), enumerating ``Next``
@@ -88,6 +88,7 @@ from .sender import (
     round_tokens,
     round_writes,
     sender_end_round,
+    sender_fail_dead,
     sender_recv_abort,
     sender_recv_init,
     sender_recv_resume,
@@ -106,5 +107,5 @@ __all__ = [
     "Step", "abort", "corrected_cache_due", "corrected_resume_due", "deliver_status", "heartbeat_lost", "prefill_done", "receiver_init",
     "receiver_poll", "TxRoom", "TxSession", "TxStep", "heartbeat", "peer_dies", "round_may_start", "round_tokens", "round_writes",
     "sender_end_round", "sender_recv_abort", "sender_recv_init", "sender_recv_resume",
-    "sender_start_round", "session_partial", "session_writes", "write_error", "FreeList",
+    "sender_fail_dead", "sender_start_round", "session_partial", "session_writes", "write_error", "FreeList",
 ]

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._fastinit import direct_init
 
+
+@direct_init
 @dataclass(frozen=True)
 class Ctl:
     """The spec's ``CtlMsg(type, blocks, sent, alloc, round)``."""
@@ -29,6 +32,7 @@ class Ctl:
     round: int = 0               # corrected resume: the round it answers
 
 
+@direct_init
 @dataclass(frozen=True)
 class StatusMsg:
     """The spec's ``StMsg(status, round, sent, total)``."""
@@ -83,6 +87,7 @@ class SendCtl:
     msg: Ctl
 
 
+@direct_init
 @dataclass(frozen=True)
 class SendStatus:
     req: int
@@ -105,6 +110,7 @@ class WriteBlock:
     aux: int
 
 
+@direct_init
 @dataclass(frozen=True)
 class CancelWrites:
     """Every data write of room ``req`` still in flight is dropped (write error, peer death)."""

@@ -31,6 +31,7 @@ class Params:
     order: AllocOrder = AllocOrder.FIFO
     resume_order: ResumeOrder | None = None   # None: the engine's order for the design
     barrier: bool = True         # Barrier: a resumed round waits for every session
+    fork_sender: bool = False    # ForkSender: the engine fork's rule for a failed write
 
     def __post_init__(self) -> None:
         d = design(self.variant)

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from itertools import product
 
+from ._fastinit import direct_init
 from .designs import HISTORICAL, Status, merge_status
 from .messages import (
     Alloc,
@@ -88,6 +89,13 @@ class RxSession:
     last_sent: int = -1                     # rxLastSent ("sent_tokens", "cached_sent")
     round: int = 0                          # rxRound ("corrected": last round cached)
     resumes: int = 0                        # rxResumes: resumes sent
+
+    def __hash__(self) -> int:
+        # (of the plain fields only, not the nested status message: equal
+        # states still hash alike, and a checker that remembers the core's
+        # answers by state hashes one per decision)
+        return hash((self.status, self.blocks, self.cached, self.p_sent, self.p_total,
+                     self.last_sent, self.round, self.resumes))
 
 
 @dataclass(frozen=True)
@@ -280,6 +288,7 @@ def _fail_all(rx: RxState, r: int, action: str, reason: str) -> Step:
     return Step(action, state, (*effects, FailRequest(r, reason)))
 
 
+@direct_init
 @dataclass(frozen=True)
 class HistoricalView:
     """What a historical design computes on one rank in one poll of a
@@ -303,24 +312,23 @@ def historical_view(variant: str, block_size: int, x: RxSession, aux: int) -> Hi
     if v not in HISTORICAL:
         raise ValueError(f"historical_view: {v!r} is not a historical design "
                          f"({', '.join(HISTORICAL)})")
-    a = aux if x.blocks else 0
-    got = max(0, min(a, len(x.blocks) * block_size))
-    reads = {"flag": not x.flag, "indices": x.last_idx != x.blocks, "once": x.cached == 0,
-             "sent_tokens": True, "cached_sent": x.p_total == 0}[v]
-    total = x.p_total if v in ("sent_tokens", "cached_sent") and x.p_total > 0 else a
-    if v == "sent_tokens" and x.p_total > 0:
-        sent = x.p_sent + got if got > 0 else x.p_sent
-    elif v == "cached_sent" and x.p_total > 0:
-        sent = x.p_sent
-    else:
-        sent = got
+    blocks = x.blocks
+    a = aux if blocks else 0
+    got = max(0, min(a, len(blocks) * block_size))
+    # (one branch per design, not a table of every design's test: a checker
+    # asks this twice per resume poll)
+    total, sent = a, got
     if v == "flag":
-        already = x.flag
+        reads, already = not x.flag, x.flag
     elif v == "indices":
-        already = x.last_idx == x.blocks
+        reads, already = x.last_idx != blocks, x.last_idx == blocks
     elif v == "once":
-        already = x.cached > 0
-    else:
+        reads, already = x.cached == 0, x.cached > 0
+    else:                                   # sent_tokens, cached_sent
+        reads = v == "sent_tokens" or x.p_total == 0
+        if x.p_total > 0:
+            total = x.p_total
+            sent = (x.p_sent + got if got > 0 else x.p_sent) if v == "sent_tokens" else x.p_sent
         already = sent == x.last_sent and sent > 0
     return HistoricalView(reads, got, total, sent, not already and total > sent)
 

@@ -10,8 +10,16 @@ spec action                     function
 ``SenderStartRound(r)``         ``sender_start_round``
 ``SenderEndRound(r)``           ``sender_end_round``
 ``WriteError(r)``               ``write_error``
+``SenderFailDead(r)``           ``sender_fail_dead``
 ``Heartbeat(r)`` (encode half)  ``peer_dies``
 ==============================  ==========================================
+
+The sessions the sender counts as dead (the spec's ``txDead``, the engine
+fork's ``failed_sessions``) belong to the sender, not to one room: the host
+keeps the set, adds ``TxStep.dead`` after a step that names one, and passes
+the set to ``sender_start_round`` and ``sender_fail_dead``.  Only with
+``Params.fork_sender`` (the spec's ``ForkSender``) does a step name one;
+otherwise the set stays empty.
 
 The sender is deterministic: each function returns one ``TxStep`` or None
 (not enabled).  Two guards depend on the data path, which the core does not
@@ -22,7 +30,6 @@ room's writes is in flight; the host says so with ``writes_in_flight``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .designs import Status
@@ -47,6 +54,13 @@ class TxSession(NamedTuple):
     tok: int = 0                    # txTok: tokens of the current round
 
 
+_NEW_SESSION = TxSession()     # (immutable: every new room's sessions share it)
+# ``_new(TxSession, (sent, alloc, dst, ready, tok))`` is ``TxSession(sent, ...)``
+# without the named tuple's Python-level constructor: every field given, in
+# order (a third of the cost, in the steps a checker takes per round)
+_new = tuple.__new__
+
+
 class TxRoom(NamedTuple):
     """One request's room on the encode side (immutable, a named tuple as
     ``TxSession``)."""
@@ -64,7 +78,7 @@ class TxRoom(NamedTuple):
     def initial(cls, params: Params, req: int, total: int) -> TxRoom:
         if total < 1:
             raise ValueError(f"request {req}: total must be >= 1 token, got {total}")
-        return cls(params, req, total, INIT, tuple(TxSession() for _ in params.sessions))
+        return cls(params, req, total, INIT, (_NEW_SESSION,) * params.n_sessions)
 
     def session(self, s: int) -> TxSession:
         return self.sessions[s - 1]
@@ -83,20 +97,23 @@ class TxRoom(NamedTuple):
               partials: int | None = None, partial: bool | None = None) -> TxRoom:
         """This room with a new phase and sessions (``dataclasses.replace``
         without its cost: a checker makes one per logged sender event)."""
-        return TxRoom(self.params, self.req, self.total, phase, sessions,
-                      self.round if round is None else round,
-                      self.partials if partials is None else partials,
-                      self.partial if partial is None else partial)
+        return _new(TxRoom, (self.params, self.req, self.total, phase, sessions,
+                             self.round if round is None else round,
+                             self.partials if partials is None else partials,
+                             self.partial if partial is None else partial))
 
     def _failed_status(self, s: int) -> StatusMsg:
         return StatusMsg(Status.FAILED, self.round, self.session(s).sent, self.total)
 
 
-@dataclass(frozen=True)
-class TxStep:
+class TxStep(NamedTuple):
+    """One step of the sender: the spec action, the room after it, the
+    effects for the host, in order (immutable, a named tuple as ``TxRoom``)."""
+
     action: str
     state: TxRoom
     effects: tuple[Effect, ...]
+    dead: int | None = None         # the session this step marks dead (ForkSender)
 
 
 def sender_recv_init(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
@@ -154,13 +171,18 @@ def session_writes(tx: TxRoom, s: int) -> list[tuple[int, int, int, int]]:
     ``sent``, block by block into the destination (token positions
     ``first .. first + count - 1``); the aux row (the total) with the first
     block of the first round only (``aux`` 0: none)."""
-    bs, x, total = tx.params.block_size, tx.session(s), tx.total
+    bs, x, total = tx.params.block_size, tx.sessions[s - 1], tx.total
     sent, dst = x.sent, x.dst
     tok = round_tokens(total, sent, x.alloc)
-    out = []
-    for j in range(min(nblk(tok, bs), len(dst))):
-        out.append((dst[j], sent + j * bs + 1, min(bs, tok - j * bs),
-                    total if sent == 0 and j == 0 else 0))
+    n = min(nblk(tok, bs), len(dst))
+    if not n:
+        return []
+    out = [(dst[0], sent + 1, bs if tok > bs else tok, total if sent == 0 else 0)]
+    if n > 1:             # (every block full but the round's last, which may be short)
+        out += [(dst[j], sent + j * bs + 1, bs, 0) for j in range(1, n)]
+        last = tok - (n - 1) * bs
+        if last < bs:
+            out[-1] = (dst[n - 1], sent + (n - 1) * bs + 1, last, 0)
     return out
 
 
@@ -170,27 +192,37 @@ def round_writes(tx: TxRoom, s: int) -> list[WriteBlock]:
             for b, first, count, aux in session_writes(tx, s)]
 
 
-def sender_start_round(tx: TxRoom, writes: bool = True) -> TxStep | None:
+def sender_start_round(tx: TxRoom, writes: bool = True,
+                       dead: frozenset[int] | set[int] = frozenset()) -> TxStep | None:
     """SenderStartRound: the first round once every session's init arrived; a
     later one once every session resumed (barrier) or any one did (no
     barrier: the others are written from their stale destinations, the
     ``once_no_barrier`` bug).  ``writes=False``: the step without its
     ``WriteBlock`` effects, for a host that takes them from
     ``session_writes(tx, s)`` of the room before the step (a streaming
-    checker, which wants tuples, not objects)."""
+    checker, which wants tuples, not objects).  Not enabled while the
+    sender counts a session as ``dead``: ``sender_fail_dead`` instead."""
     p = tx.params
-    if tx.phase not in (INIT, AWAIT) or not round_may_start(
-            tx.phase == INIT, [x.ready for x in tx.sessions], p.barrier):
+    phase = tx.phase
+    if dead or (phase != INIT and phase != AWAIT) or not round_may_start(
+            phase == INIT, [x.ready for x in tx.sessions], p.barrier):
         return None
     effects: list[Effect] = []
     if writes:
         for s in p.sessions:
             effects.extend(round_writes(tx, s))
-    sessions = tuple(TxSession(x.sent, x.alloc, x.dst, False, round_tokens(tx.total, x.sent, x.alloc))
-                     for x in tx.sessions)
-    partial = any(session_partial(tx.total, x.sent, x.alloc) for x in tx.sessions)
-    nt = tx._with(WRITING, sessions, round=tx.round + 1, partial=partial)
-    return TxStep("SenderStartRound", nt, tuple(effects))
+    total = tx.total
+    sessions: list[TxSession] = []
+    partial = False
+    for x in tx.sessions:     # (a loop, not generators: a checker takes this step per round)
+        sent, alloc = x.sent, x.alloc
+        sessions.append(_new(TxSession, (sent, alloc, x.dst, False,
+                                         round_tokens(total, sent, alloc))))
+        if not partial and session_partial(total, sent, alloc):
+            partial = True
+    nt = _new(TxRoom, (p, tx.req, total, WRITING, tuple(sessions), tx.round + 1, tx.partials,
+                       partial))
+    return _new(TxStep, ("SenderStartRound", nt, tuple(effects), None))
 
 
 def sender_end_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
@@ -199,28 +231,74 @@ def sender_end_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
     with (round, sent, total) in the corrected design."""
     if tx.phase != WRITING or writes_in_flight:
         return None
-    status = Status.TRANSFERRING if tx.partial else Status.SUCCESS
-    sessions = tuple(TxSession(x.sent + x.tok, x.alloc, x.dst, x.ready, x.tok)
-                     for x in tx.sessions)
-    effects = []
-    carries = tx.params.design.status_carries_round
-    for s, x in enumerate(sessions, 1):
-        msg = (StatusMsg(status, tx.round, x.sent, tx.total) if carries
-               else StatusMsg(status, 0, 0, 0))
-        effects.append(SendStatus(tx.req, s, msg))
-    nt = tx._with(AWAIT if tx.partial else DONE, sessions,
-                  partials=tx.partials + 1 if tx.partial else tx.partials)
-    return TxStep("SenderEndRound", nt, tuple(effects))
+    partial = tx.partial
+    status = Status.TRANSFERRING if partial else Status.SUCCESS
+    req, rnd, total = tx.req, tx.round, tx.total
+    bare = None if tx.params.design.status_carries_round else _BARE[status]
+    sessions: list[TxSession] = []
+    effects: list[Effect] = []
+    for s, x in enumerate(tx.sessions, 1):
+        sent = x.sent + x.tok
+        sessions.append(_new(TxSession, (sent, x.alloc, x.dst, x.ready, x.tok)))
+        effects.append(SendStatus(req, s, StatusMsg(status, rnd, sent, total) if bare is None
+                                  else bare))
+    nt = _new(TxRoom, (tx.params, req, total, AWAIT if partial else DONE, tuple(sessions), rnd,
+                       tx.partials + 1 if partial else tx.partials, partial))
+    return _new(TxStep, ("SenderEndRound", nt, tuple(effects), None))
 
 
-def write_error(tx: TxRoom) -> TxStep | None:
-    """WriteError: a data write of the current round fails; the room fails,
-    its writes in flight are dropped, every session is told Failed."""
+# a historical design's status message: the status alone (immutable, so shared)
+_BARE = {st: StatusMsg(st, 0, 0, 0) for st in (Status.TRANSFERRING, Status.SUCCESS)}
+
+
+def write_error(tx: TxRoom, session: int | None = None) -> TxStep | None:
+    """WriteError: a data write of the current round fails; the room fails and
+    its writes in flight are dropped.  The corrected design's rule (and any
+    design without ``fork_sender``): every session is told Failed.  With
+    ``fork_sender`` (the engine fork's sender) the write to ``session``
+    failed: only that session is told, and the step marks it dead
+    (``TxStep.dead``); the others learn it through the all-reduce."""
     if tx.phase != WRITING:
         return None
     effects: list[Effect] = [CancelWrites(tx.req)]
+    if tx.params.fork_sender:
+        if session is None or session not in tx.params.sessions:
+            raise ValueError(f"fork_sender: a write error names the session whose write "
+                             f"failed (1..{tx.params.n_sessions}), got {session}")
+        effects.append(SendStatus(tx.req, session, tx._failed_status(session)))
+        return TxStep("WriteError", tx._with(FAILED, tx.sessions), tuple(effects), session)
     effects += [SendStatus(tx.req, s, tx._failed_status(s)) for s in tx.params.sessions]
     return TxStep("WriteError", tx._with(FAILED, tx.sessions), tuple(effects))
+
+
+def sender_fail_dead(tx: TxRoom, dead: frozenset[int] | set[int], session: int | None = None,
+                     written: frozenset[int] | set[int] | tuple[int, ...] = ()
+                     ) -> TxStep | None:
+    """SenderFailDead (``fork_sender`` only): a round could start but the
+    sender counts a session as dead.  The fork walks the room's sessions in
+    the order their inits arrived: it writes the live sessions before the
+    first dead one (``written``, each batch synchronous), then fails the
+    room and tells that dead one (``session``; default: the lowest dead)
+    alone.  The step's ``WriteBlock`` effects have landed when the step is
+    over: the host lands them at once (no write of the room is in flight in
+    phase init or await).  None when not enabled or the choice is not one
+    the spec allows (``session`` not dead, ``written`` not all live)."""
+    if not tx.params.fork_sender or not dead or tx.phase not in (INIT, AWAIT) \
+            or not round_may_start(tx.phase == INIT, [x.ready for x in tx.sessions],
+                                   tx.params.barrier):
+        return None
+    d = min(dead) if session is None else session
+    w = frozenset(written)
+    if d not in dead or w & frozenset(dead) or not w <= frozenset(tx.params.sessions):
+        return None
+    effects: list[Effect] = []
+    sessions = list(tx.sessions)
+    for s in sorted(w):
+        effects.extend(round_writes(tx, s))
+        x = tx.session(s)
+        sessions[s - 1] = x._replace(sent=x.sent + round_tokens(tx.total, x.sent, x.alloc))
+    effects.append(SendStatus(tx.req, d, tx._failed_status(d)))
+    return TxStep("SenderFailDead", tx._with(FAILED, tuple(sessions)), tuple(effects))
 
 
 def peer_dies(tx: TxRoom) -> TxStep | None:

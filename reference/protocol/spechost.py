@@ -19,6 +19,7 @@ TLC's state graph, and how a checker can start from any spec state.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -95,6 +96,7 @@ class World:
     faults_used: frozenset[str] = frozenset()
     errors: frozenset[str] = frozenset()
     reqs: range = field(default=range(0))
+    dead: frozenset[int] = frozenset()             # txDead: sessions the sender counts as dead
 
     @classmethod
     def initial(cls, params: Params, totals: tuple[int, ...], n_blocks: int,
@@ -125,7 +127,8 @@ class World:
             params = Params(variant, n_sessions=int(c["NSess"]), block_size=int(c["BlockSize"]),
                             init_tokens=int(c["InitTokens"]), cap=int(c["Cap"]),
                             order=AllocOrder(c["Order"]), resume_order=ResumeOrder(c["ResumeOrder"]),
-                            barrier=c["Barrier"] == "True")
+                            barrier=c["Barrier"] == "True",
+                            fork_sender=c.get("ForkSender", "False") == "True")
             if int(c["NReq"]) != len(totals):
                 raise ValueError(f"NReq={c['NReq']} but Total has {len(totals)} entries")
             return cls.initial(params, totals, int(c["NBlocks"]), faults)
@@ -213,13 +216,22 @@ class World:
             for step in rxm.prefill_done(self.rx, r):
                 out.append(Move(step.action, r, None, self.apply(step.effects, rx=step.state)))
             room = self.tx[r]
-            for ts in (txm.sender_start_round(room),
+            for ts in (txm.sender_start_round(room, dead=self.dead),
                        txm.sender_end_round(room, self.writes_in_flight(r))):
                 if ts is not None:
                     out.append(Move(ts.action, r, None, self.apply(ts.effects, tx=self._tx(ts.state))))
-            if "write_error" in avail and (ts := txm.write_error(room)) is not None:
-                nw = self.apply(ts.effects, tx=self._tx(ts.state))
-                out.append(Move(ts.action, r, None, replace(nw, faults_used=self.faults_used | {"write_error"})))
+            if self.dead and self.params.fork_sender:
+                out.extend(self._fail_dead_moves(room))
+            if "write_error" in avail:
+                # the fork's sender: the write to one session failed (each a step)
+                for d in (self.params.sessions if self.params.fork_sender else (None,)):
+                    ts = txm.write_error(room, d)
+                    if ts is None:
+                        break
+                    nw = self.apply(ts.effects, tx=self._tx(ts.state))
+                    dead = self.dead if ts.dead is None else self.dead | {ts.dead}
+                    out.append(Move(ts.action, r, d, replace(
+                        nw, faults_used=self.faults_used | {"write_error"}, dead=dead)))
             if "heartbeat" in avail and (both := heartbeat(self.rx, room, r)) is not None:
                 step, ts = both
                 nw = self.apply(ts.effects + step.effects, rx=step.state, tx=self._tx(ts.state))
@@ -249,6 +261,34 @@ class World:
                 out.append(Move("Next", x.r, s, self.land(s, x), x))
         return out
 
+    def _fail_dead_moves(self, room: txm.TxRoom) -> list[Move]:
+        """SenderFailDead: every dead session ``d`` the room's order may meet
+        first, every set of live sessions written before it; their writes
+        land within the step (a write into a block its session does not
+        hold is recorded as ``write_into_unowned``)."""
+        out: list[Move] = []
+        r = room.req
+        live = [s for s in self.params.sessions if s not in self.dead]
+        for d in sorted(self.dead):
+            for k in range(len(live) + 1):
+                for written in itertools.combinations(live, k):
+                    ts = txm.sender_fail_dead(room, self.dead, d, written)
+                    if ts is None:
+                        continue
+                    nw = self.apply(ts.effects, tx=self._tx(ts.state))
+                    errors = set(nw.errors)
+                    q = self.rx.requests[r]
+                    for s in written:
+                        for x in list(nw.wire[s - 1]):
+                            if x.r != r:
+                                continue
+                            if q.phase not in (rxm.QUEUED, rxm.ABORTING) \
+                                    or x.b not in q.session(s).blocks:
+                                errors.add("write_into_unowned")
+                            nw = nw.land(s, x)
+                    out.append(Move(ts.action, r, d, replace(nw, errors=frozenset(errors))))
+        return out
+
     # -- the spec's properties, on one world ----------------------------------
     def safety_violations(self) -> list[str]:
         """The spec's safety invariants (but TypeOK) this world violates, by name."""
@@ -270,6 +310,8 @@ class World:
             else:
                 continue
             break
+        if "write_into_unowned" in self.errors and "WritesOnlyIntoOwnedBlocks" not in bad:
+            bad.append("WritesOnlyIntoOwnedBlocks")
         if "read_during_write" in self.errors:
             bad.append("NoReadDuringWrite")
         for r in reqs:
@@ -281,6 +323,9 @@ class World:
         if any(self.rx.requests[r].session(s).resumes > self.tx[r].partials
                for r in reqs for s in sess):
             bad.append("AtMostOneResumePerRound")
+        # the fault containment (checked where a model names it)
+        if sum(self.rx.requests[r].phase == rxm.FAILED for r in reqs) > len(self.faults_used):
+            bad.append("EachFailureHasAFault")
         return bad
 
     def ended(self, r: int) -> bool:
@@ -352,6 +397,7 @@ class World:
             "txRound": tuple(self.tx[r].round for r in reqs),
             "txPartials": tuple(self.tx[r].partials for r in reqs),
             "txPartial": tuple(self.tx[r].partial for r in reqs),
+            "txDead": self.dead,
             "ctl": per_rs(lambda r, s: tuple(ctlmsg(m) for m in self.ctl[(r, s)])),
             "st": per_rs(lambda r, s: tuple(stmsg(m) for m in self.st[(r, s)])),
             "wire": tuple(frozenset(_rec({"r": w.r, "b": w.b, "toks": w.toks, "aux": w.aux})
@@ -414,7 +460,8 @@ class World:
             {(r, s): tuple(ctlmsg(m) for m in v["ctl"][r - 1][s - 1]) for r, s in keys},
             {(r, s): tuple(stmsg(m) for m in v["st"][r - 1][s - 1]) for r, s in keys},
             tuple(frozenset(write(w) for w in ws) for ws in v["wire"]),
-            frozenset(v["faultsUsed"]), frozenset(v["errors"]), reqs)
+            frozenset(v["faultsUsed"]), frozenset(v["errors"]), reqs,
+            frozenset(v.get("txDead", ())))
 
 
 def status_name(x: int) -> str:

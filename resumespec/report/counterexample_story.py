@@ -366,8 +366,19 @@ def sentence_for(t: Told) -> tuple[str, list[Mark]]:
         "s" if len(dropped) == 1 else "") if dropped else ""
     if a == "WriteError":
         marks.append(Mark("sender", "write error", "bad"))
+        if after.params.fork_sender and t.s is not None:
+            return (f"A data write of request {r} to session {t.s} fails: the sender gives up the "
+                    f"room, counts session {t.s} as dead and sends Failed to it alone{never}."), marks
         return (f"A data write of request {r} fails: the sender gives up the room and sends Failed"
                 f"{never}."), marks
+    if a == "SenderFailDead":
+        marks.append(Mark("sender", f"session {s} dead", "bad"))
+        written = sorted({e.session for e in t.effects if type(e).__name__ == "WriteBlock"})
+        first = (f"it writes session{'s' if len(written) > 1 else ''} "
+                 f"{join_and([str(x) for x in written])} first, then " if written else "")
+        return (f"Request {r} could start a round, but the sender counts session {s} as dead: "
+                f"{first}it fails the room and sends Failed to session {s} alone, "
+                f"writing nothing there."), marks
     if a == "Heartbeat":
         marks.append(Mark("sender", "dead", "bad"))
         for x in after.params.sessions:

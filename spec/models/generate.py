@@ -32,7 +32,7 @@ LIVENESS = list(properties.LIVENESS)
 # tokens per resume, FIFO reuse, the sender's barrier on, no faults.
 BASE = dict(
     NReq=2, NSess=1, Total=(3, 2), BlockSize=1, NBlocks=3, InitTokens=1, Cap=0,
-    Order="fifo", ResumeOrder="alloc_first", Barrier=True, Faults=(),
+    Order="fifo", ResumeOrder="alloc_first", Barrier=True, Faults=(), ForkSender=False,
 )
 
 # how each design orders the resume step in the engine, and its engine commit:
@@ -43,7 +43,7 @@ COMMIT = COMMIT_OF
 
 def model(name, variant, set_="quick", expected="success", why=None,
           invariants=None, properties=None, mode="bfs", extends=None, spec=None,
-          **constants):
+          view=None, **constants):
     """One model: `expected` is "success", ("safety", Inv) or ("liveness", Prop).
 
     A model expected to fail checks only what it needs to show its bug: the
@@ -83,7 +83,7 @@ def model(name, variant, set_="quick", expected="success", why=None,
         spec = spec_override
     return dict(name=name, variant=variant, set=set_, expected=expected, why=why,
                 invariants=invariants, properties=properties, constants=c, spec=spec, mode=mode,
-                extends=extends)
+                extends=extends, view=view)
 
 
 # the bounded constants of the induction check (docs/checking.md says what they cover)
@@ -102,7 +102,9 @@ INDUCTIVE_WIDER = {
     "two_blocks_write_error": dict(INDUCTIVE, NBlocks=2, Faults=("write_error",)),
 }
 
+CORRECTED_VIEW = "CorrectedView"   # spec/ResumeCorrected.tla
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
+CONTAINED = SAFETY + list(properties.FAULT_CONTAINMENT)
 ALL_FAULTS = ("write_error", "heartbeat", "abort")
 
 MODELS = [
@@ -165,6 +167,20 @@ MODELS = [
           NReq=1, NSess=2, Total=(3,), Cap=1, Barrier=False,
           why="Without the barrier the first session's resume starts a round for both; the "
               "second session's destination is the block list it already freed."),
+    # ---- the fork's sender after a failed write (ForkSender; the sender of --
+    # ---- all five commits, so shown on mainline) ------------------------------
+    model("once_fork_dead_session", "once", expected=("safety", "EachFailureHasAFault"),
+          invariants=CONTAINED, Total=(2, 1), Faults=("write_error",), ForkSender=True,
+          why="A write of the first request fails; the sender counts the session as dead and "
+              "fails the second request at its first round without writing it, though the "
+              "encode side and the language rank are alive: two requests fail for one fault."),
+    model("once_fork_two_sessions", "once", NReq=1, NSess=2, Total=(2,),
+          Faults=("write_error",), ForkSender=True,
+          why=None),
+    # two sessions, two requests: the later request's round may write the
+    # live session before it meets the dead one (SenderFailDead's W)
+    model("once_fork_sessions_two_requests", "once", NSess=2, Total=(1, 1), NBlocks=2,
+          Faults=("write_error",), ForkSender=True),
     # ---- corrected design --------------------------------------------------
     model("corrected_fifo", "corrected"),
     model("corrected_capped_lifo", "corrected", Cap=1, Order="lifo"),
@@ -172,27 +188,45 @@ MODELS = [
     model("corrected_pool_pressure", "corrected", NBlocks=2),
     model("corrected_faults", "corrected", NReq=1, Total=(3,), Cap=1, Faults=ALL_FAULTS),
     model("corrected_two_sessions", "corrected", NReq=1, NSess=2, Total=(3,), Cap=1),
+    # its own failure rule (ForkSender FALSE): a write error fails only its room
+    model("corrected_write_error_contained", "corrected", invariants=CONTAINED, Total=(2, 1),
+          Faults=("write_error",)),
+    # the fork's sender under the corrected receiver: Failed to one session is
+    # enough (the all-reduce), but the dead mark still spreads the failure
+    model("corrected_fork_two_sessions", "corrected", NReq=1, NSess=2, Total=(3,), Cap=1,
+          Faults=("write_error",), ForkSender=True),
+    model("corrected_fork_dead_session", "corrected",
+          expected=("safety", "EachFailureHasAFault"), invariants=CONTAINED, Total=(2, 1),
+          Faults=("write_error",), ForkSender=True,
+          why="The corrected receiver does not help against the fork's sender: after the first "
+              "request's write error the second request fails without a fault of its own. The "
+              "corrected design's sender (ForkSender FALSE) fails only the room of the error."),
     # ---- deep set ------------------------------------------------------------
-    model("corrected_deep_faults", "corrected", set_="deep", Cap=1, Faults=ALL_FAULTS),
-    model("corrected_deep_sessions", "corrected", set_="deep", NSess=2, Cap=1,
+    # the corrected deep models fingerprint CorrectedView (ResumeCorrected.tla
+    # argues why it is sound: it leaves out block contents this design
+    # overwrites before it reads them); the quick models above check the
+    # whole state, and tests/test_models.py compares the two on them
+    model("corrected_deep_faults", "corrected", set_="deep", view=CORRECTED_VIEW, Cap=1,
+          Faults=ALL_FAULTS),
+    model("corrected_deep_sessions", "corrected", set_="deep", view=CORRECTED_VIEW, NSess=2, Cap=1,
           Total=(3, 2)),
-    model("corrected_deep_sessions_faults", "corrected", set_="deep", NReq=1, NSess=2,
-          Total=(3,), Cap=1, Order="any", Faults=ALL_FAULTS),
-    model("corrected_deep_blocksize2", "corrected", set_="deep", BlockSize=2, NBlocks=3,
-          Total=(5, 3), InitTokens=2, Cap=1, Order="lifo"),
-    model("corrected_deep_three_requests", "corrected", set_="deep", NReq=3,
+    model("corrected_deep_sessions_faults", "corrected", set_="deep", view=CORRECTED_VIEW, NReq=1,
+          NSess=2, Total=(3,), Cap=1, Order="any", Faults=ALL_FAULTS),
+    model("corrected_deep_blocksize2", "corrected", set_="deep", view=CORRECTED_VIEW, BlockSize=2,
+          NBlocks=3, Total=(5, 3), InitTokens=2, Cap=1, Order="lifo"),
+    model("corrected_deep_three_requests", "corrected", set_="deep", view=CORRECTED_VIEW, NReq=3,
           Total=(2, 2, 2), NBlocks=3, Cap=1),
     model("once_deep_engine_any", "once", set_="deep", Order="any"),
     model("once_deep_engine_lifo_sessions", "once", set_="deep", NSess=2, Order="lifo"),
     model("flag_deep_engine_any", "flag", set_="deep", Order="any", NBlocks=4,
           why=None),
     # bigger corrected models, affordable since liveness is checked as safety
-    model("corrected_deep_four_requests", "corrected", set_="deep", NReq=4, Total=(2, 1, 2, 1),
-          NBlocks=3, Cap=1),
-    model("corrected_deep_three_sessions", "corrected", set_="deep", NReq=1, NSess=3, Total=(3,),
-          NBlocks=3, Cap=1, Faults=ALL_FAULTS),
-    model("corrected_deep_six_blocks", "corrected", set_="deep", Total=(4, 3), NBlocks=6, Cap=2,
-          Order="lifo", Faults=ALL_FAULTS),
+    model("corrected_deep_four_requests", "corrected", set_="deep", view=CORRECTED_VIEW, NReq=4,
+          Total=(2, 1, 2, 1), NBlocks=3, Cap=1),
+    model("corrected_deep_three_sessions", "corrected", set_="deep", view=CORRECTED_VIEW, NReq=1,
+          NSess=3, Total=(3,), NBlocks=3, Cap=1, Faults=ALL_FAULTS),
+    model("corrected_deep_six_blocks", "corrected", set_="deep", view=CORRECTED_VIEW, Total=(4, 3),
+          NBlocks=6, Cap=2, Order="lifo", Faults=ALL_FAULTS),
     # too large to exhaust: TLC's random simulation (resumespec check --deep runs it)
     model("corrected_sim_eight_requests", "corrected", set_="deep",
           mode={"simulate": {"num": 40, "depth": 400, "seed": 1}}, NReq=8, NSess=4,
@@ -231,9 +265,11 @@ def tla_value(v):
 
 def summary(c):
     order = ["NReq", "NSess", "Total", "BlockSize", "NBlocks", "InitTokens", "Cap",
-             "Order", "ResumeOrder", "Barrier", "Faults"]
+             "Order", "ResumeOrder", "Barrier", "Faults", "ForkSender"]
     parts = []
     for k in order:
+        if k == "ForkSender" and not c[k]:
+            continue        # (named only when on: the models before it keep their summary)
         v = c[k]
         if k == "Faults":
             v = "{" + ",".join(v) + "}"
@@ -251,7 +287,7 @@ def design_module(variant):
 # constants each design's module declares (the corrected design has no Variant,
 # and no ResumeOrder: its resume step has one order of its own)
 CFG_CONSTANTS = ["NReq", "NSess", "BlockSize", "NBlocks", "InitTokens", "Cap", "Order",
-                 "Variant", "ResumeOrder", "Barrier"]
+                 "Variant", "ResumeOrder", "Barrier", "ForkSender"]
 CORRECTED_OMITS = ("Variant", "ResumeOrder")
 
 
@@ -272,6 +308,8 @@ def write_model(m):
             continue
         lines.append(f"  {k} = {tla_value(c[k])}")
     lines += ["  Total <- MCTotal", "  Faults <- MCFaults", f"SPECIFICATION {m['spec']}"]
+    if m["view"]:
+        lines.append(f"VIEW {m['view']}")
     lines.append("INVARIANT " + " ".join(m["invariants"]))
     if m["properties"]:
         lines.append("PROPERTY " + " ".join(m["properties"]))
@@ -300,9 +338,14 @@ def manifest_entry(m, old):
     if m["why"]:
         entry["why"] = m["why"]
     entry["notes"] = (f"engine commit {COMMIT[m['variant']]}; {m['spec']} checks "
-                      + " ".join(m["invariants"] + m["properties"]))
-    # the state graph depends on the constants alone; the runtime also on what is checked
-    if old and all(old.get(k) == entry[k] for k in ("constants", "expected")):
+                      + " ".join(m["invariants"] + m["properties"])
+                      + (f"; VIEW {m['view']}" if m["view"] else ""))
+    # the state graph depends on the constants and the VIEW (named in the notes)
+    # alone; the runtime also on what is checked
+    def view_of(notes):
+        return notes.split("; VIEW ")[1] if notes and "; VIEW " in notes else None
+    if (old and all(old.get(k) == entry[k] for k in ("constants", "expected"))
+            and view_of(old.get("notes")) == m["view"]):
         for k in ("distinct_states", "depth"):
             entry[k] = old.get(k)
         if old.get("notes") == entry["notes"]:

@@ -1,0 +1,104 @@
+"""The committed traces of the fork run as deployed get their expected verdicts.
+
+Each folder ``conformance/corpus/deployed/<commit>/<scenario>/`` holds one
+trace per process of one deployed run (``encode.jsonl``,
+``language-<r>.jsonl``), recorded from the real code of ZhengWG/sglang by
+``scripts/record_deployed_fork.py`` (docs/deployed-fork.md), and the driver's
+``result.json``.  The fork is not needed here.  The native checker merges the
+per-process logs and must give the verdict in ``expected.json``; where
+``tlc`` is given, TLC trace validation must give it too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from resumespec.conformance.checker_native import check_native
+from resumespec.conformance.trace import read_trace
+from resumespec.reference.protocol.designs import BY_COMMIT
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "conformance" / "corpus" / "deployed"
+EXPECTED = json.loads((CORPUS / "expected.json").read_text())["runs"]
+
+
+
+def traces(name: str) -> list[str]:
+    return sorted(str(p) for p in (CORPUS / name).glob("*.jsonl"))
+
+
+def test_every_committed_run_has_an_expected_verdict_and_back():
+    on_disk = {p.parent.relative_to(CORPUS).as_posix() for p in CORPUS.glob("*/*/*.jsonl")}
+    assert on_disk == set(EXPECTED)
+    assert {k.split("/")[0] for k in EXPECTED} <= set(BY_COMMIT)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_run_verdict_native(name):
+    want = EXPECTED[name]
+    v = check_native(traces(name))
+    assert (v.verdict, v.prop) == (want["verdict"], want["property"]), (
+        f"{name}: expected {want['verdict']} {want['property']} ({want['reason']}); "
+        f"checker says {v.verdict} {v.prop}: {v.message}")
+
+
+# TLC takes one to three minutes a run here: CI validates mainline's runs
+# (rounds, abort, kill); the other commits' `tlc` verdicts were checked when
+# recorded (scripts/record_deployed_fork.py --tlc) and can be rechecked with
+# `resumespec conform --checker tlc <run folder>`.
+TLC_RUNS = sorted(n for n, w in EXPECTED.items() if "tlc" in w and n.startswith("cca20b094/"))
+
+
+@pytest.mark.parametrize("name", TLC_RUNS)
+def test_run_verdict_tlc(name):
+    from resumespec.conformance.tlc_trace import check_tlc
+
+    want = EXPECTED[name]["tlc"]
+    v = check_tlc(traces(name), timeout=600)
+    assert (v.verdict, v.prop) == (want["verdict"], want["property"]), v.message
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_one_file_per_process_and_the_design_of_its_commit(name):
+    commit, _scenario = name.split("/")
+    result = json.loads((CORPUS / name / "result.json").read_text())
+    ranks = result["ranks"]
+    names = {Path(p).name for p in traces(name)}
+    assert names == {"encode.jsonl"} | {f"language-{r}.jsonl" for r in range(1, ranks + 1)}
+    d = BY_COMMIT[commit]
+    variant, order, barrier = d.variant, d.resume_order.value, d.barrier
+    for path in traces(name):
+        procs, configs = set(), []
+        for _, ev in read_trace(path):
+            procs.add(ev["proc"])
+            if ev["event"] == "config":
+                configs.append(ev)
+        assert len(procs) == 1, f"{path}: one process per file, got {procs}"
+        assert len(configs) == 1
+        c = configs[0]
+        assert (c["variant"], c["resume_order"], c["barrier"]) == (variant, order, barrier)
+        assert c["nsess"] == ranks
+        assert c["fork_sender"] is True     # the fork's own sender (ForkSender)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_what_the_driver_saw(name):
+    """No process crashed; every request the run saw end ended once; what
+    the traces say about handoffs matches the driver's record."""
+    want = EXPECTED[name]
+    result = json.loads((CORPUS / name / "result.json").read_text())
+    assert result["crashes"] == []
+    assert result["outcomes"] == want["outcomes"]
+    handed_equal: dict[int, bool] = {}
+    for path in traces(name):
+        for _, ev in read_trace(path):
+            if ev["event"] == "handoff" and ev["proc"] == "language/1":
+                handed_equal[ev["req"]] = ev["x_source_equal"]
+    prefilled = {int(r) for r, e in result["ends"].items() if e["how"] == "prefill"}
+    assert prefilled <= set(handed_equal)
+    assert sorted(r for r in prefilled if not handed_equal[r]) == result["not_source"]
+    if want["verdict"] == "conforms":
+        assert result["not_source"] == [] and not result.get("hung")
