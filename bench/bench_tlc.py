@@ -1,6 +1,8 @@
 """TLC throughput and the effect of each state-space reduction, side by side.
 
     python -m bench tlc [--model=NAME] [--timeout=SECONDS] [--workers=N] [--json]
+    python -m bench tlc --compare[=REV] [--models=A,B] [--budget=S] [--repeat=N] [--record]
+    python -m bench tlc --recorded [--json]
 
 1. Throughput: distinct states per second on one fixed model (``--model``;
    default: the quick-set BFS success model with the most recorded distinct
@@ -28,13 +30,17 @@ e32fa3e, the spec before issue 11), REV's ResumeProtocol.tla and MC files
 (read with ``git show`` into a temporary folder) run as REV's runner ran them
 (liveness checked periodically), then the current model as ``resumespec
 check`` runs it; one worker each, each run stopped after ``--budget``
-seconds (default 90). Each pair prints three ratios, after over before:
+seconds (default 90). Each pair prints three main ratios (rates after over
+before, times before over after):
 
 - distinct states per second (wall clock, JVM start-up included). A run
   stopped at the budget counts the states of TLC's last progress report
   (once a minute) over the time of that report.
-- time to the verdict, when both runs finish (``>=`` when only the after
-  run does: the before run took longer than the budget).
+- time to the verdict, when the after run finishes (``>=`` when the before
+  run stopped at the budget): seconds from the JVM's launch to the TLC
+  message that gives the verdict (success, or the violation: for a failing
+  model the time to the counterexample, the trace printed after it left
+  out).
 - coverage: states *of the space the before model explores* per second. A
   model with a VIEW fingerprints fewer states than the space it covers
   (ResumeCorrected.tla argues why that loses nothing), so its distinct
@@ -47,11 +53,16 @@ seconds (default 90). Each pair prints three ratios, after over before:
   states per second (each fingerprinted state stands for at least one
   state of the space: a lower bound).
 
-The x10 target of issue 11 is claimed on the coverage ratio: the same
-space, explored to the same verdict, per second of wall clock. The search
-time alone (from TLC's "Starting..." line to its last line, JVM start-up
-and parsing left out) is shown too, for information. ``--record`` writes
-the numbers into each model's ``throughput`` field in spec/manifest.json.
+The x10 target of issue 11 is claimed on the coverage ratio for a model
+that completes (the same space, explored to the same verdict, per second of
+wall clock) and on the time to the counterexample for a failing model. Two
+more ratios are shown for information: search, TLC's own time to the
+verdict (from its "Starting..." message, JVM start-up and parsing left
+out), and the CPU seconds (user + system) of the TLC process.
+``--repeat=N`` runs each model N times before and after, alternating, and
+reports medians. ``--record`` writes the numbers into each model's
+``throughput`` field in spec/manifest.json; ``--recorded`` prints what the
+manifest holds (either schema the bench has written) without running TLC.
 """
 
 from __future__ import annotations
@@ -60,6 +71,9 @@ import argparse
 import dataclasses
 import datetime
 import json
+import re
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,8 +104,13 @@ class Measured:
     tlc_s: float | None
     complete: bool            # False: stopped by the timeout
     verdict: str
-    search_s: float | None = None   # from TLC's "Starting..." line to its last line
-
+    # TLC's own time to the verdict: from its "Starting..." message (2185) to
+    # the message giving the verdict; JVM start-up and SANY's parsing left out
+    search_s: float | None = None
+    # seconds from launching the JVM to the verdict message (for a failing
+    # model: to the counterexample, the trace printed after it not counted)
+    verdict_s: float | None = None
+    cpu_s: float | None = None      # user + system seconds of the TLC process
 
     @property
     def rate(self) -> float | None:
@@ -102,25 +121,48 @@ class Measured:
         return {"label": self.label, "distinct_states": self.distinct, "states_generated": self.generated,
                 "wall_s": round(self.wall_s, 2), "tlc_s": self.tlc_s, "complete": self.complete,
                 "verdict": self.verdict, "distinct_per_s": round(self.rate, 1) if self.rate else None,
-                "search_s": round(self.search_s, 2) if self.search_s is not None else None}
+                "search_s": _r3(self.search_s), "verdict_s": _r3(self.verdict_s), "cpu_s": _r3(self.cpu_s)}
+
+    @property
+    def to_verdict_s(self) -> float:
+        """Wall seconds to the verdict; the whole run where no verdict message was seen."""
+        return self.verdict_s if self.verdict_s is not None else self.wall_s
+
+
+def _r3(x: float | None) -> float | None:
+    return round(x, 3) if x is not None else None
+
+
+# TLC message codes that give a verdict: success, an invariant or property
+# violated (initial state or later), a deadlock, a temporal property violated
+VERDICT_CODES = {2193, 2107, 2108, 2110, 2112, 2114, 2116}
+STARTING_CODE = 2185
+_STARTMSG = re.compile(r"@!@!@STARTMSG (\d+):")
 
 
 def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measured:
     seen: list[tlc.ProgressStats] = []
     seen_at: list[float] = []
+    marks: dict[str, float] = {}  # seconds from launch to "Starting..." and to the verdict
     start = time.monotonic()
-    search: list[float] = []      # when TLC printed "Starting...", and its last line
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     def on_line(line: str) -> None:
-        now = time.monotonic() - start
-        if line.startswith("Starting..."):
-            search[:] = [now, now]
-        elif search:
-            search[1] = now
         st = tlc.parse_progress(line)
         if st:
             seen.append(st)
             seen_at.append(time.monotonic() - start)
+        m = _STARTMSG.search(line)
+        if m:
+            code = int(m.group(1))
+            if code == STARTING_CODE:
+                marks.setdefault("starting", time.monotonic() - start)
+            elif code in VERDICT_CODES:
+                marks.setdefault("verdict", time.monotonic() - start)
+
+    def cpu() -> float:
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (now.ru_utime - cpu0.ru_utime) + (now.ru_stime - cpu0.ru_stime)
 
     progress = tlc.ProgressDisplay(f"bench {label}")
     try:
@@ -133,9 +175,11 @@ def measure(run: tlc.ModelRun, settings: tlc.TlcSettings, label: str) -> Measure
         # time of that report (JVM start-up included, as in a finished run's
         # wall time; TLC's own time is not printed for a stopped run)
         return Measured(label, last.distinct if last else None, last.generated if last else None,
-                        settings.timeout_s or 0.0, seen_at[-1] if seen_at else None, False, "timeout")
+                        settings.timeout_s or 0.0, seen_at[-1] if seen_at else None, False, "timeout",
+                        cpu_s=cpu())
+    search = marks["verdict"] - marks["starting"] if "verdict" in marks and "starting" in marks else None
     return Measured(label, r.distinct_states, r.states_generated, r.runtime_s, r.tlc_time_s, True, r.verdict,
-                    search[1] - search[0] if search else None)
+                    search, marks.get("verdict"), cpu())
 
 
 def _fmt(n: int | None, complete: bool = True) -> str:
@@ -208,7 +252,8 @@ def ratios(before: Measured | None, after: Measured, has_view: bool, budget: flo
     (a lower bound when the before run stopped at ``budget``); coverage,
     the before model's space per second (``count_without_view`` is asked
     for the size of that space only when the after run finished with a
-    VIEW and the before run did not finish); the search times."""
+    VIEW and the before run did not finish); the search times (TLC's own
+    time to the verdict) and the CPU seconds, before over after."""
     ratio = after.rate / before.rate if before and before.rate and after.rate else None
     unreduced: int | None = after.distinct if after.complete and not has_view else None
     if after.complete and has_view:
@@ -218,18 +263,118 @@ def ratios(before: Measured | None, after: Measured, has_view: bool, budget: flo
     coverage = coverage_rate / before.rate if before and before.rate and coverage_rate else None
     time_ratio = None
     time_at_least = False
-    if before is not None and after.complete and after.wall_s:
-        time_ratio = (before.wall_s if before.complete else budget) / after.wall_s
+    if before is not None and after.complete and after.to_verdict_s:
+        time_ratio = (before.to_verdict_s if before.complete else budget) / after.to_verdict_s
         time_at_least = not before.complete
-    search_ratio = (before.search_s / after.search_s if before and before.complete and after.complete
-                    and before.search_s and after.search_s else None)
+    both = before is not None and before.complete and after.complete
+    search_ratio = (before.search_s / after.search_s if both and before and before.search_s and after.search_s
+                    else None)
+    cpu_ratio = before.cpu_s / after.cpu_s if both and before and before.cpu_s and after.cpu_s else None
     return {"ratio": round(ratio, 2) if ratio else None,
             "time_to_verdict_ratio": round(time_ratio, 2) if time_ratio else None,
             "time_to_verdict_at_least": time_at_least,
             "unreduced_distinct_states": unreduced,
             "coverage_per_s": round(coverage_rate, 1) if coverage_rate else None,
             "coverage_ratio": round(coverage, 2) if coverage else None,
-            "search_ratio": round(search_ratio, 2) if search_ratio else None}
+            "search_ratio": round(search_ratio, 2) if search_ratio else None,
+            "cpu_ratio": round(cpu_ratio, 2) if cpu_ratio else None}
+
+
+def median_run(runs: list[Measured]) -> Measured:
+    """One run standing for ``runs`` (the repeats of one side of one model):
+    the median run, finished runs first (by time to the verdict; stopped
+    ones by rate), with its times replaced by the medians over the runs
+    that finished, or stopped, as it did. Rates are wall-clock rates, as
+    ``compare`` sets them, so a finished run's rate is over the median time."""
+    if len(runs) == 1:
+        return runs[0]
+    ranked = sorted(runs, key=lambda m: (not m.complete, m.to_verdict_s if m.complete else -(m.rate or 0.0)))
+    mid = ranked[(len(ranked) - 1) // 2]
+    alike = [m for m in runs if m.complete == mid.complete]
+
+    def med(name: str) -> float | None:
+        vals = [getattr(m, name) for m in alike if getattr(m, name) is not None]
+        return statistics.median(vals) if vals else None
+    wall = med("wall_s")
+    return dataclasses.replace(mid, wall_s=wall if wall is not None else mid.wall_s,
+                               tlc_s=wall if mid.complete else mid.tlc_s, search_s=med("search_s"),
+                               verdict_s=med("verdict_s"), cpu_s=med("cpu_s"))
+
+
+def claim_metric(fails: bool) -> str:
+    """The ratio the x10 target of issue 11 is claimed on: coverage for a
+    model that completes (equal to distinct states per second when it has no
+    VIEW), the time to the counterexample for a failing model."""
+    return "time_to_verdict_ratio" if fails else "coverage_ratio"
+
+
+# The names each version of ``--record`` gave a ratio in a ``throughput``
+# entry, the current name first: the time-only version (before the merge
+# with coverage) wrote the right-hand ones.
+RECORDED_ALIASES = {
+    "time_to_verdict_ratio": ("time_to_verdict_ratio", "time_before_over_after"),
+    "search_ratio": ("search_ratio", "tlc_time_before_over_after"),
+    "cpu_ratio": ("cpu_ratio", "cpu_before_over_after"),
+    "before_search_s": ("before_search_s", "before_tlc_verdict_s"),
+    "after_search_s": ("after_search_s", "after_tlc_verdict_s"),
+}
+
+
+def recorded(name: str, t: dict, fails: bool, has_view: bool) -> dict:
+    """One model's ``throughput`` entry, as any version of ``--record``
+    wrote it, in the current names; a ratio not recorded is None. An entry
+    without a coverage ratio, of a model without a VIEW, has its distinct
+    states ratio as coverage (what the bench computes for such a model)."""
+    row: dict = {"model": name, "before_rev": t.get("before_rev"), "measured": t.get("measured"),
+                 "budget_s": t.get("budget_s"), "repeat": t.get("repeat", 1),
+                 "ratio": t.get("after_over_before"), "view": t.get("view", has_view),
+                 "before_complete": t.get("before_complete"), "after_complete": t.get("after_complete"),
+                 "time_to_verdict_at_least": t.get("time_to_verdict_at_least",
+                                                   t.get("before_complete") is False),
+                 "time_metric": t.get("time_metric", "time_to_counterexample" if fails else "time_to_verdict"),
+                 "claim": t.get("claim", claim_metric(fails))}
+    for key, names in RECORDED_ALIASES.items():
+        row[key] = next((t[n] for n in names if t.get(n) is not None), None)
+    coverage = t.get("coverage_over_before")
+    if coverage is None and not row["view"]:
+        coverage = row["ratio"]
+    row["coverage_ratio"] = coverage
+    for k in ("before_verdict_s", "after_verdict_s", "before_cpu_s", "after_cpu_s", "before_verdict",
+              "after_verdict", "unreduced_distinct_states", "before_distinct_per_s", "after_distinct_per_s"):
+        row[k] = t.get(k)
+    return row
+
+
+def show_recorded(manifest: mf.Manifest, as_json: bool) -> int:
+    """Print the ``throughput`` entries of the manifest (no TLC run)."""
+    rows = []
+    for entry in manifest.models:
+        t = entry.raw.get("throughput")
+        if not t:
+            continue
+        has_view = entry.cfg.exists() and tlc.TlcConfig.read(entry.cfg).has("VIEW")
+        rows.append(recorded(entry.name, t, entry.expected.kind != "success", has_view))
+    if as_json:
+        print(json.dumps({"models": rows}, indent=2))
+        return exitcodes.OK
+    if not rows:
+        print(f"bench tlc: no model in {manifest.path} has a recorded throughput")
+        return exitcodes.OK
+
+    def x(v: float | None, at_least: bool = False) -> str:
+        return f"{'>=' if at_least else ''}x{v:.1f}" if v else "-"
+    lines = [f"recorded in {manifest.path} (after over before; '-': not recorded):",
+             f"  {'model':<31} {'measured':>10} {'rev':>8} {'distinct/s':>10} {'verdict in':>10} "
+             f"{'coverage':>9} {'search':>7} {'cpu':>6}  claim"]
+    for r in rows:
+        claim = r[r["claim"]]
+        lines.append(f"  {r['model']:<31} {str(r['measured']):>10} {str(r['before_rev']):>8} {x(r['ratio']):>10} "
+                     f"{x(r['time_to_verdict_ratio'], r['time_to_verdict_at_least']):>10} "
+                     f"{x(r['coverage_ratio']):>9} {x(r['search_ratio']):>7} {x(r['cpu_ratio']):>6}  "
+                     f"{x(claim, r['claim'] == 'time_to_verdict_ratio' and r['time_to_verdict_at_least'])} "
+                     f"({'coverage' if r['claim'] == 'coverage_ratio' else 'time to counterexample'})")
+    print("\n".join(lines))
+    return exitcodes.OK
 
 
 def _geo(values: list[float]) -> float:
@@ -240,8 +385,12 @@ def _geo(values: list[float]) -> float:
 
 
 def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: str, names: list[str],
-            budget: float, record: bool, as_json: bool, unreduced_timeout: float = 1800.0) -> int:
-    """Before (the spec at ``rev``) and after (the current one), side by side."""
+            budget: float, record: bool, as_json: bool, unreduced_timeout: float = 1800.0,
+            repeat: int = 1) -> int:
+    """Before (the spec at ``rev``) and after (the current one), side by side.
+
+    With ``repeat`` > 1 each model runs before/after that many times,
+    alternating, and each side is its median run (``median_run``)."""
     spec_text = _git_show(rev, "spec/ResumeProtocol.tla")
     if spec_text is None:
         print(f"bench tlc: git cannot show spec/ResumeProtocol.tla at {rev} (is this a git checkout?)",
@@ -253,11 +402,13 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
         return exitcodes.USAGE
     one = dataclasses.replace(settings, workers=1, timeout_s=budget, lncheck_final=False)
     rows: list[dict] = []
-    lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run",
-             "(rates: distinct states per second of wall clock; coverage: states of the before model's",
-             " space per second; search: time without JVM start-up and parsing):",
+    lines = [f"TLC before ({rev}) and after (this checkout), 1 worker, at most {budget:g} s per run"
+             + (f", median of {repeat} alternating runs" if repeat > 1 else ""),
+             "(rates: distinct states per second of wall clock; verdict in: wall time to the verdict, to the",
+             " counterexample for a failing model; coverage: states of the before model's space per second;",
+             " search: TLC's own time to the verdict, without JVM start-up and parsing; cpu: CPU seconds):",
              f"  {'model':<31} {'before':>20} {'after':>20} {'distinct/s':>10} {'verdict in':>10} "
-             f"{'coverage':>9} {'search':>7}"]
+             f"{'coverage':>9} {'search':>7} {'cpu':>6}  claim on"]
     with tempfile.TemporaryDirectory(prefix="bench-tlc-before-") as tmp:
         old_dir = Path(tmp)
         (old_dir / "ResumeProtocol.tla").write_text(spec_text)
@@ -266,27 +417,37 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
             old_tla = _git_show(rev, f"spec/models/MC_{entry.name}.tla")
             old_cfg = _git_show(rev, f"spec/models/MC_{entry.name}.cfg")
             after_settings = dataclasses.replace(one, lncheck_final=entry.expected.kind == "success")
-            after = measure(model_run_for(manifest, entry), after_settings, f"{entry.name} after")
-            before = None
+            old_run = None
             if old_tla is not None and old_cfg is not None:
                 (old_dir / f"MC_{entry.name}.tla").write_text(old_tla)
                 (old_dir / f"MC_{entry.name}.cfg").write_text(old_cfg)
                 old_run = tlc.ModelRun(old_dir / f"MC_{entry.name}.tla", old_dir / f"MC_{entry.name}.cfg",
                                        label=f"{entry.name} before", check_deadlock=entry.check_deadlock,
                                        library_dirs=(old_dir,))
-                before = measure(old_run, one, f"{entry.name} before")
+            afters: list[Measured] = []
+            befores: list[Measured] = []
+            for _ in range(max(1, repeat)):
+                afters.append(measure(model_run_for(manifest, entry), after_settings, f"{entry.name} after"))
+                if old_run is not None:
+                    befores.append(measure(old_run, one, f"{entry.name} before"))
             # wall-clock rates for both (JVM start-up included in both)
-            if after.complete:
-                after.tlc_s = after.wall_s
-            if before is not None and before.complete:
-                before.tlc_s = before.wall_s
+            for m in afters + befores:
+                if m.complete:
+                    m.tlc_s = m.wall_s
+            after = median_run(afters)
+            before = median_run(befores) if befores else None
             has_view = tlc.TlcConfig.read(entry.cfg).has("VIEW")
+            fails = entry.expected.kind != "success"
             row = {"model": entry.name, "before": before.to_json() if before else None,
-                   "after": after.to_json(), "view": has_view,
+                   "after": after.to_json(), "view": has_view, "repeat": max(1, repeat),
+                   "time_metric": "time_to_counterexample" if fails else "time_to_verdict",
+                   "claim": claim_metric(fails),
+                   "same_verdict": before is not None and before.verdict == after.verdict,
                    **ratios(before, after, has_view, budget,
                             lambda e=entry: _unreduced(manifest, e, one, unreduced_timeout))}
             ratio, time_ratio, coverage = row["ratio"], row["time_to_verdict_ratio"], row["coverage_ratio"]
             time_at_least, search_ratio = row["time_to_verdict_at_least"], row["search_ratio"]
+            cpu_ratio = row["cpu_ratio"]
             rows.append(row)
 
             def cell(m: Measured | None) -> str:
@@ -298,10 +459,14 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
             def x(v: float | None, at_least: bool = False) -> str:
                 return f"{'>=' if at_least else ''}x{v:.1f}" if v else "-"
             lines.append(f"  {entry.name:<31} {cell(before):>20} {cell(after):>20} {x(ratio):>10} "
-                         f"{x(time_ratio, time_at_least):>10} {x(coverage):>9} {x(search_ratio):>7}")
+                         f"{x(time_ratio, time_at_least):>10} {x(coverage):>9} {x(search_ratio):>7} "
+                         f"{x(cpu_ratio):>6}  {'coverage' if not fails else 'time to counterexample'}")
+            if before is not None and before.complete and before.verdict != after.verdict:
+                lines[-1] += f"  VERDICT DIFFERS: {before.verdict} -> {after.verdict}"
             print(lines[-1], file=sys.stderr, flush=True)
-    for key, what in (("ratio", "distinct states/s"), ("coverage_ratio", "coverage (the claim)")):
-        values = [r[key] for r in rows if r[key]]
+    for key, what in (("ratio", "distinct states/s"), ("claim", "the claim's metric")):
+        values = [r[r[key]] if key == "claim" else r[key] for r in rows]
+        values = [v for v in values if v]
         if values:
             lines.append(f"  {what} after/before: min x{min(values):.1f}, geometric mean "
                          f"x{_geo(values):.1f}, max x{max(values):.1f} over {len(values)} model(s)")
@@ -328,12 +493,25 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 "coverage_per_s": row["coverage_per_s"],
                 "coverage_over_before": row["coverage_ratio"],
                 "search_ratio": row["search_ratio"],
+                "cpu_ratio": row["cpu_ratio"],
+                "repeat": row["repeat"],
+                "time_metric": row["time_metric"],
+                "claim": row["claim"],
+                "before_verdict_s": row["before"]["verdict_s"] if row["before"] else None,
+                "after_verdict_s": row["after"]["verdict_s"],
+                "before_search_s": row["before"]["search_s"] if row["before"] else None,
+                "after_search_s": row["after"]["search_s"],
+                "before_cpu_s": row["before"]["cpu_s"] if row["before"] else None,
+                "after_cpu_s": row["after"]["cpu_s"],
+                "before_verdict": row["before"]["verdict"] if row["before"] else None,
+                "after_verdict": row["after"]["verdict"],
             }
         manifest.path.write_text(json.dumps(manifest.raw, indent=2) + "\n")
         lines.append(f"recorded in {manifest.path}")
     if as_json:
-        print(json.dumps({"before_rev": rev, "budget_s": budget, "claim": "coverage_ratio", "models": rows},
-                         indent=2))
+        print(json.dumps({"before_rev": rev, "budget_s": budget, "repeat": max(1, repeat),
+                          "claim": {"completes": claim_metric(False), "fails": claim_metric(True)},
+                          "models": rows}, indent=2))
     else:
         print("\n".join(lines))
     return exitcodes.OK
@@ -347,6 +525,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--models", default="", help="comma-separated model names for --compare")
     parser.add_argument("--budget", type=float, default=90.0, help="seconds per run for --compare")
     parser.add_argument("--record", action="store_true", help="with --compare: write the manifest")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --compare: runs per model and side, alternating; medians are reported")
+    parser.add_argument("--recorded", action="store_true",
+                        help="print the before/after numbers recorded in the manifest (no TLC run)")
     parser.add_argument("--unreduced-timeout", type=float, default=1800.0,
                         help="with --compare: limit of the run that counts a VIEW model's states without the VIEW")
     parser.add_argument("--model", help="model for the throughput measurement")
@@ -355,6 +537,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--manifest")
     args = parser.parse_args(argv)
+    if args.recorded:
+        try:
+            return show_recorded(mf.load_manifest(args.manifest), args.json)
+        except mf.ManifestError as exc:
+            print(f"bench tlc: {exc}", file=sys.stderr)
+            return exitcodes.BAD_INPUT
     try:
         settings = tlc.prepare_settings(workers=args.workers, timeout_s=args.timeout)
         manifest = mf.load_manifest(args.manifest)
@@ -367,7 +555,7 @@ def main(argv: list[str]) -> int:
     if args.compare:
         names = [n for n in args.models.split(",") if n]
         return compare(manifest, settings, args.compare, args.set, names, args.budget, args.record, args.json,
-                       args.unreduced_timeout)
+                       args.unreduced_timeout, args.repeat)
     chosen = _manifest_runs(manifest, args.model)
     source = "spec/manifest.json"
     if chosen is None:

@@ -74,7 +74,7 @@ RoundWritesAt(r, s, sent) ==
                   <<r, sent + (j - 1) * BlockSize + i>>],
               IF sent = 0 /\ j = 1 THEN Total[r] ELSE 0) :
         j \in 1..Min(NBlk(tok), Len(dst))}
-Landed(s, w) == \A i \in 1..Len(w.toks) : data[s][w.b][i] = w.toks[i]
+LandedIn(d, w) == \A i \in 1..Len(w.toks) : d[w.b][i] = w.toks[i]
 \* The stages of a session, judged against a sender phase p: the sender's
 \* phase, or, once the sender failed or died, the phase it was in then
 \* (its variables and the receiver's counters froze at that moment).
@@ -239,50 +239,53 @@ CtlOK ==
                                        /\ ReqIn(r, s)[1].sent = Len(rxCache[r][s])
          /\ Active(r) => \E p \in Ph(r) : ReceiverAt(r, p) /\ \A s \in Sess : CtlAt(r, s, p)
 
+\* one session's status channel q = st[r][s]
+StElemOK(r, s, q) ==
+    /\ q \in StSeqs(r, s)
+    /\ \A i \in DOMAIN q : q[i].status = Transferring =>
+                                        txPhase[r] \in {"await", "failed", "dead"} /\ txPartials[r] = txRound[r]
+    /\ \A i \in DOMAIN q : q[i].status = Success => txPhase[r] = "done"
+    /\ rxPhase[r] \in {"new", "prefill", "done"} => q = <<>>
+    \* a finished sender says Failed only to answer an abort
+    /\ txPhase[r] = "done" /\ (\E i \in DOMAIN q : q[i].status = Failed) =>
+         rxPhase[r] \in {"aborting", "failed"}
+    \* a dead sender sent no Failed: the receiver's heartbeat check set it
+    /\ txPhase[r] = "dead" => \A i \in DOMAIN q : q[i].status # Failed
+    /\ txPhase[r] = "done" /\ HasAbort(r, s) =>
+         /\ \A i \in DOMAIN q : q[i].status # Failed
+         /\ rxInfo[r][s].status # Failed
+    \* Failed comes once from a write error, once to answer the abort
+    /\ q = <<M(r, s, Failed), M(r, s, Failed)>> => txPhase[r] = "failed" /\ ~HasAbort(r, s)
+    /\ \A i \in DOMAIN q : q[i].status = Failed /\ HasAbort(r, s) =>
+         i = 1 /\ rxRound[r][s] = txRound[r] - 1 /\ "write_error" \in faultsUsed
+    \* a Transferring in flight: round k ended partial, the sender awaited resumes
+    /\ (\E i \in DOMAIN q : q[i].status = Transferring) =>
+         SenderAt(r, "await") /\ ReceiverAt(r, "await")
+    /\ HasAbort(r, s) /\ rxInfo[r][s].status = Failed =>
+         \A i \in DOMAIN q : q[i].status # Failed
+    /\ \A i \in DOMAIN q : q[i].status # Failed => rxRound[r][s] = txRound[r] - 1
+    /\ Active(r) /\ Healthy(r) =>
+         /\ ~StageE(r, s, txPhase[r]) => q = <<>>
+         /\ (\E i \in DOMAIN q : q[i].status = Failed) => txPhase[r] = "done"
+         /\ StageE(r, s, txPhase[r]) =>
+              LET x == IF txPhase[r] = "await" THEN Transferring ELSE Success IN
+              /\ q # <<>> /\ q[1].status # Failed =>
+                   q[1] = M(r, s, x) /\ rxInfo[r][s].round = rxRound[r][s]
+              /\ (q = <<>> \/ q[1].status = Failed) =>
+                   rxInfo[r][s].round = txRound[r]
+              /\ rxInfo[r][s].round = txRound[r] => rxInfo[r][s] \in {M(r, s, x), M(r, s, Failed)}
+              /\ q = <<M(r, s, Failed)>> => rxInfo[r][s] = M(r, s, x)
+    /\ q # <<>> /\ q[1].status # Failed =>
+         rxInfo[r][s].round = rxRound[r][s]
+    \* queued and failed: a write error (the only Failed sent so far)
+    /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
+         /\ q \in {<<>>, <<M(r, s, Failed)>>}
+         /\ q # <<>> => rxInfo[r][s].status # Failed
+         /\ txRound[r] >= 1 /\ rxRound[r][s] = txRound[r] - 1
+
 StOK ==
     /\ st \in [Reqs -> [Sess -> UNION {StSeqs(r, s) : r \in Reqs, s \in Sess}]]
-    /\ \A r \in Reqs : \A s \in Sess :
-         /\ st[r][s] \in StSeqs(r, s)
-         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status = Transferring =>
-                                             txPhase[r] \in {"await", "failed", "dead"} /\ txPartials[r] = txRound[r]
-         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status = Success => txPhase[r] = "done"
-         /\ rxPhase[r] \in {"new", "prefill", "done"} => st[r][s] = <<>>
-         \* a finished sender says Failed only to answer an abort
-         /\ txPhase[r] = "done" /\ (\E i \in DOMAIN st[r][s] : st[r][s][i].status = Failed) =>
-              rxPhase[r] \in {"aborting", "failed"}
-         \* a dead sender sent no Failed: the receiver's heartbeat check set it
-         /\ txPhase[r] = "dead" => \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed
-         /\ txPhase[r] = "done" /\ HasAbort(r, s) =>
-              /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed
-              /\ rxInfo[r][s].status # Failed
-         \* Failed comes once from a write error, once to answer the abort
-         /\ st[r][s] = <<M(r, s, Failed), M(r, s, Failed)>> => txPhase[r] = "failed" /\ ~HasAbort(r, s)
-         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status = Failed /\ HasAbort(r, s) =>
-              i = 1 /\ rxRound[r][s] = txRound[r] - 1 /\ "write_error" \in faultsUsed
-         \* a Transferring in flight: round k ended partial, the sender awaited resumes
-         /\ (\E i \in DOMAIN st[r][s] : st[r][s][i].status = Transferring) =>
-              SenderAt(r, "await") /\ ReceiverAt(r, "await")
-         /\ HasAbort(r, s) /\ rxInfo[r][s].status = Failed =>
-              \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed
-         /\ \A i \in DOMAIN st[r][s] : st[r][s][i].status # Failed => rxRound[r][s] = txRound[r] - 1
-         /\ Active(r) /\ Healthy(r) =>
-              /\ ~StageE(r, s, txPhase[r]) => st[r][s] = <<>>
-              /\ (\E i \in DOMAIN st[r][s] : st[r][s][i].status = Failed) => txPhase[r] = "done"
-              /\ StageE(r, s, txPhase[r]) =>
-                   LET x == IF txPhase[r] = "await" THEN Transferring ELSE Success IN
-                   /\ st[r][s] # <<>> /\ st[r][s][1].status # Failed =>
-                        st[r][s][1] = M(r, s, x) /\ rxInfo[r][s].round = rxRound[r][s]
-                   /\ (st[r][s] = <<>> \/ st[r][s][1].status = Failed) =>
-                        rxInfo[r][s].round = txRound[r]
-                   /\ rxInfo[r][s].round = txRound[r] => rxInfo[r][s] \in {M(r, s, x), M(r, s, Failed)}
-                   /\ st[r][s] = <<M(r, s, Failed)>> => rxInfo[r][s] = M(r, s, x)
-         /\ st[r][s] # <<>> /\ st[r][s][1].status # Failed =>
-              rxInfo[r][s].round = rxRound[r][s]
-         \* queued and failed: a write error (the only Failed sent so far)
-         /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
-              /\ st[r][s] \in {<<>>, <<M(r, s, Failed)>>}
-              /\ st[r][s] # <<>> => rxInfo[r][s].status # Failed
-              /\ txRound[r] >= 1 /\ rxRound[r][s] = txRound[r] - 1
+    /\ \A r \in Reqs : \A s \in Sess : StElemOK(r, s, st[r][s])
 
 WireOK ==
     /\ wire \in [Sess -> SUBSET UNION {AllWrites(s) : s \in Sess}]
@@ -296,19 +299,27 @@ WireOK ==
 CheckData == TRUE
 DontCheckData == FALSE
 
+\* the blocks of rank s hold d (= data[s]): every landed write of a live round
+DataOK(s, d) ==
+    CheckData => \A r \in Reqs : Active(r) /\ Healthy(r) =>
+         /\ txPhase[r] = "writing" => \A w \in RoundWrites(r, s) \ wire[s] : LandedIn(d, w)
+         /\ StageE(r, s, txPhase[r]) => \A w \in RoundWritesAt(r, s, Len(rxCache[r][s])) : LandedIn(d, w)
+
 PoolDataOK ==
     /\ data \in [Sess -> [Blocks -> [Slots -> Tok]]]
-    /\ CheckData => \A r \in Reqs : \A s \in Sess : Active(r) /\ Healthy(r) =>
-         /\ txPhase[r] = "writing" => \A w \in RoundWrites(r, s) \ wire[s] : Landed(s, w)
-         /\ StageE(r, s, txPhase[r]) => \A w \in RoundWritesAt(r, s, Len(rxCache[r][s])) : Landed(s, w)
+    /\ \A s \in Sess : DataOK(s, data[s])
     /\ aux \in [Sess -> [Blocks -> {0} \cup Range(Total)]]
+
+\* which faults happened, as the phases show
+FaultsOK ==
+    /\ ("heartbeat" \in faultsUsed <=> \E r \in Reqs : txPhase[r] = "dead")
+    /\ (\E r \in Reqs : rxPhase[r] = "aborting") => "abort" \in faultsUsed
+    /\ (\E r \in Reqs : txPhase[r] = "failed") => faultsUsed \cap {"write_error", "abort"} # {}
 
 RestOK ==
     /\ handed = [r \in Reqs |-> [s \in Sess |->
                    IF rxPhase[r] \in {"prefill", "done"} THEN Source(r) ELSE <<>>]]
-    /\ ("heartbeat" \in faultsUsed <=> \E r \in Reqs : txPhase[r] = "dead")
-    /\ (\E r \in Reqs : rxPhase[r] = "aborting") => "abort" \in faultsUsed
-    /\ (\E r \in Reqs : txPhase[r] = "failed") => faultsUsed \cap {"write_error", "abort"} # {}
+    /\ FaultsOK
     \* variables of the historical designs keep their initial values
     /\ rxPSent = [r \in Reqs |-> [s \in Sess |-> 0]]
     /\ rxPTotal = [r \in Reqs |-> [s \in Sess |-> 0]]
@@ -321,8 +332,125 @@ IndInv ==
     /\ PhasesOK /\ RoundsOK /\ SenderOK /\ ReceiverOK /\ StatusOK /\ PoolOK
     /\ CtlOK /\ StOK /\ WireOK /\ PoolDataOK /\ RestOK
 
-(* The induction step as a TLC model: start anywhere in IndInv. *)
-IndSpec == IndInv /\ [][Next]_vars
+(***************************************************************************)
+(* Enumerating IndInv fast.  TLC computes the initial states of IndSpec    *)
+(* conjunct by conjunct: "x \in S" binds x to each element of S in turn,   *)
+(* and a later conjunct prunes.  "x \in [Reqs -> [Sess -> S]]" binds the   *)
+(* whole function at once, so with two sessions or two requests every     *)
+(* combination of the elements is tried before any constraint prunes      *)
+(* (28 x 28 values of rxInfo, ...).  IndInit binds each such variable from *)
+(* a set built element by element (ElemFuns), each element drawn only from *)
+(* the values that constraints of IndInv on that element alone allow      *)
+(* (the *Vals operators below), and then evaluates IndInv itself, whose    *)
+(* conjunct "x \in [...]" is by then only a test.  So IndInit = Filters /\ *)
+(* IndInv.  Each filter is a copy of conjuncts of IndInv for one element, *)
+(* with the existential "\E p \in Ph(r)" taken per element (implied by     *)
+(* IndInv's one p for all sessions): IndInv implies every filter, hence   *)
+(* IndInit and IndInv have the same states.  tests/test_inductive.py       *)
+(* checks that they enumerate the same number of states where IndInv can  *)
+(* be enumerated directly.                                                 *)
+(***************************************************************************)
+\* the tuples <<f[1], ..., f[n]>> with f[i] \in S(i): functions on 1..n,
+\* enumerated element by element (n at most 3 here: the models are small)
+Tup(n, S(_)) ==
+    CASE n = 1 -> {<<a>> : a \in S(1)}
+      [] n = 2 -> {<<a, b>> : a \in S(1), b \in S(2)}
+      [] n = 3 -> {<<a, b, c>> : a \in S(1), b \in S(2), c \in S(3)}
+ElemFuns(S(_, _)) == Tup(NReq, LAMBDA r : Tup(NSess, LAMBDA s : S(r, s)))
+ASSUME NReq <= 3 /\ NSess <= 3
+
+\* SenderAt, per session
+SentVals(r, s) == {v \in 0..Total[r] : \E p \in Ph(r) :
+    /\ p = "init" => v = 0
+    /\ p = "writing" /\ v < Total[r] => v >= txRound[r] - 1
+    /\ p \in {"await", "done"} /\ v < Total[r] => v >= txRound[r]
+    /\ p = "done" => v = Total[r]}
+TokVals(r, s) == {v \in 0..MaxTotal : \E p \in Ph(r) :
+    /\ p = "init" => v = 0
+    /\ p = "writing" => v <= Total[r] - txSent[r][s]
+    /\ p = "writing" /\ txSent[r][s] < Total[r] => v >= 1}
+AllocVals(r, s) == {v \in Allocs : \E p \in Ph(r) :
+    p = "writing" => txTok[r][s] = Min(Total[r] - txSent[r][s], v)}
+\* SenderAt ("writing": ~txReady) and PoolOK (round 0, not ready: nothing allocated)
+ReadyVals(r, s) == {v \in BOOLEAN :
+    /\ \E p \in Ph(r) : p = "writing" => ~v
+    /\ txRound[r] = 0 /\ ~v => txAlloc[r][s] = 0}
+\* ReceiverOK and ReceiverAt: the session is in one of the stages E, C, PR, W
+RoundVals(r, s) == {v \in 0..txPartials[r] : \E p \in Ph(r) :
+    \/ p \in {"writing", "await", "done"} /\ v = txRound[r] - 1
+    \/ p \in {"init", "await"} /\ v = txRound[r]}
+ResumesVals(r, s) == {v \in 0..rxRound[r][s] : \E p \in Ph(r) :
+    LET k == txRound[r] IN
+    \/ StageE(r, s, p) /\ v = k - 1
+    \/ StageW(r, s, p) /\ v = k - 1
+    \/ p = "await" /\ rxRound[r][s] = k /\ v = k - 1          \* StageC
+    \/ p \in {"init", "await"} /\ rxRound[r][s] = k /\ v = k}  \* StagePR
+CacheVals(r, s) == {c \in Prefixes(r) :
+    /\ rxRound[r][s] = 0 => c = <<>>
+    /\ \E p \in Ph(r) :
+         /\ StageE(r, s, p) => Len(c) = txSent[r][s] - txTok[r][s]
+         /\ ~StageE(r, s, p) => Len(c) = txSent[r][s]}
+\* StatusOK, with rxInfo[r][s] = i
+InfoVals(r, s) == {i \in InfoDom(r) :
+    /\ i.round <= txRound[r]
+    /\ i.status = Transferring => i.round <= txPartials[r]
+    /\ rxRound[r][s] <= i.round
+    /\ rxPhase[r] = "new" => i = InitInfo
+    /\ i.status = Failed => txPhase[r] # "dead"
+    /\ rxPhase[r] # "new" =>
+         /\ i.round = rxRound[r][s] => i \in {PriorInfo(r, s), M(r, s, Failed)}
+         /\ i.round # rxRound[r][s] =>
+              /\ i.round = txRound[r]
+              /\ i \in {M(r, s, Transferring), M(r, s, Success), M(r, s, Failed)}}
+StatusVals(r, s) == {x \in Failed..Success :
+    /\ rxPhase[r] = "new" => x = Bootstrapping
+    /\ rxPhase[r] # "new" => x \in {StatusOf(rxInfo[r][s]), Failed}}
+\* PoolOK
+BlocksVals(r, s) == {b \in InjSeqs :
+    /\ rxPhase[r] \notin {"queued", "aborting", "prefill"} => b = <<>>
+    /\ Range(b) \cap Range(free[s]) = {}}
+DstVals(r, s) == {d \in InjSeqs :
+    /\ txRound[r] = 0 /\ ~txReady[r][s] => d = <<>>
+    /\ txAlloc[r][s] = Len(d) * BlockSize
+    /\ rxPhase[r] = "prefill" => d = rxBlocks[r][s]}
+\* CtlOK, with ctl[r][s] = c
+CtlVals(r, s) == {c \in CtlSeqs(r) :
+    LET req == SelectSeq(c, LAMBDA m : m.type # "abort") IN
+    /\ (\E i \in DOMAIN c : c[i].type = "abort") => rxPhase[r] \in {"aborting", "failed"}
+    /\ rxPhase[r] = "new" => c = <<>> /\ ~txReady[r][s]
+    /\ req # <<>> => /\ req[1].round = rxRound[r][s]
+                     /\ rxResumes[r][s] = rxRound[r][s]
+                     /\ req[1].sent = Len(rxCache[r][s])}
+\* StOK, with st[r][s] = q
+StVals(r, s) == {q \in StSeqs(r, s) : StElemOK(r, s, q)}
+\* PoolDataOK, per rank
+DataVals(s) == {d \in [Blocks -> [Slots -> Tok]] : DataOK(s, d)}
+
+IndInit ==
+    /\ PhasesOK /\ FaultsOK /\ RoundsOK
+    /\ txSent \in ElemFuns(SentVals) /\ txTok \in ElemFuns(TokVals)
+    /\ txAlloc \in ElemFuns(AllocVals) /\ txReady \in ElemFuns(ReadyVals)
+    /\ SenderOK
+    /\ rxRound \in ElemFuns(RoundVals) /\ rxResumes \in ElemFuns(ResumesVals)
+    /\ rxCache \in ElemFuns(CacheVals)
+    /\ ReceiverOK
+    /\ rxInfo \in ElemFuns(InfoVals) /\ rxStatus \in ElemFuns(StatusVals)
+    /\ StatusOK
+    /\ free \in [Sess -> InjSeqs]
+    /\ rxBlocks \in ElemFuns(BlocksVals) /\ txDst \in ElemFuns(DstVals)
+    /\ PoolOK
+    /\ ctl \in ElemFuns(CtlVals)
+    /\ CtlOK
+    /\ st \in ElemFuns(StVals)
+    /\ StOK /\ WireOK
+    /\ data \in Tup(NSess, DataVals)
+    /\ PoolDataOK /\ RestOK
+
+(* The induction step as a TLC model: start anywhere in IndInv (IndInit    *)
+(* has the same states, enumerated faster), take one step.                 *)
+IndSpec == IndInit /\ [][Next]_vars
+\* the same, enumerating IndInv as written (tests compare the two)
+IndSpecPlain == IndInv /\ [][Next]_vars
 
 (* Init => IndInv is checked as an invariant of the ordinary spec. *)
 InitSpec == Init /\ [][Next]_vars

@@ -1,10 +1,14 @@
 """The ratios of ``python -m bench tlc --compare`` (bench/bench_tlc.py):
 which one counts the states of the space a VIEW model covers, and when
-the bench has to count that space itself."""
+the bench has to count that space itself; the time to the verdict and the
+CPU ratio, the median of repeated runs, and ``throughput`` entries recorded
+by either version of ``--record`` read back in one set of names."""
 
 from __future__ import annotations
 
-from bench.bench_tlc import Measured, ratios
+import dataclasses
+
+from bench.bench_tlc import Measured, median_run, ratios, recorded
 
 
 def run(distinct: int, wall: float, complete: bool = True, search: float | None = None) -> Measured:
@@ -66,3 +70,45 @@ def test_a_view_model_whose_space_cannot_be_counted_has_no_coverage_beyond_its_r
     after = run(1000, 10.0)
     r = ratios(before, after, True, 90.0, lambda: None)
     assert r["coverage_ratio"] == r["ratio"]
+
+
+def test_the_time_to_a_counterexample_leaves_out_the_trace_printed_after_it():
+    # failing model: the verdict message came at 1.2 s and 0.4 s, the runs ended later
+    before = dataclasses.replace(run(105, 3.0, search=0.6), verdict_s=1.2, cpu_s=1.6)
+    after = dataclasses.replace(run(105, 2.0, search=0.2), verdict_s=0.4, cpu_s=0.8)
+    r = ratios(before, after, False, 90.0, never)
+    assert r["time_to_verdict_ratio"] == 3.0       # 1.2 / 0.4, not 3.0 / 2.0
+    assert r["search_ratio"] == 3.0 and r["cpu_ratio"] == 2.0
+
+
+def test_the_median_of_repeats_takes_median_times_and_keeps_the_count():
+    runs = [dataclasses.replace(run(1325, w, search=w - 2), verdict_s=w - 0.1, cpu_s=c)
+            for w, c in ((9.0, 1.5), (5.0, 1.2), (6.0, 1.4))]
+    m = median_run(runs)
+    assert m.distinct == 1325 and m.complete
+    assert (m.wall_s, m.verdict_s, m.search_s, m.cpu_s) == (6.0, 5.9, 4.0, 1.4)
+    assert m.rate == 1325 / 6.0                    # the rate over the median wall time
+
+
+def test_a_finished_run_outranks_stopped_ones_in_the_median():
+    stopped = run(500, 90.0, complete=False)
+    done = run(2000, 80.0)
+    assert median_run([stopped, done]).complete
+
+
+def test_entries_of_either_record_version_read_in_one_set_of_names():
+    coverage_version = {"before_rev": "e32fa3e", "after_over_before": 6.25, "view": True,
+                        "time_to_verdict_ratio": 10.6, "time_to_verdict_at_least": False,
+                        "coverage_over_before": 10.6, "search_ratio": 15.2, "before_complete": True}
+    time_version = {"before_rev": "e32fa3e", "after_over_before": 1.4, "repeat": 3,
+                    "time_metric": "time_to_counterexample", "time_before_over_after": 1.6,
+                    "tlc_time_before_over_after": 1.9, "cpu_before_over_after": 1.6,
+                    "before_tlc_verdict_s": 0.43, "before_complete": True}
+    a = recorded("a", coverage_version, False, True)
+    b = recorded("b", time_version, True, False)
+    assert a["claim"] == "coverage_ratio" and a[a["claim"]] == 10.6 and a["cpu_ratio"] is None
+    assert b["claim"] == "time_to_verdict_ratio" and b[b["claim"]] == 1.6
+    assert (b["search_ratio"], b["cpu_ratio"], b["before_search_s"]) == (1.9, 1.6, 0.43)
+    assert b["coverage_ratio"] == 1.4 and b["repeat"] == 3 and not b["time_to_verdict_at_least"]
+    # a VIEW model recorded before coverage existed gets no coverage ratio
+    assert recorded("c", {"after_over_before": 6.0}, False, True)["coverage_ratio"] is None

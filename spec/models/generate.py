@@ -89,6 +89,18 @@ def model(name, variant, set_="quick", expected="success", why=None,
 # the bounded constants of the induction check (docs/checking.md says what they cover)
 INDUCTIVE = dict(NReq=1, NSess=1, Total=(2,), BlockSize=1, NBlocks=1, InitTokens=1, Cap=1,
                  Order="fifo", Faults=("write_error", "heartbeat", "abort"))
+# larger domains for the step, one dimension at a time, without faults or with
+# one (with every fault the sets of IndInv states are too large to enumerate here)
+INDUCTIVE_WIDER = {
+    "two_blocks": dict(INDUCTIVE, NBlocks=2, Faults=()),
+    # two requests sharing the one-block pool (the second fits its init block)
+    "two_requests": dict(INDUCTIVE, NReq=2, Total=(2, 1), Faults=()),
+    # two sessions (ranks), one block each: the barrier, sessions at different stages
+    "two_sessions": dict(INDUCTIVE, NSess=2, Faults=()),
+    # one fault on a wider domain: the encode side dies, or a write fails
+    "two_blocks_heartbeat": dict(INDUCTIVE, NBlocks=2, Faults=("heartbeat",)),
+    "two_blocks_write_error": dict(INDUCTIVE, NBlocks=2, Faults=("write_error",)),
+}
 
 CORRECTED_VIEW = "CorrectedView"   # spec/ResumeCorrected.tla
 WITHOUT_READ = [i for i in SAFETY if i != "NoReadDuringWrite"]
@@ -227,6 +239,9 @@ MODELS = [
           spec="IndSpec", invariants=["IndInv", "Safety"], properties=[], **INDUCTIVE),
     model("corrected_inductive_init", "corrected", set_="deep", extends="ResumeCorrectedInductive",
           invariants=SAFETY + ["IndInv"], properties=[], **INDUCTIVE),
+    *[model(f"corrected_inductive_{k}", "corrected", set_="deep", extends="ResumeCorrectedInductive",
+            spec="IndSpec", invariants=["IndInv", "Safety"], properties=[], **c)
+      for k, c in INDUCTIVE_WIDER.items()],
     model("sent_tokens_deep_blocksize2", "sent_tokens", set_="deep",
           expected=("safety", "NoReadDuringWrite"), BlockSize=2, Total=(5, 3), InitTokens=2,
           why="With two-token blocks the stale read shows the same way: the poll reads blocks "
