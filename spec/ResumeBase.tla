@@ -100,7 +100,7 @@ VARIABLES
     st,         \* st[r][s]: encode -> language status messages, FIFO
     wire,       \* wire[s]: data writes in flight to rank s (they land in any order)
     \* ---- bookkeeping ----
-    faultsUsed, \* each fault happens at most once per behaviour
+    faultsUsed, \* faults that happened (each at most once; see Heartbeat)
     errors      \* history: hazards observed inside a step ("read_during_write",
                 \* "write_into_unowned")
 
@@ -346,7 +346,8 @@ PrefillDone(r) ==
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* Faults, each at most once per behaviour.                                *)
+(* Faults.  A write error and an abort happen at most once per behaviour; *)
+(* the encode side dies at most once, failing the open rooms one by one. *)
 (***************************************************************************)
 (***************************************************************************)
 (* A data write fails.  Two rules, chosen by ForkSender:                   *)
@@ -428,10 +429,31 @@ SenderFailDead(r) ==
     /\ UNCHANGED <<free, rxVars, txAlloc, txDst, txReady, txTok, txRound,
                    txPartials, txPartial, txDead, ctl, wire, faultsUsed>>
 
-\* The encode side dies: its writes stop; the language side's heartbeat
-\* checker sets every room on that peer Failed (we model one room's view).
+(***************************************************************************)
+(* The encode side dies: its writes stop; the language side's heartbeat   *)
+(* checker sets every room on that peer Failed, one room per step.  The    *)
+(* fault is the death; it may hit every open room, so unlike the other    *)
+(* faults Heartbeat stays enabled once it fired (faultsUsed records only  *)
+(* that it happened).  Each room fails at most once: SenderAlive(r) goes   *)
+(* false with it.  A killed encode process logs one heartbeat failure per *)
+(* open request (the deployed fork's kill runs, docs/deployed-fork.md).   *)
+(*                                                                         *)
+(* The spec keeps a superset: it does not say that a dead encoder takes no *)
+(* further step.  A room the heartbeat has not failed yet may still       *)
+(* receive, write and send status, as if only some of the encode side's   *)
+(* rooms had died.  Every safety and liveness property checked here holds *)
+(* then of the real behaviours too (they are among the spec's); what the  *)
+(* superset gives up is flagging a log where the sender acts after the    *)
+(* death, which a killed process cannot write.  Guarding every sender     *)
+(* step with "heartbeat" \notin faultsUsed would close that gap, but a   *)
+(* room the dead encoder held and the receiver no longer waits for (an    *)
+(* aborted one) would then never close (SenderRoomsClose), and Closed     *)
+(* would have to count a dead encoder's rooms as closed.  Models without  *)
+(* the heartbeat fault, and models of one request, have the same states   *)
+(* as before.                                                              *)
+(***************************************************************************)
 Heartbeat(r) ==
-    /\ "heartbeat" \in Faults \ faultsUsed
+    /\ "heartbeat" \in Faults
     /\ rxPhase[r] \in {"queued", "aborting"}
     /\ SenderAlive(r)
     /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
@@ -500,15 +522,17 @@ Safety == TypeOK /\ NoSharedBlock /\ NoFreeAndHeld /\ NoDoubleFree
 (* Containment of faults.  Not part of Safety: the historical designs'     *)
 (* free_first resume fails a request on an allocation failure, with no    *)
 (* fault at all (their models show other bugs); models that ask about     *)
-(* faults name it.  Each fault happens at most once and hits one room     *)
-(* (a write error, a heartbeat loss as one room sees it, an abort), so    *)
-(* no more requests may fail than faults happened: a fault must not      *)
-(* spread to requests it did not hit.  The fork's sender breaks it        *)
-(* (ForkSender): after a write error every later request on that session *)
-(* fails, though both sides are alive.                                    *)
+(* faults name it.  A write error and an abort happen at most once and    *)
+(* hit one room; a heartbeat loss hits each room it failed (txPhase       *)
+(* "dead"), so no more requests may fail than rooms faults hit: a fault   *)
+(* must not spread to requests it did not hit.  The fork's sender breaks  *)
+(* it (ForkSender): after a write error every later request on that      *)
+(* session fails, though both sides are alive.                            *)
 (***************************************************************************)
+FaultHits ==
+    Cardinality(faultsUsed \ {"heartbeat"}) + Cardinality({r \in Reqs : txPhase[r] = "dead"})
 EachFailureHasAFault ==
-    Cardinality({r \in Reqs : rxPhase[r] = "failed"}) <= Cardinality(faultsUsed)
+    Cardinality({r \in Reqs : rxPhase[r] = "failed"}) <= FaultHits
 
 (***************************************************************************)
 (* Liveness properties                                                     *)

@@ -232,7 +232,9 @@ class World:
                     dead = self.dead if ts.dead is None else self.dead | {ts.dead}
                     out.append(Move(ts.action, r, d, replace(
                         nw, faults_used=self.faults_used | {"write_error"}, dead=dead)))
-            if "heartbeat" in avail and (both := heartbeat(self.rx, room, r)) is not None:
+            # the encode side's death may fail every open room, one per step
+            # (the spec's Heartbeat: enabled again after it fired)
+            if "heartbeat" in self.faults and (both := heartbeat(self.rx, room, r)) is not None:
                 step, ts = both
                 nw = self.apply(ts.effects + step.effects, rx=step.state, tx=self._tx(ts.state))
                 out.append(Move("Heartbeat", r, None,
@@ -324,7 +326,10 @@ class World:
                for r in reqs for s in sess):
             bad.append("AtMostOneResumePerRound")
         # the fault containment (checked where a model names it)
-        if sum(self.rx.requests[r].phase == rxm.FAILED for r in reqs) > len(self.faults_used):
+        # (FaultHits: a heartbeat loss counts once per room it failed)
+        hits = len(self.faults_used - {"heartbeat"}) + sum(
+            self.tx[r].phase == txm.DEAD for r in reqs)
+        if sum(self.rx.requests[r].phase == rxm.FAILED for r in reqs) > hits:
             bad.append("EachFailureHasAFault")
         return bad
 
