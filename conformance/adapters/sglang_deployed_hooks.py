@@ -40,6 +40,16 @@ Language process (``LanguageHooks``), one per rank:
   next poll frees its blocks and fails it, logged as ``abort``, ``free``,
   ``fail``.
 
+A patched build (``corrected=True``: conformance/engine_patch/) changes the
+messages, and the hooks log what it adds: ``round``, ``sent_tokens`` and
+``total`` on ``status_sent`` / ``status_recv``, ``round`` on
+``resume_sent`` / ``resume_recv``; its abort is a message (``abort`` and
+``abort_sent`` on the rank, ``abort_recv`` on the encode side) and the
+request stays queued until the poll that sees the answer (Failed) frees its
+blocks; its rounds are observed at ``mgr._transfer`` (a round to a session
+known dead fails there without an engine call); a poll that cached a round
+and freed its blocks is a ``resume`` decision.
+
 One lock per language process orders the status thread against the poll
 loop: the status thread takes it after a message arrives and releases it once
 ``update_status`` has applied the message; ``pop_transferred`` (and the
