@@ -65,7 +65,7 @@ def test_run_verdict_native(name):
 # (rounds, abort, kill); the other commits' `tlc` verdicts were checked when
 # recorded (scripts/record_deployed_fork.py --tlc) and can be rechecked with
 # `resumespec conform --checker tlc <run folder>` (the patched engine's
-# `rounds` and `abort` too: its `rounds` takes about ten minutes here).
+# `rounds`, `abort` and `kill` too: its `rounds` takes about ten minutes here).
 TLC_RUNS = sorted(n for n, w in EXPECTED.items() if "tlc" in w and n.startswith("cca20b094/"))
 
 
