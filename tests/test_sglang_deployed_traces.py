@@ -18,12 +18,24 @@ import pytest
 
 from resumespec.conformance.checker_native import check_native
 from resumespec.conformance.trace import read_trace
-from resumespec.reference.protocol.designs import BY_COMMIT
+from resumespec.reference.protocol.designs import BY_COMMIT, design
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "conformance" / "corpus" / "deployed"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())["runs"]
 
+
+
+# Patched builds (conformance/engine_patch/): folder label -> (commit, design)
+PATCHED = {"cca20b094-corrected": ("cca20b094", "corrected")}
+
+
+def design_of_label(label: str):
+    """The design a run's folder claims: a historical commit's, or the
+    corrected design of a patched build."""
+    if label in PATCHED:
+        return design(PATCHED[label][1])
+    return BY_COMMIT[label]
 
 
 def traces(name: str) -> list[str]:
@@ -33,7 +45,11 @@ def traces(name: str) -> list[str]:
 def test_every_committed_run_has_an_expected_verdict_and_back():
     on_disk = {p.parent.relative_to(CORPUS).as_posix() for p in CORPUS.glob("*/*/*.jsonl")}
     assert on_disk == set(EXPECTED)
-    assert {k.split("/")[0] for k in EXPECTED} <= set(BY_COMMIT)
+    assert {k.split("/")[0] for k in EXPECTED} <= set(BY_COMMIT) | set(PATCHED)
+    for label, (commit, variant) in PATCHED.items():
+        for name, want in EXPECTED.items():
+            if name.startswith(label + "/"):
+                assert (want["commit"], want["design"]) == (commit, variant), name
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -48,7 +64,8 @@ def test_run_verdict_native(name):
 # TLC takes one to three minutes a run here: CI validates mainline's runs
 # (rounds, abort, kill); the other commits' `tlc` verdicts were checked when
 # recorded (scripts/record_deployed_fork.py --tlc) and can be rechecked with
-# `resumespec conform --checker tlc <run folder>`.
+# `resumespec conform --checker tlc <run folder>` (the patched engine's
+# `rounds`, `abort` and `kill` too: its `rounds` takes about ten minutes here).
 TLC_RUNS = sorted(n for n, w in EXPECTED.items() if "tlc" in w and n.startswith("cca20b094/"))
 
 
@@ -68,7 +85,7 @@ def test_one_file_per_process_and_the_design_of_its_commit(name):
     ranks = result["ranks"]
     names = {Path(p).name for p in traces(name)}
     assert names == {"encode.jsonl"} | {f"language-{r}.jsonl" for r in range(1, ranks + 1)}
-    d = BY_COMMIT[commit]
+    d = design_of_label(commit)
     variant, order, barrier = d.variant, d.resume_order.value, d.barrier
     for path in traces(name):
         procs, configs = set(), []
@@ -81,7 +98,9 @@ def test_one_file_per_process_and_the_design_of_its_commit(name):
         c = configs[0]
         assert (c["variant"], c["resume_order"], c["barrier"]) == (variant, order, barrier)
         assert c["nsess"] == ranks
-        assert c["fork_sender"] is True     # the fork's own sender (ForkSender)
+        # the fork's own sender (ForkSender); a patched build runs the
+        # corrected design's sender
+        assert c["fork_sender"] is (variant != "corrected")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -102,3 +121,39 @@ def test_what_the_driver_saw(name):
     assert sorted(r for r in prefilled if not handed_equal[r]) == result["not_source"]
     if want["verdict"] == "conforms":
         assert result["not_source"] == [] and not result.get("hung")
+
+
+PATCHED_RUNS = sorted(n for n in EXPECTED if n.split("/")[0] in PATCHED)
+
+
+def test_the_patched_engine_has_every_scenario():
+    from resumespec.conformance.adapters.sglang_deployed import SCENARIOS
+    for label in PATCHED:
+        assert {n.split("/")[1] for n in PATCHED_RUNS if n.startswith(label + "/")} == \
+            set(SCENARIOS)
+
+
+@pytest.mark.parametrize("name", PATCHED_RUNS)
+def test_patched_run_conforms_ends_and_hands_the_source(name):
+    """The patched engine deployed: every run conforms, every request ends
+    (prefill or a clean fail), and every handoff is the exact source; its
+    traces carry the patched messages (statuses naming round, offset and
+    total; resumes naming their round)."""
+    want = EXPECTED[name]
+    assert (want["verdict"], want["property"]) == ("conforms", None), want["reason"]
+    result = json.loads((CORPUS / name / "result.json").read_text())
+    assert not result.get("hung") and not result.get("timeout")
+    assert result["not_source"] == []
+    assert sum(result["outcomes"].values()) == result["requests"]
+    statuses = resumes = 0
+    for path in traces(name):
+        for _, ev in read_trace(path):
+            if ev["event"] in ("status_sent", "status_recv"):
+                assert {"round", "sent_tokens", "total"} <= set(ev), ev
+                statuses += 1
+            elif ev["event"] in ("resume_sent", "resume_recv"):
+                assert "round" in ev, ev
+                resumes += 1
+    assert statuses > 0
+    if want["scenario"] == "rounds":
+        assert resumes > 0

@@ -107,8 +107,16 @@ def design_config(cfg: RunConfig) -> dict:
                 fork_sender=d.variant != "corrected")
 
 
+def is_corrected(cfg: RunConfig) -> bool:
+    """Does the run claim the corrected design (a patched build)?"""
+    return design_config(cfg)["variant"] == "corrected"
+
+
 def _env(cfg: RunConfig) -> None:
     os.environ["SGLANG_EMBEDDING_DEFAULT_ALLOCATE_BUFFER_SIZE"] = str(cfg.init_tokens)
+    # the patched engine's own cap on one resume's allocation (the spec's
+    # Cap); the historical commits do not read it (the hooks cap them)
+    os.environ["SGLANG_EMBEDDING_RESUME_MAX_BLOCKS"] = str(cfg.cap_blocks)
     os.environ["SGLANG_DISAGGREGATION_HEARTBEAT_INTERVAL"] = "2"
     os.environ["SGLANG_DISAGGREGATION_HEARTBEAT_MAX_FAILURE"] = "2"
     os.environ["RESUMESPEC_TRACE_FLUSH"] = "1" if cfg.trace_flush else "0"
@@ -233,7 +241,8 @@ def _encode(cfg: RunConfig, trace_dir: str, conn: Any) -> None:
         rec.flush()
         conn.send({"t": "kill_point", "req": room, "pid": os.getpid()})
 
-    hooks = EncodeHooks(fork, mgr, rec, cfg.pool_blocks, on_kill_point=kill_point)
+    hooks = EncodeHooks(fork, mgr, rec, cfg.pool_blocks, on_kill_point=kill_point,
+                        corrected=is_corrected(cfg))
     if cfg.fault in ("kill", "write_error"):
         hooks.fault = {"kind": cfg.fault, "req": cfg.fault_req, "round": cfg.fault_round}
     conn.send({"t": "ready", "bootstrap_port": bport, "pid": os.getpid(),
@@ -340,7 +349,8 @@ def _language(cfg: RunConfig, rank: int, gloo_port: int, bootstrap_port: int,
     hooks = LanguageHooks(fork, rank, rec, alloc, buffers, prealloc, tq,
                           cap_blocks=cfg.cap_blocks,
                           check=lambda room: (totals[room], cfg.seed, cfg.hidden),
-                          lag_s=cfg.rank2_lag_s if rank == 2 else 0.0)
+                          lag_s=cfg.rank2_lag_s if rank == 2 else 0.0,
+                          corrected=is_corrected(cfg))
     mgr = prealloc.data_manager
     conn.send({"t": "ready", "rank": rank, "session": mgr.get_session_id(),
                "port": int(mgr.rank_port), "pid": os.getpid()})

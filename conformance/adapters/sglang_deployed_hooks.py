@@ -40,6 +40,16 @@ Language process (``LanguageHooks``), one per rank:
   next poll frees its blocks and fails it, logged as ``abort``, ``free``,
   ``fail``.
 
+A patched build (``corrected=True``: conformance/engine_patch/) changes the
+messages, and the hooks log what it adds: ``round``, ``sent_tokens`` and
+``total`` on ``status_sent`` / ``status_recv``, ``round`` on
+``resume_sent`` / ``resume_recv``; its abort is a message (``abort`` and
+``abort_sent`` on the rank, ``abort_recv`` on the encode side) and the
+request stays queued until the poll that sees the answer (Failed) frees its
+blocks; its rounds are observed at ``mgr._transfer`` (a round to a session
+known dead fails there without an engine call); a poll that cached a round
+and freed its blocks is a ``resume`` decision.
+
 One lock per language process orders the status thread against the poll
 loop: the status thread takes it after a message arrives and releases it once
 ``update_status`` has applied the message; ``pop_transferred`` (and the
@@ -199,8 +209,12 @@ class EncodeHooks:
     """Wraps the ENCODE manager of one encode process."""
 
     def __init__(self, fork: Any, mgr: Any, rec: Any, nblocks_lang: int,
-                 on_kill_point: Callable[[int], None] | None = None):
+                 on_kill_point: Callable[[int], None] | None = None,
+                 corrected: bool = False):
         self.fork, self.mgr, self.rec = fork, mgr, rec
+        # a patched build (the corrected design): statuses name their round,
+        # offset and total; resumes their round; abort is a message
+        self.corrected = corrected
         self.nblocks_lang = nblocks_lang
         self.session_of: dict[str, int] = {}     # mooncake session id -> rank (1-based)
         self.rank_of_port: dict[int, int] = {}   # language rank_port -> rank
@@ -228,10 +242,15 @@ class EncodeHooks:
                 return          # buffer registration (once per language rank)
             room = int(frames[0])
             session = me.session_of.get(frames[3].decode(), 0)
+            if len(frames) == 6 and frames[5] == b"abort":          # patched engine
+                me.log("abort_recv", req=room, session=session)
+                return
             blocks = [int(x) for x in frames[4].decode().split(",") if x]
             if len(frames) >= 8:
+                # patched engine: a 9th frame names the round the resume answers
+                extra = {"round": int(frames[8])} if len(frames) >= 9 else {}
                 me.log("resume_recv", req=room, session=session, blocks=blocks,
-                       sent_tokens=int(frames[6]), allocated_tokens=int(frames[7]))
+                       sent_tokens=int(frames[6]), allocated_tokens=int(frames[7]), **extra)
             else:
                 me.log("init_recv", req=room, session=session, blocks=blocks,
                        allocated_tokens=int(frames[6]))
@@ -255,7 +274,12 @@ class EncodeHooks:
         mgr.send_embedding = send_embedding
 
         wrapper = mgr.engine                      # the fork's MooncakeTransferEngine
-        real_batch = wrapper.batch_transfer_sync
+        # patched engine: a round's writes go through `mgr._transfer`, which
+        # fails them at once for a session known dead (no engine call): the
+        # round starts and ends with an error all the same, so observe there
+        real_transfer = getattr(mgr, "_transfer", None)
+        real_batch = real_transfer if real_transfer is not None else \
+            wrapper.batch_transfer_sync
         enc_ptrs = list(mgr.data_args.aux_data_ptrs)
         items = list(mgr.data_args.aux_item_lens)
         nblocks = self.nblocks_lang
@@ -293,15 +317,20 @@ class EncodeHooks:
             if not ok:
                 me.log("write_error", req=room, session=session)
             return ret
-        wrapper.batch_transfer_sync = batch_transfer_sync
+        if real_transfer is not None:
+            mgr._transfer = batch_transfer_sync
+        else:
+            wrapper.batch_transfer_sync = batch_transfer_sync
 
         real_sync = mgr.sync_status_to_language_endpoint
 
-        def sync_status(remote, dst_port, room, status):
+        def sync_status(remote, dst_port, room, status, **kw):
             status = int(status)
+            extra = ({"round": int(kw.get("round", 0)), "sent_tokens": int(kw.get("sent", 0)),
+                      "total": int(kw.get("total", 0))} if me.corrected else {})
             me.log("status_sent", req=room, session=me.rank_of_port.get(int(dst_port), 0),
-                   status=STATUS_NAMES[status])
-            return real_sync(remote, dst_port, room, status)
+                   status=STATUS_NAMES[status], **extra)
+            return real_sync(remote, dst_port, room, status, **kw)
         mgr.sync_status_to_language_endpoint = sync_status
 
     def _maybe_fault(self, room: int, session: int) -> None:
@@ -343,7 +372,7 @@ class LanguageHooks:
     def __init__(self, fork: Any, rank: int, rec: Any, alloc: Any, buffers: Any,
                  prealloc: Any, transfer_queue: Any, cap_blocks: int = 0,
                  check: Callable[[int], tuple[int, int, int]] | None = None,
-                 lag_s: float = 0.0):
+                 lag_s: float = 0.0, corrected: bool = False):
         global _LANG
         self.fork, self.rank, self.rec = fork, rank, rec
         self.alloc, self.buffers = alloc, buffers
@@ -368,6 +397,10 @@ class LanguageHooks:
         self.pop_failed: set[int] = set()
         self.pop_alloc_none: set[int] = set()
         self.pop_resume_alloc: set[int] = set()
+        self.pop_freed: set[int] = set()
+        # a patched build (the corrected design): a rank caches a round and
+        # frees its blocks before it resumes; abort is a message
+        self.corrected = corrected
         self.pop_poll_ts = 0.0
         # repeated polls: the last logged poll of each request, and the pool's
         # version then (see _pop_transferred)
@@ -418,6 +451,8 @@ class LanguageHooks:
             real_free(block_indices=block_indices, req_id=req_id, fake=fake)
             me.pool_version += 1
             room = room_of_rid(req_id)
+            if me.in_pop and room is not None:
+                me.pop_freed.add(room)
             if blocks is not None and room is not None:
                 me.log("free", rank=me.rank, req=room, blocks=blocks)
         self.alloc.alloc = alloc
@@ -465,7 +500,11 @@ class LanguageHooks:
             me.lock.acquire()
             me._tl.holding = True
             room, status = int(frames[0]), int(frames[1])
-            me.write("status_recv", req=room, session=me.rank, status=STATUS_NAMES[status])
+            # patched engine: [room, status, round, offset after it, total]
+            extra = ({"round": int(frames[2]), "sent_tokens": int(frames[3]),
+                      "total": int(frames[4])} if len(frames) >= 5 else {})
+            me.write("status_recv", req=room, session=me.rank, status=STATUS_NAMES[status],
+                     **extra)
 
         def update_status(bootstrap_room, status):
             try:
@@ -490,13 +529,16 @@ class LanguageHooks:
                        blocks=[int(b) for b in embedding_indices],
                        allocated_tokens=int(allocated_tokens))
 
-            def r_resume(rself, embedding_indices, sent_tokens, allocated_tokens):
+            def r_resume(rself, embedding_indices, sent_tokens, allocated_tokens, **kw):
+                # patched engine: ``round=`` (the round the resume answers)
                 real_resume(rself, embedding_indices=embedding_indices,
-                            sent_tokens=sent_tokens, allocated_tokens=allocated_tokens)
+                            sent_tokens=sent_tokens, allocated_tokens=allocated_tokens, **kw)
                 lr = _LANG
+                extra = {"round": int(kw["round"])} if "round" in kw else {}
                 lr.log("resume_sent", req=rself.bootstrap_room, session=lr.rank,
                        blocks=[int(b) for b in embedding_indices],
-                       sent_tokens=int(sent_tokens), allocated_tokens=int(allocated_tokens))
+                       sent_tokens=int(sent_tokens), allocated_tokens=int(allocated_tokens),
+                       **extra)
                 lr.pop_resumed.add(rself.bootstrap_room)
             Receiver.init = r_init
             Receiver.resume_transfer = r_resume
@@ -538,6 +580,7 @@ class LanguageHooks:
         self.pop_polls = None
         self.pop_resumed, self.pop_failed, self.pop_alloc_none = set(), set(), set()
         self.pop_resume_alloc = set()
+        self.pop_freed = set()
         self.buffer = []
         self.pop_current = None
         self.tq.queue = Watched(queue_before)
@@ -558,7 +601,7 @@ class LanguageHooks:
         for lr, poll in zip(queue_before, polls):
             room = lr.req.bootstrap_room
             status = STATUS_NAMES[int(poll)]
-            if status == "Failed" and room in self.aborted:
+            if status == "Failed" and room in self.aborted and not self.corrected:
                 self.aborted.discard(room)
                 self.finished.add(room)
                 self.write("abort", req=room, ts=t_poll)
@@ -570,6 +613,11 @@ class LanguageHooks:
             elif status == "Transferring" and (room in self.pop_resumed or
                                                (room in self.pop_resume_alloc
                                                 and room in self.pop_failed)):
+                decision = "resume"
+            elif (self.corrected and status == "Transferring" and room in self.pop_freed
+                  and room not in self.pop_failed):
+                # corrected: the rank cached the round and freed its blocks
+                # (and resumes once a block is free)
                 decision = "resume"
             elif status == "Transferring" and room in self.pop_alloc_none:
                 decision = "retry_alloc"
@@ -633,7 +681,16 @@ class LanguageHooks:
         self.finished.add(room)
 
     def abort(self, room: int, lreq: Any) -> None:
+        t0 = _now()        # before the message can be out (the merge orders by ts)
         lreq.embedding_receiver.abort()
+        if self.corrected and getattr(lreq.embedding_receiver, "aborting", False):
+            # corrected (patched engine): abort is a message; the blocks stay
+            # held until the encode side answers Failed (the poll that sees it
+            # frees them and fails the request)
+            self.write("abort", req=room, ts=t0)
+            self.write("abort_sent", req=room, session=self.rank, ts=t0)
+            self.finished.add(room)
+            return
         self.aborted.add(room)     # logged when it takes effect (next poll)
 
     def status_of(self, room: int) -> int | None:
