@@ -186,8 +186,11 @@ def stored_replays() -> dict[str, dict]:
 
 
 def run_tlc_counterexample(model: str) -> dict:
-    """Run TLC through the spec part's CLI and return its JSON document."""
-    proc = subprocess.run([sys.executable, "-m", "resumespec", "counterexample", model, "--json", "-q"],
+    """Run TLC through the spec part's CLI and return its JSON document.
+    One worker: TLC's breadth-first search then reports a shortest
+    counterexample (with several workers it may report one a step longer)."""
+    proc = subprocess.run([sys.executable, "-m", "resumespec", "counterexample", model, "--json", "-q",
+                           "--workers", "1"],
                           capture_output=True, text=True)
     try:
         return json.loads(proc.stdout)

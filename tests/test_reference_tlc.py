@@ -62,7 +62,7 @@ def test_parse_constants():
 
 def test_a_fresh_tlc_counterexample_replays_to_the_same_verdict():
     # one small model end to end: TLC -> JSON -> schedule -> the same verdict
-    # (TLC's workers may pick another trace of the same length than the stored one)
+    # (one TLC worker: a shortest trace, maybe another one of the same length)
     fresh = replay_doc(run_tlc_counterexample("flag_double_free"))
     assert fresh["property"] == "NoDoubleFree"
     assert len(fresh["steps"]) == len(REPLAYS["flag_double_free"]["steps"])
