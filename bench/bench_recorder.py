@@ -7,7 +7,8 @@ Side by side in one run, interleaved: the same engine-like calls (``alloc``,
 * a plain Python function with the same signature that does nothing (the
   floor: what the call itself costs) and the recorder with tracing off;
 * ``TraceWriter`` (the first recorder: ``json.dumps``, a buffered text file);
-* the recorder before this change (``bench/recorder_before.py``, frozen);
+* the recorder before this change (``conformance/recorder.py`` at commit
+  338ed49, read from git);
 * the recorder now (``conformance/recorder.py``);
 
 each of the last two buffered and per line, with the fields checked and
@@ -49,6 +50,10 @@ def _drive(llog, elog, n: int) -> None:
         llog("poll", req=req, status="Transferring", decision="resume")
 
 
+# the recorder before the compiled fields check and preformatted lines
+BEFORE_REV = "338ed49"
+
+
 def _plain(event, **fields):
     return None
 
@@ -56,7 +61,7 @@ def _plain(event, **fields):
 def _variants(folder: Path):
     """name -> a factory returning (language log, encode log, close) on fresh
     files."""
-    from bench import recorder_before
+    from bench.bench_refinement import load_baseline
     from resumespec.conformance import recorder
     from resumespec.conformance.trace import TraceWriter
 
@@ -87,6 +92,7 @@ def _variants(folder: Path):
     out = {"plain call": lambda: (_plain, _plain, lambda: None),
            "tracing off": lambda: (recorder.NULL.log, recorder.NULL.log, lambda: None),
            "TraceWriter (the first), checked": writer}
+    recorder_before = load_baseline(BEFORE_REV, "recorder")
     for who, module in (("before", recorder_before), ("now", recorder)):
         for flush in (False, True):
             for check in (True, False):

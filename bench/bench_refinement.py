@@ -39,23 +39,23 @@ def _arg(argv: list[str], name: str, default: str) -> str:
     return default
 
 
-def load_baseline(rev: str):
-    """The native checker as it is at git revision ``rev``: that revision's
-    ``conformance/`` package (checker, properties, trace reader), extracted
-    and imported under its own name."""
+def load_baseline(rev: str, module: str = "checker_native"):
+    """A module of ``conformance/`` as it is at git revision ``rev`` (default
+    the native checker): that revision's package, extracted and imported
+    under its own name."""
     d = tempfile.mkdtemp(prefix="bench-baseline-")
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "conformance"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
     pkg = os.path.join(d, "conformance")
-    name = "resumespec._baseline_conformance"
+    name = f"resumespec._baseline_conformance_{rev}"
     spec = importlib.util.spec_from_file_location(name, os.path.join(pkg, "__init__.py"),
                                                   submodule_search_locations=[pkg])
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
-    return importlib.import_module(name + ".checker_native")
+    return importlib.import_module(f"{name}.{module}")
 
 
 def throughput(base, sizes: list[int], repeat: int = 5) -> None:
