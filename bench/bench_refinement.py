@@ -48,7 +48,7 @@ def load_baseline(rev: str, module: str = "checker_native"):
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
     pkg = os.path.join(d, "conformance")
-    name = f"resumespec._baseline_conformance_{rev}"
+    name = "resumespec._baseline_conformance_" + "".join(c if c.isalnum() else "_" for c in rev)
     spec = importlib.util.spec_from_file_location(name, os.path.join(pkg, "__init__.py"),
                                                   submodule_search_locations=[pkg])
     assert spec is not None and spec.loader is not None
