@@ -369,7 +369,13 @@ PrefillDone(r) ==
 (*  again, which the fork does only after the heartbeat declared the       *)
 (*  encode side lost; the spec never clears it.                           *)
 (***************************************************************************)
-FailedTo(r, d) == StMsg(Failed, txRound[r], txSent[r][d], Total[r])
+(* What a status names as the total: the embedding's length once a round *)
+(* has started.  Before the first round the encode side may not have      *)
+(* encoded the request yet, so an engine cannot know the length there: a *)
+(* Failed sent before any round names round 0, offset 0 and total 0.      *)
+KnownTotal(r) == IF txRound[r] = 0 THEN 0 ELSE Total[r]
+
+FailedTo(r, d) == StMsg(Failed, txRound[r], txSent[r][d], KnownTotal(r))
 
 WriteError(r) ==
     /\ "write_error" \in Faults \ faultsUsed

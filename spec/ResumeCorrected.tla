@@ -75,7 +75,7 @@ SenderRecvAbort(r, s) ==
     /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
     /\ IF txPhase[r] # "dead"
        THEN /\ txPhase' = [txPhase EXCEPT ![r] = IF @ = "done" THEN "done" ELSE "failed"]
-            /\ st' = [st EXCEPT ![r][s] = Append(@, StMsg(Failed, txRound[r], txSent[r][s], Total[r]))]
+            /\ st' = [st EXCEPT ![r][s] = Append(@, FailedTo(r, s))]
        ELSE UNCHANGED <<txPhase, st>>
     /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
                    txPartials, txPartial, txDead, wire, faultsUsed, errors>>

@@ -47,13 +47,14 @@ InitInfo == StMsg(Bootstrapping, 0, 0, 0)
 InfoDom(r) == {InitInfo} \cup
     {StMsg(x, j, n, Total[r]) : x \in {Failed, Transferring, Success}, j \in 0..Total[r],
                                 n \in 0..Total[r]}
+    \cup {StMsg(Failed, 0, 0, 0)}   \* a Failed before any round (KnownTotal)
 AbortMsg == CtlMsg("abort", <<>>, 0, 0, 0)
 ReqMsgs(r) ==
     {CtlMsg("init", b, 0, Len(b) * BlockSize, 0) : b \in InjSeqs} \cup
     {CtlMsg("resume", b, n, Len(b) * BlockSize, j) : b \in InjSeqs, n \in 0..Total[r], j \in 1..Total[r]}
 CtlSeqs(r) == {<<>>, <<AbortMsg>>} \cup {<<m>> : m \in ReqMsgs(r)} \cup {<<m, AbortMsg>> : m \in ReqMsgs(r)}
 \* every status in flight is of the sender's current round and offset
-M(r, s, x) == StMsg(x, txRound[r], txSent[r][s], Total[r])
+M(r, s, x) == StMsg(x, txRound[r], txSent[r][s], KnownTotal(r))
 StSeqs(r, s) == {<<>>} \cup {<<M(r, s, x)>> : x \in {Failed, Transferring, Success}}
                        \cup {<<M(r, s, x), M(r, s, Failed)>> : x \in {Failed, Transferring, Success}}
 AllWrites(s) == UNION {RoundWrites(r, s) : r \in Reqs}

@@ -128,6 +128,20 @@ def test_corrected_resume_names_the_round_and_waits_for_a_free_block():
     assert core.receiver_poll(resume.state, 1) == []           # once per round
 
 
+def test_a_failed_status_names_the_total_only_once_a_round_started():
+    """KnownTotal: before the first round the encode side may not have the
+    embedding yet, so an abort answered then says round 0, offset 0, total
+    0; a write error in round 1 names the real total."""
+    p = core.Params("corrected", block_size=1, init_tokens=1, n_sessions=1)
+    tx = core.TxRoom.initial(p, 1, 5)
+    abort = core.sender_recv_abort(tx, 1, core.Ctl("abort", (), 0, 0, 0), False)
+    assert abort.effects == (core.SendStatus(1, 1, core.StatusMsg(core.Status.FAILED, 0, 0, 0)),)
+    tx = core.sender_recv_init(tx, 1, core.Ctl("init", (0,), 0, 1, 0)).state
+    started = core.sender_start_round(tx).state
+    (failed,) = core.write_error(started).effects[-1:]
+    assert failed == core.SendStatus(1, 1, core.StatusMsg(core.Status.FAILED, 1, 0, 5))
+
+
 def test_historical_poll_needs_the_aux_observation():
     """The once design decides from the aux row it reads: with a stale aux
     (0) it sees nothing to resume and only reads; with the total it resumes."""

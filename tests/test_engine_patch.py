@@ -40,7 +40,6 @@ FORK_GIT = Path(os.environ.get("SGLANG_FORK_GIT", "/work/.mirror/ZhengWG+sglang/
 CCA20B094_BLOBS = {
     "python/sglang/srt/disaggregation/mooncake/conn_multimodal.py": "c7c155c",
     "python/sglang/srt/disaggregation/multimodal_language.py": "3c0a573",
-    "python/sglang/srt/disaggregation/multimodal_embedding.py": "5446ee3",
 }
 
 
@@ -219,3 +218,27 @@ def test_recording_the_patched_fork_gives_the_committed_traces(tmp_path):
     assert [ev["event"] for ev in enc[-4:]] == ["round_start", "round_end", "write_error",
                                                 "status_sent"]
     assert (enc[-1]["status"], enc[-1]["round"], enc[-1]["total"]) == ("Failed", 1, 3)
+
+
+def test_an_abort_before_any_round_is_answered_with_total_0(tmp_path):
+    """The patched sender answers an abort that beats the first round with
+    round 0, offset 0 and total 0 (the spec's KnownTotal: the encode side may
+    not have the embedding yet), and the native checker compares that total
+    with the core's: a copy of the run that names the real total is rejected
+    at that status."""
+    src = CORPUS / "cca20b094-corrected" / "abort.jsonl"
+    lines = src.read_text().splitlines()
+    at = [i for i, line in enumerate(lines)
+          if '"event":"status_sent"' in line and '"status":"Failed"' in line]
+    assert at, "the abort run has no Failed status"
+    ev = json.loads(lines[at[0]])
+    assert (ev["round"], ev["sent_tokens"], ev["total"]) == (0, 0, 0)
+    assert check_native([str(src)]).verdict == "conforms"
+    for i, line in enumerate(lines):     # both sides of the message say total 3
+        if '"status":"Failed","round":0,"sent_tokens":0,"total":0' in line:
+            lines[i] = line.replace('"total":0', '"total":3')
+    bad = tmp_path / "abort_total.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    v = check_native([str(bad)])
+    assert v.verdict == "violates" and v.line == at[0] + 1
+    assert "total 3" in v.message and "total = 0" in v.expected

@@ -44,7 +44,6 @@ logs which tokens it really got.
 
 from __future__ import annotations
 
-import inspect
 import os
 import tempfile
 import time
@@ -66,6 +65,7 @@ from .sglang_inprocess import (
     route_all_reduce_to_lockstep_groups,
 )
 from .sglang_loader import Fork
+from .sglang_observe import poll_decision
 
 ID_BASE = 1000          # fill id = req * ID_BASE + position (1-based)
 STATUS_NAMES = STATUSES
@@ -378,25 +378,7 @@ class LanguageRank:
                 for event, f in by_room.pop(room, []):
                     self.write(event, **f)
                 continue
-            if room in handed_rooms:
-                decision = "handoff"
-            elif status == "Transferring" and (room in self.pop_resumed or
-                                               (room in self.pop_resume_alloc
-                                                and room in self.pop_failed)):
-                # free_first: the design decided to resume; its allocation
-                # returning None fails the request inside the same poll
-                decision = "resume"
-            elif (self.corrected and status == "Transferring" and room in self.pop_freed
-                  and room not in self.pop_failed):
-                # corrected: the rank cached the round and freed its blocks
-                # (and resumes once a block is free)
-                decision = "resume"
-            elif status == "Transferring" and room in self.pop_alloc_none:
-                decision = "retry_alloc"
-            elif room in self.pop_failed:
-                decision = "fail"
-            else:
-                decision = "wait"
+            decision = poll_decision(self, room, status, handed_rooms)
             if room in self.pop_failed:
                 self.finished.add(room)
             self.write("poll", req=room, status=status, decision=decision)
@@ -778,11 +760,7 @@ class Cluster:
         if blocks is None:
             raise RuntimeError("encode pool too small for the scenario")
         ereq.embedding_indices = blocks
-        if "total_tokens" in inspect.signature(sender.init).parameters:
-            # patched engine: its encode scheduler passes the length it knows
-            sender.init(embedding_indices=blocks, total_tokens=total)
-        else:
-            sender.init(embedding_indices=blocks)
+        sender.init(embedding_indices=blocks)
         self.senders[room] = sender
         self.enc_reqs[room] = ereq
 

@@ -103,7 +103,10 @@ class TxRoom(NamedTuple):
                              self.partial if partial is None else partial))
 
     def _failed_status(self, s: int) -> StatusMsg:
-        return StatusMsg(Status.FAILED, self.round, self.session(s).sent, self.total)
+        # Before the first round the sender may not know the length yet:
+        # the spec's KnownTotal names 0 there.
+        return StatusMsg(Status.FAILED, self.round, self.session(s).sent,
+                         self.total if self.round else 0)
 
 
 class TxStep(NamedTuple):
