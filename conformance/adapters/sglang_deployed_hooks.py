@@ -87,6 +87,8 @@ import torch
 
 from resumespec.reference.protocol.designs import STATUSES
 
+from .sglang_observe import poll_decision
+
 ID_BASE = 100_000        # fill id = req * ID_BASE + position (1-based); positions < ID_BASE
 STATUS_NAMES = STATUSES
 
@@ -608,23 +610,7 @@ class LanguageHooks:
                 for event, f in by_room.pop(room, []):
                     self.write(event, **f)
                 continue
-            if room in handed_rooms:
-                decision = "handoff"
-            elif status == "Transferring" and (room in self.pop_resumed or
-                                               (room in self.pop_resume_alloc
-                                                and room in self.pop_failed)):
-                decision = "resume"
-            elif (self.corrected and status == "Transferring" and room in self.pop_freed
-                  and room not in self.pop_failed):
-                # corrected: the rank cached the round and freed its blocks
-                # (and resumes once a block is free)
-                decision = "resume"
-            elif status == "Transferring" and room in self.pop_alloc_none:
-                decision = "retry_alloc"
-            elif room in self.pop_failed:
-                decision = "fail"
-            else:
-                decision = "wait"
+            decision = poll_decision(self, room, status, handed_rooms)
             if room in self.pop_failed:
                 self.finished.add(room)
             events = by_room.pop(room, [])

@@ -26,8 +26,6 @@ few helpers; ``get_free_port`` really asks the OS for a free port here),
 
 from __future__ import annotations
 
-import enum
-import importlib
 import os
 import socket
 import sys
@@ -39,10 +37,10 @@ from .sglang_loader import (
     Fork,
     ForkLoadError,
     _module,
-    _package,
-    _placeholder_class,
     _stub_schedule_batch,
     find_python_root,
+    import_real,
+    sglang_stubs,
 )
 
 DEPLOYED_REAL_MODULES = (
@@ -128,8 +126,6 @@ def load_fork_deployed(checkout: str | os.PathLike) -> Fork:
         raise ForkLoadError("a fork is already loaded in this process; load one checkout "
                             "per process")
     root = find_python_root(Path(checkout).resolve())
-    srt = root / "sglang" / "srt"
-    dis = srt / "disaggregation"
     try:
         import mooncake.engine as mc_engine
     except ImportError as e:
@@ -150,39 +146,8 @@ def load_fork_deployed(checkout: str | os.PathLike) -> Fork:
     schedule_batch.FINISH_LENGTH = FINISH_LENGTH
     schedule_batch.get_global_server_args = lambda: types.SimpleNamespace(
         max_micro_batch_size=64)
-    stubs: dict[str, types.ModuleType] = {
-        "sglang": _package("sglang", root / "sglang"),
-        "sglang.srt": _package("sglang.srt", srt),
-        "sglang.srt.disaggregation": _package("sglang.srt.disaggregation", dis),
-        "sglang.srt.disaggregation.common": _package("sglang.srt.disaggregation.common",
-                                                     dis / "common"),
-        "sglang.srt.disaggregation.mooncake": _package("sglang.srt.disaggregation.mooncake",
-                                                       dis / "mooncake"),
-        "sglang.srt.utils": _stub_srt_utils_deployed(),
-        "sglang.srt.server_args": _module("sglang.srt.server_args", ServerArgs=object),
-        "sglang.srt.managers": _package("sglang.srt.managers", None),
-        "sglang.srt.managers.schedule_batch": schedule_batch,
-        "sglang.srt.mem_cache": _package("sglang.srt.mem_cache", None),
-        "sglang.srt.mem_cache.base_prefix_cache": _module(
-            "sglang.srt.mem_cache.base_prefix_cache", BasePrefixCache=object),
-        "sglang.srt.model_executor": _package("sglang.srt.model_executor", None),
-        "sglang.srt.model_executor.forward_batch_info": _module(
-            "sglang.srt.model_executor.forward_batch_info",
-            ForwardMode=enum.Enum("ForwardMode", "EXTEND DECODE IDLE")),
-    }
-    for name in ("MooncakeKVBootstrapServer", "MooncakeKVManager", "MooncakeKVReceiver",
-                 "MooncakeKVSender"):
-        setattr(stubs["sglang.srt.disaggregation.mooncake"], name, _placeholder_class(name))
-    sys.modules.update(stubs)
-
-    real: dict[str, Any] = {}
-    for name in DEPLOYED_REAL_MODULES:
-        try:
-            real[name] = importlib.import_module(name)
-        except ImportError as e:
-            raise ForkLoadError(f"importing {name} from {root}: {e}") from None
-        if not str(getattr(real[name], "__file__", "")).startswith(str(root)):
-            raise ForkLoadError(f"{name} was not loaded from {root}")
+    sys.modules.update(sglang_stubs(root, schedule_batch, _stub_srt_utils_deployed()))
+    real = import_real(root, DEPLOYED_REAL_MODULES)
     fork = Fork(
         root=root, network=None, bootstrap=None,
         base=real["sglang.srt.disaggregation.base.conn"],

@@ -176,27 +176,15 @@ def _placeholder_class(name: str) -> type:
     return type(name, (), {"__init__": _init})
 
 
-def load_fork(checkout: str | os.PathLike) -> Fork:
-    """Import the fork's real modules from ``checkout`` (once per process)."""
-    if "sglang" in sys.modules and not getattr(sys.modules["sglang"], "__resumespec_stub__",
-                                               False):
-        raise ForkLoadError("a real `sglang` package is already imported in this process; "
-                            "run the recorder in a fresh interpreter")
-    if "sglang.srt.disaggregation.multimodal_language" in sys.modules:
-        raise ForkLoadError("a fork is already loaded in this process; load one checkout "
-                            "per process")
-    root = find_python_root(Path(checkout).resolve())
+def sglang_stubs(root: Path, schedule_batch: types.ModuleType,
+                 utils: types.ModuleType) -> dict[str, types.ModuleType]:
+    """The ``sglang`` package tree as the fork's disaggregation code imports
+    it: the real folders as packages, the rest of the engine (server args,
+    scheduler batch, caches, model executor) as stubs.  Both loaders (in
+    process and deployed) add their own transport modules to it."""
     srt = root / "sglang" / "srt"
     dis = srt / "disaggregation"
-
-    network = Network()
-    bootstrap = BootstrapRegistry()
-    schedule_batch = _stub_schedule_batch()
     stubs: dict[str, types.ModuleType] = {
-        "zmq": make_fake_zmq(network),
-        "requests": make_fake_requests(bootstrap),
-        "aiohttp": _module("aiohttp", web=_module("aiohttp.web")),
-        "aiohttp.web": _module("aiohttp.web"),
         "sglang": _package("sglang", root / "sglang"),
         "sglang.srt": _package("sglang.srt", srt),
         "sglang.srt.disaggregation": _package("sglang.srt.disaggregation", dis),
@@ -204,10 +192,7 @@ def load_fork(checkout: str | os.PathLike) -> Fork:
                                                      dis / "common"),
         "sglang.srt.disaggregation.mooncake": _package("sglang.srt.disaggregation.mooncake",
                                                        dis / "mooncake"),
-        "sglang.srt.disaggregation.mooncake.transfer_engine": _module(
-            "sglang.srt.disaggregation.mooncake.transfer_engine",
-            MooncakeTransferEngine=InProcessTransferEngine),
-        "sglang.srt.utils": _stub_srt_utils(),
+        "sglang.srt.utils": utils,
         "sglang.srt.server_args": _module("sglang.srt.server_args", ServerArgs=object),
         "sglang.srt.managers": _package("sglang.srt.managers", None),
         "sglang.srt.managers.schedule_batch": schedule_batch,
@@ -222,16 +207,49 @@ def load_fork(checkout: str | os.PathLike) -> Fork:
     for name in ("MooncakeKVBootstrapServer", "MooncakeKVManager", "MooncakeKVReceiver",
                  "MooncakeKVSender"):
         setattr(stubs["sglang.srt.disaggregation.mooncake"], name, _placeholder_class(name))
-    sys.modules.update(stubs)
+    return stubs
 
+
+def import_real(root: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """Import the fork's own modules ``names``, each of which must come from
+    ``root`` (not from another sglang on the path)."""
     real: dict[str, Any] = {}
-    for name in REAL_MODULES:
+    for name in names:
         try:
             real[name] = importlib.import_module(name)
         except ImportError as e:
             raise ForkLoadError(f"importing {name} from {root}: {e}") from None
         if not str(getattr(real[name], "__file__", "")).startswith(str(root)):
             raise ForkLoadError(f"{name} was not loaded from {root}")
+    return real
+
+
+def load_fork(checkout: str | os.PathLike) -> Fork:
+    """Import the fork's real modules from ``checkout`` (once per process)."""
+    if "sglang" in sys.modules and not getattr(sys.modules["sglang"], "__resumespec_stub__",
+                                               False):
+        raise ForkLoadError("a real `sglang` package is already imported in this process; "
+                            "run the recorder in a fresh interpreter")
+    if "sglang.srt.disaggregation.multimodal_language" in sys.modules:
+        raise ForkLoadError("a fork is already loaded in this process; load one checkout "
+                            "per process")
+    root = find_python_root(Path(checkout).resolve())
+
+    network = Network()
+    bootstrap = BootstrapRegistry()
+    schedule_batch = _stub_schedule_batch()
+    stubs = sglang_stubs(root, schedule_batch, _stub_srt_utils())
+    stubs.update({
+        "zmq": make_fake_zmq(network),
+        "requests": make_fake_requests(bootstrap),
+        "aiohttp": _module("aiohttp", web=_module("aiohttp.web")),
+        "aiohttp.web": _module("aiohttp.web"),
+        "sglang.srt.disaggregation.mooncake.transfer_engine": _module(
+            "sglang.srt.disaggregation.mooncake.transfer_engine",
+            MooncakeTransferEngine=InProcessTransferEngine),
+    })
+    sys.modules.update(stubs)
+    real = import_real(root, REAL_MODULES)
     # `from sglang.srt.disaggregation.fake import FakeKVReceiver` inside
     # get_kv_class: the real fake/__init__.py re-exports these already; the
     # base package likewise.  Nothing else to wire.
