@@ -117,8 +117,8 @@ def _translate(name: str, p: dict, c: dict) -> dict | None:
         r = next(r for r in _idx(nreq) if p["rxPhase"][r - 1] == "queued" and c["rxPhase"][r - 1] != "queued")
         return {"step": name, "req": r}
     if name.startswith("Poll") or name == "ReceiverPoll":
-        rx_vars = [v for v in ("rxPhase", "rxBlocks", "rxResumes", "rxCache", "rxRound", "handed",
-                               "rxFlag", "rxLastIdx", "rxLastSent", "rxPSent", "rxPTotal") if v in c]
+        rx_vars = [v for v in ("rxPhase", "rxBlocks", "rxResumes", "rxCache", "rxDesign", "handed")
+                   if v in c]
         changed = [r for r in _idx(nreq) if any(p[v][r - 1] != c[v][r - 1] for v in rx_vars)]
         if not changed:  # a read-only poll: only the error set changed
             changed = [r for r in _idx(nreq) if c["rxPhase"][r - 1] == "queued"]

@@ -80,14 +80,7 @@ VARIABLES
     rxCache,    \* rxCache[r][s]: tokens cached from earlier rounds
     rxResumes,  \* resumes sent so far (for AtMostOneResumePerRound)
     handed,     \* handed[r][s]: what was handed to prefill
-    \* ---- receiver, one design's own state (see below) ----
-    rxInfo,     \* corrected: [status, round, sent, total] of the newest status
-    rxRound,    \* corrected: last round whose data was cached
-    rxPSent,    \* historical: partial_sent_tokens
-    rxPTotal,   \* historical: cached total length (0 = nothing cached)
-    rxFlag,     \* historical "flag": resume_triggered
-    rxLastIdx,  \* historical "indices": last_resume_indices (<<>> = None)
-    rxLastSent, \* historical "sent_tokens", "cached_sent": last_resume_at_sent_tokens (-1 = none)
+    rxDesign,   \* rxDesign[r][s]: the design's own receiver state (see below)
     \* ---- sender, per room r and session s ----
     txPhase,    \* "init", "writing", "await", "done", "failed", "dead"
     txSent, txAlloc, txDst, txReady, txTok,
@@ -105,26 +98,22 @@ VARIABLES
                 \* "write_into_unowned")
 
 (***************************************************************************)
-(* Why one design's own variables are declared here.  Each is changed only *)
-(* by the steps of one design's module: rxInfo and rxRound by              *)
-(* ResumeCorrected, the other five by ResumeHistorical.  Under the         *)
-(* corrected design the historical five keep their initial values and add  *)
-(* no states; rxRound stays 0 under the historical designs, whose          *)
-(* DeliverStatus still records the last status in rxInfo as the engine's   *)
-(* receiver does (no historical step reads it; the reference core keeps it *)
-(* too, and its equivalence test compares states one to one).  They are   *)
-(* declared here because every step must say what becomes of every        *)
-(* variable: the shared steps below leave these unchanged, and can only    *)
-(* say so if the variables are declared here.  Declared in a design's      *)
-(* module instead, every shared step would need a wrapper per design under *)
-(* another name, and TLC names a step after the operator that defines it:  *)
-(* counterexamples, the core's equivalence test (tlc -dump) and the trace  *)
-(* checker key on those names.  ResumeProtocol.tla, which instantiates     *)
-(* either design for trace validation, needs one set of variables as well. *)
+(* The design's own receiver state.  What a receiver remembers besides its *)
+(* phase, status, blocks, cache and resume count differs from design to   *)
+(* design, so this module declares one variable for it, rxDesign, and     *)
+(* leaves its shape to the design: rxDesign[r][s] is a record that the    *)
+(* design's module defines (DesignInit), reads and changes; no step here  *)
+(* reads it, and every step here leaves it unchanged.  The corrected      *)
+(* design keeps the newest status and the last round it cached             *)
+(* (ResumeCorrected); the historical designs keep the engine's fields      *)
+(* (ResumeHistorical).  One variable for all designs keeps every shared    *)
+(* step, and so its name, the same for every design: TLC names a step     *)
+(* after the operator that defines it, and counterexamples, the core's    *)
+(* equivalence test (tlc -dump) and the trace checker key on those names.  *)
+(* A design's module gives the initial state as Init == BaseInit /\        *)
+(* rxDesign = ..., and its Measure (below) the work its own state records. *)
 (***************************************************************************)
-rxVars == <<rxPhase, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
-            rxFlag, rxLastIdx, rxLastSent, rxRound, rxResumes, handed>>
-historicalVars == <<rxPSent, rxPTotal, rxFlag, rxLastIdx, rxLastSent>>
+rxVars == <<rxPhase, rxStatus, rxDesign, rxBlocks, rxCache, rxResumes, handed>>
 
 txVars == <<txPhase, txSent, txAlloc, txDst, txReady, txTok, txRound,
             txPartials, txPartial, txDead>>
@@ -183,23 +172,16 @@ Held(r, s) == IF rxPhase[r] \in {"queued", "aborting", "prefill"}
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* Initial state                                                           *)
+(* Initial state, but for rxDesign (each design's Init adds it)          *)
 (***************************************************************************)
-Init ==
+BaseInit ==
     /\ free = [s \in Sess |-> [i \in 1..NBlocks |-> i]]
     /\ data = [s \in Sess |-> [b \in Blocks |-> [k \in Slots |-> NoTok]]]
     /\ aux = [s \in Sess |-> [b \in Blocks |-> 0]]
     /\ rxPhase = [r \in Reqs |-> "new"]
     /\ rxStatus = [r \in Reqs |-> [s \in Sess |-> Bootstrapping]]
-    /\ rxInfo = [r \in Reqs |-> [s \in Sess |-> StMsg(Bootstrapping, 0, 0, 0)]]
     /\ rxBlocks = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ rxCache = [r \in Reqs |-> [s \in Sess |-> <<>>]]
-    /\ rxPSent = [r \in Reqs |-> [s \in Sess |-> 0]]
-    /\ rxPTotal = [r \in Reqs |-> [s \in Sess |-> 0]]
-    /\ rxFlag = [r \in Reqs |-> [s \in Sess |-> FALSE]]
-    /\ rxLastIdx = [r \in Reqs |-> [s \in Sess |-> <<>>]]
-    /\ rxLastSent = [r \in Reqs |-> [s \in Sess |-> -1]]
-    /\ rxRound = [r \in Reqs |-> [s \in Sess |-> 0]]
     /\ rxResumes = [r \in Reqs |-> [s \in Sess |-> 0]]
     /\ handed = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ txPhase = [r \in Reqs |-> "init"]
@@ -235,8 +217,7 @@ ReceiverInit(r) ==
                                               Len(choice[s][1]) * BlockSize, 0))]]
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "queued"]
     /\ rxStatus' = [rxStatus EXCEPT ![r] = [s \in Sess |-> WaitingForInput]]
-    /\ UNCHANGED <<data, aux, rxInfo, rxCache, rxPSent, rxPTotal, rxFlag, rxLastIdx,
-                   rxLastSent, rxRound, rxResumes, handed, txVars, st, wire,
+    /\ UNCHANGED <<data, aux, rxDesign, rxCache, rxResumes, handed, txVars, st, wire,
                    faultsUsed, errors>>
 
 (***************************************************************************)
@@ -330,9 +311,8 @@ PollFailed(r) ==
     /\ FreeAll(r)
     /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> <<>>]]
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "failed"]
-    /\ UNCHANGED <<data, aux, rxStatus, rxInfo, rxCache, rxPSent, rxPTotal, rxFlag,
-                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, netVars,
-                   faultsUsed, errors>>
+    /\ UNCHANGED <<data, aux, rxStatus, rxDesign, rxCache, rxResumes, handed, txVars,
+                   netVars, faultsUsed, errors>>
 
 (* Prefill finished: the request's blocks go back to the pool. *)
 PrefillDone(r) ==
@@ -340,9 +320,8 @@ PrefillDone(r) ==
     /\ FreeAll(r)
     /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> <<>>]]
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "done"]
-    /\ UNCHANGED <<data, aux, rxStatus, rxInfo, rxCache, rxPSent, rxPTotal, rxFlag,
-                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, netVars,
-                   faultsUsed, errors>>
+    /\ UNCHANGED <<data, aux, rxStatus, rxDesign, rxCache, rxResumes, handed, txVars,
+                   netVars, faultsUsed, errors>>
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -466,8 +445,8 @@ Heartbeat(r) ==
     /\ txPhase' = [txPhase EXCEPT ![r] = "dead"]
     /\ rxStatus' = [rxStatus EXCEPT ![r] = [s \in Sess |-> Failed]]
     /\ faultsUsed' = faultsUsed \cup {"heartbeat"}
-    /\ UNCHANGED <<poolVars, rxPhase, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal, rxFlag,
-                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txSent, txAlloc,
+    /\ UNCHANGED <<poolVars, rxPhase, rxDesign, rxBlocks, rxCache, rxResumes, handed,
+                   txSent, txAlloc,
                    txDst, txReady, txTok, txRound, txPartials, txPartial, txDead, ctl, st,
                    errors>>
 
@@ -582,23 +561,24 @@ Liveness == EveryRequestEnds /\ BlocksEventuallyFree /\ NoWaitForUnrequestedRoun
 (***************************************************************************)
 (* Liveness checked as safety, for models expected to succeed.            *)
 (*                                                                         *)
-(* Measure counts work done (phases reached, rounds started, rounds        *)
-(* cached, resumes sent, hazards recorded, faults used), weighted by K,    *)
-(* minus work pending (messages and writes in flight, a control message   *)
-(* counting twice: consuming one may send one status).  K exceeds what    *)
-(* one step can put in flight, so every step that changes the state       *)
-(* increases Measure: StepsMakeProgress, an action property TLC checks on *)
-(* every transition.  On a finite state graph a behaviour can therefore   *)
-(* take only finitely many non-stuttering steps; under SpecProgress (each *)
-(* design's module) it then stutters forever in a state where no protocol *)
-(* step is enabled (AtRest).  So the four liveness properties hold on     *)
-(* every behaviour of SpecProgress, hence of Spec, exactly when           *)
-(* LivenessAtRest (each design's module) holds on every                   *)
-(* reachable state: <>P and []<>P reduce to P in the final state, and      *)
-(* P ~> Q to P => Q there (Ended and Freed are stable).  TLC checks this  *)
-(* as an invariant: no behaviour graph, no search for cycles.  A liveness *)
-(* bug shows as a reachable state at rest that is not a goal (each of the *)
-(* six historical hangs of the quick set does: tests/test_models.py).      *)
+(* Measure counts work done (phases reached, rounds started, resumes sent, *)
+(* hazards recorded, faults used, and what the design's own state records: *)
+(* MeasureWith's argument, the corrected design's rounds cached), weighted *)
+(* by K, minus work pending (messages and writes in flight, a control      *)
+(* message counting twice: consuming one may send one status). K exceeds   *)
+(* what one step can put in flight, so every step that changes the state   *)
+(* increases Measure: StepsMakeProgress (each design's module), an action  *)
+(* property TLC checks on every transition. On a finite state graph a      *)
+(* behaviour can therefore take only finitely many non-stuttering steps;   *)
+(* under SpecProgress (each design's module) it then stutters forever in a *)
+(* state where no protocol step is enabled (AtRest). So the four liveness  *)
+(* properties hold on every behaviour of SpecProgress, hence of Spec,      *)
+(* exactly when LivenessAtRest (each design's module) holds on every       *)
+(* reachable state: <>P and []<>P reduce to P in the final state, and P ~> *)
+(* Q to P => Q there (Ended and Freed are stable). TLC checks this as an   *)
+(* invariant: no behaviour graph, no search for cycles. A liveness bug     *)
+(* shows as a reachable state at rest that is not a goal (each of the six  *)
+(* historical hangs of the quick set does: tests/test_models.py).          *)
 (***************************************************************************)
 RxRank(r) == CASE rxPhase[r] = "new" -> 0 [] rxPhase[r] = "queued" -> 1
                [] rxPhase[r] = "aborting" -> 2 [] rxPhase[r] = "prefill" -> 3
@@ -608,13 +588,14 @@ TxRank(r) == 3 * txRound[r] + CASE txPhase[r] = "init" -> 0 [] txPhase[r] = "wri
                                 [] txPhase[r] \in {"done", "failed", "dead"} -> 3
 Sum(f, n) == LET S[i \in 0..n] == IF i = 0 THEN 0 ELSE S[i - 1] + f[i] IN S[n]  \* f[1] + ... + f[n]
 Done == Sum([r \in Reqs |-> RxRank(r) + TxRank(r)
-                            + Sum([s \in Sess |-> rxRound[r][s] + rxResumes[r][s]], NSess)], NReq)
+                            + Sum([s \in Sess |-> rxResumes[r][s]], NSess)], NReq)
         + Cardinality(errors) + Cardinality(faultsUsed)
 Pending == Sum([r \in Reqs |-> Sum([s \in Sess |-> 2 * Len(ctl[r][s]) + Len(st[r][s])], NSess)], NReq)
            + Sum([s \in Sess |-> Cardinality(wire[s])], NSess)
 K == 2 * NSess + NSess * NBlocks + 1
-Measure == K * Done - Pending
-StepsMakeProgress == [][Measure' > Measure]_vars
+\* designDone: the work the design's own state records (each design's module
+\* defines Measure == MeasureWith(...) and StepsMakeProgress from it)
+MeasureWith(designDone) == K * (Done + designDone) - Pending
 
 \* What LivenessAtRest asks of a state where no protocol step is enabled
 \* (each design's module defines LivenessAtRest with its own ProtocolNext).

@@ -13,14 +13,14 @@
 (*                                                                         *)
 (*  1. A status names its round.  After round k the sender tells each      *)
 (*     session [status, round k, its offset after k, the total]            *)
-(*     (SenderEndRound); the receiver keeps the newest one (rxInfo) and    *)
+(*     (SenderEndRound); the receiver keeps the newest one (Info) and      *)
 (*     never infers an offset from its buffers.  Failed is final: a later  *)
 (*     Transferring cannot raise it again (NewStatus).                     *)
 (*  2. Each round that ended partial is handled once per session, in two   *)
 (*     idempotent steps: CorrectedCache copies the round's tokens out of   *)
 (*     the blocks (the round has ended: nothing is in flight), frees them  *)
-(*     and records the round (rxRound); CorrectedResume allocates what it  *)
-(*     can (at least one block, at most what remains and Cap) and sends    *)
+(*     and records the round (CachedRound); CorrectedResume allocates what *)
+(*     it can (at least one block, at most what remains and Cap) and sends *)
 (*     resume with the round and the offset.  With no free block it holds  *)
 (*     nothing while it retries, so two requests never wait on each other. *)
 (*  3. Abort is a message (Abort, SenderRecvAbort): the receiver keeps its *)
@@ -30,10 +30,10 @@
 (*     round writes a session only after that session resumed.             *)
 (*                                                                         *)
 (* spec/README.md argues why this is safe and live; the models in         *)
-(* spec/models/MC_corrected_*.tla check it.  The design-specific variables *)
-(* are rxInfo and rxRound; rxResumes counts resumes for the properties.    *)
-(* The historical designs' variables (historicalVars) are declared in   *)
-(* ResumeBase (it says why); no step here reads or changes them.          *)
+(* spec/models/MC_corrected_*.tla check it.  The design's own state per   *)
+(* request and session (ResumeBase's rxDesign) is a record of two fields,  *)
+(* the newest status (Info) and the last round cached (CachedRound);      *)
+(* rxResumes counts resumes for the properties.                           *)
 (***************************************************************************)
 EXTENDS ResumeBase
 
@@ -46,6 +46,17 @@ NewStatus(old, new) ==
 (* Tokens a resume asks for: what remains, capped by Cap, and no more than *)
 (* the free blocks hold (0 when none is free: the session retries later).  *)
 ResumeTokens(remaining, nfree) == Min(CappedTokens(remaining), nfree * BlockSize)
+
+(***************************************************************************)
+(* The receiver's own state of session s of request r, rxDesign[r][s]:    *)
+(*   info   the newest status message: [status, round, sent, total];      *)
+(*   round  the last round whose tokens were cached (0: none).            *)
+(***************************************************************************)
+DesignInit == [info |-> StMsg(Bootstrapping, 0, 0, 0), round |-> 0]
+Init == BaseInit /\ rxDesign = [r \in Reqs |-> [s \in Sess |-> DesignInit]]
+
+Info(r, s) == rxDesign[r][s].info
+CachedRound(r, s) == rxDesign[r][s].round
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -91,10 +102,9 @@ DeliverStatus(r, s) ==
     /\ st[r][s] # <<>>
     /\ LET m == Head(st[r][s]) IN
        /\ rxStatus' = [rxStatus EXCEPT ![r][s] = NewStatus(@, m.status)]
-       /\ rxInfo' = [rxInfo EXCEPT ![r][s] = IF m.round >= @.round THEN m ELSE @]
+       /\ rxDesign' = [rxDesign EXCEPT ![r][s].info = IF m.round >= @.round THEN m ELSE @]
     /\ st' = [st EXCEPT ![r][s] = Tail(@)]
-    /\ UNCHANGED <<poolVars, rxPhase, rxBlocks, rxCache, rxRound, rxResumes, handed,
-                   historicalVars, txVars, ctl, wire,
+    /\ UNCHANGED <<poolVars, rxPhase, rxBlocks, rxCache, rxResumes, handed, txVars, ctl, wire,
                    faultsUsed, errors>>
 
 (* Success: what earlier rounds cached, then the last round's tokens, as  *)
@@ -102,7 +112,7 @@ DeliverStatus(r, s) ==
 (* of the ranks' statuses (CombinedStatus), so one step covers every      *)
 (* session of the request.                                                 *)
 HandOver(r, s) ==
-    rxCache[r][s] \o ReadBuf(s, rxBlocks[r][s], rxInfo[r][s].total - Len(rxCache[r][s]))
+    rxCache[r][s] \o ReadBuf(s, rxBlocks[r][s], Info(r, s).total - Len(rxCache[r][s]))
 
 PollSuccess(r) ==
     /\ rxPhase[r] = "queued"
@@ -111,9 +121,8 @@ PollSuccess(r) ==
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "prefill"]
     /\ errors' = IF \E s \in Sess : WriteInFlight(s, rxBlocks[r][s])
                  THEN errors \cup {"read_during_write"} ELSE errors
-    /\ UNCHANGED <<poolVars, rxStatus, rxInfo, rxBlocks, rxCache, rxRound, rxResumes,
-                   historicalVars, txVars, netVars,
-                   faultsUsed>>
+    /\ UNCHANGED <<poolVars, rxStatus, rxDesign, rxBlocks, rxCache, rxResumes, txVars,
+                   netVars, faultsUsed>>
 
 (***************************************************************************)
 (* Transferring.  A status names its round k, the session's offset after  *)
@@ -126,12 +135,12 @@ PollSuccess(r) ==
 (* design does not rely on the ranks staying in lockstep.                  *)
 (***************************************************************************)
 CorrectedCache(r, s) ==
-    LET info == rxInfo[r][s]
+    LET info == Info(r, s)
         fresh == ReadBuf(s, rxBlocks[r][s], info.sent - Len(rxCache[r][s]))
-    IN /\ info.round > rxRound[r][s]
+    IN /\ info.round > CachedRound(r, s)
        /\ info.status = Transferring
        /\ rxCache' = [rxCache EXCEPT ![r][s] = @ \o fresh]
-       /\ rxRound' = [rxRound EXCEPT ![r][s] = info.round]
+       /\ rxDesign' = [rxDesign EXCEPT ![r][s].round = info.round]
        /\ free' = [free EXCEPT ![s] = @ \o rxBlocks[r][s]]
        /\ rxBlocks' = [rxBlocks EXCEPT ![r][s] = <<>>]
        /\ errors' = IF WriteInFlight(s, rxBlocks[r][s])
@@ -139,10 +148,10 @@ CorrectedCache(r, s) ==
        /\ UNCHANGED <<ctl, rxResumes>>
 
 CorrectedResume(r, s) ==
-    LET info == rxInfo[r][s]
+    LET info == Info(r, s)
         need == ResumeTokens(info.total - info.sent, Len(free[s]))
-    IN /\ rxRound[r][s] = info.round
-       /\ rxResumes[r][s] < rxRound[r][s]     \* cached round k, resume k not sent yet
+    IN /\ CachedRound(r, s) = info.round
+       /\ rxResumes[r][s] < CachedRound(r, s)     \* cached round k, resume k not sent yet
        \* a session whose tokens all arrived (its allocation was larger than
        \* another session's) still resumes, with no blocks: the sender's
        \* barrier waits for every session
@@ -153,14 +162,13 @@ CorrectedResume(r, s) ==
             /\ ctl' = [ctl EXCEPT ![r][s] = Append(@, CtlMsg("resume", c[1], info.sent,
                                                               Len(c[1]) * BlockSize, info.round))]
             /\ rxResumes' = [rxResumes EXCEPT ![r][s] = @ + 1]
-       /\ UNCHANGED <<rxCache, rxRound, errors>>
+       /\ UNCHANGED <<rxCache, rxDesign, errors>>
 
 PollTransferringCorrected(r, s) ==
     /\ rxPhase[r] = "queued"
     /\ CombinedStatus(r) = Transferring
     /\ CorrectedCache(r, s) \/ CorrectedResume(r, s)
-    /\ UNCHANGED <<data, aux, rxPhase, rxStatus, rxInfo, handed, historicalVars,
-                   txVars, st, wire, faultsUsed>>
+    /\ UNCHANGED <<data, aux, rxPhase, rxStatus, handed, txVars, st, wire, faultsUsed>>
 
 (* The scheduler's poll of one request. *)
 ReceiverPoll(r) ==
@@ -176,8 +184,8 @@ Abort(r) ==
     /\ faultsUsed' = faultsUsed \cup {"abort"}
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "aborting"]
     /\ ctl' = [ctl EXCEPT ![r] = [s \in Sess |-> Append(ctl[r][s], CtlMsg("abort", <<>>, 0, 0, 0))]]
-    /\ UNCHANGED <<free, data, aux, rxStatus, rxInfo, rxBlocks, rxCache, rxRound, rxResumes,
-                   handed, historicalVars, txVars, st, wire, errors>>
+    /\ UNCHANGED <<free, data, aux, rxStatus, rxDesign, rxBlocks, rxCache, rxResumes,
+                   handed, txVars, st, wire, errors>>
 
 -----------------------------------------------------------------------------
 \* The protocol's own steps: everything but the faults.
@@ -257,8 +265,7 @@ SpecProgress == Init /\ [][Next]_vars /\ WF_vars(ProtocolNext)
 (*    So whatever such a block held is overwritten before it is read:      *)
 (*    two states that differ only there have the same steps, their         *)
 (*    successors differ only in slots that are again overwritten before    *)
-(*    being read, and every property has the same value in both;           *)
-(*  - the historical designs' variables, constant under this design.       *)
+(*    being read, and every property has the same value in both.           *)
 (*                                                                         *)
 (* The claim about reads is a property of this design (IndInv states it,   *)
 (* ResumeCorrectedInductive.tla), not of every design: the historical      *)
@@ -271,8 +278,12 @@ ReadableBlock(s, b) == \E r \in Reqs : rxPhase[r] = "queued" /\ b \in Range(rxBl
 NoData == [k \in Slots |-> NoTok]
 CorrectedView ==
     <<free, [s \in Sess |-> [b \in Blocks |-> IF ReadableBlock(s, b) THEN data[s][b] ELSE NoData]],
-      rxPhase, rxStatus, rxInfo, rxBlocks, rxCache, rxRound, rxResumes, handed,
+      rxPhase, rxStatus, rxDesign, rxBlocks, rxCache, rxResumes, handed,
       txVars, netVars, faultsUsed, errors>>
+
+\* StepsMakeProgress (ResumeBase): the design's own work is the rounds cached.
+Measure == MeasureWith(Sum([r \in Reqs |-> Sum([s \in Sess |-> CachedRound(r, s)], NSess)], NReq))
+StepsMakeProgress == [][Measure' > Measure]_vars
 
 AtRest == ~ENABLED <<ProtocolNext>>_vars
 \* One invariant, so that TLC evaluates ENABLED once per state; a violation's

@@ -26,10 +26,10 @@
 (*   E  ended:    round k's status is in flight or delivered, every write *)
 (*                landed, the blocks hold the round's tokens;             *)
 (*   C  cached:   the receiver copied round k out and freed the blocks.   *)
-(* The stage is determined by (rxRound, rxResumes) against k and by the   *)
-(* sender's phase.  A fault ends the healthy picture: after it no write   *)
-(* is in flight, and the receiver neither caches nor resumes any more, so *)
-(* only the pool's partition and the counters need to hold.               *)
+(* The stage is determined by (CachedRound, rxResumes) against k and by   *)
+(* the sender's phase.  A fault ends the healthy picture: after it no     *)
+(* write is in flight, and the receiver neither caches nor resumes any    *)
+(* more, so only the pool's partition and the counters need to hold.      *)
 (***************************************************************************)
 EXTENDS ResumeCorrected
 
@@ -48,6 +48,8 @@ InfoDom(r) == {InitInfo} \cup
     {StMsg(x, j, n, Total[r]) : x \in {Failed, Transferring, Success}, j \in 0..Total[r],
                                 n \in 0..Total[r]}
     \cup {StMsg(Failed, 0, 0, 0)}   \* a Failed before any round (KnownTotal)
+\* the design's own state of a session (ResumeCorrected: info, round)
+DesignDom == [info : UNION {InfoDom(r) : r \in Reqs}, round : 0..MaxTotal]
 AbortMsg == CtlMsg("abort", <<>>, 0, 0, 0)
 ReqMsgs(r) ==
     {CtlMsg("init", b, 0, Len(b) * BlockSize, 0) : b \in InjSeqs} \cup
@@ -80,14 +82,17 @@ LandedIn(d, w) == \A i \in 1..Len(w.toks) : d[w.b][i] = w.toks[i]
 \* phase, or, once the sender failed or died, the phase it was in then
 \* (its variables and the receiver's counters froze at that moment).
 Ph(r) == IF txPhase[r] \in {"failed", "dead"} THEN {"init", "writing", "await"} ELSE {txPhase[r]}
-StageE(r, s, p) == p \in {"await", "done"} /\ rxRound[r][s] = txRound[r] - 1
-StageC(r, s, p) == p = "await" /\ rxRound[r][s] = txRound[r] /\ rxResumes[r][s] = txRound[r] - 1
-StagePR(r, s, p) == p \in {"init", "await"} /\ rxRound[r][s] = txRound[r]
+\* (StageEAt: the same with the round cached given as v)
+StageEAt(r, p, v) == p \in {"await", "done"} /\ v = txRound[r] - 1
+StageE(r, s, p) == StageEAt(r, p, CachedRound(r, s))
+StageC(r, s, p) == p = "await" /\ CachedRound(r, s) = txRound[r] /\ rxResumes[r][s] = txRound[r] - 1
+StagePR(r, s, p) == p \in {"init", "await"} /\ CachedRound(r, s) = txRound[r]
                     /\ rxResumes[r][s] = txRound[r]
-StageW(r, s, p) == p = "writing" /\ rxRound[r][s] = txRound[r] - 1
-\* what rxInfo holds before round rxRound's successor is delivered
-PriorInfo(r, s) == IF rxRound[r][s] = 0 THEN InitInfo
-                   ELSE StMsg(Transferring, rxRound[r][s], Len(rxCache[r][s]), Total[r])
+StageW(r, s, p) == p = "writing" /\ CachedRound(r, s) = txRound[r] - 1
+\* what Info holds before the successor of round CachedRound is delivered
+\* (PriorInfoAt: the same with the round cached v and n tokens cached)
+PriorInfoAt(r, v, n) == IF v = 0 THEN InitInfo ELSE StMsg(Transferring, v, n, Total[r])
+PriorInfo(r, s) == PriorInfoAt(r, CachedRound(r, s), Len(rxCache[r][s]))
 StatusOf(i) == IF i.status = Bootstrapping THEN WaitingForInput ELSE i.status
 
 (* ---------------- the invariant, in enumeration order ---------------- *)
@@ -150,49 +155,48 @@ ReceiverAt(r, p) ==
        /\ ~StageE(r, s, p) => Len(rxCache[r][s]) = txSent[r][s]
 
 ReceiverOK ==
-    /\ rxRound \in [Reqs -> [Sess -> 0..MaxTotal]]
+    /\ rxDesign \in [Reqs -> [Sess -> DesignDom]]
     /\ rxResumes \in [Reqs -> [Sess -> 0..MaxTotal]]
     /\ rxCache \in [Reqs -> [Sess -> UNION {Prefixes(r) : r \in Reqs}]]
     /\ \A r \in Reqs :
          /\ \A s \in Sess :
               /\ rxCache[r][s] \in Prefixes(r)
-              /\ rxResumes[r][s] <= rxRound[r][s]
-              /\ rxRound[r][s] <= txPartials[r]
-              /\ rxRound[r][s] = 0 => rxCache[r][s] = <<>>
+              /\ rxResumes[r][s] <= CachedRound(r, s)
+              /\ CachedRound(r, s) <= txPartials[r]
+              /\ CachedRound(r, s) = 0 => rxCache[r][s] = <<>>
          /\ \E p \in Ph(r) : SenderAt(r, p) /\ ReceiverAt(r, p)
 
 StatusOK ==
-    /\ rxInfo \in [Reqs -> [Sess -> UNION {InfoDom(r) : r \in Reqs}]]
     /\ rxStatus \in [Reqs -> [Sess -> Failed..Success]]
     /\ \A r \in Reqs : \A s \in Sess :
-         /\ rxInfo[r][s] \in InfoDom(r)
-         /\ rxInfo[r][s].round <= txRound[r]
-         /\ rxInfo[r][s].status = Transferring => rxInfo[r][s].round <= txPartials[r]
-         /\ rxRound[r][s] <= rxInfo[r][s].round
-         /\ rxPhase[r] = "new" => rxStatus[r][s] = Bootstrapping /\ rxInfo[r][s] = InitInfo
-         /\ rxPhase[r] # "new" => rxStatus[r][s] \in {StatusOf(rxInfo[r][s]), Failed}
-         /\ Healthy(r) /\ rxPhase[r] # "new" => rxStatus[r][s] = StatusOf(rxInfo[r][s])
-         /\ rxInfo[r][s].status = Failed => txPhase[r] # "dead"
+         /\ Info(r, s) \in InfoDom(r)
+         /\ Info(r, s).round <= txRound[r]
+         /\ Info(r, s).status = Transferring => Info(r, s).round <= txPartials[r]
+         /\ CachedRound(r, s) <= Info(r, s).round
+         /\ rxPhase[r] = "new" => rxStatus[r][s] = Bootstrapping /\ Info(r, s) = InitInfo
+         /\ rxPhase[r] # "new" => rxStatus[r][s] \in {StatusOf(Info(r, s)), Failed}
+         /\ Healthy(r) /\ rxPhase[r] # "new" => rxStatus[r][s] = StatusOf(Info(r, s))
+         /\ Info(r, s).status = Failed => txPhase[r] # "dead"
          /\ rxPhase[r] # "new" =>
-              /\ rxInfo[r][s].round = rxRound[r][s] => rxInfo[r][s] \in {PriorInfo(r, s), M(r, s, Failed)}
-              /\ rxInfo[r][s].round # rxRound[r][s] =>
-                   /\ rxInfo[r][s].round = txRound[r]
-                   /\ rxInfo[r][s] \in {M(r, s, Transferring), M(r, s, Success), M(r, s, Failed)}
+              /\ Info(r, s).round = CachedRound(r, s) => Info(r, s) \in {PriorInfo(r, s), M(r, s, Failed)}
+              /\ Info(r, s).round # CachedRound(r, s) =>
+                   /\ Info(r, s).round = txRound[r]
+                   /\ Info(r, s) \in {M(r, s, Transferring), M(r, s, Success), M(r, s, Failed)}
          /\ Active(r) /\ Healthy(r) =>
-              /\ rxInfo[r][s].status = Failed => txPhase[r] = "done"
-              /\ rxInfo[r][s].round # rxRound[r][s] => StageE(r, s, txPhase[r])
-              /\ rxInfo[r][s].round = rxRound[r][s] => rxInfo[r][s] = PriorInfo(r, s)
+              /\ Info(r, s).status = Failed => txPhase[r] = "done"
+              /\ Info(r, s).round # CachedRound(r, s) => StageE(r, s, txPhase[r])
+              /\ Info(r, s).round = CachedRound(r, s) => Info(r, s) = PriorInfo(r, s)
          /\ rxPhase[r] \in {"prefill", "done"} =>
-              rxStatus[r][s] = Success /\ rxInfo[r][s] = M(r, s, Success)
-         /\ txPhase[r] = "done" /\ rxInfo[r][s].status = Failed => rxPhase[r] \in {"aborting", "failed"}
+              rxStatus[r][s] = Success /\ Info(r, s) = M(r, s, Success)
+         /\ txPhase[r] = "done" /\ Info(r, s).status = Failed => rxPhase[r] \in {"aborting", "failed"}
          \* no Success from a sender that did not finish
          /\ txPhase[r] \in {"failed", "dead"} => rxStatus[r][s] # Success
-                                                 /\ rxInfo[r][s].status # Success
+                                                 /\ Info(r, s).status # Success
          \* after a fault the receiver neither caches nor resumes
          /\ Active(r) /\ txPhase[r] = "dead" => rxStatus[r][s] = Failed
          /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
-              /\ rxResumes[r][s] = rxRound[r][s]
-              /\ rxInfo[r][s].round > rxRound[r][s] => rxInfo[r][s].status = Failed
+              /\ rxResumes[r][s] = CachedRound(r, s)
+              /\ Info(r, s).round > CachedRound(r, s) => Info(r, s).status = Failed
 
 BlocksAt(r, s, p) ==
     /\ StageC(r, s, p) => rxBlocks[r][s] = <<>>
@@ -235,8 +239,8 @@ CtlOK ==
               /\ ctl[r][s] \in CtlSeqs(r)
               /\ HasAbort(r, s) => rxPhase[r] \in {"aborting", "failed"}
               /\ rxPhase[r] = "new" => ctl[r][s] = <<>> /\ ~txReady[r][s]
-              /\ ReqIn(r, s) # <<>> => /\ ReqIn(r, s)[1].round = rxRound[r][s]
-                                       /\ rxResumes[r][s] = rxRound[r][s]
+              /\ ReqIn(r, s) # <<>> => /\ ReqIn(r, s)[1].round = CachedRound(r, s)
+                                       /\ rxResumes[r][s] = CachedRound(r, s)
                                        /\ ReqIn(r, s)[1].sent = Len(rxCache[r][s])
          /\ Active(r) => \E p \in Ph(r) : ReceiverAt(r, p) /\ \A s \in Sess : CtlAt(r, s, p)
 
@@ -254,35 +258,35 @@ StElemOK(r, s, q) ==
     /\ txPhase[r] = "dead" => \A i \in DOMAIN q : q[i].status # Failed
     /\ txPhase[r] = "done" /\ HasAbort(r, s) =>
          /\ \A i \in DOMAIN q : q[i].status # Failed
-         /\ rxInfo[r][s].status # Failed
+         /\ Info(r, s).status # Failed
     \* Failed comes once from a write error, once to answer the abort
     /\ q = <<M(r, s, Failed), M(r, s, Failed)>> => txPhase[r] = "failed" /\ ~HasAbort(r, s)
     /\ \A i \in DOMAIN q : q[i].status = Failed /\ HasAbort(r, s) =>
-         i = 1 /\ rxRound[r][s] = txRound[r] - 1 /\ "write_error" \in faultsUsed
+         i = 1 /\ CachedRound(r, s) = txRound[r] - 1 /\ "write_error" \in faultsUsed
     \* a Transferring in flight: round k ended partial, the sender awaited resumes
     /\ (\E i \in DOMAIN q : q[i].status = Transferring) =>
          SenderAt(r, "await") /\ ReceiverAt(r, "await")
-    /\ HasAbort(r, s) /\ rxInfo[r][s].status = Failed =>
+    /\ HasAbort(r, s) /\ Info(r, s).status = Failed =>
          \A i \in DOMAIN q : q[i].status # Failed
-    /\ \A i \in DOMAIN q : q[i].status # Failed => rxRound[r][s] = txRound[r] - 1
+    /\ \A i \in DOMAIN q : q[i].status # Failed => CachedRound(r, s) = txRound[r] - 1
     /\ Active(r) /\ Healthy(r) =>
          /\ ~StageE(r, s, txPhase[r]) => q = <<>>
          /\ (\E i \in DOMAIN q : q[i].status = Failed) => txPhase[r] = "done"
          /\ StageE(r, s, txPhase[r]) =>
               LET x == IF txPhase[r] = "await" THEN Transferring ELSE Success IN
               /\ q # <<>> /\ q[1].status # Failed =>
-                   q[1] = M(r, s, x) /\ rxInfo[r][s].round = rxRound[r][s]
+                   q[1] = M(r, s, x) /\ Info(r, s).round = CachedRound(r, s)
               /\ (q = <<>> \/ q[1].status = Failed) =>
-                   rxInfo[r][s].round = txRound[r]
-              /\ rxInfo[r][s].round = txRound[r] => rxInfo[r][s] \in {M(r, s, x), M(r, s, Failed)}
-              /\ q = <<M(r, s, Failed)>> => rxInfo[r][s] = M(r, s, x)
+                   Info(r, s).round = txRound[r]
+              /\ Info(r, s).round = txRound[r] => Info(r, s) \in {M(r, s, x), M(r, s, Failed)}
+              /\ q = <<M(r, s, Failed)>> => Info(r, s) = M(r, s, x)
     /\ q # <<>> /\ q[1].status # Failed =>
-         rxInfo[r][s].round = rxRound[r][s]
+         Info(r, s).round = CachedRound(r, s)
     \* queued and failed: a write error (the only Failed sent so far)
     /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
          /\ q \in {<<>>, <<M(r, s, Failed)>>}
-         /\ q # <<>> => rxInfo[r][s].status # Failed
-         /\ txRound[r] >= 1 /\ rxRound[r][s] = txRound[r] - 1
+         /\ q # <<>> => Info(r, s).status # Failed
+         /\ txRound[r] >= 1 /\ CachedRound(r, s) = txRound[r] - 1
 
 StOK ==
     /\ st \in [Reqs -> [Sess -> UNION {StSeqs(r, s) : r \in Reqs, s \in Sess}]]
@@ -321,12 +325,6 @@ RestOK ==
     /\ handed = [r \in Reqs |-> [s \in Sess |->
                    IF rxPhase[r] \in {"prefill", "done"} THEN Source(r) ELSE <<>>]]
     /\ FaultsOK
-    \* variables of the historical designs keep their initial values
-    /\ rxPSent = [r \in Reqs |-> [s \in Sess |-> 0]]
-    /\ rxPTotal = [r \in Reqs |-> [s \in Sess |-> 0]]
-    /\ rxFlag = [r \in Reqs |-> [s \in Sess |-> FALSE]]
-    /\ rxLastIdx = [r \in Reqs |-> [s \in Sess |-> <<>>]]
-    /\ rxLastSent = [r \in Reqs |-> [s \in Sess |-> -1]]
     /\ errors = {}
 
 IndInv ==
@@ -334,22 +332,22 @@ IndInv ==
     /\ CtlOK /\ StOK /\ WireOK /\ PoolDataOK /\ RestOK
 
 (***************************************************************************)
-(* Enumerating IndInv fast.  TLC computes the initial states of IndSpec    *)
+(* Enumerating IndInv fast. TLC computes the initial states of IndSpec     *)
 (* conjunct by conjunct: "x \in S" binds x to each element of S in turn,   *)
-(* and a later conjunct prunes.  "x \in [Reqs -> [Sess -> S]]" binds the   *)
-(* whole function at once, so with two sessions or two requests every     *)
-(* combination of the elements is tried before any constraint prunes      *)
-(* (28 x 28 values of rxInfo, ...).  IndInit binds each such variable from *)
-(* a set built element by element (ElemFuns), each element drawn only from *)
-(* the values that constraints of IndInv on that element alone allow      *)
+(* and a later conjunct prunes. "x \in [Reqs -> [Sess -> S]]" binds the    *)
+(* whole function at once, so with two sessions or two requests every      *)
+(* combination of the elements is tried before any constraint prunes (28 x *)
+(* 28 status records in rxDesign, ...). IndInit binds each such variable   *)
+(* from a set built element by element (ElemFuns), each element drawn only *)
+(* from the values that constraints of IndInv on that element alone allow  *)
 (* (the *Vals operators below), and then evaluates IndInv itself, whose    *)
-(* conjunct "x \in [...]" is by then only a test.  So IndInit = Filters /\ *)
-(* IndInv.  Each filter is a copy of conjuncts of IndInv for one element, *)
+(* conjunct "x \in [...]" is by then only a test. So IndInit = Filters /\  *)
+(* IndInv. Each filter is a copy of conjuncts of IndInv for one element,   *)
 (* with the existential "\E p \in Ph(r)" taken per element (implied by     *)
-(* IndInv's one p for all sessions): IndInv implies every filter, hence   *)
-(* IndInit and IndInv have the same states.  tests/test_inductive.py       *)
-(* checks that they enumerate the same number of states where IndInv can  *)
-(* be enumerated directly.                                                 *)
+(* IndInv's one p for all sessions): IndInv implies every filter, hence    *)
+(* IndInit and IndInv have the same states. tests/test_inductive.py checks *)
+(* that they enumerate the same number of states where IndInv can be       *)
+(* enumerated directly.                                                    *)
 (***************************************************************************)
 \* the tuples <<f[1], ..., f[n]>> with f[i] \in S(i): functions on 1..n,
 \* enumerated element by element (n at most 3 here: the models are small)
@@ -380,32 +378,39 @@ ReadyVals(r, s) == {v \in BOOLEAN :
 RoundVals(r, s) == {v \in 0..txPartials[r] : \E p \in Ph(r) :
     \/ p \in {"writing", "await", "done"} /\ v = txRound[r] - 1
     \/ p \in {"init", "await"} /\ v = txRound[r]}
-ResumesVals(r, s) == {v \in 0..rxRound[r][s] : \E p \in Ph(r) :
+ResumesVals(r, s) == {v \in 0..CachedRound(r, s) : \E p \in Ph(r) :
     LET k == txRound[r] IN
     \/ StageE(r, s, p) /\ v = k - 1
     \/ StageW(r, s, p) /\ v = k - 1
-    \/ p = "await" /\ rxRound[r][s] = k /\ v = k - 1          \* StageC
-    \/ p \in {"init", "await"} /\ rxRound[r][s] = k /\ v = k}  \* StagePR
-CacheVals(r, s) == {c \in Prefixes(r) :
-    /\ rxRound[r][s] = 0 => c = <<>>
+    \/ p = "await" /\ CachedRound(r, s) = k /\ v = k - 1          \* StageC
+    \/ p \in {"init", "await"} /\ CachedRound(r, s) = k /\ v = k}  \* StagePR
+\* (CacheValsAt: with the round cached given as v)
+CacheValsAt(r, s, v) == {c \in Prefixes(r) :
+    /\ v = 0 => c = <<>>
     /\ \E p \in Ph(r) :
-         /\ StageE(r, s, p) => Len(c) = txSent[r][s] - txTok[r][s]
-         /\ ~StageE(r, s, p) => Len(c) = txSent[r][s]}
-\* StatusOK, with rxInfo[r][s] = i
-InfoVals(r, s) == {i \in InfoDom(r) :
+         /\ StageEAt(r, p, v) => Len(c) = txSent[r][s] - txTok[r][s]
+         /\ ~StageEAt(r, p, v) => Len(c) = txSent[r][s]}
+CacheVals(r, s) == CacheValsAt(r, s, CachedRound(r, s))
+\* StatusOK, with Info(r, s) = i and CachedRound(r, s) = v; rxCache is bound
+\* after rxDesign, so PriorInfo is taken for each cache CacheValsAt allows
+InfoValsAt(r, s, v) == {i \in InfoDom(r) :
     /\ i.round <= txRound[r]
     /\ i.status = Transferring => i.round <= txPartials[r]
-    /\ rxRound[r][s] <= i.round
+    /\ v <= i.round
     /\ rxPhase[r] = "new" => i = InitInfo
     /\ i.status = Failed => txPhase[r] # "dead"
     /\ rxPhase[r] # "new" =>
-         /\ i.round = rxRound[r][s] => i \in {PriorInfo(r, s), M(r, s, Failed)}
-         /\ i.round # rxRound[r][s] =>
+         /\ i.round = v => \/ i = M(r, s, Failed)
+                           \/ \E c \in CacheValsAt(r, s, v) : i = PriorInfoAt(r, v, Len(c))
+         /\ i.round # v =>
               /\ i.round = txRound[r]
               /\ i \in {M(r, s, Transferring), M(r, s, Success), M(r, s, Failed)}}
+\* ReceiverOK and StatusOK: the design's own state, [info, round]
+DesignVals(r, s) ==
+    UNION {{[info |-> i, round |-> v] : i \in InfoValsAt(r, s, v)} : v \in RoundVals(r, s)}
 StatusVals(r, s) == {x \in Failed..Success :
     /\ rxPhase[r] = "new" => x = Bootstrapping
-    /\ rxPhase[r] # "new" => x \in {StatusOf(rxInfo[r][s]), Failed}}
+    /\ rxPhase[r] # "new" => x \in {StatusOf(Info(r, s)), Failed}}
 \* PoolOK
 BlocksVals(r, s) == {b \in InjSeqs :
     /\ rxPhase[r] \notin {"queued", "aborting", "prefill"} => b = <<>>
@@ -419,8 +424,8 @@ CtlVals(r, s) == {c \in CtlSeqs(r) :
     LET req == SelectSeq(c, LAMBDA m : m.type # "abort") IN
     /\ (\E i \in DOMAIN c : c[i].type = "abort") => rxPhase[r] \in {"aborting", "failed"}
     /\ rxPhase[r] = "new" => c = <<>> /\ ~txReady[r][s]
-    /\ req # <<>> => /\ req[1].round = rxRound[r][s]
-                     /\ rxResumes[r][s] = rxRound[r][s]
+    /\ req # <<>> => /\ req[1].round = CachedRound(r, s)
+                     /\ rxResumes[r][s] = CachedRound(r, s)
                      /\ req[1].sent = Len(rxCache[r][s])}
 \* StOK, with st[r][s] = q
 StVals(r, s) == {q \in StSeqs(r, s) : StElemOK(r, s, q)}
@@ -432,10 +437,10 @@ IndInit ==
     /\ txSent \in ElemFuns(SentVals) /\ txTok \in ElemFuns(TokVals)
     /\ txAlloc \in ElemFuns(AllocVals) /\ txReady \in ElemFuns(ReadyVals)
     /\ SenderOK
-    /\ rxRound \in ElemFuns(RoundVals) /\ rxResumes \in ElemFuns(ResumesVals)
+    /\ rxDesign \in ElemFuns(DesignVals) /\ rxResumes \in ElemFuns(ResumesVals)
     /\ rxCache \in ElemFuns(CacheVals)
     /\ ReceiverOK
-    /\ rxInfo \in ElemFuns(InfoVals) /\ rxStatus \in ElemFuns(StatusVals)
+    /\ rxStatus \in ElemFuns(StatusVals)
     /\ StatusOK
     /\ free \in [Sess -> InjSeqs]
     /\ rxBlocks \in ElemFuns(BlocksVals) /\ txDst \in ElemFuns(DstVals)

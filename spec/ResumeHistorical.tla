@@ -35,6 +35,28 @@ NewStatus(old, new) == IF new = Failed THEN Failed ELSE Max(old, new)
 (* Tokens the receiver asks for when it resumes with `remaining` to go. *)
 ResumeTokens(remaining, nfree) == CappedTokens(remaining)
 
+(***************************************************************************)
+(* The receiver's own state of session s of request r, rxDesign[r][s]:    *)
+(* the engine's fields, each used by some of the designs (Rule).          *)
+(*   info      the last status message (kept as the engine's receiver     *)
+(*             keeps it; no step here reads it);                          *)
+(*   pSent     partial_sent_tokens;                                       *)
+(*   pTotal    the cached total length (0 = nothing cached);              *)
+(*   flag      "flag": resume_triggered;                                  *)
+(*   lastIdx   "indices": last_resume_indices (<<>> = None);              *)
+(*   lastSent  "sent_tokens", "cached_sent": last_resume_at_sent_tokens   *)
+(*             (-1 = none).                                               *)
+(***************************************************************************)
+DesignInit == [info |-> StMsg(Bootstrapping, 0, 0, 0), pSent |-> 0, pTotal |-> 0,
+               flag |-> FALSE, lastIdx |-> <<>>, lastSent |-> -1]
+Init == BaseInit /\ rxDesign = [r \in Reqs |-> [s \in Sess |-> DesignInit]]
+
+PSent(r, s) == rxDesign[r][s].pSent
+PTotal(r, s) == rxDesign[r][s].pTotal
+Flag(r, s) == rxDesign[r][s].flag
+LastIdx(r, s) == rxDesign[r][s].lastIdx
+LastSent(r, s) == rxDesign[r][s].lastSent
+
 -----------------------------------------------------------------------------
 (***************************************************************************)
 (* Sender and status delivery                                              *)
@@ -55,16 +77,16 @@ SenderEndRound(r) ==
     /\ UNCHANGED <<poolVars, rxVars, txAlloc, txDst, txReady, txTok, txRound, txPartial,
                    txDead, ctl, wire, faultsUsed, errors>>
 
-(* A status message arrives at a language rank.  rxInfo keeps the message *)
-(* as the engine's receiver keeps the last status; no step here reads it. *)
+(* A status message arrives at a language rank.  Its info field keeps the *)
+(* message as the engine's receiver keeps the last status; no step here   *)
+(* reads it.                                                               *)
 DeliverStatus(r, s) ==
     /\ st[r][s] # <<>>
     /\ LET m == Head(st[r][s]) IN
        /\ rxStatus' = [rxStatus EXCEPT ![r][s] = NewStatus(@, m.status)]
-       /\ rxInfo' = [rxInfo EXCEPT ![r][s] = IF m.round >= @.round THEN m ELSE @]
+       /\ rxDesign' = [rxDesign EXCEPT ![r][s].info = IF m.round >= @.round THEN m ELSE @]
     /\ st' = [st EXCEPT ![r][s] = Tail(@)]
-    /\ UNCHANGED <<poolVars, rxPhase, rxBlocks, rxCache, rxPSent, rxPTotal, rxFlag,
-                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, ctl, wire,
+    /\ UNCHANGED <<poolVars, rxPhase, rxBlocks, rxCache, rxResumes, handed, txVars, ctl, wire,
                    faultsUsed, errors>>
 
 -----------------------------------------------------------------------------
@@ -78,8 +100,8 @@ DeliverStatus(r, s) ==
 \* as long as the cached total says, or the blocks alone as the aux row says.
 HandOver(r, s) ==
     LET bs == rxBlocks[r][s] IN
-    IF rxPTotal[r][s] > 0
-    THEN rxCache[r][s] \o ReadBuf(s, bs, rxPTotal[r][s] - rxPSent[r][s])
+    IF PTotal(r, s) > 0
+    THEN rxCache[r][s] \o ReadBuf(s, bs, PTotal(r, s) - PSent(r, s))
     ELSE ReadBuf(s, bs, AuxOf(s, bs))
 
 PollSuccess(r) ==
@@ -89,8 +111,7 @@ PollSuccess(r) ==
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "prefill"]
     /\ errors' = IF \E s \in Sess : WriteInFlight(s, rxBlocks[r][s])
                  THEN errors \cup {"read_during_write"} ELSE errors
-    /\ UNCHANGED <<poolVars, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent, rxPTotal,
-                   rxFlag, rxLastIdx, rxLastSent, rxRound, rxResumes, txVars, netVars,
+    /\ UNCHANGED <<poolVars, rxStatus, rxDesign, rxBlocks, rxCache, rxResumes, txVars, netVars,
                    faultsUsed>>
 
 (***************************************************************************)
@@ -104,7 +125,7 @@ PollSuccess(r) ==
 (* Got reads the current blocks as far as their aux row says (the aux row  *)
 (* of a reused block may be stale: it is never cleared).  sent_tokens and  *)
 (* cached_sent cache the total and the offset at their first resume        *)
-(* (rxPTotal > 0 from then on).                                            *)
+(* (PTotal > 0 from then on).                                              *)
 (***************************************************************************)
 Got(r, s) == ReadBuf(s, rxBlocks[r][s], AuxOf(s, rxBlocks[r][s]))
 
@@ -118,22 +139,22 @@ Rule(r, s, q) ==
     LET bs == rxBlocks[r][s]
         aux0 == AuxOf(s, bs)                     \* the aux row: the total, or stale
         n == Len(Got(r, s))                      \* tokens the blocks hold, by the aux row
-        pt == rxPTotal[r][s]
-        ps == rxPSent[r][s]
+        pt == PTotal(r, s)
+        ps == PSent(r, s)
         cachedTotal == IF pt > 0 THEN pt ELSE aux0
         stSent == IF pt > 0 THEN (IF n > 0 THEN ps + n ELSE ps) ELSE n
         csSent == IF pt > 0 THEN ps ELSE n
     IN \*                           already resumed?                reads now?    total        sent
        CASE Variant = "flag" ->
-              Row(q, rxFlag[r][s],                             ~rxFlag[r][s], aux0,        n)
+              Row(q, Flag(r, s),                               ~Flag(r, s),   aux0,        n)
          [] Variant = "indices" ->
-              Row(q, rxLastIdx[r][s] = bs,                     rxLastIdx[r][s] # bs, aux0, n)
+              Row(q, LastIdx(r, s) = bs,                       LastIdx(r, s) # bs, aux0,   n)
          [] Variant = "once" ->
               Row(q, rxCache[r][s] # <<>>,                     rxCache[r][s] = <<>>, aux0, n)
          [] Variant = "sent_tokens" ->
-              Row(q, stSent = rxLastSent[r][s] /\ stSent > 0, TRUE,          cachedTotal, stSent)
+              Row(q, stSent = LastSent(r, s) /\ stSent > 0,   TRUE,          cachedTotal, stSent)
          [] Variant = "cached_sent" ->
-              Row(q, csSent = rxLastSent[r][s] /\ csSent > 0, pt = 0,        cachedTotal, csSent)
+              Row(q, csSent = LastSent(r, s) /\ csSent > 0,   pt = 0,        cachedTotal, csSent)
 
 ReadsNow(r, s) == Rule(r, s, "reads")
 TotalSeen(r, s) == Rule(r, s, "total")
@@ -152,10 +173,20 @@ ReadHazard(r, s) == errors \cup HazardAt(r, s)
 \* What a session caches when it resumes (the pull/13 designs cache only the
 \* first time; mainline resumes once and caches then).
 NewCache(r, s) == IF rxCache[r][s] = <<>> THEN Got(r, s) ELSE rxCache[r][s]
-NewPTotal(r, s) == IF rxPTotal[r][s] = 0 THEN TotalSeen(r, s) ELSE rxPTotal[r][s]
+NewPTotal(r, s) == IF PTotal(r, s) = 0 THEN TotalSeen(r, s) ELSE PTotal(r, s)
 NewPSent(r, s) ==
     IF Variant \in {"sent_tokens", "cached_sent"} \/ rxCache[r][s] = <<>>
-    THEN SentSeen(r, s) ELSE rxPSent[r][s]
+    THEN SentSeen(r, s) ELSE PSent(r, s)
+\* The session's own state after it acted: the cached total and offset; if it
+\* resumed (with new blocks nb), also the design's record of "already resumed".
+NewDesign(r, s, resumed, nb) ==
+    [rxDesign[r][s] EXCEPT
+        !.pTotal = NewPTotal(r, s),
+        !.pSent = NewPSent(r, s),
+        !.flag = IF resumed /\ Variant = "flag" THEN TRUE ELSE @,
+        !.lastIdx = IF resumed /\ Variant = "indices" THEN nb ELSE @,
+        !.lastSent = IF resumed /\ Variant \in {"sent_tokens", "cached_sent"}
+                     THEN SentSeen(r, s) ELSE @]
 
 (* What one session does in this poll:                                      *)
 (*   "wait"   it does not want to resume, or (alloc_first) the allocation   *)
@@ -194,17 +225,16 @@ PollTransferringHistorical(r) ==
        /\ \E s \in Sess : acts(s)
        /\ rxCache' = [rxCache EXCEPT ![r] = [s \in Sess |->
                         IF acts(s) THEN NewCache(r, s) ELSE rxCache[r][s]]]
-       /\ rxPTotal' = [rxPTotal EXCEPT ![r] = [s \in Sess |->
-                        IF acts(s) THEN NewPTotal(r, s) ELSE rxPTotal[r][s]]]
-       /\ rxPSent' = [rxPSent EXCEPT ![r] = [s \in Sess |->
-                        IF acts(s) THEN NewPSent(r, s) ELSE rxPSent[r][s]]]
+       /\ rxDesign' = [rxDesign EXCEPT ![r] = [s \in Sess |->
+                         IF acts(s) THEN NewDesign(r, s, ~fails, o[s].c[1])
+                         ELSE rxDesign[r][s]]]
        /\ errors' = errors \cup UNION {HazardAt(r, s) : s \in Sess}
        /\ IF fails
           THEN /\ free' = [s \in Sess |-> free[s] \o rxBlocks[r][s]
                               \o (IF o[s].kind = "fail" THEN rxBlocks[r][s] ELSE <<>>)]
                /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> <<>>]]
                /\ rxPhase' = [rxPhase EXCEPT ![r] = "failed"]
-               /\ UNCHANGED <<rxFlag, rxLastIdx, rxLastSent, ctl, rxResumes>>
+               /\ UNCHANGED <<ctl, rxResumes>>
           ELSE /\ free' = [s \in Sess |->
                               IF ~acts(s) THEN free[s]
                               ELSE IF ResumeOrder = "alloc_first"
@@ -219,18 +249,8 @@ PollTransferringHistorical(r) ==
                             ELSE ctl[r][s]]]
                /\ rxResumes' = [rxResumes EXCEPT ![r] = [s \in Sess |->
                                   IF acts(s) THEN rxResumes[r][s] + 1 ELSE rxResumes[r][s]]]
-               \* the design's record of "already resumed"
-               /\ rxFlag' = [rxFlag EXCEPT ![r] = [s \in Sess |->
-                               IF acts(s) /\ Variant = "flag" THEN TRUE ELSE rxFlag[r][s]]]
-               /\ rxLastIdx' = [rxLastIdx EXCEPT ![r] = [s \in Sess |->
-                                  IF acts(s) /\ Variant = "indices" THEN o[s].c[1]
-                                  ELSE rxLastIdx[r][s]]]
-               /\ rxLastSent' = [rxLastSent EXCEPT ![r] = [s \in Sess |->
-                                   IF acts(s) /\ Variant \in {"sent_tokens", "cached_sent"}
-                                   THEN SentSeen(r, s) ELSE rxLastSent[r][s]]]
                /\ UNCHANGED rxPhase
-    /\ UNCHANGED <<data, aux, rxStatus, rxInfo, rxRound, handed, txVars, st, wire,
-                   faultsUsed>>
+    /\ UNCHANGED <<data, aux, rxStatus, handed, txVars, st, wire, faultsUsed>>
 
 (* A poll that reads the buffer and decides to wait changes nothing, except *)
 (* when the read overlaps a write in flight: then the hazard is recorded.   *)
@@ -240,9 +260,8 @@ PollReadOnly(r, s) ==
     /\ ~WantsResume(r, s)
     /\ ReadHazard(r, s) # errors
     /\ errors' = ReadHazard(r, s)
-    /\ UNCHANGED <<poolVars, rxPhase, rxStatus, rxInfo, rxBlocks, rxCache, rxPSent,
-                   rxPTotal, rxFlag, rxLastIdx, rxLastSent, rxRound, rxResumes, handed,
-                   txVars, netVars, faultsUsed>>
+    /\ UNCHANGED <<poolVars, rxPhase, rxStatus, rxDesign, rxBlocks, rxCache, rxResumes,
+                   handed, txVars, netVars, faultsUsed>>
 
 ReceiverPoll(r) ==
     \/ PollSuccess(r)
@@ -259,8 +278,8 @@ Abort(r) ==
     /\ FreeAll(r)
     /\ rxBlocks' = [rxBlocks EXCEPT ![r] = [s \in Sess |-> <<>>]]
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "failed"]
-    /\ UNCHANGED <<data, aux, rxStatus, rxInfo, rxCache, rxPSent, rxPTotal, rxFlag,
-                   rxLastIdx, rxLastSent, rxRound, rxResumes, handed, txVars, netVars, errors>>
+    /\ UNCHANGED <<data, aux, rxStatus, rxDesign, rxCache, rxResumes, handed, txVars, netVars,
+                   errors>>
 
 -----------------------------------------------------------------------------
 \* The protocol's own steps: everything but the faults.
@@ -303,6 +322,10 @@ Fairness ==
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 SpecProgress == Init /\ [][Next]_vars /\ WF_vars(ProtocolNext)
+
+\* StepsMakeProgress (ResumeBase): these designs' own state adds no work.
+Measure == MeasureWith(0)
+StepsMakeProgress == [][Measure' > Measure]_vars
 
 AtRest == ~ENABLED <<ProtocolNext>>_vars
 LivenessAtRest == ENABLED <<ProtocolNext>>_vars \/ GoalsAtRest

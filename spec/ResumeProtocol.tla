@@ -8,9 +8,10 @@
 (* ResumeCorrected.tla or ResumeHistorical.tla (see ResumeBase.tla).  The  *)
 (* steps those two share (ReceiverInit, SenderRecvInit, SenderRecvResume,  *)
 (* SenderStartRound, SenderFailDead, WriteLand, PollFailed, PrefillDone,  *)
-(* WriteError, Heartbeat) and Init come from ResumeBase itself.  The TLC   *)
-(* models do not use this module: each EXTENDS the module of the design   *)
-(* it checks.                                                              *)
+(* WriteError, Heartbeat) come from ResumeBase itself.  The variable       *)
+(* rxDesign holds the chosen design's own receiver state, in that design's *)
+(* shape (its Init).  The TLC models do not use this module: each EXTENDS  *)
+(* the module of the design it checks.                                     *)
 (***************************************************************************)
 EXTENDS ResumeBase
 
@@ -32,6 +33,7 @@ IsCorrected == Variant = "corrected"
 C == INSTANCE ResumeCorrected WITH Barrier <- Barrier \/ ~IsCorrected
 H == INSTANCE ResumeHistorical WITH Variant <- IF IsCorrected THEN "once" ELSE Variant
 
+Init == IF IsCorrected THEN C!Init ELSE H!Init
 NewStatus(old, new) == IF IsCorrected THEN C!NewStatus(old, new) ELSE H!NewStatus(old, new)
 SenderEndRound(r) == IF IsCorrected THEN C!SenderEndRound(r) ELSE H!SenderEndRound(r)
 DeliverStatus(r, s) == IF IsCorrected THEN C!DeliverStatus(r, s) ELSE H!DeliverStatus(r, s)

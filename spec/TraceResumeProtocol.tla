@@ -197,7 +197,7 @@ Observed ==
        [] Ev.a = "CorrectedCache" ->
             /\ CombinedStatus(r) = Ev.status
             /\ PollTransferringCorrected(r, s1)
-            /\ rxRound'[r][s1] # rxRound[r][s1]
+            /\ rxDesign'[r][s1].round # rxDesign[r][s1].round
             /\ P(s1).hasFreed => P(s1).freed = rxBlocks[r][s1]
        [] Ev.a = "CorrectedResume" ->
             /\ CombinedStatus(r) = Ev.status
@@ -266,9 +266,7 @@ TraceNotFinished == ~(l > Len(Trace) /\ AllClosed /\ ~CutAtEnd)
 (***************************************************************************)
 SpecState ==    \* every variable but the block contents (data)
     [free |-> free, aux |-> aux, rxPhase |-> rxPhase, rxStatus |-> rxStatus,
-     rxInfo |-> rxInfo, rxBlocks |-> rxBlocks, rxCache |-> rxCache, rxPSent |-> rxPSent,
-     rxPTotal |-> rxPTotal, rxFlag |-> rxFlag, rxLastIdx |-> rxLastIdx,
-     rxLastSent |-> rxLastSent, rxRound |-> rxRound, rxResumes |-> rxResumes,
+     rxDesign |-> rxDesign, rxBlocks |-> rxBlocks, rxCache |-> rxCache, rxResumes |-> rxResumes,
      handed |-> handed, txPhase |-> txPhase, txSent |-> txSent, txAlloc |-> txAlloc,
      txDst |-> txDst, txReady |-> txReady, txTok |-> txTok, txRound |-> txRound,
      txPartials |-> txPartials, txPartial |-> txPartial, txDead |-> txDead, ctl |-> ctl, st |-> st,

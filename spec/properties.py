@@ -31,8 +31,9 @@ FAULT_CONTAINMENT = (
 )
 
 # What a model expected to succeed checks instead of the temporal properties
-# (liveness as safety, see the end of ResumeBase.tla; LivenessAtRest is in each
-# design's module, as it names that design's ProtocolNext): an invariant and two action
+# (liveness as safety, see the end of ResumeBase.tla; LivenessAtRest and
+# StepsMakeProgress are in each design's module, as they name that design's
+# ProtocolNext and its own receiver state): an invariant and two action
 # properties, which together imply LIVENESS under the spec's fairness.
 LIVENESS_AS_SAFETY = (
     "LivenessAtRest",

@@ -78,16 +78,50 @@ def test_every_model_extends_the_module_of_its_design():
         assert ("Variant =" in cfg) == (m["variant"] != "corrected"), m["name"]
 
 
+def _names(code: str, name: str) -> bool:
+    return re.search(rf"(?<![A-Za-z_]){name}(?![A-Za-z_])", code) is not None
+
+
+# the historical designs' own receiver state: rxDesign's fields and their accessors
+HISTORICAL_FIELDS = ["pSent", "pTotal", "flag", "lastIdx", "lastSent",
+                     "PSent", "PTotal", "Flag", "LastIdx", "LastSent"]
+
+
 def test_corrected_module_names_nothing_of_the_historical_designs():
     code = _code((SPEC.parent / "ResumeCorrected.tla").read_text())
-    historical_only = ["Variant", "ResumeOrder", "rxPSent", "rxPTotal", "rxFlag", "rxLastIdx",
-                       "rxLastSent", "PollTransferringHistorical", "PollReadOnly", "Rule",
-                       "ResumeHistorical"]
+    historical_only = ["Variant", "ResumeOrder", *HISTORICAL_FIELDS,
+                       "PollTransferringHistorical", "PollReadOnly", "Rule", "ResumeHistorical"]
     for name in historical_only:
-        assert not re.search(rf"(?<![A-Za-z_]){name}(?![A-Za-z_])", code), name
+        assert not _names(code, name), name
     # and the check can fail: the historical module does name them
-    assert re.search(r"(?<![A-Za-z_])rxFlag(?![A-Za-z_])",
-                     _code((SPEC.parent / "ResumeHistorical.tla").read_text()))
+    historical = _code((SPEC.parent / "ResumeHistorical.tla").read_text())
+    for name in HISTORICAL_FIELDS:
+        assert _names(historical, name), name
+
+
+def test_each_design_carries_only_its_own_receiver_state():
+    # the base declares one variable for a design's own receiver state and never
+    # looks inside it; each design's module gives it its own fields, and only those
+    base = _code(SPEC.read_text())
+    variables = base[base.index("VARIABLES"):base.index("rxVars ==")]
+    assert _names(variables, "rxDesign")
+    for old in ["rxInfo", "rxRound", "rxPSent", "rxPTotal", "rxFlag", "rxLastIdx", "rxLastSent"]:
+        assert not _names(base, old), old
+    assert not re.search(r"rxDesign\s*('|\[)", base)      # no step here reads or sets it
+    assert not re.search(r"^Init ==", base, flags=re.M)     # each design's Init sets it
+    fields = {"ResumeCorrected": {"info", "round"},
+              "ResumeHistorical": {"info", "pSent", "pTotal", "flag", "lastIdx", "lastSent"}}
+    for design, own in fields.items():
+        code = _code((SPEC.parent / f"{design}.tla").read_text())
+        init = re.search(r"^DesignInit ==(.*?)\n(?=\S)", code, flags=re.M | re.S)
+        assert init, design
+        assert set(re.findall(r"(\w+) \|->", init.group(1))) == own, design
+        assert re.search(r"^Init == BaseInit /\\ rxDesign = ", code, flags=re.M), design
+        # every field it reads or sets is one of its own
+        used = set(re.findall(r"rxDesign\[\w+\]\[\w+\]\.(\w+)", code))
+        used |= set(re.findall(r"!\[\w+\]\[\w+\]\.(\w+)", code))
+        used |= set(re.findall(r"!\.(\w+) =", code))
+        assert used and used <= own, (design, used - own)
 
 
 def test_design_modules_list_their_steps_in_next_inline():

@@ -79,15 +79,17 @@ class RxSession:
     """One rank's view of one request (the engine's per-rank request object)."""
 
     status: int = Status.BOOTSTRAPPING     # rxStatus
-    info: StatusMsg = BOOT_INFO             # rxInfo: the last status (corrected: newest round)
+    info: StatusMsg = BOOT_INFO             # rxDesign.info: the last status (corrected: newest round)
     blocks: tuple[int, ...] = ()            # rxBlocks: embedding_indices
     cached: int = 0                         # len(rxCache): tokens cached from earlier rounds
-    p_sent: int = 0                         # rxPSent: partial_sent_tokens
-    p_total: int = 0                        # rxPTotal: cached total (0 = none)
-    flag: bool = False                      # rxFlag ("flag": resume_triggered)
-    last_idx: tuple[int, ...] = ()          # rxLastIdx ("indices"; () = None)
-    last_sent: int = -1                     # rxLastSent ("sent_tokens", "cached_sent")
-    round: int = 0                          # rxRound ("corrected": last round cached)
+    # the historical designs' rxDesign fields (the corrected design leaves them as here)
+    p_sent: int = 0                         # .pSent: partial_sent_tokens
+    p_total: int = 0                        # .pTotal: cached total (0 = none)
+    flag: bool = False                      # .flag ("flag": resume_triggered)
+    last_idx: tuple[int, ...] = ()          # .lastIdx ("indices"; () = None)
+    last_sent: int = -1                     # .lastSent ("sent_tokens", "cached_sent")
+    # the corrected design's rxDesign field (the historical designs leave it 0)
+    round: int = 0                          # .round ("corrected": last round cached)
     resumes: int = 0                        # rxResumes: resumes sent
 
     def __hash__(self) -> int:

@@ -377,20 +377,24 @@ class World:
             return _rec({"type": m.type, "blocks": m.blocks, "sent": m.sent, "alloc": m.alloc,
                          "round": m.round})
 
+        corrected = self.params.variant == "corrected"
+
+        def design(r: int, s: int) -> Rec:
+            """rxDesign[r][s]: the design's own receiver state, in its module's shape."""
+            x = rxs(r, s)
+            if corrected:        # ResumeCorrected: the newest status, the last round cached
+                return _rec({"info": stmsg(x.info), "round": x.round})
+            return _rec({"info": stmsg(x.info), "pSent": x.p_sent, "pTotal": x.p_total,
+                         "flag": x.flag, "lastIdx": x.last_idx, "lastSent": x.last_sent})
+
         return {
             "free": tuple(p.free for p in self.rx.pools),
             "data": self.data, "aux": self.aux,
             "rxPhase": tuple(self.rx.requests[r].phase for r in reqs),
             "rxStatus": per_rs(lambda r, s: int(rxs(r, s).status)),
-            "rxInfo": per_rs(lambda r, s: stmsg(rxs(r, s).info)),
+            "rxDesign": per_rs(design),
             "rxBlocks": per_rs(lambda r, s: rxs(r, s).blocks),
             "rxCache": per_rs(lambda r, s: self.cache[(r, s)]),
-            "rxPSent": per_rs(lambda r, s: rxs(r, s).p_sent),
-            "rxPTotal": per_rs(lambda r, s: rxs(r, s).p_total),
-            "rxFlag": per_rs(lambda r, s: rxs(r, s).flag),
-            "rxLastIdx": per_rs(lambda r, s: rxs(r, s).last_idx),
-            "rxLastSent": per_rs(lambda r, s: rxs(r, s).last_sent),
-            "rxRound": per_rs(lambda r, s: rxs(r, s).round),
             "rxResumes": per_rs(lambda r, s: rxs(r, s).resumes),
             "handed": per_rs(lambda r, s: self.handed[(r, s)]),
             "txPhase": tuple(self.tx[r].phase for r in reqs),
@@ -431,17 +435,27 @@ class World:
             m = _fields(x)
             return Write(m["r"], m["b"], toks(m["toks"]), m["aux"])
 
+        def session(i: int, s: int) -> rxm.RxSession:
+            # rxDesign[r][s] has the fields of the design's module; the core keeps
+            # every design's fields, the others at their initial values
+            m = _fields(v["rxDesign"][i][s - 1])
+            d = dict(m.items())
+            init = rxm.RxSession()
+            return rxm.RxSession(
+                status=v["rxStatus"][i][s - 1], info=stmsg(d["info"]),
+                blocks=tuple(v["rxBlocks"][i][s - 1]), cached=len(v["rxCache"][i][s - 1]),
+                p_sent=d["pSent"] if "pSent" in d else init.p_sent,
+                p_total=d["pTotal"] if "pTotal" in d else init.p_total,
+                flag=d["flag"] if "flag" in d else init.flag,
+                last_idx=tuple(d["lastIdx"]) if "lastIdx" in d else init.last_idx,
+                last_sent=d["lastSent"] if "lastSent" in d else init.last_sent,
+                round=d["round"] if "round" in d else init.round,
+                resumes=v["rxResumes"][i][s - 1])
+
         requests = {}
         for r in reqs:
             i = r - 1
-            requests[r] = rxm.RxRequest(v["rxPhase"][i], tuple(
-                rxm.RxSession(status=v["rxStatus"][i][s - 1], info=stmsg(v["rxInfo"][i][s - 1]),
-                              blocks=tuple(v["rxBlocks"][i][s - 1]),
-                              cached=len(v["rxCache"][i][s - 1]),
-                              p_sent=v["rxPSent"][i][s - 1], p_total=v["rxPTotal"][i][s - 1],
-                              flag=v["rxFlag"][i][s - 1], last_idx=tuple(v["rxLastIdx"][i][s - 1]),
-                              last_sent=v["rxLastSent"][i][s - 1], round=v["rxRound"][i][s - 1],
-                              resumes=v["rxResumes"][i][s - 1]) for s in sess))
+            requests[r] = rxm.RxRequest(v["rxPhase"][i], tuple(session(i, s) for s in sess))
         rx = rxm.RxState(params, requests, tuple(Pool(tuple(f)) for f in v["free"]))
         tx = {}
         for r in reqs:
