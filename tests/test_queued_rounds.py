@@ -240,3 +240,21 @@ def test_core_a_room_that_succeeded_drops_resumes():
     assert room.phase == tx.DONE
     room = tx.sender_recv_resume(room, 1, Ctl("resume", (9,), 0, 1)).state
     assert room.queue == 0 and tx.sender_queued_round(room, False) is None
+
+
+# ---- TLC trace validation agrees (about 1.5 min a trace here) ----------------
+
+def test_tlc_the_queued_round_on_the_failed_room(failed, tmp_path):
+    from resumespec.conformance.tlc_trace import check_tlc, steps_of
+    from resumespec.conformance.trace import read_trace
+
+    path = write(failed, tmp_path / "t.jsonl")
+    actions = [st.action for st in steps_of(list(read_trace(path))).steps]
+    assert actions.count("SenderWriteSession") == 3 and actions.count("SenderWriteDead") == 1
+    v = check_tlc([path], timeout=600)
+    assert v.verdict == "conforms", v.message
+    evs = list(failed)
+    i = len(evs) - 1 - [ev["event"] for ev in reversed(evs)].index("status_sent")
+    evs.insert(i + 1, dict(evs[i]))                  # a third Failed: no round queued
+    v = check_tlc([write(evs, tmp_path / "m.jsonl")], timeout=600)
+    assert v.verdict == "violates", v.message
