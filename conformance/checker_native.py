@@ -911,6 +911,9 @@ class NativeChecker:
             return
         if st.tx_phase.get(req) not in ("done", "failed", "dead", None):
             return
+        tx = st.tx_core.get(req)
+        if tx is not None and (tx.queue or tx.left) and tx.phase == _FAILED:
+            return     # (QueuedRounds: a failed room still runs the rounds its resumes queued)
         sessions = st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set())
         if not sessions:
             return
