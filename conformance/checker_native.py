@@ -911,8 +911,8 @@ class NativeChecker:
             return
         if st.tx_phase.get(req) not in ("done", "failed", "dead", None):
             return
-        tx = st.tx_core.get(req)
-        if tx is not None and (tx.queue or tx.left) and tx.phase == _FAILED:
+        room = st.tx_core.get(req)
+        if room is not None and (room.queue or room.left) and room.phase == _FAILED:
             return     # (QueuedRounds: a failed room still runs the rounds its resumes queued)
         sessions = st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set())
         if not sessions:
