@@ -70,7 +70,8 @@ SPEC_ACTIONS = (
     "ReceiverInit", "SenderRecvInit", "SenderStartRound", "WriteLand", "SenderEndRound",
     "DeliverStatus", "PollSuccess", "PollFailed", "PollTransferringHistorical",
     "PollTransferringCorrected", "PollReadOnly", "SenderRecvResume", "SenderRecvAbort",
-    "PrefillDone", "WriteError", "Heartbeat", "Abort", "SenderFailDead",
+    "PrefillDone", "WriteError", "Heartbeat", "Abort", "SenderFailDead", "SenderQueuedRound",
+    "SenderWriteSession",
 )
 
 # a poll's combined status -> the decisions the receiver may take (else: wait)
@@ -910,6 +911,9 @@ class NativeChecker:
             return
         if st.tx_phase.get(req) not in ("done", "failed", "dead", None):
             return
+        room = st.tx_core.get(req)
+        if room is not None and (room.queue or room.left) and room.phase == _FAILED:
+            return     # (QueuedRounds: a failed room still runs the rounds its resumes queued)
         sessions = st.rx_sessions.get(req, set()) | st.tx_sessions.get(req, set())
         if not sessions:
             return
@@ -1942,7 +1946,7 @@ class NativeChecker:
             "resume", tuple(ev["blocks"]), ev["sent_tokens"], ev["allocated_tokens"],
             ev.get("round", 0)))
         assert step is not None          # (a resume is always a step: dropped when closed)
-        if not tx.alive:
+        if not tx.alive and not (tx.params.queued_rounds and tx.phase == _FAILED):
             if not st.held_count.get(req):   # (a request holding blocks stays)
                 self._maybe_forget(req)
             return   # room closed: the resume is dropped
@@ -2065,6 +2069,9 @@ class NativeChecker:
         tx = st.tx_core.get(req)
         if tx is None or s > len(tx.sessions):
             tx = self._room(req, s)
+        if tx.params.queued_rounds:
+            self._queued_round_start(ev, req, s, tx, known, total)
+            return
         if tx.phase in _ROUND_MAY_START:
             bs = st.config.block_size or self._tx_bs or 1
             if known is None or tx.params.block_size != bs:
@@ -2104,6 +2111,9 @@ class NativeChecker:
         tx = st.tx_core.get(req)
         phase = tx.phase if tx is not None else None
         ok = ev["ok"]
+        if tx is not None and tx.params.queued_rounds:
+            self._queued_round_end(ev, req, s, tx, b)
+            return
         failing = ok and req in st.fail_dead     # a session written before a dead one
         if (tx is None or b is None or not b.started or b.ended
                 or not (phase == _WRITING or (phase == _FAILED and not ok) or failing)):
@@ -2152,6 +2162,166 @@ class NativeChecker:
         self._commit(req, step)
         self.coverage["SenderEndRound"] += 1
 
+    # ---- QueuedRounds: the fork's sender without the barrier --------------
+    # (the four pull/13 designs: ForkSender and no Barrier).  Every resume
+    # queued a round (the core's TxRoom.queue); a round is a walk over the
+    # sessions, each written from what the sender holds for it when the walk
+    # reaches it (SenderWriteSession), one batch at a time.  A round is not
+    # logged when it starts: the first session's round_start shows it
+    # (SenderQueuedRound, then SenderWriteSession); a Failed with no
+    # round_start is the walk meeting a dead session.
+
+    def _queued_next_round(self, req: int, s: int, tx: TxRoom, what: str) -> TxRoom:
+        """SenderQueuedRound through the core, when no round's walk is under
+        way: the room after it, or a violation naming why none could start."""
+        st = self.state
+        if tx.left:
+            return tx
+        step = core_tx.sender_queued_round(tx, bool(st.writes_of.get(req)))
+        if step is None:
+            said = f"the sender {what} of req {req} for session {s}"
+            if tx.phase == core_tx.INIT:
+                late = [o for o in tx.params.sessions if not tx.session(o).ready]
+                raise step_error(f"{said} before the init of session(s) {late} arrived "
+                                 f"({self._tx_words(tx)})",
+                                 "the first round starts once every session's init arrived")
+            raise step_error(f"{said}, but no round is queued ({self._tx_words(tx)}, "
+                             f"{tx.queue} queued)",
+                             "a round only when a resume queued one (SenderQueuedRound: the "
+                             "fork's sender queues one round per resume it receives; a room "
+                             "that succeeded runs none)")
+        self._commit(req, step)
+        self.coverage["SenderQueuedRound"] += 1
+        return step.state
+
+    def _queued_round_start(self, ev: dict, req: int, s: int, tx: TxRoom,
+                            known: int | None, total: int) -> None:
+        st = self.state
+        if known is None or tx.total != total:
+            st.total[req] = total
+            tx = st.tx_core[req] = tx._replace(
+                params=self._tx_params(len(tx.sessions)), total=total)
+        for o in tx.params.sessions:
+            ob = st.tx_session.get((req, o))
+            if o != s and ob is not None and ob.started and not ob.ended:
+                raise step_error(
+                    f"the sender started writing req {req} session {s} while the batch of "
+                    f"session {o} had not returned",
+                    "the fork's transfer worker writes a room's sessions one after "
+                    "another (SenderWriteSession: no write of the room in flight)")
+        tx = self._queued_next_round(req, s, tx, "started a round")
+        if s in st.tx_dead:
+            raise step_error(
+                f"the sender started a round of req {req} for session {s}, which it "
+                f"counts as dead since a write error",
+                "status_sent Failed to that session, and no round (the fork's sender, "
+                "fork_sender)")
+        if s not in tx.left:
+            raise step_error(
+                f"the sender wrote req {req} session {s} twice in one round "
+                f"({self._tx_words(tx)})",
+                "each session once per round (SenderWriteSession); a resume queues "
+                "the next round")
+        b = st.tx_session.get((req, s))
+        if b is None:
+            b = st.tx_session[(req, s)] = TxSession()
+        x = tx.session(s)
+        ws = session_writes(tx, s)
+        step = core_tx.sender_write_session(tx, s, st.tx_dead, False, writes=False)
+        assert step is not None
+        after = step.state
+        b.plan = (x.sent, after.session(s).tok, list(map(_first, ws)),
+                  bool(ws) and ws[0][3] > 0, session_partial(tx.total, x.sent, x.alloc))
+        b.started = b.ended = False
+        src = b.source
+
+        def why() -> str:     # (words only for a violation)
+            return (f"(design {tx.params.variant}'s SenderWriteSession, the fork's sender "
+                    f"without the barrier, from the last {src}: {self._tx_words(tx)})")
+        P.check_SenderOffsetFollowsResume(ev, b.plan, src, why)
+        P.check_AuxOnlyInFirstRound(ev, b.plan)
+        P.check_WritesOnlyIntoOwnedBlocks_at_write(st, req, s, b.plan[2])
+        if ws:
+            inflight = st.inflight
+            ranks = st.writes_of.get(req)
+            if ranks is None:
+                ranks = st.writes_of[req] = {}
+            keys = ranks.get(s)
+            if keys is None:
+                keys = ranks[s] = set()
+            sent = x.sent
+            for blk, first, count, aux in ws:
+                inflight[(s, blk)] = Write(req, s, sent, first, count, aux or None, True)
+                keys.add(blk)
+        self._commit(req, step)
+        self.coverage["SenderWriteSession"] += 1
+        b.started = True
+
+    def _queued_round_end(self, ev: dict, req: int, s: int, tx: TxRoom,
+                          b: TxSession | None) -> None:
+        st = self.state
+        ok = ev["ok"]
+        if b is None or not b.started or b.ended \
+                or tx.phase not in (core_tx.WRITING, core_tx.FAILED):
+            raise step_error(f"the round of req {req} for session {s} ended"
+                             + (" ok" if ok else " with an error")
+                             + ", but none was being written"
+                             + (f" (the room is {tx.phase})" if tx.phase != _WRITING else ""),
+                             "round_end after its round_start")
+        sent, tok, dst = b.plan[0], b.plan[1], b.plan[2]
+        if ok:
+            if ev["sent_tokens"] != sent + tok:
+                raise step_error(
+                    f"the round of req {req} for session {s} ended at offset "
+                    f"{ev['sent_tokens']}, but it started at {sent} with {tok} tokens",
+                    f"sent_tokens = {sent + tok}")
+            landed = 0
+            ranks = st.writes_of.get(req)
+            if ranks:
+                ranks.pop(s, None)
+                if not ranks:
+                    del st.writes_of[req]
+            inflight, content = st.inflight, st.content
+            for blk in dst:          # WriteLand, for every block of the batch
+                w = inflight.pop((s, blk), None)
+                if w is None or w.req != req:
+                    continue
+                if w.first is not None and w.count:
+                    content[(s, blk)] = (req, w.first, w.count)
+                if w.aux is not None:
+                    st.aux[(s, blk)] = w.aux
+                landed += 1
+            if landed:
+                self.coverage["WriteLand"] += landed
+        elif tx.phase == _WRITING:
+            self._write_error(req, tx, s)   # this batch failed: WriteError
+        else:
+            raise step_error(f"a write of req {req} to session {s} failed in a room that "
+                             f"had failed already", "one write error per run")
+        b.ended = True
+        tx = st.tx_core[req]
+        if tx.phase != _WRITING or tx.left:
+            return
+        # the walk wrote every session: SenderEndRound
+        step = core_tx.sender_end_round(tx, False)
+        assert step is not None
+        self._commit(req, step)
+        self.coverage["SenderEndRound"] += 1
+
+    def _queued_fail_dead(self, req: int, s: int, tx: TxRoom) -> bool:
+        """A Failed with no round_start: the walk of a round (queued, or the
+        one under way) met the dead session ``s`` (SenderWriteSession)."""
+        st = self.state
+        if st.writes_of.get(req):
+            return False
+        tx = self._queued_next_round(req, s, tx, "sent Failed")
+        step = core_tx.sender_write_session(tx, s, st.tx_dead, False)
+        if step is None:
+            return False
+        self._commit(req, step)
+        self.coverage["SenderWriteSession"] += 1
+        return True
+
     def _write_error(self, req: int, tx: TxRoom, s: int | None) -> None:
         """WriteError through the core; with ``fork_sender`` the write to
         session ``s`` failed (1 when the log does not say): only ``s`` is
@@ -2180,6 +2350,8 @@ class NativeChecker:
             return False
         if s not in st.tx_dead:
             return False
+        if tx.params.queued_rounds:
+            return self._queued_fail_dead(req, s, tx)
         written = st.fail_dead.pop(req, set())
         step = core_tx.sender_fail_dead(tx, st.tx_dead, s, written)
         if step is None:
@@ -2275,7 +2447,7 @@ def _held(tx: TxRoom) -> TxRoom:
     if type(tx.sessions) is list:
         return tx
     return TxRoom(tx.params, tx.req, tx.total, tx.phase, cast(tuple, list(tx.sessions)),
-                  tx.round, tx.partials, tx.partial)
+                  tx.round, tx.partials, tx.partial, tx.queue, tx.left)
 
 
 def _listed(tx: TxRoom) -> list[TxSessionCore]:

@@ -212,9 +212,14 @@ class _Grouper:
     """Groups the events of a trace into spec actions (see ``steps_of``)."""
 
     def __init__(self, bs: int, nsess: int, corrected: bool, free_first: bool,
-                 bmap: dict | None = None, fork: bool = False):
+                 bmap: dict | None = None, fork: bool = False, barrier: bool = True):
         self.bs = bs
         self.fork = fork             # ForkSender: the engine fork's failed-write rule
+        # QueuedRounds (ForkSender without the barrier): a round_start is one
+        # session's SenderWriteSession; the round's start (SenderQueuedRound)
+        # is not logged and steps freely; SenderEndRound is its statuses
+        self.queued = fork and not barrier
+        self.end_sent: dict = {}     # (req, session) -> the offset its last batch ended at
         self.bmap = bmap             # trace block id -> spec block id (None: id + 1)
         self.corrected = corrected
         self.free_first = free_first
@@ -396,7 +401,11 @@ class _Grouper:
         if self.total.setdefault(r, ev["total"]) != ev["total"]:
             self.impossible(r, s, line)          # the sender changed its mind on the length
             return
-        _, p = self.join("start", "SenderStartRound", r, s, line)
+        if self.queued:
+            self.count[("start", r, s)] = self.count.get(("start", r, s), 0) + 1
+            _, p = self.add("SenderWriteSession", r, s, line)
+        else:
+            _, p = self.join("start", "SenderStartRound", r, s, line)
         p.sent, p.tokens = ev["sent_tokens"], ev["tokens"]
         p.aux, p.partial = ev["aux_written"], ev["partial"]
         p.blocks = self.bl(ev["dst_blocks"])
@@ -408,6 +417,10 @@ class _Grouper:
         if not ev["ok"]:
             self.count[("end", r, s)] = self.count.get(("end", r, s), 0) + 1
             self.on_write_error(line, ev, r, s)
+            return
+        if self.queued:          # the batch returned: its writes landed (unobserved)
+            self.count[("end", r, s)] = self.count.get(("end", r, s), 0) + 1
+            self.end_sent[(r, s)] = ev["sent_tokens"]
             return
         st, p = self.join("end", "SenderEndRound", r, s, line)
         p.sent = ev["sent_tokens"]
@@ -452,6 +465,19 @@ class _Grouper:
 
     def on_status_sent(self, line, ev, r, s):
         q = self.awaiting.get((r, s))
+        if not q and self.queued:
+            if STATUS_RANK[ev["status"]] == 0:
+                # the walk met a dead session: Failed to it, no write
+                st, p = self.add("SenderWriteDead", r, s, line)
+            else:
+                # the walk wrote every session: SenderEndRound, one part per status
+                st, p = self.join("qend", "SenderEndRound", r, s, line)
+                p.sent = self.end_sent.get((r, s), -1)
+            p.status = STATUS_RANK[ev["status"]]
+            p.st_fields = _status_fields(ev)
+            self.sent("st", r, s)
+            self.status_from.setdefault((r, s), []).append(st)
+            return
         if not q and self.fork and STATUS_RANK[ev["status"]] == 0:
             # the fork's sender fails a round of a room with a dead session;
             # the live sessions its loop met first were written (their
@@ -727,7 +753,8 @@ def steps_of(events: list[tuple[int, dict]]) -> TraceModel:
                         f"{bs} tokens per rank after renumbering the blocks the trace never "
                         f"names (at most {MAX_POOL_SLOTS} token slots); use the native checker")
     fork = bool(config.get("fork_sender", False))
-    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first", bmap, fork)
+    g = _Grouper(bs, nsess, variant == "corrected", resume_order == "free_first", bmap, fork,
+                 bool(config.get("barrier", True)))
     for line, ev in events:
         if ev["event"] != "config":
             g.feed(line, ev)

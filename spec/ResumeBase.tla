@@ -88,6 +88,8 @@ VARIABLES
     txPartials, \* rounds that ended partial
     txPartial,  \* the current round is partial
     txDead,     \* sessions the sender counts as dead (ForkSender; {} otherwise)
+    txQueue,    \* rounds queued for a room, not started yet (QueuedRounds; 0 otherwise)
+    txLeft,     \* sessions the running round has still to write (QueuedRounds; {} otherwise)
     \* ---- network ----
     ctl,        \* ctl[r][s]: language -> encode messages (init, resume, abort), FIFO
     st,         \* st[r][s]: encode -> language status messages, FIFO
@@ -116,7 +118,7 @@ VARIABLES
 rxVars == <<rxPhase, rxStatus, rxDesign, rxBlocks, rxCache, rxResumes, handed>>
 
 txVars == <<txPhase, txSent, txAlloc, txDst, txReady, txTok, txRound,
-            txPartials, txPartial, txDead>>
+            txPartials, txPartial, txDead, txQueue, txLeft>>
 poolVars == <<free, data, aux>>
 netVars == <<ctl, st, wire>>
 vars == <<poolVars, rxVars, txVars, netVars, faultsUsed, errors>>
@@ -194,6 +196,8 @@ BaseInit ==
     /\ txPartials = [r \in Reqs |-> 0]
     /\ txPartial = [r \in Reqs |-> FALSE]
     /\ txDead = {}
+    /\ txQueue = [r \in Reqs |-> 0]
+    /\ txLeft = [r \in Reqs |-> {}]
     /\ ctl = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ st = [r \in Reqs |-> [s \in Sess |-> <<>>]]
     /\ wire = [s \in Sess |-> {}]
@@ -236,20 +240,38 @@ SenderRecvInit(r, s) ==
        /\ txReady' = [txReady EXCEPT ![r][s] = TRUE]
     /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
     /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
-                   txDead, st, wire, faultsUsed, errors>>
+                   txDead, txQueue, txLeft, st, wire, faultsUsed, errors>>
+
+(***************************************************************************)
+(* QueuedRounds: the engine fork's sender without the resume barrier (the *)
+(* four pull/13 designs; derived, not a constant: ForkSender and no        *)
+(* Barrier, which no model before it combined).  Its embedding thread puts *)
+(* one round on the room's transfer queue for EVERY resume it receives,    *)
+(* and its transfer_worker runs a round by walking the room's sessions one *)
+(* after another, reading each session's offset, allocation and blocks    *)
+(* when it reaches it (not when the round starts).  A room stays in the    *)
+(* sender's table until its round ends Success, so a queued round also    *)
+(* runs on a room that already failed; a room that succeeded has left the *)
+(* table, and its queued rounds and resumes do nothing.                   *)
+(***************************************************************************)
+QueuedRounds == ForkSender /\ ~Barrier
+
+\* The room is still in the sender's table: a resume updates it and queues a round.
+InTable(r) == SenderAlive(r) \/ (QueuedRounds /\ txPhase[r] = "failed")
 
 SenderRecvResume(r, s) ==
     /\ ctl[r][s] # <<>> /\ Head(ctl[r][s]).type = "resume"
-    /\ IF SenderAlive(r)
+    /\ IF InTable(r)
        THEN LET m == Head(ctl[r][s]) IN
             /\ txDst' = [txDst EXCEPT ![r][s] = m.blocks]
             /\ txAlloc' = [txAlloc EXCEPT ![r][s] = m.alloc]
             /\ txSent' = [txSent EXCEPT ![r][s] = m.sent]
             /\ txReady' = [txReady EXCEPT ![r][s] = TRUE]
-       ELSE UNCHANGED <<txDst, txAlloc, txSent, txReady>>  \* room closed: dropped
+            /\ txQueue' = IF QueuedRounds THEN [txQueue EXCEPT ![r] = @ + 1] ELSE txQueue
+       ELSE UNCHANGED <<txDst, txAlloc, txSent, txReady, txQueue>>  \* room closed: dropped
     /\ ctl' = [ctl EXCEPT ![r][s] = Tail(@)]
     /\ UNCHANGED <<poolVars, rxVars, txPhase, txTok, txRound, txPartials, txPartial,
-                   txDead, st, wire, faultsUsed, errors>>
+                   txDead, txLeft, st, wire, faultsUsed, errors>>
 
 
 SendStatusAll(r, msgf) == st' = [st EXCEPT ![r] = [s \in Sess |-> Append(st[r][s], msgf[s])]]
@@ -279,6 +301,7 @@ RoundMayStart(r) ==
                                            ELSE \E s \in Sess : txReady[r][s]
 
 SenderStartRound(r) ==
+    /\ ~QueuedRounds               \* (QueuedRounds: SenderQueuedRound, SenderWriteSession)
     /\ RoundMayStart(r)
     /\ txDead = {}                 \* (ForkSender: else SenderFailDead)
     /\ wire' = [s \in Sess |-> wire[s] \cup RoundWrites(r, s)]
@@ -289,8 +312,8 @@ SenderStartRound(r) ==
     /\ txReady' = [txReady EXCEPT ![r] = [s \in Sess |-> FALSE]]
     /\ txRound' = [txRound EXCEPT ![r] = @ + 1]
     /\ txPhase' = [txPhase EXCEPT ![r] = "writing"]
-    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, txDead, ctl, st,
-                   faultsUsed, errors>>
+    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, txDead, txQueue,
+                   txLeft, ctl, st, faultsUsed, errors>>
 
 (* A one-sided write lands: slots it covers are overwritten, others keep   *)
 (* whatever was there; the aux row only when the write carries it.         *)
@@ -356,20 +379,28 @@ KnownTotal(r) == IF txRound[r] = 0 THEN 0 ELSE Total[r]
 
 FailedTo(r, d) == StMsg(Failed, txRound[r], txSent[r][d], KnownTotal(r))
 
+\* QueuedRounds: the session whose batch is being written (one at a time).
+Writing(r) == {s \in Sess : \E w \in wire[s] : w.r = r}
+
 WriteError(r) ==
     /\ "write_error" \in Faults \ faultsUsed
     /\ txPhase[r] = "writing"
     /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
     /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
     /\ IF ForkSender
-       THEN \E d \in Sess :
+       THEN \E d \in IF QueuedRounds THEN Writing(r) ELSE Sess :
               /\ txDead' = txDead \cup {d}
               /\ st' = [st EXCEPT ![r][d] = Append(@, FailedTo(r, d))]
+              \* QueuedRounds: the offset was advanced when d's batch was issued;
+              \* a failed batch does not advance it, and the loop stops.
+              /\ txSent' = IF QueuedRounds THEN [txSent EXCEPT ![r][d] = @ - txTok[r][d]]
+                                           ELSE txSent
+              /\ txLeft' = IF QueuedRounds THEN [txLeft EXCEPT ![r] = {}] ELSE txLeft
        ELSE /\ SendStatusAll(r, [s \in Sess |-> FailedTo(r, s)])
-            /\ UNCHANGED txDead
+            /\ UNCHANGED <<txDead, txSent, txLeft>>
     /\ faultsUsed' = faultsUsed \cup {"write_error"}
-    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
-                   txPartials, txPartial, ctl, errors>>
+    /\ UNCHANGED <<poolVars, rxVars, txAlloc, txDst, txReady, txTok, txRound,
+                   txPartials, txPartial, txQueue, ctl, errors>>
 
 (***************************************************************************)
 (* ForkSender: a round of a room with a dead session.  The fork's         *)
@@ -398,7 +429,7 @@ LandNowAux(s, ws) ==
 Owns(r, s, w) == rxPhase[r] \in {"queued", "aborting"} /\ w.b \in Range(rxBlocks[r][s])
 
 SenderFailDead(r) ==
-    /\ ForkSender
+    /\ ForkSender /\ ~QueuedRounds   \* (QueuedRounds: SenderWriteSession meets d)
     /\ txDead # {}
     /\ RoundMayStart(r)
     /\ \E d \in txDead, W \in SUBSET (Sess \ txDead) :
@@ -412,7 +443,63 @@ SenderFailDead(r) ==
                       THEN errors \cup {"write_into_unowned"} ELSE errors
     /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
     /\ UNCHANGED <<free, rxVars, txAlloc, txDst, txReady, txTok, txRound,
-                   txPartials, txPartial, txDead, ctl, wire, faultsUsed>>
+                   txPartials, txPartial, txDead, txQueue, txLeft, ctl, wire, faultsUsed>>
+
+(***************************************************************************)
+(* QueuedRounds: the worker takes the room's next round from the queue.    *)
+(* The first round is the encode side's own (every init arrived); a later  *)
+(* one was queued by a resume.  The worker runs one round of a room at a   *)
+(* time: the last round's loop is over and its last batch has returned.   *)
+(* No write is issued here: SenderWriteSession writes the sessions one by *)
+(* one.  A failed room still runs its queued rounds (it is still in the    *)
+(* sender's table); a room that succeeded (or whose encode side died)     *)
+(* runs none.                                                              *)
+(***************************************************************************)
+SenderQueuedRound(r) ==
+    /\ QueuedRounds
+    /\ txLeft[r] = {} /\ NoWritesFor(r)
+    /\ \/ txPhase[r] = "init" /\ \A s \in Sess : txReady[r][s]
+          /\ UNCHANGED txQueue
+       \/ txPhase[r] \in {"await", "failed"} /\ txQueue[r] > 0
+          /\ txQueue' = [txQueue EXCEPT ![r] = @ - 1]
+    /\ txLeft' = [txLeft EXCEPT ![r] = {s \in Sess : TRUE}]   \* (a set TLC prints as {1, 2})
+    /\ txReady' = [txReady EXCEPT ![r] = [s \in Sess |-> FALSE]]
+    /\ txTok' = [txTok EXCEPT ![r] = [s \in Sess |-> 0]]
+    /\ txRound' = [txRound EXCEPT ![r] = @ + 1]
+    /\ txPhase' = [txPhase EXCEPT ![r] = IF @ = "failed" THEN "failed" ELSE "writing"]
+    /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txPartials, txPartial, txDead,
+                   netVars, faultsUsed, errors>>
+
+(***************************************************************************)
+(* QueuedRounds: the running round reaches session s (any session it has  *)
+(* not written yet: the order is the order of the room's inits, which the *)
+(* spec does not keep), once the batch before it has returned.  A live     *)
+(* session is written from its offset, allocation and blocks as they are  *)
+(* NOW (a resume that arrived while the round wrote another session counts) *)
+(* and its offset advances; the round is partial as this session's share  *)
+(* is (the engine keeps the last session's).  A dead session fails the     *)
+(* room, gets Failed (again, if the room had failed already) and stops the *)
+(* loop: the sessions not reached yet are not written.  In a failed room   *)
+(* the live sessions are still written (into blocks their ranks may have   *)
+(* freed: WritesOnlyIntoOwnedBlocks).                                      *)
+(***************************************************************************)
+SenderWriteSession(r, s) ==
+    /\ QueuedRounds
+    /\ txPhase[r] \in {"writing", "failed"}     \* (not after the encode side died)
+    /\ s \in txLeft[r] /\ NoWritesFor(r)
+    /\ IF s \in txDead
+       THEN /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]
+            /\ txLeft' = [txLeft EXCEPT ![r] = {}]
+            /\ st' = [st EXCEPT ![r][s] = Append(@, FailedTo(r, s))]
+            /\ UNCHANGED <<txSent, txTok, txPartial, wire>>
+       ELSE /\ wire' = [wire EXCEPT ![s] = @ \cup RoundWrites(r, s)]
+            /\ txTok' = [txTok EXCEPT ![r][s] = RoundTok(r, s)]
+            /\ txSent' = [txSent EXCEPT ![r][s] = @ + RoundTok(r, s)]
+            /\ txPartial' = [txPartial EXCEPT ![r] = Total[r] - txSent[r][s] > txAlloc[r][s]]
+            /\ txLeft' = [txLeft EXCEPT ![r] = @ \ {s}]
+            /\ UNCHANGED <<txPhase, st>>
+    /\ UNCHANGED <<poolVars, rxVars, txAlloc, txDst, txReady, txRound, txPartials, txDead,
+                   txQueue, ctl, faultsUsed, errors>>
 
 (***************************************************************************)
 (* The encode side dies: its writes stop; the language side's heartbeat   *)
@@ -447,8 +534,8 @@ Heartbeat(r) ==
     /\ faultsUsed' = faultsUsed \cup {"heartbeat"}
     /\ UNCHANGED <<poolVars, rxPhase, rxDesign, rxBlocks, rxCache, rxResumes, handed,
                    txSent, txAlloc,
-                   txDst, txReady, txTok, txRound, txPartials, txPartial, txDead, ctl, st,
-                   errors>>
+                   txDst, txReady, txTok, txRound, txPartials, txPartial, txDead, txQueue,
+                   txLeft, ctl, st, errors>>
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -461,6 +548,8 @@ TypeOK ==   \* written with explicit quantifiers: TLC checks them fast
                               /\ \A k \in Slots : data[s][b][k] \in Tok
          /\ \A w \in wire[s] : w.r \in Reqs /\ w.b \in Blocks
     /\ txDead \subseteq Sess /\ (~ForkSender => txDead = {})
+    /\ \A r \in Reqs : /\ txQueue[r] \in Nat /\ txLeft[r] \subseteq Sess
+                     /\ (~QueuedRounds => txQueue[r] = 0 /\ txLeft[r] = {})
     /\ \A r \in Reqs :
          /\ rxPhase[r] \in {"new", "queued", "aborting", "prefill", "done", "failed"}
          /\ txPhase[r] \in {"init", "writing", "await", "done", "failed", "dead"}
@@ -588,7 +677,8 @@ TxRank(r) == 3 * txRound[r] + CASE txPhase[r] = "init" -> 0 [] txPhase[r] = "wri
                                 [] txPhase[r] \in {"done", "failed", "dead"} -> 3
 Sum(f, n) == LET S[i \in 0..n] == IF i = 0 THEN 0 ELSE S[i - 1] + f[i] IN S[n]  \* f[1] + ... + f[n]
 Done == Sum([r \in Reqs |-> RxRank(r) + TxRank(r)
-                            + Sum([s \in Sess |-> rxResumes[r][s]], NSess)], NReq)
+                            + Sum([s \in Sess |-> rxResumes[r][s]], NSess)
+                            + NSess * txRound[r] - Cardinality(txLeft[r])], NReq)
         + Cardinality(errors) + Cardinality(faultsUsed)
 Pending == Sum([r \in Reqs |-> Sum([s \in Sess |-> 2 * Len(ctl[r][s]) + Len(st[r][s])], NSess)], NReq)
            + Sum([s \in Sess |-> Cardinality(wire[s])], NSess)

@@ -76,7 +76,7 @@ SenderEndRound(r) ==
     /\ txPhase' = [txPhase EXCEPT ![r] = IF txPartial[r] THEN "await" ELSE "done"]
     /\ txPartials' = [txPartials EXCEPT ![r] = IF txPartial[r] THEN @ + 1 ELSE @]
     /\ UNCHANGED <<poolVars, rxVars, txAlloc, txDst, txReady, txTok, txRound, txPartial,
-                   txDead, ctl, wire, faultsUsed, errors>>
+                   txDead, txQueue, txLeft, ctl, wire, faultsUsed, errors>>
 
 (* Abort is a message.  The sender answers it once none of its writes into *)
 (* that room is in flight, with status Failed.                             *)
@@ -89,7 +89,7 @@ SenderRecvAbort(r, s) ==
             /\ st' = [st EXCEPT ![r][s] = Append(@, FailedTo(r, s))]
        ELSE UNCHANGED <<txPhase, st>>
     /\ UNCHANGED <<poolVars, rxVars, txSent, txAlloc, txDst, txReady, txTok, txRound,
-                   txPartials, txPartial, txDead, wire, faultsUsed, errors>>
+                   txPartials, txPartial, txDead, txQueue, txLeft, wire, faultsUsed, errors>>
 
 -----------------------------------------------------------------------------
 (***************************************************************************)

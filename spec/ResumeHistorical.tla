@@ -68,14 +68,16 @@ LastSent(r, s) == rxDesign[r][s].lastSent
 SenderEndRound(r) ==
     /\ txPhase[r] = "writing"
     /\ NoWritesFor(r)
-    /\ LET newSent == [s \in Sess |-> txSent[r][s] + txTok[r][s]]
+    /\ txLeft[r] = {}     \* (QueuedRounds: every session written; the offsets advanced then)
+    /\ LET newSent == IF QueuedRounds THEN txSent[r]
+                      ELSE [s \in Sess |-> txSent[r][s] + txTok[r][s]]
            status == IF txPartial[r] THEN Transferring ELSE Success
        IN /\ txSent' = [txSent EXCEPT ![r] = newSent]
           /\ SendStatusAll(r, [s \in Sess |-> StMsg(status, 0, 0, 0)])
     /\ txPhase' = [txPhase EXCEPT ![r] = IF txPartial[r] THEN "await" ELSE "done"]
     /\ txPartials' = [txPartials EXCEPT ![r] = IF txPartial[r] THEN @ + 1 ELSE @]
     /\ UNCHANGED <<poolVars, rxVars, txAlloc, txDst, txReady, txTok, txRound, txPartial,
-                   txDead, ctl, wire, faultsUsed, errors>>
+                   txDead, txQueue, txLeft, ctl, wire, faultsUsed, errors>>
 
 (* A status message arrives at a language rank.  Its info field keeps the *)
 (* message as the engine's receiver keeps the last status; no step here   *)
@@ -287,7 +289,9 @@ ProtocolNext ==
     \/ \E r \in Reqs :
          \/ ReceiverInit(r) \/ ReceiverPoll(r) \/ PrefillDone(r)
          \/ SenderStartRound(r) \/ SenderEndRound(r) \/ SenderFailDead(r)
+         \/ SenderQueuedRound(r)
          \/ \E s \in Sess : SenderRecvInit(r, s) \/ SenderRecvResume(r, s) \/ DeliverStatus(r, s)
+                         \/ SenderWriteSession(r, s)
     \/ \E s \in Sess : \E w \in wire[s] : WriteLand(s, w)
 
 (* Next repeats ProtocolNext's disjuncts inline, then the faults: TLC names  *)
@@ -300,7 +304,9 @@ Next ==
     \/ \E r \in Reqs :
          \/ ReceiverInit(r) \/ ReceiverPoll(r) \/ PrefillDone(r)
          \/ SenderStartRound(r) \/ SenderEndRound(r) \/ SenderFailDead(r)
+         \/ SenderQueuedRound(r)
          \/ \E s \in Sess : SenderRecvInit(r, s) \/ SenderRecvResume(r, s) \/ DeliverStatus(r, s)
+                         \/ SenderWriteSession(r, s)
     \/ \E s \in Sess : \E w \in wire[s] : WriteLand(s, w)
     \/ \E r \in Reqs : WriteError(r) \/ Heartbeat(r) \/ Abort(r)
 
@@ -315,9 +321,9 @@ Fairness ==
     /\ \A r \in Reqs :
          /\ SF_vars(ReceiverInit(r)) /\ SF_vars(ReceiverPoll(r)) /\ WF_vars(PrefillDone(r))
          /\ WF_vars(SenderStartRound(r)) /\ WF_vars(SenderEndRound(r))
-         /\ WF_vars(SenderFailDead(r))
+         /\ WF_vars(SenderFailDead(r)) /\ WF_vars(SenderQueuedRound(r))
          /\ \A s \in Sess : /\ WF_vars(SenderRecvInit(r, s)) /\ WF_vars(SenderRecvResume(r, s))
-                            /\ WF_vars(DeliverStatus(r, s))
+                            /\ WF_vars(DeliverStatus(r, s)) /\ WF_vars(SenderWriteSession(r, s))
     /\ \A s \in Sess : WF_vars(\E w \in wire[s] : WriteLand(s, w))
 
 Spec == Init /\ [][Next]_vars /\ Fairness

@@ -163,6 +163,17 @@ Observed ==
                       /\ {w.b : w \in RoundWrites(r, s)} = Range(P(s).blocks)
                       /\ (\E w \in RoundWrites(r, s) : w.aux > 0) = P(s).aux
                  ELSE txSent'[r][s] = txSent[r][s]
+       [] Ev.a = "SenderWriteSession" ->
+            \* QueuedRounds: one session's batch, from what the sender holds now
+            /\ SenderWriteSession(r, s1) /\ s1 \notin txDead
+            /\ txSent[r][s1] = P(s1).sent /\ txTok'[r][s1] = P(s1).tokens
+            /\ {w.b : w \in {x \in wire'[s1] : x.r = r}} = Range(P(s1).blocks)
+            /\ (\E w \in wire'[s1] : w.r = r /\ w.aux > 0) = P(s1).aux
+            /\ txPartial'[r] = P(s1).partial
+       [] Ev.a = "SenderWriteDead" ->
+            \* QueuedRounds: the walk meets the dead session s1: Failed to it
+            /\ SenderWriteSession(r, s1) /\ s1 \in txDead
+            /\ P(s1).status = Failed /\ StFits(LastSt(r, s1), P(s1))
        [] Ev.a = "DeliverStatus" ->
             /\ DeliverStatus(r, s1) /\ Head(st[r][s1]).status = P(s1).status
             /\ StFits(Head(st[r][s1]), P(s1))
@@ -231,7 +242,8 @@ Observed ==
 
 \* What the log does not show: a write lands.
 Unobserved ==
-  /\ \E s \in Sess : \E w \in wire[s] : ~NotLogged(w, s) /\ WriteLand(s, w)
+  /\ \/ \E s \in Sess : \E w \in wire[s] : ~NotLogged(w, s) /\ WriteLand(s, w)
+     \/ \E r \in Reqs : SenderQueuedRound(r)   \* (QueuedRounds: a round starts unlogged)
   /\ UNCHANGED l
 
 \* WritesOnlyIntoOwnedBlocks for the writes the log shows: a log that ends
@@ -269,7 +281,8 @@ SpecState ==    \* every variable but the block contents (data)
      rxDesign |-> rxDesign, rxBlocks |-> rxBlocks, rxCache |-> rxCache, rxResumes |-> rxResumes,
      handed |-> handed, txPhase |-> txPhase, txSent |-> txSent, txAlloc |-> txAlloc,
      txDst |-> txDst, txReady |-> txReady, txTok |-> txTok, txRound |-> txRound,
-     txPartials |-> txPartials, txPartial |-> txPartial, txDead |-> txDead, ctl |-> ctl, st |-> st,
+     txPartials |-> txPartials, txPartial |-> txPartial, txDead |-> txDead,
+     txQueue |-> txQueue, txLeft |-> txLeft, ctl |-> ctl, st |-> st,
      wire |-> wire, faultsUsed |-> faultsUsed, errors |-> errors]
 TraceInitFurthest == TraceInit /\ TLCSet(1, 0)
 Furthest ==     \* always TRUE

@@ -46,6 +46,13 @@ class Params:
             raise ValueError("the corrected design includes the sender's barrier (barrier=True)")
 
     @property
+    def queued_rounds(self) -> bool:
+        """The spec's ``QueuedRounds`` (``ForkSender /\\ ~Barrier``): the
+        fork's sender without the barrier queues a round per resume and
+        writes a round's sessions one after another (``sender.py``)."""
+        return self.fork_sender and not self.barrier
+
+    @property
     def design(self) -> Design:
         return design(self.variant)
 

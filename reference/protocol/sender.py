@@ -11,6 +11,8 @@ spec action                     function
 ``SenderEndRound(r)``           ``sender_end_round``
 ``WriteError(r)``               ``write_error``
 ``SenderFailDead(r)``           ``sender_fail_dead``
+``SenderQueuedRound(r)``        ``sender_queued_round``
+``SenderWriteSession(r, s)``    ``sender_write_session``
 ``Heartbeat(r)`` (encode half)  ``peer_dies``
 ==============================  ==========================================
 
@@ -20,6 +22,15 @@ keeps the set, adds ``TxStep.dead`` after a step that names one, and passes
 the set to ``sender_start_round`` and ``sender_fail_dead``.  Only with
 ``Params.fork_sender`` (the spec's ``ForkSender``) does a step name one;
 otherwise the set stays empty.
+
+With ``Params.queued_rounds`` (the spec's ``QueuedRounds``: the fork's
+sender without the barrier, the four ``pull/13`` designs) every resume
+queues a round (``TxRoom.queue``), and a round is a walk over the sessions
+(``TxRoom.left``: the sessions it has still to write): ``sender_queued_round``
+takes the next round, ``sender_write_session`` writes one session from its
+offset and blocks as they are when the walk reaches it (or, at a dead
+session, fails the room and tells that session alone); ``sender_start_round``
+and ``sender_fail_dead`` are then never enabled.
 
 The sender is deterministic: each function returns one ``TxStep`` or None
 (not enabled).  Two guards depend on the data path, which the core does not
@@ -73,6 +84,8 @@ class TxRoom(NamedTuple):
     round: int = 0                  # txRound: rounds started
     partials: int = 0               # txPartials: rounds that ended partial
     partial: bool = False           # txPartial: the current round is partial
+    queue: int = 0                  # txQueue: rounds queued, not started (queued_rounds)
+    left: frozenset[int] = frozenset()   # txLeft: sessions the round has still to write
 
     @classmethod
     def initial(cls, params: Params, req: int, total: int) -> TxRoom:
@@ -100,7 +113,8 @@ class TxRoom(NamedTuple):
         return _new(TxRoom, (self.params, self.req, self.total, phase, sessions,
                              self.round if round is None else round,
                              self.partials if partials is None else partials,
-                             self.partial if partial is None else partial))
+                             self.partial if partial is None else partial,
+                             self.queue, self.left))
 
     def _failed_status(self, s: int) -> StatusMsg:
         # Before the first round the sender may not know the length yet:
@@ -133,10 +147,14 @@ def sender_recv_resume(tx: TxRoom, s: int, msg: Ctl) -> TxStep | None:
     sent/allocated/destination.  A closed room drops it (still a step)."""
     if msg.type != "resume":
         return None
-    if not tx.alive:
+    queued = tx.params.queued_rounds
+    if not (tx.alive or (queued and tx.phase == FAILED)):
         return TxStep("SenderRecvResume", tx, ())
     x = TxSession(msg.sent, msg.alloc, msg.blocks, True, tx.session(s).tok)
-    return TxStep("SenderRecvResume", tx._with(tx.phase, tx._set(s, x)), ())
+    nt = tx._with(tx.phase, tx._set(s, x))
+    if queued:        # (the fork's embedding thread queues a round per resume)
+        nt = nt._replace(queue=tx.queue + 1)
+    return TxStep("SenderRecvResume", nt, ())
 
 
 def sender_recv_abort(tx: TxRoom, s: int, msg: Ctl, writes_in_flight: bool) -> TxStep | None:
@@ -207,7 +225,7 @@ def sender_start_round(tx: TxRoom, writes: bool = True,
     sender counts a session as ``dead``: ``sender_fail_dead`` instead."""
     p = tx.params
     phase = tx.phase
-    if dead or (phase != INIT and phase != AWAIT) or not round_may_start(
+    if dead or p.queued_rounds or (phase != INIT and phase != AWAIT) or not round_may_start(
             phase == INIT, [x.ready for x in tx.sessions], p.barrier):
         return None
     effects: list[Effect] = []
@@ -224,7 +242,7 @@ def sender_start_round(tx: TxRoom, writes: bool = True,
         if not partial and session_partial(total, sent, alloc):
             partial = True
     nt = _new(TxRoom, (p, tx.req, total, WRITING, tuple(sessions), tx.round + 1, tx.partials,
-                       partial))
+                       partial, tx.queue, tx.left))
     return _new(TxStep, ("SenderStartRound", nt, tuple(effects), None))
 
 
@@ -232,21 +250,22 @@ def sender_end_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
     """SenderEndRound: every write of the round completed; ``sent += tokens``
     and the status (Transferring if partial, else Success) to every session,
     with (round, sent, total) in the corrected design."""
-    if tx.phase != WRITING or writes_in_flight:
+    if tx.phase != WRITING or writes_in_flight or tx.left:
         return None
     partial = tx.partial
+    queued = tx.params.queued_rounds      # (the offsets advanced as each session was written)
     status = Status.TRANSFERRING if partial else Status.SUCCESS
     req, rnd, total = tx.req, tx.round, tx.total
     bare = None if tx.params.design.status_carries_round else _BARE[status]
     sessions: list[TxSession] = []
     effects: list[Effect] = []
     for s, x in enumerate(tx.sessions, 1):
-        sent = x.sent + x.tok
+        sent = x.sent if queued else x.sent + x.tok
         sessions.append(_new(TxSession, (sent, x.alloc, x.dst, x.ready, x.tok)))
         effects.append(SendStatus(req, s, StatusMsg(status, rnd, sent, total) if bare is None
                                   else bare))
     nt = _new(TxRoom, (tx.params, req, total, AWAIT if partial else DONE, tuple(sessions), rnd,
-                       tx.partials + 1 if partial else tx.partials, partial))
+                       tx.partials + 1 if partial else tx.partials, partial, tx.queue, tx.left))
     return _new(TxStep, ("SenderEndRound", nt, tuple(effects), None))
 
 
@@ -268,6 +287,14 @@ def write_error(tx: TxRoom, session: int | None = None) -> TxStep | None:
         if session is None or session not in tx.params.sessions:
             raise ValueError(f"fork_sender: a write error names the session whose write "
                              f"failed (1..{tx.params.n_sessions}), got {session}")
+        if tx.params.queued_rounds:
+            # the batch of ``session`` failed (the host checks that it is the one
+            # being written): its offset does not advance, and the walk stops
+            x = tx.session(session)
+            nt = tx._with(FAILED, tx._set(session, x._replace(sent=x.sent - x.tok)))
+            nt = nt._replace(left=frozenset())
+            effects.append(SendStatus(tx.req, session, tx._failed_status(session)))
+            return TxStep("WriteError", nt, tuple(effects), session)
         effects.append(SendStatus(tx.req, session, tx._failed_status(session)))
         return TxStep("WriteError", tx._with(FAILED, tx.sessions), tuple(effects), session)
     effects += [SendStatus(tx.req, s, tx._failed_status(s)) for s in tx.params.sessions]
@@ -286,7 +313,8 @@ def sender_fail_dead(tx: TxRoom, dead: frozenset[int] | set[int], session: int |
     over: the host lands them at once (no write of the room is in flight in
     phase init or await).  None when not enabled or the choice is not one
     the spec allows (``session`` not dead, ``written`` not all live)."""
-    if not tx.params.fork_sender or not dead or tx.phase not in (INIT, AWAIT) \
+    if not tx.params.fork_sender or tx.params.queued_rounds or not dead \
+            or tx.phase not in (INIT, AWAIT) \
             or not round_may_start(tx.phase == INIT, [x.ready for x in tx.sessions],
                                    tx.params.barrier):
         return None
@@ -302,6 +330,56 @@ def sender_fail_dead(tx: TxRoom, dead: frozenset[int] | set[int], session: int |
         sessions[s - 1] = x._replace(sent=x.sent + round_tokens(tx.total, x.sent, x.alloc))
     effects.append(SendStatus(tx.req, d, tx._failed_status(d)))
     return TxStep("SenderFailDead", tx._with(FAILED, tuple(sessions)), tuple(effects))
+
+
+def sender_queued_round(tx: TxRoom, writes_in_flight: bool) -> TxStep | None:
+    """SenderQueuedRound (``queued_rounds``): the transfer worker takes the
+    room's next round, once the last round's walk is over and its last batch
+    returned: the first round once every session's init arrived, a later one
+    when a resume queued it (also on a room that failed: it is still in the
+    sender's table).  No write yet: ``sender_write_session`` walks the
+    sessions."""
+    p = tx.params
+    if not p.queued_rounds or tx.left or writes_in_flight:
+        return None
+    phase = tx.phase
+    if phase == INIT:
+        if not all(x.ready for x in tx.sessions):
+            return None
+        queue = tx.queue
+    elif phase in (AWAIT, FAILED) and tx.queue > 0:
+        queue = tx.queue - 1
+    else:
+        return None
+    sessions = tuple(_new(TxSession, (x.sent, x.alloc, x.dst, False, 0)) for x in tx.sessions)
+    nt = _new(TxRoom, (p, tx.req, tx.total, FAILED if phase == FAILED else WRITING, sessions,
+                       tx.round + 1, tx.partials, tx.partial, queue, frozenset(p.sessions)))
+    return TxStep("SenderQueuedRound", nt, ())
+
+
+def sender_write_session(tx: TxRoom, s: int, dead: frozenset[int] | set[int],
+                         writes_in_flight: bool, writes: bool = True) -> TxStep | None:
+    """SenderWriteSession (``queued_rounds``): the round's walk reaches
+    session ``s`` once the batch before it returned.  A live session is
+    written from its offset, allocation and blocks as they are now; its
+    offset advances and the round is partial as this session's share is
+    (the engine keeps the last session's).  A ``dead`` session fails the
+    room, is told Failed (again, in a room that failed already) and ends
+    the walk.  ``writes=False``: without the ``WriteBlock`` effects (see
+    ``sender_start_round``)."""
+    if not tx.params.queued_rounds or s not in tx.left or writes_in_flight \
+            or tx.phase not in (WRITING, FAILED):
+        return None
+    if s in dead:
+        nt = tx._with(FAILED, tx.sessions)._replace(left=frozenset())
+        return TxStep("SenderWriteSession", nt, (SendStatus(tx.req, s, tx._failed_status(s)),))
+    x = tx.session(s)
+    tok = round_tokens(tx.total, x.sent, x.alloc)
+    effects = tuple(round_writes(tx, s)) if writes else ()
+    nt = tx._with(tx.phase, tx._set(s, _new(TxSession, (x.sent + tok, x.alloc, x.dst, x.ready,
+                                                         tok))),
+                  partial=session_partial(tx.total, x.sent, x.alloc))
+    return TxStep("SenderWriteSession", nt._replace(left=tx.left - {s}), effects)
 
 
 def peer_dies(tx: TxRoom) -> TxStep | None:

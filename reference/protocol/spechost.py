@@ -222,9 +222,23 @@ class World:
                     out.append(Move(ts.action, r, None, self.apply(ts.effects, tx=self._tx(ts.state))))
             if self.dead and self.params.fork_sender:
                 out.extend(self._fail_dead_moves(room))
+            if self.params.queued_rounds:
+                busy = self.writes_in_flight(r)
+                ts = txm.sender_queued_round(room, busy)
+                if ts is not None:
+                    out.append(Move(ts.action, r, None, self.apply(ts.effects, tx=self._tx(ts.state))))
+                for s in self.params.sessions:
+                    ts = txm.sender_write_session(room, s, self.dead, busy)
+                    if ts is not None:
+                        out.append(Move(ts.action, r, s,
+                                        self.apply(ts.effects, tx=self._tx(ts.state))))
             if "write_error" in avail:
-                # the fork's sender: the write to one session failed (each a step)
+                # the fork's sender: the write to one session failed (each a step);
+                # queued rounds: the session whose batch is being written
                 for d in (self.params.sessions if self.params.fork_sender else (None,)):
+                    if self.params.queued_rounds and d is not None \
+                            and not any(x.r == r for x in self.wire[d - 1]):
+                        continue
                     ts = txm.write_error(room, d)
                     if ts is None:
                         break
@@ -407,6 +421,8 @@ class World:
             "txPartials": tuple(self.tx[r].partials for r in reqs),
             "txPartial": tuple(self.tx[r].partial for r in reqs),
             "txDead": self.dead,
+            "txQueue": tuple(self.tx[r].queue for r in reqs),
+            "txLeft": tuple(frozenset(self.tx[r].left) for r in reqs),
             "ctl": per_rs(lambda r, s: tuple(ctlmsg(m) for m in self.ctl[(r, s)])),
             "st": per_rs(lambda r, s: tuple(stmsg(m) for m in self.st[(r, s)])),
             "wire": tuple(frozenset(_rec({"r": w.r, "b": w.b, "toks": w.toks, "aux": w.aux})
@@ -464,7 +480,9 @@ class World:
                 txm.TxSession(sent=v["txSent"][i][s - 1], alloc=v["txAlloc"][i][s - 1],
                               dst=tuple(v["txDst"][i][s - 1]), ready=v["txReady"][i][s - 1],
                               tok=v["txTok"][i][s - 1]) for s in sess),
-                v["txRound"][i], v["txPartials"][i], v["txPartial"][i])
+                v["txRound"][i], v["txPartials"][i], v["txPartial"][i],
+                v["txQueue"][i] if "txQueue" in v else 0,
+                frozenset(v["txLeft"][i]) if "txLeft" in v else frozenset())
 
         def toks(x: Any) -> tuple[Tok, ...]:
             return tuple((int(t[0]), int(t[1])) for t in x)

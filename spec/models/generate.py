@@ -181,6 +181,22 @@ MODELS = [
     # live session before it meets the dead one (SenderFailDead's W)
     model("once_fork_sessions_two_requests", "once", NSess=2, Total=(1, 1), NBlocks=2,
           Faults=("write_error",), ForkSender=True),
+    # ---- the fork's sender without the barrier (the four pull/13 designs): --
+    # ---- QueuedRounds, ForkSender and no Barrier (ResumeBase.tla) ---------------
+    model("indices_fork_queued_rounds", "indices", NReq=1, NSess=2, Total=(3,), Cap=1,
+          Barrier=False, ForkSender=True, expected=("safety", "WritesOnlyIntoOwnedBlocks"),
+          why="The fork's sender without the barrier queues a round per resume and writes each "
+              "session from what it holds when its walk reaches it: the first resume's round "
+              "writes the other session, whose resume has not arrived, into the blocks its rank "
+              "freed (per-session reading narrows the once_no_barrier window, it does not close "
+              "it)."),
+    model("indices_fork_queued_write_error", "indices", NReq=1, NSess=2, Total=(2,),
+          Barrier=False, ForkSender=True, Faults=("write_error",),
+          expected=("safety", "WritesOnlyIntoOwnedBlocks"),
+          why="With a write error possible the first hazard is still the stale destination: a "
+              "queued round writes a session whose resume has not arrived into freed blocks; "
+              "after a write error the failed room's queued rounds run too (SenderWriteSession: "
+              "live sessions written again, the dead one told Failed again)."),
     # ---- corrected design --------------------------------------------------
     model("corrected_fifo", "corrected"),
     model("corrected_capped_lifo", "corrected", Cap=1, Order="lifo"),
