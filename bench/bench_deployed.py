@@ -8,17 +8,24 @@ Three measurements, each side by side in this run:
    Mooncake alone moving the same bytes with the same block layout: the
    run's own block writes (read back from its trace: every ``round_start``
    names its source and destination blocks and token count) replayed back
-   to back by a bare pair of processes, one ``batch_transfer_sync_write``
-   per round and session, as the run did.  Protocol time: first
-   ``init_sent`` to last ``handoff`` (trace timestamps); Mooncake time: the
-   replay's wall time (median of ``REPLAYS``).  The two are interleaved:
-   Mooncake alone keeps its processes (connected once, as the protocol's
-   encode process connects at its start) and replays each run's writes
-   right after the run, ``--reps`` pairs; the ratio reported is the median
-   of the pairs' ratios, with their min and max.  Each pair also gives the
-   time the encode process spent inside its writes (``round_start`` to
-   ``round_end``): protocol time beyond it is waiting for the ranks.
-   Goal >= 0.9.
+   to back by a bare set of processes, round by round, in two modes
+   (``REPLAY_MODES``): ``sync``, the engine's own
+   ``batch_transfer_sync_write`` per round and session, one after the
+   other; ``submit``, what the encode process does (``write_batches``:
+   every session's writes of a round submitted, then waited for by
+   sleeping).  Protocol time: first ``init_sent`` to last ``handoff``
+   (trace timestamps); Mooncake time: the faster mode's median over
+   ``REPLAYS`` replays each.  Interleaved: Mooncake alone keeps its
+   processes (connected once, as the protocol's encode process connects at
+   its start) and replays each run's writes right after the run; the
+   protocol's variants (``VARIANTS``: the code before and after the changes
+   of docs/deployed.md "Throughput", and each change alone) take turns,
+   ``--reps`` runs each; per variant the median ratio with min and max.
+   Each run also gives the time the encode process spent inside its writes
+   (``round_start`` to ``round_end``), the CPU seconds each process and
+   thread spent while the run transferred and Mooncake alone's per mode
+   (``bench/cpu_split.py``), and Mooncake alone replaying the run's writes
+   again while the next run's processes are up and idle.  Goal >= 0.9.
 2. **Multi-round against single-round latency**: the same requests (same
    bytes), one at a time, once with an init allocation that holds the
    whole embedding (one round) and once with a small one and a resume cap
@@ -32,7 +39,7 @@ The timed deployed runs skip hashing what prefill got (``verify=False``;
 ``tests/test_deployed.py`` checks the bytes) and encode every request before
 the language side hears of the first (``preencode``: the encoder's work is
 the model's, not the protocol's).  Flags: --quick (small sizes),
---requests=N, --hidden=H, --reps=N, --json.
+--requests=N, --hidden=H, --reps=N, --variants=a,b, --json.
 """
 
 from __future__ import annotations
@@ -158,8 +165,8 @@ def _raw_sender(src_blocks: int, block_size: int, hidden: int, targets, jobs, re
 class MooncakeAlone:
     """Mooncake alone, kept running between the protocol's runs: ``ranks``
     target processes holding registered pools and one sender process holding
-    a registered source, connected once.  ``replay(writes, times)`` gives the
-    wall seconds of each back-to-back replay of a run's writes."""
+    a registered source, connected once.  ``replay(writes, modes)`` gives
+    the wall seconds of each back-to-back replay of a run's writes."""
 
     def __init__(self, ranks: int, src_blocks: int, pool_blocks: int, block_size: int,
                  hidden: int):
