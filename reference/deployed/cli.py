@@ -63,9 +63,10 @@ def register(sub) -> None:
                    help="the request the fault hits (default: the longest)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the block buffers live (auto: CUDA when torch sees a GPU)")
-    p.add_argument("--handoff-rows", type=int, default=0,
+    p.add_argument("--handoff-rows", type=int, default=None,
                    help="token rows of prefill's input buffers each rank sets up when it starts "
-                        "(0: each embedding is copied into fresh memory)")
+                        "(default: as many as the run's embeddings hold; 0: each embedding is "
+                        "copied into fresh memory)")
     p.add_argument("--write-wait", choices=("submit", "sync"), default="submit",
                    help="how the encode process waits for a round's writes: submit (all sessions' "
                         "writes in flight, sleep between looks; default) or sync (Mooncake's "
@@ -94,8 +95,9 @@ def run(args) -> int:
                            init_tokens=args.init_tokens, cap=args.cap,
                            fault=None if args.fault == "none" else args.fault,
                            fault_req=fault_req, seed=args.seed, timeout_s=args.timeout,
-                           device=args.device, handoff_rows=args.handoff_rows,
-                           write_wait=args.write_wait)
+                           device=args.device, write_wait=args.write_wait,
+                           handoff_rows=(sum(lengths) if args.handoff_rows is None
+                                         else args.handoff_rows))
         cfg.validate()
     except ValueError as exc:
         print(f"resumespec deploy: {exc}", file=sys.stderr)

@@ -278,8 +278,9 @@ def write_batches(engine, batches, poll_s: float = WAIT_POLL_S) -> int | None:
     batch's status without ever yielding; on a machine where the transport's
     threads, the receivers and this process share few cores that spin holds
     a core the transfer needs (docs/deployed.md, "Throughput").  A write
-    whose submission fails is not retried, and the batch's other writes are
-    still waited for, so nothing is left in flight when this returns."""
+    whose submission fails is not retried and the rest of its batch is not
+    submitted; every write already submitted is still waited for, so
+    nothing is left in flight when this returns."""
     failed: set[int] = set()
     pending: list[tuple[int, int]] = []
     for i, (peer, srcs, dsts, lens) in enumerate(batches):
