@@ -8,17 +8,24 @@ Three measurements, each side by side in this run:
    Mooncake alone moving the same bytes with the same block layout: the
    run's own block writes (read back from its trace: every ``round_start``
    names its source and destination blocks and token count) replayed back
-   to back by a bare pair of processes, one ``batch_transfer_sync_write``
-   per round and session, as the run did.  Protocol time: first
-   ``init_sent`` to last ``handoff`` (trace timestamps); Mooncake time: the
-   replay's wall time (median of ``REPLAYS``).  The two are interleaved:
-   Mooncake alone keeps its processes (connected once, as the protocol's
-   encode process connects at its start) and replays each run's writes
-   right after the run, ``--reps`` pairs; the ratio reported is the median
-   of the pairs' ratios, with their min and max.  Each pair also gives the
-   time the encode process spent inside its writes (``round_start`` to
-   ``round_end``): protocol time beyond it is waiting for the ranks.
-   Goal >= 0.9.
+   to back by a bare set of processes, round by round, in two modes
+   (``REPLAY_MODES``): ``sync``, the engine's own
+   ``batch_transfer_sync_write`` per round and session, one after the
+   other; ``submit``, what the encode process does (``write_batches``:
+   every session's writes of a round submitted, then waited for by
+   sleeping).  Protocol time: first ``init_sent`` to last ``handoff``
+   (trace timestamps); Mooncake time: the faster mode's median over
+   ``REPLAYS`` replays each.  Interleaved: Mooncake alone keeps its
+   processes (connected once, as the protocol's encode process connects at
+   its start) and replays each run's writes right after the run; the
+   protocol's variants (``VARIANTS``: the code before and after the changes
+   of docs/deployed.md "Throughput", and each change alone) take turns,
+   ``--reps`` runs each; per variant the median ratio with min and max.
+   Each run also gives the time the encode process spent inside its writes
+   (``round_start`` to ``round_end``), the CPU seconds each process and
+   thread spent while the run transferred and Mooncake alone's per mode
+   (``bench/cpu_split.py``), and Mooncake alone replaying the run's writes
+   again while the next run's processes are up and idle.  Goal >= 0.9.
 2. **Multi-round against single-round latency**: the same requests (same
    bytes), one at a time, once with an init allocation that holds the
    whole embedding (one round) and once with a small one and a resume cap
@@ -32,7 +39,7 @@ The timed deployed runs skip hashing what prefill got (``verify=False``;
 ``tests/test_deployed.py`` checks the bytes) and encode every request before
 the language side hears of the first (``preencode``: the encoder's work is
 the model's, not the protocol's).  Flags: --quick (small sizes),
---requests=N, --hidden=H, --reps=N, --json.
+--requests=N, --hidden=H, --reps=N, --variants=a,b, --json.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -60,11 +68,12 @@ def _events(trace_dir: str) -> list[dict]:
     return out
 
 
-def _writes_of(events: list[dict], block_size: int) -> list[tuple[int, list[tuple[int, int, int, bool]]]]:
-    """The run's block writes, grouped as it issued them: per round_start
-    (one round of one session), (session, [(src_block, dst_block, tokens,
-    aux)])."""
-    out = []
+def _writes_of(events: list[dict], block_size: int) -> list[list[tuple[int, list[tuple[int, int, int, bool]]]]]:
+    """The run's block writes, grouped as it issued them: per round (the
+    ``round_start`` events of one request and round, one per session), per
+    session (session, [(src_block, dst_block, tokens, aux)])."""
+    out: list[list] = []
+    last = None
     for ev in events:
         if ev["proc"] != "encode" or ev["event"] != "round_start":
             continue
@@ -72,7 +81,11 @@ def _writes_of(events: list[dict], block_size: int) -> list[tuple[int, list[tupl
         for i, (sb, db) in enumerate(zip(ev["src_blocks"], ev["dst_blocks"])):
             n = min(block_size, ev["tokens"] - i * block_size)
             ws.append((sb, db, n, ev["aux_written"] and i == 0))
-        out.append((ev["session"], ws))
+        key = (ev["req"], ev["x_round"])
+        if key != last:
+            out.append([])
+            last = key
+        out[-1].append((ev["session"], ws))
     return out
 
 
@@ -87,16 +100,23 @@ def _raw_target(nblocks: int, block_size: int, hidden: int, q, done) -> None:
     done.get()
 
 
+REPLAY_MODES = ("sync", "submit")
+
+
 def _raw_sender(src_blocks: int, block_size: int, hidden: int, targets, jobs, results) -> None:
     """Mooncake alone: a registered source, connected to every target once;
-    each job is (writes, times): the writes replayed back to back ``times``
-    times, one ``batch_transfer_sync_write`` per entry; answers the wall
-    seconds of each replay."""
+    each job is (rounds, modes): the writes replayed back to back once per
+    entry of ``modes``, each replay either ``sync`` (the engine's own
+    ``batch_transfer_sync_write``, one per round and session, one after the
+    other) or ``submit`` (``common.write_batches`` per round, every session's
+    writes in flight together and waited for by sleeping: what the encode
+    process does); answers [(mode, wall seconds)] in order."""
     from resumespec.reference.deployed.common import (
         AUX_BYTES,
         Blocks,
         mooncake_engine,
         redirect_stderr,
+        write_batches,
     )
 
     redirect_stderr(tempfile.mktemp(prefix="mooncake-raw-", suffix=".log"))
@@ -109,37 +129,44 @@ def _raw_sender(src_blocks: int, block_size: int, hidden: int, targets, jobs, re
         job = jobs.get()
         if job is None:
             return
-        writes, times = job
-        batches = []
-        for s, ws in writes:
-            mc, emb, aux = targets[s - 1]
-            srcs, dsts, lens = [], [], []
-            for sb, db, n, with_aux in ws:
-                srcs.append(src.emb_addr(sb))
-                dsts.append(emb + db * src.block_bytes)
-                lens.append(n * src.token_bytes)
-                if with_aux:
-                    srcs.append(src.aux_addr(sb))
-                    dsts.append(aux + db * AUX_BYTES)
-                    lens.append(AUX_BYTES)
-            batches.append((mc, srcs, dsts, lens))
+        writes, modes = job
+        rounds = []
+        for rnd in writes:
+            batches = []
+            for s, ws in rnd:
+                mc, emb, aux = targets[s - 1]
+                srcs, dsts, lens = [], [], []
+                for sb, db, n, with_aux in ws:
+                    srcs.append(src.emb_addr(sb))
+                    dsts.append(emb + db * src.block_bytes)
+                    lens.append(n * src.token_bytes)
+                    if with_aux:
+                        srcs.append(src.aux_addr(sb))
+                        dsts.append(aux + db * AUX_BYTES)
+                        lens.append(AUX_BYTES)
+                batches.append((mc, srcs, dsts, lens))
+            rounds.append(batches)
         took = []
-        for _ in range(times):
+        for mode in modes:
             t0 = time.perf_counter()
-            for mc, srcs, dsts, lens in batches:
-                rc = engine.batch_transfer_sync_write(mc, srcs, dsts, lens)
-                if rc != 0:
-                    results.put(f"Mooncake replay write failed ({rc})")
+            for batches in rounds:
+                if mode == "sync":
+                    bad = next((i for i, b in enumerate(batches)
+                                if engine.batch_transfer_sync_write(*b) != 0), None)
+                else:
+                    bad = write_batches(engine, batches)
+                if bad is not None:
+                    results.put(f"Mooncake replay write failed ({mode})")
                     return
-            took.append(time.perf_counter() - t0)
+            took.append((mode, time.perf_counter() - t0))
         results.put(took)
 
 
 class MooncakeAlone:
     """Mooncake alone, kept running between the protocol's runs: ``ranks``
     target processes holding registered pools and one sender process holding
-    a registered source, connected once.  ``replay(writes, times)`` gives the
-    wall seconds of each back-to-back replay of a run's writes."""
+    a registered source, connected once.  ``replay(writes, modes)`` gives
+    the wall seconds of each back-to-back replay of a run's writes."""
 
     def __init__(self, ranks: int, src_blocks: int, pool_blocks: int, block_size: int,
                  hidden: int):
@@ -163,11 +190,24 @@ class MooncakeAlone:
             self.close()
             raise
 
-    def replay(self, writes, times: int) -> list[float]:
-        self.jobs.put((writes, times))
+    def pids(self) -> dict[str, int]:
+        return {**{f"target/{i}": p.pid for i, p in enumerate(self.procs[:-1], 1)},
+                "sender": self.procs[-1].pid}
+
+    def replay(self, writes, modes: list[str], cpu: dict | None = None) -> list[tuple[str, float]]:
+        """[(mode, wall seconds)] of one replay per entry of ``modes``;
+        ``cpu``, when given, gets the CPU seconds of each process over all of
+        them (``cpu_split``)."""
+        from bench import cpu_split
+
+        pids = self.pids()
+        before = cpu_split.snapshot(pids) if cpu is not None else None
+        self.jobs.put((writes, modes))
         took = self.results.get(timeout=600)
         if isinstance(took, str):
             raise RuntimeError(took)
+        if cpu is not None:
+            cpu.update(cpu_split.split(before, cpu_split.snapshot(pids), pids))
         return took
 
     def close(self) -> None:
@@ -202,53 +242,142 @@ def _writing_s(events: list[dict]) -> float:
     return total
 
 
+# The protocol's variants a throughput run compares, each a DeployConfig
+# change ("all" rows: as many as the run's embeddings hold, every request
+# being in flight at once here).  "before": the deployed reference as it was
+# (the encode process waits in Mooncake's spinning batch_transfer_sync_write,
+# one session after the other; a rank copies each embedding out into fresh
+# memory); "after": both changed; "submit" and "arena": one change each.
+VARIANTS: dict[str, dict] = {
+    "before": {"write_wait": "sync", "handoff_rows": 0},
+    "submit": {"write_wait": "submit", "handoff_rows": 0},
+    "arena": {"write_wait": "sync", "handoff_rows": "all"},
+    "after": {"write_wait": "submit", "handoff_rows": "all"},
+}
+
+
 def bench_throughput(args, out: Path) -> dict:
-    """``args.reps`` pairs, interleaved: a deployed run of the protocol, then
-    Mooncake alone replaying that run's writes ``REPLAYS`` times (median).
-    The pairs' ratios (Mooncake seconds / protocol seconds) give the median
-    and the spread."""
+    """``args.reps`` rounds, interleaved: in each, a deployed run of the
+    protocol per variant (``VARIANTS``; their order alternates), each followed
+    by Mooncake alone replaying that run's own writes ``REPLAYS`` times in
+    each replay mode (``REPLAY_MODES``, alternating).  Mooncake alone's time
+    is the faster mode's median; a run's ratio is that over the protocol's
+    time.  Per variant: the median ratio and the spread, and the CPU each
+    process spent while the run was transferring."""
+    from bench import cpu_split
     from resumespec.reference.deployed.common import DeployConfig
     from resumespec.reference.deployed.driver import deploy, realistic_lengths
 
     lengths = realistic_lengths(args.requests, 11, 256, args.max_tokens)
     bs = 64
     src_blocks = sum(-(-n // bs) for n in lengths) + 1
-    cfg = DeployConfig(ranks=args.ranks, lengths=lengths, block_size=bs, hidden=args.hidden,
-                       pool_blocks=args.pool_blocks, src_blocks=src_blocks, init_tokens=1024,
-                       cap=32, verify=False, preencode=True, timeout_s=900)
-    nbytes = sum(lengths) * cfg.hidden * 2 * cfg.ranks
-    pairs = []
-    with MooncakeAlone(cfg.ranks, src_blocks, cfg.pool_blocks, bs, cfg.hidden) as alone:
+    base = dict(ranks=args.ranks, lengths=lengths, block_size=bs, hidden=args.hidden,
+                pool_blocks=args.pool_blocks, src_blocks=src_blocks, init_tokens=1024,
+                cap=32, verify=False, preencode=True, timeout_s=900)
+    nbytes = sum(lengths) * args.hidden * 2 * args.ranks
+    names = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    runs: dict[str, list[dict]] = {v: [] for v in names}
+    modes = [m for _ in range(REPLAYS) for m in REPLAY_MODES]
+    last_writes = None       # the writes of the run before, and Mooncake alone's times
+    last_alone: dict = {}    # for them right after it (processes stopped)
+    idle_pairs: list[dict] = []
+    with MooncakeAlone(args.ranks, src_blocks, args.pool_blocks, bs, args.hidden) as alone:
         for k in range(args.reps):
-            res = deploy(cfg, out / f"throughput-{k}")
-            if res.mismatches or not all(o == "handed" for o in res.outcomes.values()):
-                raise RuntimeError("the deployed run went wrong: " + "; ".join(res.mismatches))
-            evs = _events(res.trace_dir)
-            t_first = min(ev["ts"] for ev in evs if ev["event"] == "init_sent")
-            t_last = max(ev["ts"] for ev in evs if ev["event"] == "handoff")
-            proto = t_last - t_first
-            writes = _writes_of(evs, bs)
-            replays = alone.replay(writes, REPLAYS)
-            raw = statistics.median(replays)
-            pairs.append({"protocol_s": round(proto, 4), "mooncake_s": round(raw, 4),
-                          "ratio": round(raw / proto, 3),
-                          "encode_writing_s": round(_writing_s(evs), 4),
-                          "writing_share": round(_writing_s(evs) / proto, 3),
-                          "rounds": sum(1 for ev in evs if ev["event"] == "round_start")
-                          // cfg.ranks, "batches": len(writes),
-                          "mooncake_replays_s": [round(t, 4) for t in replays]})
-    ratios = [p["ratio"] for p in pairs]
-    med = statistics.median(ratios)
-    proto_med = statistics.median(p["protocol_s"] for p in pairs)
-    raw_med = statistics.median(p["mooncake_s"] for p in pairs)
-    return {"requests": len(lengths), "tokens": sum(lengths), "ranks": cfg.ranks,
-            "hidden": cfg.hidden, "bytes": nbytes, "reps": args.reps, "replays": REPLAYS,
-            "ratio_median": round(med, 3), "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "goal": GOAL_THROUGHPUT,
-            "writing_share_median": statistics.median(p["writing_share"] for p in pairs),
+            for v in (names if k % 2 == 0 else names[::-1]):
+                change = {k: (sum(lengths) if x == "all" else x) for k, x in VARIANTS[v].items()}
+                cfg = DeployConfig(**base, **change)
+                snaps: dict = {}
+
+                def probe(phase: str, pids: dict[str, int], snaps: dict = snaps,
+                          last_writes=last_writes) -> None:
+                    if phase == "start" and last_writes is not None:
+                        # the last run's writes replayed while this run's
+                        # processes are up and idle (their loops running, no
+                        # request yet on the language side)
+                        snaps["idle"] = alone.replay(last_writes, modes)
+                    snaps[phase] = (time.time(), cpu_split.snapshot(pids), pids)
+
+                res = deploy(cfg, out / f"throughput-{k}-{v}", probe=probe)
+                if res.mismatches or not all(o == "handed" for o in res.outcomes.values()):
+                    raise RuntimeError("the deployed run went wrong: " + "; ".join(res.mismatches))
+                evs = _events(res.trace_dir)
+                t_first = min(ev["ts"] for ev in evs if ev["event"] == "init_sent")
+                t_last = max(ev["ts"] for ev in evs if ev["event"] == "handoff")
+                proto = t_last - t_first
+                writes = _writes_of(evs, bs)
+                (t0, s0, pids), (t1, s1, _) = snaps["start"], snaps["end"]
+                cpu_proto = cpu_split.split(s0, s1, pids)
+                # one replay at a time, the modes alternating, so that each
+                # mode's CPU is its own (summed over its REPLAYS replays)
+                replays, cpu_alone = [], {m: {"wall_s": 0.0} for m in REPLAY_MODES}
+                for m in modes:
+                    cpu: dict = {}
+                    t2 = time.time()
+                    replays += alone.replay(writes, [m], cpu)
+                    cpu_alone[m]["wall_s"] += time.time() - t2
+                    for proc, groups in cpu.items():
+                        acc = cpu_alone[m].setdefault(proc, {})
+                        for g, x in groups.items():
+                            acc[g] = round(acc.get(g, 0.0) + x, 4)
+                by_mode = {m: [t for mm, t in replays if mm == m] for m in REPLAY_MODES}
+                if "idle" in snaps:
+                    idle = {m: statistics.median(t for mm, t in snaps["idle"] if mm == m)
+                            for m in REPLAY_MODES}
+                    idle_pairs.append({m: {"stopped_s": round(last_alone[m], 4),
+                                           "idle_processes_s": round(idle[m], 4)}
+                                       for m in REPLAY_MODES})
+                med = {m: statistics.median(ts) for m, ts in by_mode.items()}
+                raw = min(med.values())
+                last_writes, last_alone = writes, med
+                writing = _writing_s(evs)
+                runs[v].append({
+                    "protocol_s": round(proto, 4), "mooncake_s": round(raw, 4),
+                    "ratio": round(raw / proto, 3),
+                    "encode_writing_s": round(writing, 4),
+                    "writing_share": round(writing / proto, 3),
+                    "rounds": len(writes), "batches": sum(len(r) for r in writes),
+                    "mooncake_replays_s": {m: [round(t, 4) for t in ts] for m, ts in by_mode.items()},
+                    "cpu_protocol": {"wall_s": round(t1 - t0, 4), **cpu_proto},
+                    "cpu_mooncake": {m: {**c, "wall_s": round(c["wall_s"], 4)}
+                                     for m, c in cpu_alone.items()}})
+    variants = {}
+    for v, rs in runs.items():
+        ratios = [r["ratio"] for r in rs]
+        proto_med = statistics.median(r["protocol_s"] for r in rs)
+        raw_med = statistics.median(r["mooncake_s"] for r in rs)
+        variants[v] = {
+            "config": VARIANTS[v],
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "writing_share_median": statistics.median(r["writing_share"] for r in rs),
+            "protocol_s_median": proto_med, "mooncake_s_median": raw_med,
+            "mooncake_mode_medians_s": {m: round(statistics.median(
+                t for r in rs for t in r["mooncake_replays_s"][m]), 4) for m in REPLAY_MODES},
             "protocol_GBps_median": round(nbytes / proto_med / 1e9, 3),
             "mooncake_GBps_median": round(nbytes / raw_med / 1e9, 3),
-            "pairs": pairs}
+            "cpu_protocol_median": _cpu_medians([r["cpu_protocol"] for r in rs]),
+            "runs": rs}
+    return {"requests": len(lengths), "tokens": sum(lengths), "ranks": args.ranks,
+            "hidden": args.hidden, "bytes": nbytes, "reps": args.reps, "replays": REPLAYS,
+            "replay_modes": list(REPLAY_MODES), "goal": GOAL_THROUGHPUT,
+            "load": os.getloadavg()[0], "variants": variants,
+            "replay_beside_idle_processes": idle_pairs}
+
+
+def _cpu_medians(cpus: list[dict]) -> dict:
+    """Per process and thread group, the median over runs of the CPU seconds
+    (wall too); a group missing from a run counts 0 there."""
+    out: dict = {"wall_s": round(statistics.median(c["wall_s"] for c in cpus), 4)}
+    procs = sorted({p for c in cpus for p in c if p != "wall_s"})
+    for p in procs:
+        groups = sorted({g for c in cpus for g in c.get(p, {})})
+        vals = {g: round(statistics.median(c.get(p, {}).get(g, 0.0) for c in cpus), 4)
+                for g in groups}
+        out[p] = dict(sorted(vals.items(), key=lambda kv: (kv[0] != "total", -kv[1])))
+    return out
 
 
 def _latencies(trace_dir: str) -> list[float]:
@@ -291,6 +420,57 @@ def bench_recorder(args, out: Path) -> dict:
     return br.measure(args.events, 3 if args.quick else 5, out / "recorder")
 
 
+def _report_throughput(r: dict) -> None:
+    print(f"throughput, {r['requests']} requests, {r['tokens']} tokens x {r['ranks']} ranks "
+          f"(hidden {r['hidden']}, {r['bytes'] / 1e6:.1f} MB), {r['reps']} rounds interleaved "
+          f"(per variant a protocol run, then Mooncake alone replaying its writes "
+          f"{r['replays']} times in each mode: {', '.join(r['replay_modes'])}); load {r['load']:.2f}:")
+    for v, d in r["variants"].items():
+        print(f"  {v} {d['config']}:")
+        for i, p in enumerate(d["runs"], 1):
+            modes = "  ".join(f"{m} {p['mooncake_replays_s'][m]}" for m in r["replay_modes"])
+            print(f"   {i}: protocol {p['protocol_s']:.4f} s ({p['rounds']} rounds, encode writing "
+                  f"{p['encode_writing_s']:.4f} s)   Mooncake alone {p['mooncake_s']:.4f} s "
+                  f"({modes})   ratio {p['ratio']:.3f}")
+        mm = ", ".join(f"{m} {t} s" for m, t in d["mooncake_mode_medians_s"].items())
+        print(f"   ratio (Mooncake alone s / protocol s): median {d['ratio_median']:.3f}, "
+              f"min {d['ratio_min']:.3f}, max {d['ratio_max']:.3f} (goal >= {r['goal']}); "
+              f"protocol {d['protocol_GBps_median']} GB/s, Mooncake alone "
+              f"{d['mooncake_GBps_median']} GB/s (medians; Mooncake alone per mode: {mm})")
+        print(f"   share of the protocol's time the encode process spent inside its writes: "
+              f"median {d['writing_share_median']:.3f}")
+        print(f"   CPU s while transferring (median of runs): {_cpu_line(d['cpu_protocol_median'])}")
+        for m in r["replay_modes"]:
+            print(f"   CPU s of Mooncake alone ({m}), median of runs, {r['replays']} replays: "
+                  f"{_cpu_line(_cpu_medians([x['cpu_mooncake'][m] for x in d['runs']]))}")
+
+
+def _report_idle(r: dict) -> None:
+    pairs = r["replay_beside_idle_processes"]
+    if not pairs:
+        return
+    print("  Mooncake alone replaying a run's writes right after it (the deployed processes "
+          "stopped) and again while the next run's processes are up and idle (their loops "
+          "running, no request yet), median seconds:")
+    for m in r["replay_modes"]:
+        pts = [(p[m]["stopped_s"], p[m]["idle_processes_s"]) for p in pairs]
+        ratios = [b / a for a, b in pts]
+        print(f"   {m}: " + "  ".join(f"{a:.4f}/{b:.4f}" for a, b in pts)
+              + f"   idle/stopped median x{statistics.median(ratios):.2f}")
+
+
+def _cpu_line(cpu: dict) -> str:
+    """One pair's CPU split, on one line: wall, then per process its total
+    (main thread / the other thread groups)."""
+    parts = [f"wall {cpu['wall_s']:.3f}"]
+    for proc, groups in cpu.items():
+        if proc in ("wall_s", "replays"):
+            continue
+        rest = " ".join(f"{g} {v:.3f}" for g, v in groups.items() if g != "total" and v >= 0.001)
+        parts.append(f"{proc} {groups['total']:.3f} ({rest})")
+    return "; ".join(parts)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench deployed", description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=16)
@@ -300,6 +480,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5, help="protocol/Mooncake pairs (throughput)")
     ap.add_argument("--pool-blocks", type=int, default=512)
+    ap.add_argument("--variants", default="before,after",
+                    help=f"protocol variants to compare (throughput; of {', '.join(VARIANTS)})")
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--quick", action="store_true", help="small sizes (a dry run)")
     ap.add_argument("--only", choices=("throughput", "rounds", "recorder"))
@@ -322,19 +504,8 @@ def main(argv: list[str]) -> int:
         if args.only in (None, "throughput"):
             results["throughput"] = r = bench_throughput(args, out)
             if not args.json:
-                print(f"throughput, {r['requests']} requests, {r['tokens']} tokens x {r['ranks']} ranks "
-                      f"(hidden {r['hidden']}, {r['bytes'] / 1e6:.1f} MB), {r['reps']} pairs interleaved "
-                      f"(a protocol run, then Mooncake alone replaying its writes {r['replays']} times):")
-                for i, p in enumerate(r["pairs"], 1):
-                    print(f"   {i}: protocol {p['protocol_s']:.4f} s ({p['rounds']} rounds, encode writing "
-                          f"{p['encode_writing_s']:.4f} s)   Mooncake alone {p['mooncake_s']:.4f} s "
-                          f"{p['mooncake_replays_s']}   ratio {p['ratio']:.3f}")
-                print(f"   ratio (Mooncake alone s / protocol s): median {r['ratio_median']:.3f}, "
-                      f"min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f} (goal >= {GOAL_THROUGHPUT}); "
-                      f"protocol {r['protocol_GBps_median']} GB/s, Mooncake alone "
-                      f"{r['mooncake_GBps_median']} GB/s (medians)")
-                print(f"   share of the protocol's time the encode process spent inside its writes: "
-                      f"median {r['writing_share_median']:.3f} (the rest: waiting for the ranks)")
+                _report_throughput(r)
+                _report_idle(r)
         if args.only in (None, "rounds"):
             results["rounds"] = r = bench_rounds(args, out)
             if not args.json:

@@ -63,6 +63,14 @@ def register(sub) -> None:
                    help="the request the fault hits (default: the longest)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the block buffers live (auto: CUDA when torch sees a GPU)")
+    p.add_argument("--handoff-rows", type=int, default=None,
+                   help="token rows of prefill's input buffers each rank sets up when it starts "
+                        "(default: as many as the run's embeddings hold; 0: each embedding is "
+                        "copied into fresh memory)")
+    p.add_argument("--write-wait", choices=("submit", "sync"), default="submit",
+                   help="how the encode process waits for a round's writes: submit (all sessions' "
+                        "writes in flight, sleep between looks; default) or sync (Mooncake's "
+                        "spinning batch_transfer_sync_write, one session after the other)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds for the run (default 600)")
     p.add_argument("--check", choices=("native", "tlc", "both", "none"), default="native",
@@ -87,7 +95,9 @@ def run(args) -> int:
                            init_tokens=args.init_tokens, cap=args.cap,
                            fault=None if args.fault == "none" else args.fault,
                            fault_req=fault_req, seed=args.seed, timeout_s=args.timeout,
-                           device=args.device)
+                           device=args.device, write_wait=args.write_wait,
+                           handoff_rows=(sum(lengths) if args.handoff_rows is None
+                                         else args.handoff_rows))
         cfg.validate()
     except ValueError as exc:
         print(f"resumespec deploy: {exc}", file=sys.stderr)

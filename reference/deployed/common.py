@@ -30,6 +30,7 @@ stop        driver -> any
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import asdict, dataclass, field
 
 import orjson
@@ -39,6 +40,7 @@ from resumespec.reference import protocol as core
 AUX_SLOTS = 16                       # int32 per block's aux row; slot 0 = total length
 AUX_BYTES = AUX_SLOTS * 4
 FAULTS = ("heartbeat", "write_error", "abort")
+WRITE_WAITS = ("submit", "sync")
 
 
 @dataclass
@@ -67,6 +69,15 @@ class DeployConfig:
     verify: bool = True              # ranks hash what prefill got (the driver compares)
     sequential: bool = False         # submit a request only once the one before ended
     preencode: bool = False          # encode every request before the language side hears of any
+    # how the encode process waits for a round's writes: "submit" (every
+    # session's writes submitted together, waited for by sleeping between
+    # looks: write_batches) or "sync" (Mooncake's batch_transfer_sync_write,
+    # one session after the other; the call spins until its batch is done)
+    write_wait: str = "submit"
+    # token rows of prefill's input buffers each language rank sets up (and
+    # touches) when it starts; a request that finds no free run there gets
+    # fresh memory (common.Arena).  0: always fresh memory.
+    handoff_rows: int = 0
 
     def params(self) -> core.Params:
         return core.Params("corrected", n_sessions=self.ranks, block_size=self.block_size,
@@ -87,6 +98,11 @@ class DeployConfig:
             raise ValueError("every request needs an embedding length >= 1")
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)}, got {self.fault!r}")
+        if self.write_wait not in WRITE_WAITS:
+            raise ValueError(f"write_wait must be one of {', '.join(WRITE_WAITS)}, "
+                             f"got {self.write_wait!r}")
+        if self.handoff_rows < 0:
+            raise ValueError(f"handoff_rows must be >= 0, got {self.handoff_rows}")
         if not 1 <= self.fault_req <= len(self.lengths):
             raise ValueError(f"fault_req {self.fault_req} is not a request (1..{len(self.lengths)})")
         need = -(-max(self.lengths) // self.block_size)
@@ -194,6 +210,98 @@ class Blocks:
 
     def aux_total(self, block: int) -> int:
         return int(self.aux[block, 0].item())
+
+
+class Arena:
+    """Prefill's input embeddings on a language rank: ``rows`` token rows of
+    ``hidden`` bf16, allocated (and so touched: every page faulted in) when
+    the rank starts, as an engine sets its buffers up before serving.
+    ``take(n)`` gives a free run of ``n`` rows (first fit) or None when none
+    is that long; ``give(t)`` returns a tensor ``take`` gave.  A rank that
+    gets None takes fresh memory (``torch.empty``): each of its pages is
+    faulted in and zeroed by the kernel while the round is copied out, which
+    on CPU costs about four times the copy itself (docs/deployed.md,
+    "Throughput")."""
+
+    def __init__(self, rows: int, hidden: int, device: str = "cpu"):
+        import torch
+
+        self.rows = rows
+        self.buf = torch.zeros(max(rows, 0), hidden, dtype=torch.bfloat16, device=device)
+        self.free: list[tuple[int, int]] = [(0, rows)] if rows > 0 else []  # (start, length), sorted
+        self.used: dict[int, tuple[int, int]] = {}     # data_ptr of a tensor given -> its run
+
+    def take(self, n: int):
+        for i, (start, length) in enumerate(self.free):
+            if length >= n:
+                if length == n:
+                    del self.free[i]
+                else:
+                    self.free[i] = (start + n, length - n)
+                t = self.buf[start:start + n]
+                self.used[t.data_ptr()] = (start, n)
+                return t
+        return None
+
+    def give(self, t) -> bool:
+        """Return ``t`` to the arena (False, and nothing done, when the arena
+        did not give it)."""
+        run = self.used.pop(t.data_ptr(), None)
+        if run is None:
+            return False
+        import bisect
+
+        start, n = run
+        i = bisect.bisect(self.free, run)
+        self.free.insert(i, (start, n))
+        # merge with the neighbours
+        if i + 1 < len(self.free) and start + n == self.free[i + 1][0]:
+            self.free[i] = (start, n + self.free.pop(i + 1)[1])
+        if i > 0 and self.free[i - 1][0] + self.free[i - 1][1] == start:
+            ps, pn = self.free.pop(i - 1)
+            self.free[i - 1] = (ps, pn + self.free[i - 1][1])
+        return True
+
+
+WAIT_POLL_S = 50e-6     # write_batches: the sleep between two looks at the writes in flight
+
+
+def write_batches(engine, batches, poll_s: float = WAIT_POLL_S) -> int | None:
+    """Carry out ``batches`` (``(peer session, srcs, dsts, lens)`` each)
+    through the transfer engine and return once every write has landed or
+    failed: the index of the first batch with a failed write, or None.
+
+    Every write is submitted first (``transfer_submit_write``, one engine
+    batch per write, so that each can be looked at on its own), then the
+    caller sleeps ``poll_s`` between looks (``transfer_check_status``).
+    Mooncake's own ``batch_transfer_sync_write`` waits by spinning on the
+    batch's status without ever yielding; on a machine where the transport's
+    threads, the receivers and this process share few cores that spin holds
+    a core the transfer needs (docs/deployed.md, "Throughput").  A write
+    whose submission fails is not retried and the rest of its batch is not
+    submitted; every write already submitted is still waited for, so
+    nothing is left in flight when this returns."""
+    failed: set[int] = set()
+    pending: list[tuple[int, int]] = []
+    for i, (peer, srcs, dsts, lens) in enumerate(batches):
+        for src, dst, n in zip(srcs, dsts, lens):
+            bid = engine.transfer_submit_write(peer, src, dst, n)
+            if not 0 < bid < 1 << 63:          # -1 (or its unsigned 64-bit form)
+                failed.add(i)
+                break
+            pending.append((i, bid))
+    while pending:
+        still = []
+        for i, bid in pending:
+            st = engine.transfer_check_status(bid)
+            if st == 0:
+                still.append((i, bid))
+            elif st != 1:
+                failed.add(i)      # -1 failed, -2 timed out
+        pending = still
+        if pending:
+            time.sleep(poll_s)
+    return min(failed) if failed else None
 
 
 def mooncake_engine():

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +73,14 @@ def trace_files(trace_dir: str | Path) -> list[str]:
     return [str(f) for f in ([enc] if enc.exists() else []) + files]
 
 
-def deploy(cfg: DeployConfig, out: str | Path) -> DeployResult:
+def deploy(cfg: DeployConfig, out: str | Path,
+           probe: Callable[[str, dict[str, int]], None] | None = None) -> DeployResult:
     """Run one deployed scenario; traces go to ``out``/trace/.  Raises
     DeployError when the run cannot finish (a process died unexpectedly,
-    the timeout passed)."""
+    the timeout passed).  ``probe`` (the benchmarks' CPU split) is called
+    with ``"start"`` just before the first request goes to the language
+    side and with ``"end"`` once every rank has ended every request, each
+    time with the processes' pids ({"encode": pid, "language/1": pid, ...})."""
     import zmq
 
     from .encode import main as encode_main
@@ -149,6 +154,9 @@ def deploy(cfg: DeployConfig, out: str | Path) -> DeployResult:
             encoded = 0
             while encoded < len(cfg.lengths):
                 encoded += recv()["t"] == "encoded"
+        pids = {name: h["pid"] for name, h in hellos.items()}
+        if probe is not None:
+            probe("start", pids)
         for r in ([1] if cfg.sequential else range(1, len(cfg.lengths) + 1)):
             submit(r)
         while len(ends) < len(cfg.lengths) * cfg.ranks:
@@ -163,6 +171,8 @@ def deploy(cfg: DeployConfig, out: str | Path) -> DeployResult:
                         and all((r, s) in ends for s in range(1, cfg.ranks + 1))):
                     submit(r + 1)
         result.seconds = time.monotonic() - t0
+        if probe is not None:
+            probe("end", pids)
         for name in procs:
             if name == "encode" and result.killed:
                 continue

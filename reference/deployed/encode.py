@@ -3,9 +3,10 @@
 Every decision is the core's (``sender_recv_init``, ``sender_recv_resume``,
 ``sender_recv_abort``, ``sender_start_round``, ``sender_end_round``,
 ``write_error``); this process carries the effects out: ``WriteBlock`` as
-one Mooncake ``batch_transfer_sync_write`` per session and round (the call
-returns once the bytes are in the rank's memory, so every write of a round
-has landed before its status goes out), ``SendStatus`` as a ZMQ message.
+Mooncake writes, every session's writes of a round submitted together and
+waited for together (``common.write_batches``: the call returns once the
+bytes are in the ranks' memory, so every write of a round has landed before
+its status goes out), ``SendStatus`` as a ZMQ message.
 Send events are logged just before the message is handed to ZMQ (a crash
 between the two leaves a message logged but never delivered, which the
 spec allows; the other order would leave a message received but never
@@ -35,6 +36,7 @@ from .common import (
     mooncake_engine,
     redirect_stderr,
     source_embedding,
+    write_batches,
 )
 
 
@@ -194,7 +196,7 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
         inject = fault_here(room)
         if inject and cfg.fault == "heartbeat":
             kill_point(req)
-        failed_session = None
+        batches, sessions = [], []
         for s in p.sessions:
             ws = per_session[s]
             if not ws:
@@ -216,10 +218,17 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
                 # the injected failure: the last write goes to an address the
                 # rank never registered; Mooncake's TCP transport refuses it
                 dsts[-1] = peer["emb"] - (1 << 30)
-            rc = engine.batch_transfer_sync_write(peer["mc"], srcs, dsts, lens)
-            if rc != 0:
-                failed_session = s
-                break
+            batches.append((peer["mc"], srcs, dsts, lens))
+            sessions.append(s)
+        # every session's writes of the round in flight together; returns
+        # once all have landed (or failed), so none is in flight after it
+        # ("sync": one session's batch after the other, a failed one ends it)
+        if cfg.write_wait == "sync":
+            bad = next((i for i, b in enumerate(batches)
+                        if engine.batch_transfer_sync_write(*b) != 0), None)
+        else:
+            bad = write_batches(engine, batches)
+        failed_session = None if bad is None else sessions[bad]
         if failed_session is not None:
             log("write_error", req=req, session=failed_session)
             fail = core.write_error(room.tx)

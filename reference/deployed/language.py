@@ -98,7 +98,7 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
 
     from resumespec.conformance.recorder import close_all, recorder_for
 
-    from .common import Blocks
+    from .common import Arena, Blocks
 
     torch.set_num_threads(1)
     cfg = DeployConfig(**cfg_dict)
@@ -114,6 +114,7 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
     engine, mc = mooncake_engine()
     buf = Blocks(cfg.pool_blocks, bs, hidden, cfg.device)
     buf.register(engine)
+    arena = Arena(cfg.handoff_rows, hidden, cfg.device)
 
     zctx, inbox, driver = join_driver(driver_addr, f"language/{s}", mc=mc,
                                       emb=buf.emb.data_ptr(), aux=buf.aux.data_ptr())
@@ -133,6 +134,7 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
     staged: list[tuple[int, int]] = []       # rank 1: commands for the next broadcast
     assembly: dict[int, list] = {}           # req -> [its embedding as copied out so far, rows]
     prefill_until: dict[int, float] = {}
+    prefill_input: dict[int, object] = {}    # req -> the buffer prefill reads until it ends
     hb_failed: set[int] = set()
     ending: set[int] = set()                 # rank 1: prefill ends staged, not yet done
     abort_pending = cfg.fault == "abort" and s == 1
@@ -154,8 +156,10 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
         got = assembly.get(e.req)
         if got is None:
             total = rx.requests[e.req].sessions[0].info.total
-            got = assembly[e.req] = [torch.empty(total, hidden, dtype=buf.emb.dtype,
-                                                 device=buf.emb.device), 0]
+            into = arena.take(total)
+            if into is None:
+                into = torch.empty(total, hidden, dtype=buf.emb.dtype, device=buf.emb.device)
+            got = assembly[e.req] = [into, 0]
         out, at = got
         i = 0
         while i < len(touched):            # one copy per run of consecutive blocks
@@ -197,6 +201,7 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                 read(e)
                 if e.purpose == "handoff":
                     out, at = assembly.pop(e.req)
+                    prefill_input[e.req] = out
                     handed = out[:at]
                     log("handoff", req=e.req, session=s, tokens=int(handed.shape[0]))
                     end(e.req, ok=True, tokens=int(handed.shape[0]),
@@ -205,7 +210,9 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                         cfg.prefill_max_s, handed.shape[0] * cfg.prefill_us_per_token * 1e-6)
             elif isinstance(e, core.FailRequest):
                 log("fail", req=e.req, reason=e.reason)
-                assembly.pop(e.req, None)
+                got = assembly.pop(e.req, None)
+                if got is not None:
+                    arena.give(got[0])
                 end(e.req, ok=False, reason=e.reason)
 
     e_req = 0   # the request whose effects carry_out logs (Alloc and Free lack it)
@@ -255,6 +262,8 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
     def prefill_done(r: int) -> None:
         nonlocal rx, e_req
         prefill_until.pop(r, None)
+        if r in prefill_input:
+            arena.give(prefill_input.pop(r))
         steps = core.prefill_done(rx, r)
         log("prefill_done", req=r)
         e_req = r
