@@ -226,7 +226,10 @@ MODELS = [
           NBlocks=3, Total=(9, 7), InitTokens=2, Cap=1, Order="lifo"),
     model("corrected_deep_three_requests", "corrected", set_="deep", view=CORRECTED_VIEW, NReq=3,
           Total=(2, 2, 2), NBlocks=3, Cap=1),
-    model("once_deep_engine_any", "once", set_="deep", Order="any"),
+    # mainline, every allocator order, three requests on three blocks (48,511
+    # states; with two requests, 2,053 states, TLC's start-up was a third of
+    # the run after issue 11)
+    model("once_deep_engine_any", "once", set_="deep", Order="any", NReq=3, Total=(2, 2, 1)),
     # mainline inside the engine's envelope, LIFO reuse, two ranks, three
     # requests competing for the three blocks (82,411 states; with two
     # requests, 1,325 states, TLC's start-up was most of the run)
