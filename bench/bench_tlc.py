@@ -59,6 +59,11 @@ wall clock) and on the time to the counterexample for a failing model. Two
 more ratios are shown for information: search, TLC's own time to the
 verdict (from its "Starting..." message, JVM start-up and parsing left
 out), and the CPU seconds (user + system) of the TLC process.
+Each row also says whether the comparison is bound by start-up (the after
+run's search under 2 s, or shorter than the JVM's start-up and SANY's
+parsing before it): its ratios then measure start-up, not the search. Both
+sides run the current model's constants: a model resized since REV runs
+REV's module and cfg with them put in (``before_model``).
 ``--repeat=N`` runs each model N times before and after, alternating, and
 reports medians. ``--record`` writes the numbers into each model's
 ``throughput`` field in spec/manifest.json; ``--recorded`` prints what the
