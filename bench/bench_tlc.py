@@ -59,6 +59,11 @@ wall clock) and on the time to the counterexample for a failing model. Two
 more ratios are shown for information: search, TLC's own time to the
 verdict (from its "Starting..." message, JVM start-up and parsing left
 out), and the CPU seconds (user + system) of the TLC process.
+Each row also says whether the comparison is bound by start-up (the after
+run's search under 2 s, or shorter than the JVM's start-up and SANY's
+parsing before it): its ratios then measure start-up, not the search. Both
+sides run the current model's constants: a model resized since REV runs
+REV's module and cfg with them put in (``before_model``).
 ``--repeat=N`` runs each model N times before and after, alternating, and
 reports medians. ``--record`` writes the numbers into each model's
 ``throughput`` field in spec/manifest.json; ``--recorded`` prints what the
@@ -230,6 +235,77 @@ def _git_show(rev: str, path: str) -> str | None:
     return p.stdout if p.returncode == 0 else None
 
 
+# constants this checkout's spec declares and the spec at BEFORE_REV did not,
+# each with the value that means what that spec did without it
+ADDED_CONSTANTS = {"ForkSender": "FALSE"}
+_CFG_CONSTANT = re.compile(r"^(\s+)(\w+)(\s*=\s*)(.+?)\s*$")
+_MC_DEFINITION = re.compile(r"^(MC\w+)\s*==\s*(.*?)\s*$")
+
+
+class NotComparable(ValueError):
+    """A model whose constants the spec at the before revision cannot express."""
+
+
+def _cfg_constants(text: str) -> dict[str, str]:
+    return {m.group(2): m.group(4) for m in map(_CFG_CONSTANT.match, text.splitlines()) if m}
+
+
+def _mc_definitions(text: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for m in map(_MC_DEFINITION.match, text.splitlines()) if m}
+
+
+def before_model(old_tla: str, old_cfg: str, cur_tla: str, cur_cfg: str) -> tuple[str, str, list[str]]:
+    """The before revision's model (its module and cfg: its spec, its checks,
+    its fairness) with the constants of this checkout's model, so that both
+    sides explore the same protocol instance when a model was resized after
+    that revision. Returns the module, the cfg and the names of the constants
+    whose value changed. Raises NotComparable when this checkout's model sets
+    a constant that revision did not have to anything but its "as before"
+    value (``ADDED_CONSTANTS``), or defines an MC operator it lacks."""
+    old_consts, cur_consts = _cfg_constants(old_cfg), _cfg_constants(cur_cfg)
+    changed: list[str] = []
+    for name, value in cur_consts.items():
+        if name not in old_consts:
+            if ADDED_CONSTANTS.get(name) != value:
+                raise NotComparable(f"constant {name} = {value} does not exist in the spec before")
+        elif old_consts[name] != value:
+            changed.append(name)
+    cfg_lines = []
+    for line in old_cfg.splitlines():
+        m = _CFG_CONSTANT.match(line)
+        if m and m.group(2) in cur_consts and m.group(2) in changed:
+            line = f"{m.group(1)}{m.group(2)}{m.group(3)}{cur_consts[m.group(2)]}"
+        cfg_lines.append(line)
+    old_defs, cur_defs = _mc_definitions(old_tla), _mc_definitions(cur_tla)
+    missing = sorted(set(cur_defs) - set(old_defs))
+    if missing:
+        raise NotComparable(f"{', '.join(missing)} not defined in the model before")
+    tla_lines = []
+    for line in old_tla.splitlines():
+        m = _MC_DEFINITION.match(line)
+        if m and cur_defs[m.group(1)] != m.group(2):
+            changed.append(m.group(1))
+            line = f"{m.group(1)} == {cur_defs[m.group(1)]}"
+        tla_lines.append(line)
+    return "\n".join(tla_lines) + "\n", "\n".join(cfg_lines) + "\n", changed
+
+
+# A comparison is start-up bound when the after run's search (TLC's own time
+# from "Starting..." to the verdict) is shorter than this, or shorter than
+# the JVM's start-up, SANY's parsing and TLC's set-up before it: its
+# wall-clock ratios then measure start-up more than the search.
+STARTUP_BOUND_SEARCH_S = 2.0
+
+
+def startup_bound(after_search_s: float | None, after_verdict_s: float | None) -> bool | None:
+    """Whether a before/after comparison is bound by start-up (see
+    ``STARTUP_BOUND_SEARCH_S``); None when the after run's times are unknown
+    (it stopped, or TLC's messages were not seen)."""
+    if after_search_s is None or after_verdict_s is None:
+        return None
+    return after_search_s < STARTUP_BOUND_SEARCH_S or after_search_s < after_verdict_s - after_search_s
+
+
 def _unreduced(manifest: mf.Manifest, entry: mf.ModelEntry, settings: tlc.TlcSettings,
                timeout: float) -> int | None:
     """Distinct states of ``entry``'s model without its VIEW: the recorded
@@ -339,6 +415,9 @@ def recorded(name: str, t: dict, fails: bool, has_view: bool) -> dict:
     if coverage is None and not row["view"]:
         coverage = row["ratio"]
     row["coverage_ratio"] = coverage
+    bound = t.get("startup_bound")
+    row["startup_bound"] = bound if bound is not None else startup_bound(row["after_search_s"],
+                                                                          t.get("after_verdict_s"))
     for k in ("before_verdict_s", "after_verdict_s", "before_cpu_s", "after_cpu_s", "before_verdict",
               "after_verdict", "unreduced_distinct_states", "before_distinct_per_s", "after_distinct_per_s"):
         row[k] = t.get(k)
@@ -365,16 +444,32 @@ def show_recorded(manifest: mf.Manifest, as_json: bool) -> int:
         return f"{'>=' if at_least else ''}x{v:.1f}" if v else "-"
     lines = [f"recorded in {manifest.path} (after over before; '-': not recorded):",
              f"  {'model':<31} {'measured':>10} {'rev':>8} {'distinct/s':>10} {'verdict in':>10} "
-             f"{'coverage':>9} {'search':>7} {'cpu':>6}  claim"]
+             f"{'coverage':>9} {'search':>7} {'cpu':>6}  {'bound':<8}  claim"]
     for r in rows:
         claim = r[r["claim"]]
         lines.append(f"  {r['model']:<31} {str(r['measured']):>10} {str(r['before_rev']):>8} {x(r['ratio']):>10} "
                      f"{x(r['time_to_verdict_ratio'], r['time_to_verdict_at_least']):>10} "
                      f"{x(r['coverage_ratio']):>9} {x(r['search_ratio']):>7} {x(r['cpu_ratio']):>6}  "
+                     f"{bound_cell(r['startup_bound']):<8}  "
                      f"{x(claim, r['claim'] == 'time_to_verdict_ratio' and r['time_to_verdict_at_least'])} "
                      f"({'coverage' if r['claim'] == 'coverage_ratio' else 'time to counterexample'})")
+    lines.append(summary_line(rows))
     print("\n".join(lines))
     return exitcodes.OK
+
+
+def summary_line(rows: list[dict]) -> str:
+    """How many models reach x10 on the claim's metric, and which
+    comparisons are start-up bound (their ratios say little about search)."""
+    claimed = [r for r in rows if r.get(r["claim"])]
+    at_ten = [r for r in claimed if r[r["claim"]] >= 10]
+    bound = [r["model"] for r in rows if r.get("startup_bound")]
+    return (f"  x10 or more on the claim's metric: {len(at_ten)} of {len(claimed)} model(s); start-up bound: "
+            + (", ".join(bound) if bound else "none"))
+
+
+def bound_cell(bound: bool | None) -> str:
+    return "-" if bound is None else ("start-up" if bound else "search")
 
 
 def _geo(values: list[float]) -> float:
@@ -406,9 +501,12 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
              + (f", median of {repeat} alternating runs" if repeat > 1 else ""),
              "(rates: distinct states per second of wall clock; verdict in: wall time to the verdict, to the",
              " counterexample for a failing model; coverage: states of the before model's space per second;",
-             " search: TLC's own time to the verdict, without JVM start-up and parsing; cpu: CPU seconds):",
+             " search: TLC's own time to the verdict, without JVM start-up and parsing; cpu: CPU seconds;",
+             " bound: start-up when the after run's search took under "
+             f"{STARTUP_BOUND_SEARCH_S:g} s or less than its start-up (its ratios then",
+             " measure the JVM's start-up and SANY's parsing more than the search), else search):",
              f"  {'model':<31} {'before':>20} {'after':>20} {'distinct/s':>10} {'verdict in':>10} "
-             f"{'coverage':>9} {'search':>7} {'cpu':>6}  claim on"]
+             f"{'coverage':>9} {'search':>7} {'cpu':>6}  {'bound':<8}  claim on"]
     with tempfile.TemporaryDirectory(prefix="bench-tlc-before-") as tmp:
         old_dir = Path(tmp)
         (old_dir / "ResumeProtocol.tla").write_text(spec_text)
@@ -418,6 +516,15 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
             old_cfg = _git_show(rev, f"spec/models/MC_{entry.name}.cfg")
             after_settings = dataclasses.replace(one, lncheck_final=entry.expected.kind == "success")
             old_run = None
+            resized: list[str] = []
+            not_comparable = None
+            if old_tla is not None and old_cfg is not None:
+                try:
+                    old_tla, old_cfg, resized = before_model(old_tla, old_cfg, entry.module.read_text(),
+                                                             entry.cfg.read_text())
+                except NotComparable as exc:
+                    not_comparable = str(exc)
+                    old_tla = old_cfg = None
             if old_tla is not None and old_cfg is not None:
                 (old_dir / f"MC_{entry.name}.tla").write_text(old_tla)
                 (old_dir / f"MC_{entry.name}.cfg").write_text(old_cfg)
@@ -443,6 +550,8 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                    "time_metric": "time_to_counterexample" if fails else "time_to_verdict",
                    "claim": claim_metric(fails),
                    "same_verdict": before is not None and before.verdict == after.verdict,
+                   "resized_since_before_rev": resized, "not_comparable": not_comparable,
+                   "startup_bound": startup_bound(after.search_s, after.verdict_s),
                    **ratios(before, after, has_view, budget,
                             lambda e=entry: _unreduced(manifest, e, one, unreduced_timeout))}
             ratio, time_ratio, coverage = row["ratio"], row["time_to_verdict_ratio"], row["coverage_ratio"]
@@ -450,9 +559,10 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
             cpu_ratio = row["cpu_ratio"]
             rows.append(row)
 
-            def cell(m: Measured | None) -> str:
+            def cell(m: Measured | None, missing: str = "(not comparable)" if not_comparable
+                     else f"(not at {rev})") -> str:
                 if m is None:
-                    return "(not at " + rev + ")"
+                    return missing
                 rate = f"{m.rate:,.0f}/s" if m.rate else "?/s"
                 return f"{rate} {'' if m.complete else '>='}{_fmt(m.distinct)}"
 
@@ -460,7 +570,12 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 return f"{'>=' if at_least else ''}x{v:.1f}" if v else "-"
             lines.append(f"  {entry.name:<31} {cell(before):>20} {cell(after):>20} {x(ratio):>10} "
                          f"{x(time_ratio, time_at_least):>10} {x(coverage):>9} {x(search_ratio):>7} "
-                         f"{x(cpu_ratio):>6}  {'coverage' if not fails else 'time to counterexample'}")
+                         f"{x(cpu_ratio):>6}  {bound_cell(row['startup_bound']):<8}  "
+                         f"{'coverage' if not fails else 'time to counterexample'}")
+            if resized:
+                lines[-1] += f"  (before run with this checkout's {', '.join(resized)})"
+            if not_comparable:
+                lines[-1] += f"  (no before run: {not_comparable})"
             if before is not None and before.complete and before.verdict != after.verdict:
                 lines[-1] += f"  VERDICT DIFFERS: {before.verdict} -> {after.verdict}"
             print(lines[-1], file=sys.stderr, flush=True)
@@ -470,6 +585,7 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
         if values:
             lines.append(f"  {what} after/before: min x{min(values):.1f}, geometric mean "
                          f"x{_geo(values):.1f}, max x{max(values):.1f} over {len(values)} model(s)")
+    lines.append(summary_line(rows))
     if record:
         today = datetime.date.today().isoformat()
         for obj in manifest.raw.get("models", []):
@@ -505,6 +621,8 @@ def compare(manifest: mf.Manifest, settings: tlc.TlcSettings, rev: str, set_: st
                 "after_cpu_s": row["after"]["cpu_s"],
                 "before_verdict": row["before"]["verdict"] if row["before"] else None,
                 "after_verdict": row["after"]["verdict"],
+                "startup_bound": row["startup_bound"],
+                "resized_since_before_rev": row["resized_since_before_rev"],
             }
         manifest.path.write_text(json.dumps(manifest.raw, indent=2) + "\n")
         lines.append(f"recorded in {manifest.path}")

@@ -2,13 +2,26 @@
 which one counts the states of the space a VIEW model covers, and when
 the bench has to count that space itself; the time to the verdict and the
 CPU ratio, the median of repeated runs, and ``throughput`` entries recorded
-by either version of ``--record`` read back in one set of names."""
+by either version of ``--record`` read back in one set of names; the
+before model of a model resized since the before revision, and which
+comparisons are start-up bound."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from bench.bench_tlc import Measured, median_run, ratios, recorded
+import pytest
+
+from bench.bench_tlc import (
+    Measured,
+    NotComparable,
+    before_model,
+    median_run,
+    ratios,
+    recorded,
+    startup_bound,
+    summary_line,
+)
 
 
 def run(distinct: int, wall: float, complete: bool = True, search: float | None = None) -> Measured:
@@ -112,3 +125,68 @@ def test_entries_of_either_record_version_read_in_one_set_of_names():
     assert b["coverage_ratio"] == 1.4 and b["repeat"] == 3 and not b["time_to_verdict_at_least"]
     # a VIEW model recorded before coverage existed gets no coverage ratio
     assert recorded("c", {"after_over_before": 6.0}, False, True)["coverage_ratio"] is None
+
+
+OLD_TLA = """---- MODULE MC_m ----
+EXTENDS ResumeProtocol
+MCTotal == <<5, 3>>
+MCFaults == {}
+====
+"""
+OLD_CFG = """CONSTANTS
+  NReq = 2
+  NBlocks = 3
+  Variant = "corrected"
+  Total <- MCTotal
+SPECIFICATION Spec
+PROPERTY EveryRequestEnds
+"""
+
+
+def current(total: str = "<<9, 7>>", nreq: int = 2, fork: str = "FALSE") -> tuple[str, str]:
+    tla = f"---- MODULE MC_m ----\nEXTENDS ResumeCorrected\nMCTotal == {total}\nMCFaults == {{}}\n====\n"
+    cfg = (f"CONSTANTS\n  NReq = {nreq}\n  NBlocks = 3\n  ForkSender = {fork}\n  Total <- MCTotal\n"
+           "SPECIFICATION SpecProgress\nVIEW CorrectedView\n")
+    return tla, cfg
+
+
+def test_a_resized_model_runs_before_with_the_current_constants_and_the_old_checks():
+    tla, cfg, changed = before_model(OLD_TLA, OLD_CFG, *current(nreq=3, total="<<9, 7, 1>>"))
+    assert changed == ["NReq", "MCTotal"]
+    assert "MCTotal == <<9, 7, 1>>" in tla and "EXTENDS ResumeProtocol" in tla
+    assert "  NReq = 3" in cfg and '  Variant = "corrected"' in cfg      # the old spec's constant kept
+    assert "SPECIFICATION Spec\n" in cfg and "PROPERTY EveryRequestEnds" in cfg
+    assert "ForkSender" not in cfg and "VIEW" not in cfg
+
+
+def test_an_unchanged_model_runs_before_as_it_was():
+    tla, cfg, changed = before_model(OLD_TLA, OLD_CFG, *current(total="<<5, 3>>"))
+    assert changed == [] and tla == OLD_TLA and cfg == OLD_CFG
+
+
+def test_a_constant_the_old_spec_lacks_is_comparable_only_at_its_old_meaning():
+    with pytest.raises(NotComparable, match="ForkSender"):
+        before_model(OLD_TLA, OLD_CFG, *current(fork="TRUE"))
+
+
+def test_a_comparison_is_start_up_bound_when_the_search_is_short():
+    assert startup_bound(0.23, 0.71)                 # 105 states to a counterexample
+    assert startup_bound(1.4, 2.3)                    # under 2 s of search
+    assert startup_bound(2.5, 6.0)                    # more start-up (3.5 s) than search
+    assert not startup_bound(8.0, 9.5)
+    assert startup_bound(None, 9.5) is None           # a stopped after run: unknown
+
+
+def test_the_summary_counts_models_at_x10_and_names_the_start_up_bound_ones():
+    rows = [{"model": "a", "claim": "coverage_ratio", "coverage_ratio": 12.0, "startup_bound": False},
+            {"model": "b", "claim": "coverage_ratio", "coverage_ratio": 4.1, "startup_bound": True},
+            {"model": "c", "claim": "time_to_verdict_ratio", "time_to_verdict_ratio": None,
+             "startup_bound": None}]
+    line = summary_line(rows)
+    assert "1 of 2 model(s)" in line and line.endswith("start-up bound: b")
+
+
+def test_a_recorded_entry_without_the_flag_gets_it_from_its_times():
+    t = {"after_over_before": 4.1, "after_search_s": 1.4, "after_verdict_s": 2.3}
+    assert recorded("m", t, False, False)["startup_bound"] is True
+    assert recorded("m", {"after_over_before": 20.0}, False, False)["startup_bound"] is None
