@@ -256,8 +256,14 @@ def verdict_matches(entry: ModelEntry, kind: str, prop: str | None) -> bool:
     return kind == entry.expected.kind and (entry.expected.property is None or prop == entry.expected.property)
 
 
-def compare(entry: ModelEntry, kind: str, prop: str | None, distinct_states: int | None) -> list[str]:
-    """Reasons why a result does not match ``entry``; [] when it matches."""
+def compare(entry: ModelEntry, kind: str, prop: str | None, distinct_states: int | None,
+            exact_count: bool = True) -> list[str]:
+    """Reasons why a result does not match ``entry``; [] when it matches.
+
+    ``exact_count=False``: the distinct state count is not compared (a model
+    with a VIEW run by several TLC workers: which state of a view's class
+    is explored first depends on the workers' timing, and so does the count;
+    one worker gives the recorded count every time)."""
     problems: list[str] = []
     exp = entry.expected
     got = kind if prop is None or kind in ("success", "deadlock") else f"{kind}:{prop}"
@@ -265,7 +271,8 @@ def compare(entry: ModelEntry, kind: str, prop: str | None, distinct_states: int
         problems.append(f"expected {exp}, got {got}")
     elif exp.property is not None and prop != exp.property:
         problems.append(f"expected {exp}, got {got}")
-    elif (exp.kind == "success" and entry.mode == "bfs" and entry.distinct_states is not None
+    elif (exact_count and exp.kind == "success" and entry.mode == "bfs"
+          and entry.distinct_states is not None
           and distinct_states is not None and distinct_states != entry.distinct_states):
         problems.append(
             f"expected {entry.distinct_states:,} distinct states, got {distinct_states:,} "
