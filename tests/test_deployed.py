@@ -117,8 +117,10 @@ def test_spinning_sync_writes_and_the_handoff_arena(tmp_path):
 
 
 def test_kill_9_of_the_encode_process_mid_transfer(tmp_path):
+    """With the ranks meeting over ZMQ before each all-reduce (``meet``):
+    the heartbeat's loss still reaches every rank through it."""
     cfg = DeployConfig(ranks=2, lengths=[40, 300, 60], pool_blocks=8, fault="heartbeat",
-                       fault_req=2, heartbeat_timeout_s=1.0, **SMALL)
+                       fault_req=2, heartbeat_timeout_s=1.0, meet=True, **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.killed == 2
     assert res.mismatches == []
@@ -134,7 +136,7 @@ def test_kill_9_of_the_encode_process_mid_transfer(tmp_path):
 
 def test_receiver_abort_mid_transfer(tmp_path):
     cfg = DeployConfig(ranks=2, lengths=[300, 40], pool_blocks=8, fault="abort", fault_req=1,
-                       **SMALL)
+                       meet=True, **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.mismatches == []
     assert res.outcomes == {1: "failed", 2: "handed"}

@@ -85,8 +85,9 @@ class DeployConfig:
     collectives: int = 1
     # the language ranks meet over ZMQ before their all-reduce (each tells
     # every other rank it is ready and sleeps in a ZMQ poll until all are),
-    # so that no rank enters the gloo collective long before another
-    meet: bool = True
+    # so that no rank enters the gloo collective long before another (it did
+    # not measurably lower the gloo threads' CPU: docs/deployed.md)
+    meet: bool = False
 
     def params(self) -> core.Params:
         return core.Params("corrected", n_sessions=self.ranks, block_size=self.block_size,
