@@ -247,12 +247,19 @@ def _writing_s(events: list[dict]) -> float:
 # being in flight at once here).  "before": the deployed reference as it was
 # (the encode process waits in Mooncake's spinning batch_transfer_sync_write,
 # one session after the other; a rank copies each embedding out into fresh
-# memory); "after": both changed; "submit" and "arena": one change each.
+# memory; the ranks run a broadcast and an all-reduce per iteration);
+# "after": all three changed (submitted writes, the arena, one all-reduce
+# per iteration carrying the commands); "submit" and "arena": one change
+# each; "twocoll": "after" with the broadcast and the all-reduce; "meet":
+# "after" with the ranks meeting over ZMQ before the all-reduce.
+_OLD_RANKS = {"collectives": 2, "meet": False}
 VARIANTS: dict[str, dict] = {
-    "before": {"write_wait": "sync", "handoff_rows": 0},
-    "submit": {"write_wait": "submit", "handoff_rows": 0},
-    "arena": {"write_wait": "sync", "handoff_rows": "all"},
-    "after": {"write_wait": "submit", "handoff_rows": "all"},
+    "before": {"write_wait": "sync", "handoff_rows": 0, **_OLD_RANKS},
+    "submit": {"write_wait": "submit", "handoff_rows": 0, **_OLD_RANKS},
+    "arena": {"write_wait": "sync", "handoff_rows": "all", **_OLD_RANKS},
+    "twocoll": {"write_wait": "submit", "handoff_rows": "all", **_OLD_RANKS},
+    "after": {"write_wait": "submit", "handoff_rows": "all", "collectives": 1, "meet": False},
+    "meet": {"write_wait": "submit", "handoff_rows": "all", "collectives": 1, "meet": True},
 }
 
 

@@ -99,12 +99,14 @@ def test_two_ranks_traces_conform_with_both_checkers(two_ranks_write_error):
 def test_spinning_sync_writes_and_the_handoff_arena(tmp_path):
     """The encode process's old way of writing (Mooncake's
     batch_transfer_sync_write, one session after the other, kept for the
-    throughput bench's "before"), with a failing write, and prefill's input
-    arena on the ranks: 256 rows, too few for the three embeddings (420
-    tokens) in flight together, so some are copied into the arena and the
-    rest into fresh memory."""
+    throughput bench's "before"), with a failing write, the ranks' old pair
+    of collectives per iteration (a broadcast of the commands, then the
+    all-reduce, entered without meeting over ZMQ first), and prefill's input arena on the ranks: 256 rows, too few
+    for the three embeddings (420 tokens) in flight together, so some are
+    copied into the arena and the rest into fresh memory."""
     cfg = DeployConfig(ranks=2, lengths=[120, 200, 100], pool_blocks=8, fault="write_error",
-                       fault_req=1, write_wait="sync", handoff_rows=256, **SMALL)
+                       fault_req=1, write_wait="sync", handoff_rows=256, collectives=2, meet=False,
+                       **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.mismatches == []
     assert res.outcomes == {1: "failed", 2: "handed", 3: "handed"}
@@ -115,8 +117,10 @@ def test_spinning_sync_writes_and_the_handoff_arena(tmp_path):
 
 
 def test_kill_9_of_the_encode_process_mid_transfer(tmp_path):
+    """With the ranks meeting over ZMQ before each all-reduce (``meet``):
+    the heartbeat's loss still reaches every rank through it."""
     cfg = DeployConfig(ranks=2, lengths=[40, 300, 60], pool_blocks=8, fault="heartbeat",
-                       fault_req=2, heartbeat_timeout_s=1.0, **SMALL)
+                       fault_req=2, heartbeat_timeout_s=1.0, meet=True, **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.killed == 2
     assert res.mismatches == []
@@ -132,7 +136,7 @@ def test_kill_9_of_the_encode_process_mid_transfer(tmp_path):
 
 def test_receiver_abort_mid_transfer(tmp_path):
     cfg = DeployConfig(ranks=2, lengths=[300, 40], pool_blocks=8, fault="abort", fault_req=1,
-                       **SMALL)
+                       meet=True, **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.mismatches == []
     assert res.outcomes == {1: "failed", 2: "handed"}

@@ -48,6 +48,48 @@ def test_config_rejects_unknown_write_wait_and_negative_rows():
         DeployConfig(write_wait="spin").validate()
     with pytest.raises(ValueError, match="handoff_rows"):
         DeployConfig(handoff_rows=-1).validate()
+    with pytest.raises(ValueError, match="collectives"):
+        DeployConfig(collectives=3).validate()
+
+
+def _rank_reduce(rank: int, port: int, q) -> None:
+    from resumespec.reference.deployed.language import Group
+
+    g = Group(rank, 2, f"tcp://127.0.0.1:{port}")
+    try:
+        got = []
+        # rank 0's commands ride along; the values are MIN-combined
+        mine = [(1, 7), (3, 0)] if rank == 0 else [(2, 99)]   # rank 1's are ignored
+        got.append(g.all_reduce_min_cmds(mine, [1, 5 + rank, 9 - rank]))
+        got.append(g.all_reduce_min_cmds([] if rank == 0 else [(4, 4)], []))
+        big = 2**62
+        got.append(g.all_reduce_min_cmds([(4, big)] if rank == 0 else [], [big, -big + rank]))
+        q.put((rank, got))
+    finally:
+        g.close()
+
+
+def test_one_all_reduce_carries_rank_0s_commands_and_combines_the_values():
+    """``Group.all_reduce_min_cmds`` over two real gloo ranks: every rank
+    gets rank 0's commands (none as well), whatever the others put in, and
+    the MIN of the values."""
+    import multiprocessing as mp
+    import socket
+
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_rank_reduce, args=(r, port, q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(q.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    big = 2**62
+    want = [([(1, 7), (3, 0)], [1, 5, 8]), ([], []), ([(4, big)], [big, -big])]
+    assert got[0] == want and got[1] == want
 
 
 def test_write_batches_lands_every_write_and_names_the_first_failed_batch():

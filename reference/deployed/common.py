@@ -78,6 +78,16 @@ class DeployConfig:
     # touches) when it starts; a request that finds no free run there gets
     # fresh memory (common.Arena).  0: always fresh memory.
     handoff_rows: int = 0
+    # collectives the language ranks run per loop iteration: 1 (one
+    # all-reduce MIN carrying rank 1's commands beside the statuses; a rank
+    # applies the commands at the top of its next iteration) or 2 (a
+    # broadcast of the commands, applied at once, then the all-reduce).
+    collectives: int = 1
+    # the language ranks meet over ZMQ before their all-reduce (each tells
+    # every other rank it is ready and sleeps in a ZMQ poll until all are),
+    # so that no rank enters the gloo collective long before another (it did
+    # not measurably lower the gloo threads' CPU: docs/deployed.md)
+    meet: bool = False
 
     def params(self) -> core.Params:
         return core.Params("corrected", n_sessions=self.ranks, block_size=self.block_size,
@@ -103,6 +113,8 @@ class DeployConfig:
                              f"got {self.write_wait!r}")
         if self.handoff_rows < 0:
             raise ValueError(f"handoff_rows must be >= 0, got {self.handoff_rows}")
+        if self.collectives not in (1, 2):
+            raise ValueError(f"collectives must be 1 or 2, got {self.collectives}")
         if not 1 <= self.fault_req <= len(self.lengths):
             raise ValueError(f"fault_req {self.fault_req} is not a request (1..{len(self.lengths)})")
         need = -(-max(self.lengths) // self.block_size)

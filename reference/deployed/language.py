@@ -5,14 +5,17 @@ The ranks run one SPMD loop.  Each iteration:
 
 1. take what arrived in this rank's ZMQ inbox (statuses and heartbeats from
    the encode process; on rank 1 also requests and stop from the driver);
-2. rank 1 broadcasts the commands (new request, abort, stop) to every rank
-   over the gloo group, so every rank sees the same requests in the same
-   iteration;
+2. apply rank 1's commands (new request, abort, prefill end, stop): every
+   rank gets the same commands in the same iteration.  By default
+   (``collectives=1``) they came with the last iteration's all-reduce (step
+   4), so each iteration runs one collective; with ``collectives=2`` rank 1
+   broadcasts them over the gloo group here, a second collective;
 3. deliver the statuses (``deliver_status``);
 4. one all-reduce (MIN) over the gloo group of a vector holding: "the
    encode peer is alive", "a new request fits my pool" per new request, and
    the local status per open request.  That is the engine's status
-   all-reduce; the heartbeat and the admission ride along;
+   all-reduce; the heartbeat and the admission ride along, and (by default)
+   rank 1's commands for the next iteration;
 5. heartbeat lost on some rank: ``heartbeat_lost`` for every open request;
    admission: ``receiver_init``; then the poll of every open request on the
    all-reduced status (``receiver_poll``), and prefill's end
@@ -48,7 +51,8 @@ from .common import (
 )
 
 CMD_REQ, CMD_ABORT, CMD_STOP, CMD_PREFILL_DONE = 1, 2, 3, 4
-CMDS_PER_ITER = 256
+CMDS_PER_ITER = 256     # commands one broadcast carries (collectives=2)
+CMDS_PER_REDUCE = 32    # commands the all-reduce carries (collectives=1)
 
 
 class Group:
@@ -86,6 +90,32 @@ class Group:
         self.dist.all_reduce(t, op=self.dist.ReduceOp.MIN)
         return t.tolist()
 
+    def all_reduce_min_cmds(self, cmds: list[tuple[int, int]],
+                            values: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
+        """One all-reduce MIN that carries rank 0's commands (at most
+        ``CMDS_PER_REDUCE``) beside ``values``: the other ranks put the
+        largest int64 in the commands' slots, so the minimum is rank 0's.
+        Returns (rank 0's commands, the combined values)."""
+        if self.world == 1:
+            return cmds, values
+        import torch
+
+        head = 1 + 2 * CMDS_PER_REDUCE
+        t = torch.empty(head + len(values), dtype=torch.int64)
+        if self.rank == 0:
+            t[:head] = 0
+            t[0] = len(cmds)
+            for i, (c, r) in enumerate(cmds):
+                t[1 + 2 * i], t[2 + 2 * i] = c, r
+        else:
+            t[:head] = torch.iinfo(torch.int64).max
+        if values:
+            t[head:] = torch.tensor(values, dtype=torch.int64)
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MIN)
+        v = t.tolist()
+        n = v[0]
+        return [(v[1 + 2 * i], v[2 + 2 * i]) for i in range(n)], v[head:]
+
     def close(self) -> None:
         if self.world > 1:
             self.dist.destroy_process_group()
@@ -118,10 +148,24 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
 
     zctx, inbox, driver = join_driver(driver_addr, f"language/{s}", mc=mc,
                                       emb=buf.emb.data_ptr(), aux=buf.aux.data_ptr())
+    readies: dict[int, int] = {r: 0 for r in range(1, cfg.ranks + 1) if r != s}
     peers = loads(inbox.recv())
-    while peers["t"] == "hb":        # the encode process may beat before the driver's peers come
+    while peers["t"] in ("hb", "ready"):  # the encode process may beat, or a rank be
+        if peers["t"] == "ready":         # ready, before the driver's peers come
+            readies[peers["session"]] += 1
         peers = loads(inbox.recv())
     assert peers["t"] == "peers", peers
+    meet_socks = []                  # PUSH to every other rank's inbox (cfg.meet)
+    if cfg.meet:
+        for r, h in peers["ranks"].items():
+            if int(r) != s:
+                sk = zctx.socket(zmq.PUSH)
+                sk.setsockopt(zmq.LINGER, 0)
+                sk.setsockopt(zmq.SNDHWM, 0)
+                sk.connect(h["inbox"])
+                meet_socks.append(sk)
+    ready_msg = dumps({"t": "ready", "session": s})
+    met = 0                          # meetings this rank has been to
     encode = zctx.socket(zmq.PUSH)
     encode.setsockopt(zmq.LINGER, 0)
     encode.setsockopt(zmq.SNDHWM, 0)
@@ -131,7 +175,8 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
     open_reqs: list[int] = []                # queued or aborting
     new_reqs: deque[int] = deque()
     statuses: deque[dict] = deque()
-    staged: list[tuple[int, int]] = []       # rank 1: commands for the next broadcast
+    staged: list[tuple[int, int]] = []       # rank 1: commands for the next collective
+    carried: list[tuple[int, int]] = []      # commands the last all-reduce carried (collectives=1)
     assembly: dict[int, list] = {}           # req -> [its embedding as copied out so far, rows]
     prefill_until: dict[int, float] = {}
     prefill_input: dict[int, object] = {}    # req -> the buffer prefill reads until it ends
@@ -270,18 +315,41 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
         rx = steps[0].state
         carry_out(steps[0].effects)
 
+    def take(m: dict) -> None:
+        nonlocal last_hb
+        t = m["t"]
+        if t == "status":
+            statuses.append(m)
+        elif t == "hb":
+            last_hb = time.monotonic()
+        elif t == "req":
+            staged.append((CMD_REQ, m["req"]))
+        elif t == "stop":
+            staged.append((CMD_STOP, 0))
+        elif t == "ready":
+            readies[m["session"]] += 1
+
+    def meet() -> None:
+        """Tell every other rank this one is ready for the all-reduce, then
+        wait (asleep in a ZMQ poll, taking what else arrives) until every
+        other rank has said so as often: the ranks then enter the collective
+        together.  (A rank that enters a gloo collective early sends its data
+        to the late one, whose gloo thread spins until that one gets there.)"""
+        nonlocal met
+        met += 1
+        for sk in meet_socks:
+            sk.send(ready_msg)
+        give_up = time.monotonic() + cfg.timeout_s
+        while min(readies.values()) < met:
+            for m in drain(inbox, timeout_ms=100):
+                take(m)
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"rank {s}: the other ranks never came to meeting {met}")
+
     try:
         while True:
             for m in drain(inbox):
-                t = m["t"]
-                if t == "status":
-                    statuses.append(m)
-                elif t == "hb":
-                    last_hb = time.monotonic()
-                elif t == "req":
-                    staged.append((CMD_REQ, m["req"]))
-                elif t == "stop":
-                    staged.append((CMD_STOP, 0))
+                take(m)
             if abort_pending and cfg.fault_req in rx.requests:
                 x = rx.requests[cfg.fault_req]
                 if x.phase == QUEUED and x.sessions[0].info.round >= 1:
@@ -292,7 +360,11 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                 for r in [r for r, t in prefill_until.items() if t <= now and r not in ending]:
                     ending.add(r)
                     staged.append((CMD_PREFILL_DONE, r))
-            cmds, staged = group.broadcast_cmds(staged[:CMDS_PER_ITER]), staged[CMDS_PER_ITER:]
+            if cfg.collectives == 2:
+                cmds = group.broadcast_cmds(staged[:CMDS_PER_ITER])
+                staged = staged[CMDS_PER_ITER:]
+            else:                                    # what the last all-reduce carried
+                cmds, carried = carried, []
             prefilled = []
             for c, r in cmds:
                 if c == CMD_REQ:
@@ -327,7 +399,14 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                 free -= need
             alive = 0 if time.monotonic() - last_hb > cfg.heartbeat_timeout_s else 1
             local = [rx.requests[r].sessions[0].status for r in open_reqs]
-            combined = group.all_reduce_min([alive] + fits + local)
+            if meet_socks:
+                meet()
+            if cfg.collectives == 2:
+                combined = group.all_reduce_min([alive] + fits + local)
+            else:
+                carried, combined = group.all_reduce_min_cmds(staged[:CMDS_PER_REDUCE],
+                                                              [alive] + fits + local)
+                staged = staged[CMDS_PER_REDUCE:]
             alive_all, fits_all = combined[0], combined[1:1 + len(fits)]
             comb = dict(zip(list(open_reqs), combined[1 + len(fits):]))
             # After the all-reduce (a barrier: every rank's events of the last
