@@ -2124,28 +2124,7 @@ class NativeChecker:
                                 else ""), "round_end after its round_start")
         assert tx is not None
         if ok:
-            sent, tok, dst = b.plan[0], b.plan[1], b.plan[2]
-            if ev["sent_tokens"] != sent + tok:
-                raise step_error(
-                    f"the round of req {req} for session {s} ended at offset "
-                    f"{ev['sent_tokens']}, but it started at {sent} with {tok} tokens",
-                    f"sent_tokens = {sent + tok}")
-            landed = 0
-            ranks = st.writes_of.get(req)
-            if ranks:
-                ranks.pop(s, None)
-            inflight, content = st.inflight, st.content
-            for blk in dst:          # WriteLand, for every block of the round
-                w = inflight.pop((s, blk), None)
-                if w is None or w.req != req:
-                    continue
-                if w.first is not None and w.count:
-                    content[(s, blk)] = (req, w.first, w.count)
-                if w.aux is not None:
-                    st.aux[(s, blk)] = w.aux
-                landed += 1
-            if landed:
-                self.coverage["WriteLand"] += landed
+            self._land(ev, req, s, b.plan[0], b.plan[1], b.plan[2], False)
             if failing:
                 st.fail_dead[req].add(s)
         elif phase == _WRITING:
@@ -2270,29 +2249,7 @@ class NativeChecker:
                              "round_end after its round_start")
         sent, tok, dst = b.plan[0], b.plan[1], b.plan[2]
         if ok:
-            if ev["sent_tokens"] != sent + tok:
-                raise step_error(
-                    f"the round of req {req} for session {s} ended at offset "
-                    f"{ev['sent_tokens']}, but it started at {sent} with {tok} tokens",
-                    f"sent_tokens = {sent + tok}")
-            landed = 0
-            ranks = st.writes_of.get(req)
-            if ranks:
-                ranks.pop(s, None)
-                if not ranks:
-                    del st.writes_of[req]
-            inflight, content = st.inflight, st.content
-            for blk in dst:          # WriteLand, for every block of the batch
-                w = inflight.pop((s, blk), None)
-                if w is None or w.req != req:
-                    continue
-                if w.first is not None and w.count:
-                    content[(s, blk)] = (req, w.first, w.count)
-                if w.aux is not None:
-                    st.aux[(s, blk)] = w.aux
-                landed += 1
-            if landed:
-                self.coverage["WriteLand"] += landed
+            self._land(ev, req, s, sent, tok, dst, True)
         elif tx.phase == _WRITING:
             self._write_error(req, tx, s)   # this batch failed: WriteError
         else:
@@ -2360,6 +2317,36 @@ class NativeChecker:
         st.cut_writes(req)      # (planned writes of sessions the loop never reached)
         self.coverage["SenderFailDead"] += 1
         return True
+
+    def _land(self, ev: dict, req: int, s: int, sent: int, tok: int, dst, forget: bool) -> None:
+        """A successful ``round_end`` of session ``s``: its offset is the
+        round's start plus its tokens, and every write of the round landed
+        (WriteLand, once per block).  ``forget``: drop the request's entry
+        of in-flight sessions once none is left."""
+        st = self.state
+        if ev["sent_tokens"] != sent + tok:
+            raise step_error(
+                f"the round of req {req} for session {s} ended at offset "
+                f"{ev['sent_tokens']}, but it started at {sent} with {tok} tokens",
+                f"sent_tokens = {sent + tok}")
+        ranks = st.writes_of.get(req)
+        if ranks:
+            ranks.pop(s, None)
+            if forget and not ranks:
+                del st.writes_of[req]
+        landed = 0
+        inflight, content = st.inflight, st.content
+        for blk in dst:          # WriteLand, for every block of the round
+            w = inflight.pop((s, blk), None)
+            if w is None or w.req != req:
+                continue
+            if w.first is not None and w.count:
+                content[(s, blk)] = (req, w.first, w.count)
+            if w.aux is not None:
+                st.aux[(s, blk)] = w.aux
+            landed += 1
+        if landed:
+            self.coverage["WriteLand"] += landed
 
     def on_status_sent(self, ev: dict) -> None:
         st = self.state
