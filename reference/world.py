@@ -84,6 +84,10 @@ class Config:
             raise ValueError("--cap must be 0 (all remaining) or a number of blocks")
         if blocks_for(self.init_tokens or self.block_size, self.block_size) > self.pool:
             raise ValueError("the initial allocation does not fit in the pool (--pool too small)")
+        if self.fork_sender and not (self.barrier or self.variant == "corrected"):
+            raise ValueError("the fork's sender without the resume barrier (the spec's QueuedRounds) "
+                             "is not run by this interpreter; check it with the spec and the "
+                             "conformance checkers")
 
 
 class World:

@@ -101,6 +101,8 @@ PhasesOK ==
     /\ txPhase \in [Reqs -> TxPhases]
     /\ faultsUsed \in SUBSET Faults
     /\ txDead = {}
+    /\ txQueue = [r \in Reqs |-> 0]      \* (QueuedRounds only: never under the barrier)
+    /\ txLeft = [r \in Reqs |-> {}]
     /\ \A r \in Reqs :
          /\ rxPhase[r] = "new" => txPhase[r] = "init"
          /\ rxPhase[r] \in {"prefill", "done"} => txPhase[r] = "done"

@@ -379,6 +379,28 @@ def sentence_for(t: Told) -> tuple[str, list[Mark]]:
         return (f"Request {r} could start a round, but the sender counts session {s} as dead: "
                 f"{first}it fails the room and sends Failed to session {s} alone, "
                 f"writing nothing there."), marks
+    if a == "SenderQueuedRound":
+        room = after.tx[r]
+        left = after.tx[r].queue
+        marks.append(Mark("sender", f"round {room.round}"))
+        failed = " (the room has failed, but it is still in the sender's table)" \
+            if before.tx[r].phase == "failed" else ""
+        return (f"The sender's transfer worker takes round {room.round} of request {r}{failed}: "
+                f"it will write the sessions one after another, each from its offset and blocks "
+                f"when it reaches it ({left} more round{'s' if left != 1 else ''} queued)."), marks
+    if a == "SenderWriteSession":
+        if any(type(e).__name__ == "SendStatus" for e in t.effects):
+            marks.append(Mark("sender", f"session {s} dead", "bad"))
+            return (f"The sender's walk of request {r}'s round reaches session {s}, which it "
+                    f"counts as dead: it fails the room, sends Failed to session {s} and ends the "
+                    f"walk."), marks
+        x = after.tx[r].session(s)
+        blocks = sorted({e.block for e in t.effects if type(e).__name__ == "WriteBlock"})
+        marks.append(Mark(f"pool{s}", f"writing {x.tok} tokens"))
+        where = f" into block{'s' if len(blocks) > 1 else ''} {join_and([str(b) for b in blocks])}" \
+            if blocks else ""
+        return (f"The sender writes session {s}'s share of request {r}'s round: {x.tok} tokens "
+                f"from offset {x.sent - x.tok}{where}."), marks
     if a == "Heartbeat":
         marks.append(Mark("sender", "dead", "bad"))
         for x in after.params.sessions:
