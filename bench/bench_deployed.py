@@ -251,15 +251,24 @@ def _writing_s(events: list[dict]) -> float:
 # "after": all three changed (submitted writes, the arena, one all-reduce
 # per iteration carrying the commands); "submit" and "arena": one change
 # each; "twocoll": "after" with the broadcast and the all-reduce; "meet":
-# "after" with the ranks meeting over ZMQ before the all-reduce.
-_OLD_RANKS = {"collectives": 2, "meet": False}
+# "after" with the ranks meeting over ZMQ before the all-reduce.  All of
+# these keep the loops that never sleep (idle_wait_ms=0); "idle": "after"
+# with sleep on idle (the ranks and the encode process wait in a ZMQ poll
+# after 50 passes in a row that did nothing; off in DeployConfig's default);
+# "idle10", "idle1": the same after 10 such passes, after one.
+_OLD_RANKS = {"collectives": 2, "meet": False, "idle_wait_ms": 0}
+_AFTER = {"write_wait": "submit", "handoff_rows": "all", "collectives": 1, "meet": False,
+          "idle_wait_ms": 0}
 VARIANTS: dict[str, dict] = {
     "before": {"write_wait": "sync", "handoff_rows": 0, **_OLD_RANKS},
     "submit": {"write_wait": "submit", "handoff_rows": 0, **_OLD_RANKS},
     "arena": {"write_wait": "sync", "handoff_rows": "all", **_OLD_RANKS},
     "twocoll": {"write_wait": "submit", "handoff_rows": "all", **_OLD_RANKS},
-    "after": {"write_wait": "submit", "handoff_rows": "all", "collectives": 1, "meet": False},
-    "meet": {"write_wait": "submit", "handoff_rows": "all", "collectives": 1, "meet": True},
+    "after": _AFTER,
+    "meet": {**_AFTER, "meet": True},
+    "idle": {**_AFTER, "idle_wait_ms": 20.0, "idle_after": 50},
+    "idle10": {**_AFTER, "idle_wait_ms": 20.0, "idle_after": 10},
+    "idle1": {**_AFTER, "idle_wait_ms": 20.0, "idle_after": 1},
 }
 
 
@@ -304,7 +313,11 @@ def bench_throughput(args, out: Path) -> dict:
                         # the last run's writes replayed while this run's
                         # processes are up and idle (their loops running, no
                         # request yet on the language side)
+                        c0, w0 = cpu_split.snapshot(pids), time.time()
                         snaps["idle"] = alone.replay(last_writes, modes)
+                        snaps["idle_cpu"] = {"wall_s": round(time.time() - w0, 4),
+                                             **cpu_split.split(c0, cpu_split.snapshot(pids),
+                                                               pids)}
                     snaps[phase] = (time.time(), cpu_split.snapshot(pids), pids)
 
                 res = deploy(cfg, out / f"throughput-{k}-{v}", probe=probe)
@@ -333,9 +346,10 @@ def bench_throughput(args, out: Path) -> dict:
                 if "idle" in snaps:
                     idle = {m: statistics.median(t for mm, t in snaps["idle"] if mm == m)
                             for m in REPLAY_MODES}
-                    idle_pairs.append({m: {"stopped_s": round(last_alone[m], 4),
-                                           "idle_processes_s": round(idle[m], 4)}
-                                       for m in REPLAY_MODES})
+                    idle_pairs.append({"variant": v, "idle_cpu": snaps["idle_cpu"],
+                                       **{m: {"stopped_s": round(last_alone[m], 4),
+                                              "idle_processes_s": round(idle[m], 4)}
+                                          for m in REPLAY_MODES}})
                 med = {m: statistics.median(ts) for m, ts in by_mode.items()}
                 raw = min(med.values())
                 last_writes, last_alone = writes, med
@@ -458,12 +472,18 @@ def _report_idle(r: dict) -> None:
         return
     print("  Mooncake alone replaying a run's writes right after it (the deployed processes "
           "stopped) and again while the next run's processes are up and idle (their loops "
-          "running, no request yet), median seconds:")
-    for m in r["replay_modes"]:
-        pts = [(p[m]["stopped_s"], p[m]["idle_processes_s"]) for p in pairs]
-        ratios = [b / a for a, b in pts]
-        print(f"   {m}: " + "  ".join(f"{a:.4f}/{b:.4f}" for a, b in pts)
-              + f"   idle/stopped median x{statistics.median(ratios):.2f}")
+          "running, no request yet), median seconds, per variant of the idle processes:")
+    for v in dict.fromkeys(p.get("variant", "?") for p in pairs):
+        ps = [p for p in pairs if p.get("variant", "?") == v]
+        for m in r["replay_modes"]:
+            pts = [(p[m]["stopped_s"], p[m]["idle_processes_s"]) for p in ps]
+            ratios = [b / a for a, b in pts]
+            print(f"   {v} {m}: " + "  ".join(f"{a:.4f}/{b:.4f}" for a, b in pts)
+                  + f"   idle/stopped median x{statistics.median(ratios):.2f}")
+        cpus = [p["idle_cpu"] for p in ps if "idle_cpu" in p]
+        if cpus:
+            print(f"   {v}: CPU s of the idle processes during those replays (median): "
+                  f"{_cpu_line(_cpu_medians(cpus))}")
 
 
 def _cpu_line(cpu: dict) -> str:
