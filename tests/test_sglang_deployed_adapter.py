@@ -23,6 +23,7 @@ from resumespec.conformance.adapters.sglang_deployed import (
     lengths_spread,
     scenario_config,
 )
+from resumespec.conformance.adapters.sglang_observe import ids_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +71,7 @@ def test_observed_socket_reports_every_frame_it_receives():
 def test_token_identities():
     room = 7
     own = hooks.source_fill_ids(room, 5)
-    assert hooks.ids_of(own) == [[7, p] for p in range(1, 6)]
+    assert ids_of(own, hooks.ID_BASE) == [[7, p] for p in range(1, 6)]
     assert hooks.ids_are_own(torch.tensor(own), room, first=1)
     assert hooks.ids_are_own(torch.tensor(own[2:]), room)          # a later round
     assert not hooks.ids_are_own(torch.tensor(own[2:]), room, first=1)

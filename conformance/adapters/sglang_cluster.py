@@ -65,7 +65,12 @@ from .sglang_inprocess import (
     route_all_reduce_to_lockstep_groups,
 )
 from .sglang_loader import Fork
-from .sglang_observe import poll_decision
+from .sglang_observe import (
+    ids_of,
+    observe_allocator,
+    observe_buffers,
+    poll_decision,
+)
 
 ID_BASE = 1000          # fill id = req * ID_BASE + position (1-based)
 STATUS_NAMES = STATUSES
@@ -170,15 +175,6 @@ def one_process_gloo_group():
     return _GLOO
 
 
-def ids_of(fill_ids: Any) -> list[list[int]]:
-    """Token identities [req, position] of a fill-ids sequence."""
-    out = []
-    for v in (fill_ids.tolist() if hasattr(fill_ids, "tolist") else list(fill_ids)):
-        v = int(v)
-        out.append([max(v, 0) // ID_BASE, max(v, 0) % ID_BASE])
-    return out
-
-
 class _WatchedQueue(list):
     """The transfer queue's list; iterating it tells the rank which request
     the poll loop is handling (the loop zips the queue with the polls)."""
@@ -191,12 +187,6 @@ class _WatchedQueue(list):
         for item in list.__iter__(self):
             self._rank.pop_current = item.req.bootstrap_room
             yield item
-
-
-def room_of_rid(rid: Any) -> int | None:
-    if isinstance(rid, str) and rid.startswith("req-"):
-        return int(rid[4:])
-    return None
 
 
 class LanguageRank:
@@ -254,44 +244,8 @@ class LanguageRank:
 
     def _install_observers(self) -> None:
         me, cfg = self, self.cluster.cfg
-        real_alloc, real_free = self.alloc.alloc, self.alloc.free
-
-        def alloc(num_tokens=None, req_id=None, fake=False):
-            asked = num_tokens
-            if cfg.cap and me.in_pop and num_tokens is not None:
-                num_tokens = min(num_tokens, cfg.cap * cfg.block_size)
-            blocks = real_alloc(num_tokens=num_tokens, req_id=req_id, fake=fake)
-            room = room_of_rid(req_id)
-            extra = {"x_asked": asked} if asked != num_tokens else {}
-            me.log("alloc", rank=me.rank, req=room, tokens=int(num_tokens),
-                   blocks=None if blocks is None else list(blocks), **extra)
-            if me.in_pop:
-                me.pop_resume_alloc.add(room)
-                if blocks is None:
-                    me.pop_alloc_none.add(room)
-            return blocks
-
-        def free(block_indices=None, req_id=None, fake=False):
-            blocks = list(block_indices) if block_indices is not None else None
-            real_free(block_indices=block_indices, req_id=req_id, fake=fake)
-            room = room_of_rid(req_id)
-            if me.in_pop and room is not None:
-                me.pop_freed.add(room)
-            if blocks is not None and room is not None:
-                me.log("free", rank=me.rank, req=room, blocks=blocks)
-        self.alloc.alloc = alloc
-        self.alloc.free = free
-
-        real_get_buf = self.buffers.get_buf
-
-        def get_buf(block_indices=None, **kw):
-            out = real_get_buf(block_indices=block_indices, **kw)
-            fill_ids = out[1]
-            me.log("buffer_read", req=me.pop_current, session=me.rank,
-                   blocks=list(block_indices), aux_total=int(out[3][0]),
-                   tokens=int(len(fill_ids)), ids=ids_of(fill_ids))
-            return out
-        self.buffers.get_buf = get_buf
+        observe_allocator(self, self.alloc, cfg.cap * cfg.block_size if cfg.cap else 0)
+        observe_buffers(self, self.buffers, lambda fill_ids, room: {"ids": ids_of(fill_ids, ID_BASE)})
 
         real_node_failure = self.mgr._handle_node_failure
 
@@ -386,7 +340,7 @@ class LanguageRank:
                 self.write(event, **f)
             if decision == "handoff":
                 req = self.reqs[room]
-                ids = ids_of(req.origin_input_ids)
+                ids = ids_of(req.origin_input_ids, ID_BASE)
                 self.write("handoff", req=room, session=self.rank, tokens=len(ids), ids=ids)
                 self.handed[room] = req
         for events in by_room.values():   # not attributable to a polled request

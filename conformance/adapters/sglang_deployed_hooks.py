@@ -87,7 +87,12 @@ import torch
 
 from resumespec.reference.protocol.designs import STATUSES
 
-from .sglang_observe import poll_decision
+from .sglang_observe import (
+    ids_of,
+    observe_allocator,
+    observe_buffers,
+    poll_decision,
+)
 
 ID_BASE = 100_000        # fill id = req * ID_BASE + position (1-based); positions < ID_BASE
 STATUS_NAMES = STATUSES
@@ -103,11 +108,6 @@ def source_embedding(room: int, total: int, hidden: int, seed: int) -> torch.Ten
 
 def source_fill_ids(room: int, total: int) -> list[int]:
     return [room * ID_BASE + i + 1 for i in range(total)]
-
-
-def ids_of(fill_ids: Any) -> list[list[int]]:
-    vals = fill_ids.tolist() if hasattr(fill_ids, "tolist") else list(fill_ids)
-    return [[max(int(v), 0) // ID_BASE, max(int(v), 0) % ID_BASE] for v in vals]
 
 
 def ids_are_own(fill_ids: Any, room: int, first: int | None = None) -> bool:
@@ -126,12 +126,6 @@ def ids_are_own(fill_ids: Any, room: int, first: int | None = None) -> bool:
 def _now() -> float:
     """The recorder's clock (``ts``: microseconds, as seconds)."""
     return time.time_ns() // 1000 / 1e6
-
-
-def room_of_rid(rid: Any) -> int | None:
-    if isinstance(rid, str) and rid.startswith("req-"):
-        return int(rid[4:])
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -429,50 +423,17 @@ class LanguageHooks:
     def _install(self) -> None:
         me, fork = self, self.fork
         bs = self.buffers.block_size
-        real_alloc, real_free = self.alloc.alloc, self.alloc.free
 
-        def alloc(num_tokens=None, req_id=None, fake=False):
-            asked = num_tokens
-            if me.cap_blocks and me.in_pop and num_tokens is not None:
-                num_tokens = min(num_tokens, me.cap_blocks * bs)
-            blocks = real_alloc(num_tokens=num_tokens, req_id=req_id, fake=fake)
-            if blocks is not None:
-                me.pool_version += 1
-            room = room_of_rid(req_id)
-            extra = {"x_asked": asked} if asked != num_tokens else {}
-            me.log("alloc", rank=me.rank, req=room, tokens=int(num_tokens),
-                   blocks=None if blocks is None else [int(b) for b in blocks], **extra)
-            if me.in_pop:
-                me.pop_resume_alloc.add(room)
-                if blocks is None:
-                    me.pop_alloc_none.add(room)
-            return blocks
-
-        def free(block_indices=None, req_id=None, fake=False):
-            blocks = [int(b) for b in block_indices] if block_indices is not None else None
-            real_free(block_indices=block_indices, req_id=req_id, fake=fake)
+        def bump() -> None:
             me.pool_version += 1
-            room = room_of_rid(req_id)
-            if me.in_pop and room is not None:
-                me.pop_freed.add(room)
-            if blocks is not None and room is not None:
-                me.log("free", rank=me.rank, req=room, blocks=blocks)
-        self.alloc.alloc = alloc
-        self.alloc.free = free
 
-        real_get_buf = self.buffers.get_buf
+        def ids_field(fill_ids: Any, room: int | None) -> dict[str, Any]:
+            if room is None or ids_are_own(fill_ids, room):
+                return {}
+            return {"ids": ids_of(fill_ids, ID_BASE)}
 
-        def get_buf(block_indices=None, **kw):
-            out = real_get_buf(block_indices=block_indices, **kw)
-            fill_ids = out[1]
-            room = me.pop_current
-            extra = {} if room is None or ids_are_own(fill_ids, room) else \
-                {"ids": ids_of(fill_ids)}
-            me.log("buffer_read", req=room, session=me.rank,
-                   blocks=[int(b) for b in block_indices], aux_total=int(out[3][0]),
-                   tokens=int(len(fill_ids)), **extra)
-            return out
-        self.buffers.get_buf = get_buf
+        observe_allocator(self, self.alloc, me.cap_blocks * bs, changed=bump)
+        observe_buffers(self, self.buffers, ids_field)
 
         real_node_failure = self.mgr._handle_node_failure
 
@@ -646,7 +607,7 @@ class LanguageHooks:
         n = len(fill)
         extra: dict[str, Any] = {}
         if not ids_are_own(fill, room, first=1):
-            extra["ids"] = ids_of(fill)
+            extra["ids"] = ids_of(fill, ID_BASE)
         equal = False
         if self.check is not None:
             total, seed, hidden = self.check(room)
@@ -685,4 +646,4 @@ class LanguageHooks:
 
 
 __all__ = ["ID_BASE", "EncodeHooks", "LanguageHooks", "install_module_hooks",
-           "source_embedding", "source_fill_ids", "ids_of", "ids_are_own"]
+           "source_embedding", "source_fill_ids", "ids_are_own"]

@@ -36,11 +36,11 @@ from typing import Any
 from .sglang_loader import (
     Fork,
     ForkLoadError,
-    _module,
     _stub_schedule_batch,
     find_python_root,
     import_real,
     sglang_stubs,
+    stub_srt_utils,
 )
 
 DEPLOYED_REAL_MODULES = (
@@ -96,29 +96,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stub_srt_utils_deployed() -> types.ModuleType:
-    def get_int_env_var(name: str, default: int = 0) -> int:
-        value = os.getenv(name)
-        return int(value) if value not in (None, "") else default
-
-    def get_bool_env_var(name: str, default: str = "false") -> bool:
-        return os.getenv(name, default).lower() in ("1", "true", "yes")
-
-    def DynamicGradMode(*a: Any, **k: Any):  # decorator factory, no-op here
-        return lambda fn: fn
-
-    return _module(
-        "sglang.srt.utils",
-        is_npu=lambda: False,
-        get_free_port=_free_port,
-        get_int_env_var=get_int_env_var,
-        get_bool_env_var=get_bool_env_var,
-        get_local_ip_by_remote=lambda: "127.0.0.1",
-        maybe_wrap_ipv6_address=lambda a: a,
-        DynamicGradMode=DynamicGradMode,
-    )
-
-
 def load_fork_deployed(checkout: str | os.PathLike) -> Fork:
     """Import the fork's real modules from ``checkout`` with real zmq,
     requests, aiohttp and Mooncake (once per process)."""
@@ -146,7 +123,7 @@ def load_fork_deployed(checkout: str | os.PathLike) -> Fork:
     schedule_batch.FINISH_LENGTH = FINISH_LENGTH
     schedule_batch.get_global_server_args = lambda: types.SimpleNamespace(
         max_micro_batch_size=64)
-    sys.modules.update(sglang_stubs(root, schedule_batch, _stub_srt_utils_deployed()))
+    sys.modules.update(sglang_stubs(root, schedule_batch, stub_srt_utils(_free_port)))
     real = import_real(root, DEPLOYED_REAL_MODULES)
     fork = Fork(
         root=root, network=None, bootstrap=None,

@@ -39,11 +39,13 @@ are the real libraries.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import itertools
 import os
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,8 +113,11 @@ def _module(name: str, **attrs: Any) -> types.ModuleType:
     return mod
 
 
-def _stub_srt_utils() -> types.ModuleType:
-    ports = itertools.count(23000)
+def stub_srt_utils(free_port: Callable[[], int]) -> types.ModuleType:
+    """``sglang.srt.utils``: the few helpers the disaggregation code calls.
+    ``free_port`` gives the ports the fork asks ``get_free_port`` for: a
+    counter in process, a port the OS left free when the processes are
+    deployed."""
 
     def get_int_env_var(name: str, default: int = 0) -> int:
         value = os.getenv(name)
@@ -127,7 +132,7 @@ def _stub_srt_utils() -> types.ModuleType:
     return _module(
         "sglang.srt.utils",
         is_npu=lambda: False,
-        get_free_port=lambda: next(ports),
+        get_free_port=free_port,
         get_int_env_var=get_int_env_var,
         get_bool_env_var=get_bool_env_var,
         get_local_ip_by_remote=lambda: "127.0.0.1",
@@ -238,7 +243,8 @@ def load_fork(checkout: str | os.PathLike) -> Fork:
     network = Network()
     bootstrap = BootstrapRegistry()
     schedule_batch = _stub_schedule_batch()
-    stubs = sglang_stubs(root, schedule_batch, _stub_srt_utils())
+    stubs = sglang_stubs(root, schedule_batch,
+                         stub_srt_utils(functools.partial(next, itertools.count(23000))))
     stubs.update({
         "zmq": make_fake_zmq(network),
         "requests": make_fake_requests(bootstrap),
