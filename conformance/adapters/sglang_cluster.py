@@ -34,8 +34,11 @@ wrapping the fork's objects without changing what they do:
   waiting, handed the request over, or nothing);
 * ``round_start``: the transfer engine's batch as ``send_embedding`` issues
   it (blocks read back from the byte addresses, tokens from the fill-ids
-  lengths, aux written or not); ``round_end`` + ``status_sent``: the status
-  the transfer worker sends, with the offset it has stored.
+  lengths, aux written or not); ``round_end`` (+ ``write_error`` when it
+  failed): when ``send_embedding`` returns for that session, with the
+  offset the worker then stores (the fork writes a room's sessions in
+  turn, as the deployed adapter logs them); ``status_sent``: the status the
+  transfer worker sends.
 
 Token identities: the encode side fills ``fill_ids`` of request r with
 ``r * ID_BASE + position`` (positions 1-based), so every read and handoff
@@ -564,7 +567,6 @@ class Cluster:
         fork.language.poll_and_all_reduce = poll_and_all_reduce
 
         # sender side: rounds and statuses
-        self._open_rounds: dict[tuple[int, int], dict] = {}
         self._sending: dict | None = None
         self._worker_room: int | None = None
         real_send = self.enc_mgr.send_embedding
@@ -580,7 +582,16 @@ class Cluster:
                 out = real_send(mooncake_session_id, embedding_indices, dst_embedding_ptrs,
                                 dst_embedding_indices, total_tokens, block_size,
                                 sent_tokens, allocated_tokens)
-                ctx["ok"] = out[0] == 0      # this session's batch (the round_start's) failed?
+                if ctx.get("logged"):
+                    # the round ends for this session when its batch returns
+                    # (the fork writes a room's sessions in turn); on success
+                    # the worker then stores sent + tokens as the offset
+                    ok = out[0] == 0
+                    room, s, sent = ctx["room"], ctx["session"], ctx["sent_tokens"]
+                    cluster.log_enc("round_end", req=room, session=s,
+                                    sent_tokens=sent + ctx["tokens"] if ok else sent, ok=ok)
+                    if not ok:
+                        cluster.log_enc("write_error", req=room, session=s)
                 return out
             finally:
                 cluster._sending = None
@@ -614,11 +625,11 @@ class Cluster:
                 if in_kind(d, ptrs, items, 3):                   # aux rows
                     aux = True
             remaining = ctx["total"] - ctx["sent_tokens"]
+            ctx["tokens"] = tokens
             cluster.log_enc("round_start", req=ctx["room"], session=ctx["session"],
                             sent_tokens=ctx["sent_tokens"], tokens=tokens, total=ctx["total"],
                             src_blocks=src_blocks, dst_blocks=dst_blocks,
                             partial=remaining > tokens, aux_written=aux)
-            cluster._open_rounds[(ctx["room"], ctx["session"])] = ctx
         InProcessTransferEngine.observers.append(on_batch)
 
         real_transfer = getattr(self.enc_mgr, "_transfer", None)
@@ -635,21 +646,6 @@ class Cluster:
 
         def sync_status(remote, dst_port, room, status, **kw):
             status = int(status)
-            infos = cluster.enc_mgr.transfer_infos.get(room, {})
-            for (r, s), ctx in sorted(cluster._open_rounds.items()):
-                if r != room:
-                    continue
-                info = next((i for sid, i in infos.items()
-                             if cluster.session_of.get(sid) == s), None)
-                sent = int(info.sent_tokens) if info is not None else ctx["sent_tokens"]
-                # a Failed status ends the rounds of the room: the session whose
-                # batch failed ended with an error, one written before it (two
-                # ranks; the fork writes the sessions in turn) ended ok
-                ok = status != 0 or ctx.get("ok", False)
-                cluster.log_enc("round_end", req=room, session=s, sent_tokens=sent, ok=ok)
-                if not ok:
-                    cluster.log_enc("write_error", req=room, session=s)
-                del cluster._open_rounds[(r, s)]
             real_sync(remote, dst_port, room, status, **kw)
             extra = ({"round": int(kw.get("round", 0)), "sent_tokens": int(kw.get("sent", 0)),
                       "total": int(kw.get("total", 0))}

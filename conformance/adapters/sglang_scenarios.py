@@ -258,26 +258,22 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "the transfer engine fails the second round's writes"),
     Scenario("dead_session", Config(nblocks=4, faults=("write_error",)), dead_session,
              "after a write error, a new request on the same session"),
-    # (the four below are recorded only when named; mainline's traces of the
-    # first three are committed: see docs/sglang-adapter.md, "Known gaps")
+    # two ranks and a write error: the fork's sender (ForkSender), and
+    # without the barrier its queued rounds (QueuedRounds)
     Scenario("tp2_write_error", Config(nblocks=4, nsess=2, faults=("write_error",)),
              tp2_write_error(1),
-             "two language ranks; the resumed round's write to rank 1 fails",
-             in_corpus=False),
+             "two language ranks; the resumed round's write to rank 1 fails"),
     Scenario("tp2_write_error_rank2", Config(nblocks=4, nsess=2, faults=("write_error",)),
              tp2_write_error(2),
              "two language ranks; the resumed round's write to rank 2 fails after rank 1's "
-             "was written",
-             in_corpus=False),
+             "was written"),
     Scenario("tp2_dead_session", Config(nblocks=4, nsess=2, faults=("write_error",)),
              tp2_dead_session(1),
-             "two language ranks; after rank 1's write error, a new request",
-             in_corpus=False),
+             "two language ranks; after rank 1's write error, a new request"),
     Scenario("tp2_dead_second_session", Config(nblocks=4, nsess=2, faults=("write_error",)),
              tp2_dead_session(2),
              "two language ranks; after rank 2's write error, a new request: the sender "
-             "writes rank 1 before it meets the dead session",
-             in_corpus=False),
+             "writes rank 1 before it meets the dead session"),
     Scenario("tp2_abort", Config(nblocks=4, nsess=2, faults=("abort",)), tp2_abort,
              "two language ranks abort a request between its rounds", in_corpus=False),
 )}
