@@ -220,6 +220,33 @@ def test_cli_deploy_json(tmp_path, capsys):
     assert json.loads((tmp_path / "result.json").read_text())["tokens_handed"] == 100
 
 
+def test_cli_deploy_takes_the_ranks_loop_options(tmp_path, capsys):
+    """The ranks' loop options of DeployConfig are flags of ``resumespec
+    deploy``: two collectives, the ZMQ meeting and sleep on idle run, the
+    run conforms, and result.json records what ran."""
+    from resumespec.cli import main
+
+    rc = main(["deploy", "--ranks", "2", "--lengths", "70,10,40", "--block-size", "16",
+               "--hidden", "16", "--pool-blocks", "6", "--init-tokens", "32", "--cap", "2",
+               "--collectives", "2", "--meet", "--idle-wait-ms", "5", "--idle-after", "3",
+               "--out", str(tmp_path), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == exitcodes.OK, out
+    assert out["handed"] == 3 and out["verdicts"]["native"]["verdict"] == "conforms"
+    cfg = json.loads((tmp_path / "result.json").read_text())["config"]
+    assert (cfg["collectives"], cfg["meet"], cfg["idle_wait_ms"], cfg["idle_after"]) == \
+        (2, True, 5.0, 3)
+
+
+def test_cli_deploy_rejects_bad_loop_options(capsys):
+    from resumespec.cli import main
+
+    assert main(["deploy", "--lengths", "10", "--idle-wait-ms", "5000"]) == exitcodes.USAGE
+    assert "idle_wait_ms must be between 0 and" in capsys.readouterr().err
+    assert main(["deploy", "--lengths", "10", "--idle-after", "0"]) == exitcodes.USAGE
+    assert "idle_after must be >= 1" in capsys.readouterr().err
+
+
 def test_cli_deploy_rejects_bad_lengths(capsys):
     from resumespec.cli import main
 
