@@ -72,7 +72,7 @@ from .sglang_observe import (
     ids_of,
     observe_allocator,
     observe_buffers,
-    poll_decision,
+    pop_and_log,
 )
 
 ID_BASE = 1000          # fill id = req * ID_BASE + position (1-based)
@@ -178,20 +178,6 @@ def one_process_gloo_group():
     return _GLOO
 
 
-class _WatchedQueue(list):
-    """The transfer queue's list; iterating it tells the rank which request
-    the poll loop is handling (the loop zips the queue with the polls)."""
-
-    def __init__(self, items: list, rank: LanguageRank):
-        super().__init__(items)
-        self._rank = rank
-
-    def __iter__(self):
-        for item in list.__iter__(self):
-            self._rank.pop_current = item.req.bootstrap_room
-            yield item
-
-
 class LanguageRank:
     """One language rank: its pool, buffers, queues, manager, and its trace."""
 
@@ -291,65 +277,22 @@ class LanguageRank:
         return self.pop_transferred()
 
     def pop_transferred(self) -> list[int]:
-        """Run the real ``pop_transferred`` once and log what it did, per request.
+        """Run the real ``pop_transferred`` once and log what it did, per
+        request (``sglang_observe.pop_and_log``)."""
+        return pop_and_log(self, self.transfer_queue)
 
-        Events of the loop body are buffered and written after their request's
-        ``poll`` line (docs/trace-format.md: poll first, then the events of its
-        decision).  The loop handles the requests one after another; which one
-        it is at is known from iterating the queue (``_WatchedQueue``).
-        """
-        queue_before = list(self.transfer_queue.queue)
-        if not queue_before:
-            return []
-        self.in_pop = True
-        self.pop_polls = None
-        self.pop_resumed, self.pop_failed, self.pop_alloc_none = set(), set(), set()
-        self.pop_resume_alloc = set()
-        self.pop_freed = set()
-        self.buffer = []
-        self.pop_current = None
-        self.transfer_queue.queue = _WatchedQueue(queue_before, self)
-        try:
-            handed = self.transfer_queue.pop_transferred()
-        finally:
-            self.in_pop = False
-            self.pop_current = None
-            buffered, self.buffer = self.buffer, None
-            if isinstance(self.transfer_queue.queue, _WatchedQueue):
-                self.transfer_queue.queue = list(self.transfer_queue.queue)
-        polls = self.pop_polls or []
-        handed_rooms = [r.bootstrap_room for r in handed]
-        by_room: dict[Any, list] = {}
-        for room, event, f in buffered:
-            by_room.setdefault(room, []).append((event, f))
-        for lr, poll in zip(queue_before, polls):
-            room = lr.req.bootstrap_room
-            status = STATUS_NAMES[int(poll)]
-            if status == "Failed" and room in self.aborted and not self.corrected:
-                # The abort takes effect here: receiver.abort() only marked the
-                # request Failed locally; this poll frees its blocks and fails
-                # it.  Logged as the spec's Abort step: abort, free, fail.
-                self.aborted.discard(room)
-                self.finished.add(room)
-                self.write("abort", req=room)
-                for event, f in by_room.pop(room, []):
-                    self.write(event, **f)
-                continue
-            decision = poll_decision(self, room, status, handed_rooms)
-            if room in self.pop_failed:
-                self.finished.add(room)
-            self.write("poll", req=room, status=status, decision=decision)
-            for event, f in by_room.pop(room, []):
-                self.write(event, **f)
-            if decision == "handoff":
-                req = self.reqs[room]
-                ids = ids_of(req.origin_input_ids, ID_BASE)
-                self.write("handoff", req=room, session=self.rank, tokens=len(ids), ids=ids)
-                self.handed[room] = req
-        for events in by_room.values():   # not attributable to a polled request
-            for event, f in events:
-                self.write(event, **f)
-        return handed_rooms
+    # what pop_and_log asks of this adapter: no timestamps of its own, every
+    # poll logged, the handoff's token identities as the fill ids it set
+    def poll_times(self) -> tuple[dict[str, float], dict[str, float]]:
+        return {}, {}
+
+    def keep_poll(self, room: int, status: str, decision: str, events: list) -> bool:
+        return True
+
+    def log_handoff(self, room: int, req: Any, extra: dict[str, float]) -> None:
+        ids = ids_of(req.origin_input_ids, ID_BASE)
+        self.write("handoff", req=room, session=self.rank, tokens=len(ids), ids=ids, **extra)
+        self.handed[room] = req
 
     def prefill_done(self, room: int) -> None:
         req = self.handed.pop(room)

@@ -91,7 +91,7 @@ from .sglang_observe import (
     ids_of,
     observe_allocator,
     observe_buffers,
-    poll_decision,
+    pop_and_log,
 )
 
 ID_BASE = 100_000        # fill id = req * ID_BASE + position (1-based); positions < ID_BASE
@@ -528,81 +528,34 @@ class LanguageHooks:
             return self._pop_transferred()
 
     def _pop_transferred(self) -> list[int]:
-        queue_before = list(self.tq.queue)
-        if not queue_before:
-            return []
-        me = self
+        return pop_and_log(self, self.tq)
 
-        class Watched(list):
-            def __iter__(self):
-                for item in list.__iter__(self):
-                    me.pop_current = item.req.bootstrap_room
-                    yield item
+    # what pop_and_log asks of these hooks: the poll's own time on its lines
+    # and the time it returned on the handoffs, and the repeated polls left out
+    def poll_times(self) -> tuple[dict[str, float], dict[str, float]]:
+        return {"ts": self.pop_poll_ts}, {"ts": _now()}
 
-        self.in_pop = True
-        self.pop_polls = None
-        self.pop_resumed, self.pop_failed, self.pop_alloc_none = set(), set(), set()
-        self.pop_resume_alloc = set()
-        self.pop_freed = set()
-        self.buffer = []
-        self.pop_current = None
-        self.tq.queue = Watched(queue_before)
-        try:
-            handed = self.tq.pop_transferred()
-        finally:
-            self.in_pop = False
-            self.pop_current = None
-            buffered, self.buffer = self.buffer, None
-            if isinstance(self.tq.queue, Watched):
-                self.tq.queue = list(self.tq.queue)
-        polls = self.pop_polls or []
-        t_poll, t_done = self.pop_poll_ts, _now()
-        handed_rooms = [r.bootstrap_room for r in handed]
-        by_room: dict[Any, list] = {}
-        for room, event, f in buffered:
-            by_room.setdefault(room, []).append((event, f))
-        for lr, poll in zip(queue_before, polls):
-            room = lr.req.bootstrap_room
-            status = STATUS_NAMES[int(poll)]
-            if status == "Failed" and room in self.aborted and not self.corrected:
-                self.aborted.discard(room)
-                self.finished.add(room)
-                self.write("abort", req=room, ts=t_poll)
-                for event, f in by_room.pop(room, []):
-                    self.write(event, **f)
-                continue
-            decision = poll_decision(self, room, status, handed_rooms)
-            if room in self.pop_failed:
-                self.finished.add(room)
-            events = by_room.pop(room, [])
-            if decision == "wait" and not events:
-                continue               # a poll that read nothing and did nothing
-            if decision in ("wait", "retry_alloc"):
-                # The loop polls every millisecond: a poll that repeats the
-                # request's last logged poll exactly (same status, decision
-                # and events) while the pool has not changed since is not
-                # logged again (a stutter of the spec's step).
-                sig = (status, decision, self.pool_version, json.dumps(
-                    [(e, {k: v for k, v in f.items() if k != "ts"}) for e, f in events],
-                    sort_keys=True))
-                if self.last_poll.get(room) == sig:
-                    self.skipped_polls += 1
-                    continue
-                self.last_poll[room] = sig
-            else:
-                self.last_poll.pop(room, None)
-            self.write("poll", req=room, status=status, decision=decision, ts=t_poll)
-            for event, f in events:
-                self.write(event, **f)
-            if decision == "handoff":
-                req = next(r for r in handed if r.bootstrap_room == room)
-                self._log_handoff(room, req, t_done)
-        for events in by_room.values():   # not attributable to a polled request
-            for event, f in events:
-                self.write(event, **f)
-        return handed_rooms
+    def keep_poll(self, room: int, status: str, decision: str, events: list) -> bool:
+        """A poll that read nothing and did nothing is not logged; nor is one
+        that repeats the request's last logged poll exactly (same status,
+        decision and events) while the pool has not changed since: the loop
+        polls every millisecond, and such a poll is a stutter of the spec's
+        step."""
+        if decision == "wait" and not events:
+            return False
+        if decision not in ("wait", "retry_alloc"):
+            self.last_poll.pop(room, None)
+            return True
+        sig = (status, decision, self.pool_version, json.dumps(
+            [(e, {k: v for k, v in f.items() if k != "ts"}) for e, f in events],
+            sort_keys=True))
+        if self.last_poll.get(room) == sig:
+            self.skipped_polls += 1
+            return False
+        self.last_poll[room] = sig
+        return True
 
-    def _log_handoff(self, room: int, req: Any, ts: float) -> None:
+    def log_handoff(self, room: int, req: Any, at: dict[str, float]) -> None:
         fill = req.origin_input_ids
         n = len(fill)
         extra: dict[str, Any] = {}
@@ -618,7 +571,7 @@ class LanguageHooks:
                     bool(torch.equal(emb.to(torch.bfloat16), want))
         self.source_equal[room] = equal
         self.write("handoff", req=room, session=self.rank, tokens=n, x_source_equal=equal,
-                   ts=ts, **extra)
+                   **at, **extra)
         self.handed[room] = req
 
     def prefill_done(self, room: int) -> None:

@@ -8,12 +8,16 @@ Both fork adapters (in process, ``sglang_cluster``; deployed,
 buffers' ``get_buf`` (``observe_allocator``, ``observe_buffers``: one
 wrapper for both), and collect, per poll, the rooms that resumed, failed,
 freed blocks or got no blocks from the allocator.  ``poll_decision`` turns
-that into the trace's ``poll`` decision, one rule for both."""
+that into the trace's ``poll`` decision, one rule for both, and
+``pop_and_log`` runs one ``pop_transferred`` and logs it request by
+request, for both."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container
 from typing import Any, Protocol
+
+from resumespec.reference.protocol.designs import STATUSES as STATUS_NAMES
 
 
 class PollObserver(Protocol):
@@ -35,6 +39,29 @@ class RankObserver(PollObserver, Protocol):
     pop_current: int | None      # the room the poll loop is handling
 
     def log(self, event: str, **fields: Any) -> None: ...
+
+
+class PopObserver(RankObserver, Protocol):
+    """What ``pop_and_log`` needs of an adapter's language rank besides its
+    hooks: the events ``log`` buffered during the poll (``buffer``), the
+    statuses the poll all-reduced (``pop_polls``), the rooms aborted
+    locally and the rooms finished, and how the adapter writes a line, a
+    handoff, and which repeated polls it leaves out."""
+
+    buffer: list | None
+    pop_polls: list | None
+    aborted: set[int]
+    finished: set[int]
+
+    def write(self, event: str, **fields: Any) -> None: ...
+
+    def poll_times(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Extra fields of the poll lines and of the handoff lines ({} or a ``ts``)."""
+        ...
+
+    def keep_poll(self, room: int, status: str, decision: str, events: list) -> bool: ...
+
+    def log_handoff(self, room: int, req: Any, extra: dict[str, float]) -> None: ...
 
 
 def room_of_rid(rid: Any) -> int | None:
@@ -132,3 +159,83 @@ def poll_decision(obs: PollObserver, room: int, status: str, handed_rooms: Conta
     if room in obs.pop_failed:
         return "fail"
     return "wait"
+
+
+class _Watched(list):
+    """The transfer queue's list while ``pop_transferred`` runs: iterating
+    it tells the observer which request the poll loop is handling (the loop
+    zips the queue with the polls)."""
+
+    def __init__(self, items: list, obs: RankObserver):
+        super().__init__(items)
+        self._obs = obs
+
+    def __iter__(self):
+        for item in list.__iter__(self):
+            self._obs.pop_current = item.req.bootstrap_room
+            yield item
+
+
+def pop_and_log(obs: PopObserver, transfer_queue: Any) -> list[int]:
+    """Run the fork's real ``pop_transferred`` once and log what it did,
+    request by request; the rooms handed to prefill.
+
+    The loop body's events are buffered (``obs.log``) and written after
+    their request's ``poll`` line (docs/trace-format.md: a poll first, then
+    the events of its decision).  A request aborted locally whose poll sees
+    Failed is logged as the spec's Abort (``abort``, then its ``free`` and
+    ``fail``); a poll the adapter does not keep (``keep_poll``) is left out
+    with its events, and events of no polled request are written last."""
+    queue_before = list(transfer_queue.queue)
+    if not queue_before:
+        return []
+    obs.in_pop = True
+    obs.pop_polls = None
+    obs.pop_resumed, obs.pop_failed, obs.pop_alloc_none = set(), set(), set()
+    obs.pop_resume_alloc = set()
+    obs.pop_freed = set()
+    obs.buffer = []
+    obs.pop_current = None
+    transfer_queue.queue = _Watched(queue_before, obs)
+    try:
+        handed = transfer_queue.pop_transferred()
+    finally:
+        obs.in_pop = False
+        obs.pop_current = None
+        buffered, obs.buffer = obs.buffer, None
+        if isinstance(transfer_queue.queue, _Watched):
+            transfer_queue.queue = list(transfer_queue.queue)
+    polls = obs.pop_polls or []
+    at_poll, at_handoff = obs.poll_times()
+    handed_rooms = [r.bootstrap_room for r in handed]
+    by_room: dict[Any, list] = {}
+    for room, event, f in buffered:
+        by_room.setdefault(room, []).append((event, f))
+    for lr, poll in zip(queue_before, polls):
+        room = lr.req.bootstrap_room
+        status = STATUS_NAMES[int(poll)]
+        if status == "Failed" and room in obs.aborted and not obs.corrected:
+            # The abort takes effect here: receiver.abort() only marked the
+            # request Failed locally; this poll frees its blocks and fails it.
+            obs.aborted.discard(room)
+            obs.finished.add(room)
+            obs.write("abort", req=room, **at_poll)
+            for event, f in by_room.pop(room, []):
+                obs.write(event, **f)
+            continue
+        decision = poll_decision(obs, room, status, handed_rooms)
+        if room in obs.pop_failed:
+            obs.finished.add(room)
+        events = by_room.pop(room, [])
+        if not obs.keep_poll(room, status, decision, events):
+            continue
+        obs.write("poll", req=room, status=status, decision=decision, **at_poll)
+        for event, f in events:
+            obs.write(event, **f)
+        if decision == "handoff":
+            obs.log_handoff(room, next(r for r in handed if r.bootstrap_room == room),
+                            at_handoff)
+    for events in by_room.values():   # not attributable to a polled request
+        for event, f in events:
+            obs.write(event, **f)
+    return handed_rooms
