@@ -264,3 +264,30 @@ def test_failed_status_logged_after_the_all_reduce_ended_the_request():
     verdicts = check_traces(str(FIXTURE), ("native", "tlc"))
     for checker in ("native", "tlc"):
         assert verdicts[checker]["verdict"] == "conforms", verdicts[checker]
+
+
+LOST_SUCCESS = Path(__file__).parent / "fixtures" / "deployed_lost_success"
+
+
+def test_the_lost_success_fixture_shows_the_race():
+    """7a7a71977 kill, recorded deployed: the encode process logged Success
+    for req 17 and was killed before ZMQ sent it; rank 1 never received it
+    and failed req 17 on heartbeat loss (what a deployed engine does)."""
+    from resumespec.conformance.trace import read_trace
+
+    enc = [ev for _, ev in read_trace(str(LOST_SUCCESS / "encode.jsonl"))]
+    lang = [ev for _, ev in read_trace(str(LOST_SUCCESS / "language-1.jsonl"))]
+    sent = [ev for ev in enc if ev["event"] == "status_sent" and ev.get("req") == 17]
+    assert [ev["status"] for ev in sent] == ["Success"]
+    assert sent[0] is not enc[-1] and enc[-1]["ts"] - sent[0]["ts"] < 0.001   # then the kill
+    assert not [ev for ev in lang if ev["event"] == "status_recv" and ev.get("req") == 17]
+    assert [ev["event"] for ev in lang if ev.get("req") == 17][-3:] == ["poll", "free", "fail"]
+    assert any(ev["event"] == "heartbeat_fail" and ev.get("req") == 17 for ev in lang)
+
+
+@pytest.mark.xfail(strict=True, reason="spec gap (docs/deployed-fork.md, Known gaps): "
+                   "Heartbeat needs SenderAlive, so a Success lost with the killed encode "
+                   "process cannot be followed by the receiver's heartbeat failure")
+def test_a_success_lost_with_the_killed_sender_then_heartbeat_loss_conforms():
+    verdict = check_traces(str(LOST_SUCCESS), ("native",))["native"]
+    assert verdict["verdict"] == "conforms", verdict
