@@ -245,7 +245,7 @@ class World:
                     steps.append({"step": "WriteError", "req": req, "session": s})
             elif "write_error" in self.faults_left and room.alive and net.pending_writes(req):
                 steps.append({"step": "WriteError", "req": req})
-            if "heartbeat" in self.faults_left and room.alive and phase in (QUEUED, ABORTING):
+            if "heartbeat" in self.faults_left and core.heartbeat(rx.rx, room, req) is not None:
                 steps.append({"step": "Heartbeat", "req": req})
             if "abort" in self.faults_left and phase == QUEUED:
                 steps.append({"step": "Abort", "req": req})

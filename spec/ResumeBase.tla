@@ -506,9 +506,18 @@ SenderWriteSession(r, s) ==
 (* checker sets every room on that peer Failed, one room per step.  The    *)
 (* fault is the death; it may hit every open room, so unlike the other    *)
 (* faults Heartbeat stays enabled once it fired (faultsUsed records only  *)
-(* that it happened).  Each room fails at most once: SenderAlive(r) goes   *)
-(* false with it.  A killed encode process logs one heartbeat failure per *)
-(* open request (the deployed fork's kill runs, docs/deployed-fork.md).   *)
+(* that it happened).  Each room fails at most once: txPhase goes "dead"  *)
+(* with it.  A killed encode process logs one heartbeat failure per open  *)
+(* request (the deployed fork's kill runs, docs/deployed-fork.md).        *)
+(*                                                                         *)
+(* The receiver decides, not the sender: a request still waiting may fail *)
+(* whatever the sender's room is in, including a room the sender already  *)
+(* closed (done or failed).  Its last status was sent but may die with    *)
+(* the process before it leaves (a deployed kill run of the fork logged   *)
+(* Success 0.09 ms before the kill, and the rank never received it).  In  *)
+(* the spec that status stays in st[r]: a receiver may still take it,      *)
+(* since a message that had left does arrive; the corrected design's      *)
+(* Failed is final, so it changes nothing there.                           *)
 (*                                                                         *)
 (* The spec keeps a superset: it does not say that a dead encoder takes no *)
 (* further step.  A room the heartbeat has not failed yet may still       *)
@@ -527,7 +536,7 @@ SenderWriteSession(r, s) ==
 Heartbeat(r) ==
     /\ "heartbeat" \in Faults
     /\ rxPhase[r] \in {"queued", "aborting"}
-    /\ SenderAlive(r)
+    /\ txPhase[r] # "dead"
     /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
     /\ txPhase' = [txPhase EXCEPT ![r] = "dead"]
     /\ rxStatus' = [rxStatus EXCEPT ![r] = [s \in Sess |-> Failed]]
@@ -674,7 +683,8 @@ RxRank(r) == CASE rxPhase[r] = "new" -> 0 [] rxPhase[r] = "queued" -> 1
                [] rxPhase[r] \in {"done", "failed"} -> 4
 TxRank(r) == 3 * txRound[r] + CASE txPhase[r] = "init" -> 0 [] txPhase[r] = "writing" -> 1
                                 [] txPhase[r] = "await" -> 2
-                                [] txPhase[r] \in {"done", "failed", "dead"} -> 3
+                                [] txPhase[r] \in {"done", "failed"} -> 3
+                                [] txPhase[r] = "dead" -> 4   \* (Heartbeat closes closed rooms too)
 Sum(f, n) == LET S[i \in 0..n] == IF i = 0 THEN 0 ELSE S[i - 1] + f[i] IN S[n]  \* f[1] + ... + f[n]
 Done == Sum([r \in Reqs |-> RxRank(r) + TxRank(r)
                             + Sum([s \in Sess |-> rxResumes[r][s]], NSess)

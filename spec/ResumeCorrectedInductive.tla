@@ -80,8 +80,12 @@ RoundWritesAt(r, s, sent) ==
 LandedIn(d, w) == \A i \in 1..Len(w.toks) : d[w.b][i] = w.toks[i]
 \* The stages of a session, judged against a sender phase p: the sender's
 \* phase, or, once the sender failed or died, the phase it was in then
-\* (its variables and the receiver's counters froze at that moment).
-Ph(r) == IF txPhase[r] \in {"failed", "dead"} THEN {"init", "writing", "await"} ELSE {txPhase[r]}
+\* (its variables and the receiver's counters froze at that moment).  A
+\* room fails while open; it may die while open, after it failed, or after
+\* it was done (the heartbeat loss of a closed room: Heartbeat).
+Ph(r) == CASE txPhase[r] = "failed" -> {"init", "writing", "await"}
+           [] txPhase[r] = "dead" -> {"init", "writing", "await", "done"}
+           [] OTHER -> {txPhase[r]}
 \* (StageEAt: the same with the round cached given as v)
 StageEAt(r, p, v) == p \in {"await", "done"} /\ v = txRound[r] - 1
 StageE(r, s, p) == StageEAt(r, p, CachedRound(r, s))
@@ -178,7 +182,6 @@ StatusOK ==
          /\ rxPhase[r] = "new" => rxStatus[r][s] = Bootstrapping /\ Info(r, s) = InitInfo
          /\ rxPhase[r] # "new" => rxStatus[r][s] \in {StatusOf(Info(r, s)), Failed}
          /\ Healthy(r) /\ rxPhase[r] # "new" => rxStatus[r][s] = StatusOf(Info(r, s))
-         /\ Info(r, s).status = Failed => txPhase[r] # "dead"
          /\ rxPhase[r] # "new" =>
               /\ Info(r, s).round = CachedRound(r, s) => Info(r, s) \in {PriorInfo(r, s), M(r, s, Failed)}
               /\ Info(r, s).round # CachedRound(r, s) =>
@@ -192,10 +195,11 @@ StatusOK ==
               rxStatus[r][s] = Success /\ Info(r, s) = M(r, s, Success)
          /\ txPhase[r] = "done" /\ Info(r, s).status = Failed => rxPhase[r] \in {"aborting", "failed"}
          \* no Success from a sender that did not finish
-         /\ txPhase[r] \in {"failed", "dead"} => rxStatus[r][s] # Success
-                                                 /\ Info(r, s).status # Success
-         \* after a fault the receiver neither caches nor resumes
-         /\ Active(r) /\ txPhase[r] = "dead" => rxStatus[r][s] = Failed
+         /\ txPhase[r] = "failed" => rxStatus[r][s] # Success /\ Info(r, s).status # Success
+         /\ Info(r, s).status = Success => SenderAt(r, "done")
+         \* after a fault the receiver neither caches nor resumes (the heartbeat
+         \* loss came while it waited, and Failed is final)
+         /\ txPhase[r] = "dead" => rxStatus[r][s] = Failed
          /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
               /\ rxResumes[r][s] = CachedRound(r, s)
               /\ Info(r, s).round > CachedRound(r, s) => Info(r, s).status = Failed
@@ -239,30 +243,40 @@ CtlOK ==
     /\ \A r \in Reqs :
          /\ \A s \in Sess :
               /\ ctl[r][s] \in CtlSeqs(r)
-              /\ HasAbort(r, s) => rxPhase[r] \in {"aborting", "failed"}
+              /\ HasAbort(r, s) => rxPhase[r] \in {"aborting", "failed"} /\ "abort" \in faultsUsed
               /\ rxPhase[r] = "new" => ctl[r][s] = <<>> /\ ~txReady[r][s]
               /\ ReqIn(r, s) # <<>> => /\ ReqIn(r, s)[1].round = CachedRound(r, s)
                                        /\ rxResumes[r][s] = CachedRound(r, s)
                                        /\ ReqIn(r, s)[1].sent = Len(rxCache[r][s])
          /\ Active(r) => \E p \in Ph(r) : ReceiverAt(r, p) /\ \A s \in Sess : CtlAt(r, s, p)
 
+\* the sender failed the room (it may have died since: then a Failed it sent
+\* shows, delivered or in q = st[r][s])
+FailedBySender(r, s, q) ==
+    \/ txPhase[r] = "failed"
+    \/ txPhase[r] = "dead" /\ (Info(r, s).status = Failed \/ \E i \in DOMAIN q : q[i].status = Failed)
+
 \* one session's status channel q = st[r][s]
 StElemOK(r, s, q) ==
     /\ q \in StSeqs(r, s)
     /\ \A i \in DOMAIN q : q[i].status = Transferring =>
                                         txPhase[r] \in {"await", "failed", "dead"} /\ txPartials[r] = txRound[r]
-    /\ \A i \in DOMAIN q : q[i].status = Success => txPhase[r] = "done"
+    /\ \A i \in DOMAIN q : q[i].status = Success => txPhase[r] \in {"done", "dead"}
+                                                  /\ SenderAt(r, "done")
     /\ rxPhase[r] \in {"new", "prefill", "done"} => q = <<>>
     \* a finished sender says Failed only to answer an abort
     /\ txPhase[r] = "done" /\ (\E i \in DOMAIN q : q[i].status = Failed) =>
          rxPhase[r] \in {"aborting", "failed"}
-    \* a dead sender sent no Failed: the receiver's heartbeat check set it
-    /\ txPhase[r] = "dead" => \A i \in DOMAIN q : q[i].status # Failed
     /\ txPhase[r] = "done" /\ HasAbort(r, s) =>
          /\ \A i \in DOMAIN q : q[i].status # Failed
          /\ Info(r, s).status # Failed
     \* Failed comes once from a write error, once to answer the abort
-    /\ q = <<M(r, s, Failed), M(r, s, Failed)>> => txPhase[r] = "failed" /\ ~HasAbort(r, s)
+    \* a dead room's Failed was sent before the death, for a write error or an abort
+    /\ txPhase[r] = "dead" /\ (\E i \in DOMAIN q : q[i].status = Failed) =>
+         \/ "abort" \in faultsUsed
+         \/ "write_error" \in faultsUsed /\ txRound[r] >= 1 /\ CachedRound(r, s) = txRound[r] - 1
+    /\ q = <<M(r, s, Failed), M(r, s, Failed)>> =>
+         txPhase[r] \in {"failed", "dead"} /\ "abort" \in faultsUsed /\ ~HasAbort(r, s)
     /\ \A i \in DOMAIN q : q[i].status = Failed /\ HasAbort(r, s) =>
          i = 1 /\ CachedRound(r, s) = txRound[r] - 1 /\ "write_error" \in faultsUsed
     \* a Transferring in flight: round k ended partial, the sender awaited resumes
@@ -284,11 +298,13 @@ StElemOK(r, s, q) ==
               /\ q = <<M(r, s, Failed)>> => Info(r, s) = M(r, s, x)
     /\ q # <<>> /\ q[1].status # Failed =>
          Info(r, s).round = CachedRound(r, s)
-    \* queued and failed: a write error (the only Failed sent so far)
-    /\ rxPhase[r] = "queued" /\ txPhase[r] = "failed" =>
+    \* queued and failed by the sender: a write error (the only Failed sent
+    \* so far), also when the room died after it (a Failed it sent shows)
+    /\ rxPhase[r] = "queued" /\ FailedBySender(r, s, q) =>
          /\ q \in {<<>>, <<M(r, s, Failed)>>}
          /\ q # <<>> => Info(r, s).status # Failed
          /\ txRound[r] >= 1 /\ CachedRound(r, s) = txRound[r] - 1
+         /\ rxResumes[r][s] = CachedRound(r, s)
 
 StOK ==
     /\ st \in [Reqs -> [Sess -> UNION {StSeqs(r, s) : r \in Reqs, s \in Sess}]]
@@ -400,7 +416,6 @@ InfoValsAt(r, s, v) == {i \in InfoDom(r) :
     /\ i.status = Transferring => i.round <= txPartials[r]
     /\ v <= i.round
     /\ rxPhase[r] = "new" => i = InitInfo
-    /\ i.status = Failed => txPhase[r] # "dead"
     /\ rxPhase[r] # "new" =>
          /\ i.round = v => \/ i = M(r, s, Failed)
                            \/ \E c \in CacheValsAt(r, s, v) : i = PriorInfoAt(r, v, Len(c))

@@ -107,3 +107,55 @@ def test_heartbeat_loss_of_a_room_not_yet_open_violates(tmp_path: Path):
     assert native.verdict == "violates", native.to_json()
     assert tlc.verdict == "violates", tlc.to_json()
     assert native.prop == tlc.prop == "SpecStep"
+
+
+def test_core_fails_a_waiting_request_whose_room_the_sender_closed():
+    """The sender ended the round with Success and closed the room; the
+    status is still in flight when the encode side dies.  The receiver
+    waits, so its heartbeat checker may fail the request: the room dies
+    (once), the request fails, and a Success that does arrive later cannot
+    raise the corrected design's Failed again."""
+    w = World.from_model("corrected", CONSTANTS)
+    w = _after(w, ("ReceiverInit", 1), ("SenderRecvInit", 1), ("SenderStartRound", 1))
+    while w.wire[0]:
+        w = next(m.world for m in w.moves() if m.action == "Next")   # WriteLand
+    w = _after(w, ("SenderEndRound", 1))
+    assert w.tx[1].phase == "done" and w.st[(1, 1)]          # Success in flight
+    w = _after(w, ("Heartbeat", 1))
+    assert w.tx[1].phase == "dead"
+    assert not [m for m in w.moves() if m.action == "Heartbeat" and m.req == 1]
+    w = _after(w, ("DeliverStatus", 1), ("PollFailed", 1))
+    assert w.rx.requests[1].phase == "failed"
+    assert "EachFailureHasAFault" not in w.safety_violations()
+
+
+def _success_then_loss(order: str = "fifo") -> list[dict]:
+    """One request of one round: the encode side logs Success, then dies
+    before the status leaves; the rank fails the request on heartbeat loss."""
+    log = synth._Log()
+    lang = "language/1"
+    for p in ("encode", lang):
+        log.emit(p, "config", block_size=1, nblocks=2, nsess=1, init_tokens=1,
+                 variant="corrected", order=order, faults=["heartbeat"])
+    log.emit(lang, "alloc", rank=1, req=1, tokens=1, blocks=[0])
+    log.emit(lang, "init_sent", req=1, session=1, blocks=[0], allocated_tokens=1)
+    log.emit("encode", "init_recv", req=1, session=1, blocks=[0], allocated_tokens=1)
+    log.emit("encode", "round_start", req=1, session=1, sent_tokens=0, tokens=1, total=1,
+             src_blocks=[0], dst_blocks=[0], partial=False, aux_written=True)
+    log.emit("encode", "round_end", req=1, session=1, sent_tokens=1, ok=True)
+    log.emit("encode", "status_sent", req=1, session=1, status="Success")
+    log.emit(lang, "heartbeat_fail", req=1)
+    log.emit(lang, "poll", req=1, status="Failed", decision="fail")
+    log.emit(lang, "free", rank=1, req=1, blocks=[0])
+    log.emit(lang, "fail", req=1, reason="heartbeat lost")
+    return log.out
+
+
+def test_a_success_lost_with_the_sender_then_heartbeat_loss_conforms(tmp_path: Path):
+    path = tmp_path / "lost_success.jsonl"
+    synth.write(path, iter(_success_then_loss()))
+    native = check_native([str(path)])
+    tlc = check_tlc([str(path)], timeout=300)
+    assert native.verdict == "conforms", native.to_json()
+    assert tlc.verdict == "conforms", tlc.to_json()
+

@@ -616,7 +616,7 @@ def test_distributed_mode_with_two_local_workers_matches_single_process(capsys):
     distributed run checks it too). A model without a VIEW: with one, TLC
     2.15's distributed mode counts a few more states than one process
     (1,633 against 1,631 on corrected_deep_blocksize2 at Total=<<5, 3>>). The
-    smallest deep model (164 states: Init => IndInv on every reachable state
+    smallest deep model (272 states: Init => IndInv on every reachable state
     of the inductive invariant's bounded model), so that the test stays
     short; the other deep models without a VIEW have 48,000 states or more."""
     from resumespec.spec import manifest as mf

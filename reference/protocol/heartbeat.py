@@ -15,7 +15,8 @@ from .sender import TxRoom, TxStep, peer_dies
 
 def heartbeat(rx: RxState, tx: TxRoom, r: int) -> tuple[Step, TxStep] | None:
     """Heartbeat(r): enabled while the request waits (queued or aborting)
-    and the room is alive; None otherwise."""
+    and the room is not dead yet, whatever else the sender did with it (a
+    closed room's last status may be lost with the process); None otherwise."""
     if rx.requests[r].phase not in (QUEUED, ABORTING):
         return None
     dies = peer_dies(tx)

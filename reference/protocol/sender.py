@@ -383,7 +383,11 @@ def sender_write_session(tx: TxRoom, s: int, dead: frozenset[int] | set[int],
 
 
 def peer_dies(tx: TxRoom) -> TxStep | None:
-    """The encode half of Heartbeat: the sender dies, its writes stop."""
-    if not tx.alive:
+    """The encode half of Heartbeat: the sender dies, its writes stop.
+
+    A room the sender already closed (done, failed) dies too: its last
+    status may have died with the process before it left.  Only a dead
+    room cannot die again (each room fails once)."""
+    if tx.phase == DEAD:
         return None
     return TxStep("Heartbeat", tx._with(DEAD, tx.sessions), (CancelWrites(tx.req),))
