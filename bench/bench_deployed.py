@@ -250,25 +250,17 @@ def _writing_s(events: list[dict]) -> float:
 # memory; the ranks run a broadcast and an all-reduce per iteration);
 # "after": all three changed (submitted writes, the arena, one all-reduce
 # per iteration carrying the commands); "submit" and "arena": one change
-# each; "twocoll": "after" with the broadcast and the all-reduce; "meet":
-# "after" with the ranks meeting over ZMQ before the all-reduce.  All of
-# these keep the loops that never sleep (idle_wait_ms=0); "idle": "after"
-# with sleep on idle (the ranks and the encode process wait in a ZMQ poll
-# after 50 passes in a row that did nothing; off in DeployConfig's default);
-# "idle10", "idle1": the same after 10 such passes, after one.
-_OLD_RANKS = {"collectives": 2, "meet": False, "idle_wait_ms": 0}
-_AFTER = {"write_wait": "submit", "handoff_rows": "all", "collectives": 1, "meet": False,
-          "idle_wait_ms": 0}
+# each; "twocoll": "after" with the broadcast and the all-reduce.  (The
+# variants "meet" and "idle" measured two options that made the ranks
+# sleep; neither helped, and both were removed: docs/deployed.md.)
+_OLD_RANKS = {"collectives": 2}
+_AFTER = {"write_wait": "submit", "handoff_rows": "all", "collectives": 1}
 VARIANTS: dict[str, dict] = {
     "before": {"write_wait": "sync", "handoff_rows": 0, **_OLD_RANKS},
     "submit": {"write_wait": "submit", "handoff_rows": 0, **_OLD_RANKS},
     "arena": {"write_wait": "sync", "handoff_rows": "all", **_OLD_RANKS},
     "twocoll": {"write_wait": "submit", "handoff_rows": "all", **_OLD_RANKS},
     "after": _AFTER,
-    "meet": {**_AFTER, "meet": True},
-    "idle": {**_AFTER, "idle_wait_ms": 20.0, "idle_after": 50},
-    "idle10": {**_AFTER, "idle_wait_ms": 20.0, "idle_after": 10},
-    "idle1": {**_AFTER, "idle_wait_ms": 20.0, "idle_after": 1},
 }
 
 

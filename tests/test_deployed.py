@@ -101,13 +101,12 @@ def test_spinning_sync_writes_and_the_handoff_arena(tmp_path):
     batch_transfer_sync_write, one session after the other, kept for the
     throughput bench's "before"), with a failing write, the ranks' old pair
     of collectives per iteration (a broadcast of the commands, then the
-    all-reduce, entered without meeting over ZMQ first, loops that never
-    sleep), and prefill's input arena on the ranks: 256 rows, too few
+    all-reduce), and prefill's input arena on the ranks: 256 rows, too few
     for the three embeddings (420 tokens) in flight together, so some are
     copied into the arena and the rest into fresh memory."""
     cfg = DeployConfig(ranks=2, lengths=[120, 200, 100], pool_blocks=8, fault="write_error",
-                       fault_req=1, write_wait="sync", handoff_rows=256, collectives=2, meet=False,
-                       idle_wait_ms=0, **SMALL)
+                       fault_req=1, write_wait="sync", handoff_rows=256, collectives=2,
+                       **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.mismatches == []
     assert res.outcomes == {1: "failed", 2: "handed", 3: "handed"}
@@ -117,56 +116,10 @@ def test_spinning_sync_writes_and_the_handoff_arena(tmp_path):
     assert v["verdict"] == "conforms", v
 
 
-def _loop_stats(out: Path, rank: int) -> dict:
-    """What rank ``rank``'s loop did (the line it writes to its log at the end)."""
-    lines = (out / "logs" / f"language-{rank}.log").read_text().splitlines()
-    return json.loads(next(ln for ln in lines if ln.startswith("loop "))[5:])
-
-
-def test_ranks_sleep_on_idle_and_wake_each_other(tmp_path):
-    """Sleep on idle with a long wait (400 ms, after 5 idle iterations in a
-    row): the driver holds the first request back 200 ms after the
-    processes are up, so both ranks are asleep
-    (they agreed on it through their all-reduce) when it reaches rank 1's
-    inbox; rank 1 wakes on it and wakes rank 2 at once (rank 2 has nothing
-    else to wake it: no status comes before the init, which needs rank 2 in
-    the all-reduce).  The traces still conform and every embedding arrives."""
-    import time
-
-    cfg = DeployConfig(ranks=2, lengths=[40, 300], pool_blocks=8, idle_wait_ms=400,
-                       idle_after=5, preencode=True, **SMALL)
-
-    def hold_back(phase: str, pids: dict) -> None:
-        if phase == "start":
-            time.sleep(0.2)
-
-    res = deploy(cfg, tmp_path, probe=hold_back)
-    assert res.mismatches == []
-    assert set(res.outcomes.values()) == {"handed"}
-    r1, r2 = _loop_stats(tmp_path, 1), _loop_stats(tmp_path, 2)
-    assert r1["slept"] >= 1 and r2["slept"] >= 1, (r1, r2)
-    assert r1["woken_by_work"] >= 1 and r1["woke_others"] >= 1, r1
-    assert r2["woken_by_rank"] >= 1, r2
-    v = check_traces(res.trace_dir, ("native",))["native"]
-    assert v["verdict"] == "conforms", v
-
-
-def test_old_loops_never_sleep(tmp_path):
-    """``idle_wait_ms=0`` keeps the loops that go around without sleeping
-    (the bench's variants other than "idle"): no rank sleeps."""
-    cfg = DeployConfig(ranks=2, lengths=[100, 40], pool_blocks=8, idle_wait_ms=0, **SMALL)
-    res = deploy(cfg, tmp_path)
-    assert res.mismatches == []
-    r1, r2 = _loop_stats(tmp_path, 1), _loop_stats(tmp_path, 2)
-    assert r1["slept"] == r2["slept"] == r1["woke_others"] == 0, (r1, r2)
-    assert r1["iterations"] > 0 and r2["iterations"] > 0
-
-
 def test_kill_9_of_the_encode_process_mid_transfer(tmp_path):
-    """With the ranks meeting over ZMQ before each all-reduce (``meet``):
-    the heartbeat's loss still reaches every rank through it."""
+    """The heartbeat's loss reaches every rank through the all-reduce."""
     cfg = DeployConfig(ranks=2, lengths=[40, 300, 60], pool_blocks=8, fault="heartbeat",
-                       fault_req=2, heartbeat_timeout_s=1.0, meet=True, **SMALL)
+                       fault_req=2, heartbeat_timeout_s=1.0, **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.killed == 2
     assert res.mismatches == []
@@ -182,7 +135,7 @@ def test_kill_9_of_the_encode_process_mid_transfer(tmp_path):
 
 def test_receiver_abort_mid_transfer(tmp_path):
     cfg = DeployConfig(ranks=2, lengths=[300, 40], pool_blocks=8, fault="abort", fault_req=1,
-                       meet=True, **SMALL)
+                       **SMALL)
     res = deploy(cfg, tmp_path)
     assert res.mismatches == []
     assert res.outcomes == {1: "failed", 2: "handed"}
@@ -220,31 +173,30 @@ def test_cli_deploy_json(tmp_path, capsys):
     assert json.loads((tmp_path / "result.json").read_text())["tokens_handed"] == 100
 
 
-def test_cli_deploy_takes_the_ranks_loop_options(tmp_path, capsys):
-    """The ranks' loop options of DeployConfig are flags of ``resumespec
-    deploy``: two collectives, the ZMQ meeting and sleep on idle run, the
-    run conforms, and result.json records what ran."""
+def test_cli_deploy_takes_the_ranks_loop_option(tmp_path, capsys):
+    """The ranks' loop option of DeployConfig is a flag of ``resumespec
+    deploy``: two collectives run, the run conforms, and result.json
+    records what ran."""
     from resumespec.cli import main
 
     rc = main(["deploy", "--ranks", "2", "--lengths", "70,10,40", "--block-size", "16",
                "--hidden", "16", "--pool-blocks", "6", "--init-tokens", "32", "--cap", "2",
-               "--collectives", "2", "--meet", "--idle-wait-ms", "5", "--idle-after", "3",
+               "--collectives", "2",
                "--out", str(tmp_path), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == exitcodes.OK, out
     assert out["handed"] == 3 and out["verdicts"]["native"]["verdict"] == "conforms"
     cfg = json.loads((tmp_path / "result.json").read_text())["config"]
-    assert (cfg["collectives"], cfg["meet"], cfg["idle_wait_ms"], cfg["idle_after"]) == \
-        (2, True, 5.0, 3)
+    assert cfg["collectives"] == 2
 
 
-def test_cli_deploy_rejects_bad_loop_options(capsys):
+def test_cli_deploy_rejects_bad_options(capsys):
     from resumespec.cli import main
 
-    assert main(["deploy", "--lengths", "10", "--idle-wait-ms", "5000"]) == exitcodes.USAGE
-    assert "idle_wait_ms must be between 0 and" in capsys.readouterr().err
-    assert main(["deploy", "--lengths", "10", "--idle-after", "0"]) == exitcodes.USAGE
-    assert "idle_after must be >= 1" in capsys.readouterr().err
+    assert main(["deploy", "--lengths", "10", "--handoff-rows", "-1"]) == exitcodes.USAGE
+    assert "handoff_rows must be >= 0" in capsys.readouterr().err
+    assert main(["deploy", "--lengths", "10", "--fault-req", "2"]) == exitcodes.USAGE
+    assert "fault_req 2 is not a request" in capsys.readouterr().err
 
 
 def test_cli_deploy_rejects_bad_lengths(capsys):

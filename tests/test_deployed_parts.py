@@ -50,13 +50,6 @@ def test_config_rejects_unknown_write_wait_and_negative_rows():
         DeployConfig(handoff_rows=-1).validate()
     with pytest.raises(ValueError, match="collectives"):
         DeployConfig(collectives=3).validate()
-    with pytest.raises(ValueError, match="idle_wait_ms"):
-        DeployConfig(idle_wait_ms=-1).validate()
-    with pytest.raises(ValueError, match="idle_wait_ms"):
-        DeployConfig(idle_wait_ms=501, heartbeat_timeout_s=2.0).validate()
-    DeployConfig(idle_wait_ms=500, heartbeat_timeout_s=2.0).validate()
-    with pytest.raises(ValueError, match="idle_after"):
-        DeployConfig(idle_after=0).validate()
 
 
 def _rank_reduce(rank: int, port: int, q) -> None:

@@ -75,13 +75,6 @@ def register(sub) -> None:
                    help="collectives the language ranks run per loop iteration: 1 (one "
                         "all-reduce carrying rank 1's commands; default) or 2 (a broadcast of "
                         "the commands, then the all-reduce)")
-    p.add_argument("--meet", action="store_true",
-                   help="the ranks meet over ZMQ before each all-reduce (off by default)")
-    p.add_argument("--idle-wait-ms", type=float, default=0.0,
-                   help="sleep on idle: after --idle-after iterations that did nothing, wait up "
-                        "to this many ms for the next message (default 0: never sleep)")
-    p.add_argument("--idle-after", type=int, default=50,
-                   help="idle iterations in a row before sleep on idle (default 50)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds for the run (default 600)")
     p.add_argument("--check", choices=("native", "tlc", "both", "none"), default="native",
@@ -109,8 +102,7 @@ def run(args) -> int:
                            device=args.device, write_wait=args.write_wait,
                            handoff_rows=(sum(lengths) if args.handoff_rows is None
                                          else args.handoff_rows),
-                           collectives=args.collectives, meet=args.meet,
-                           idle_wait_ms=args.idle_wait_ms, idle_after=args.idle_after)
+                           collectives=args.collectives)
         cfg.validate()
     except ValueError as exc:
         print(f"resumespec deploy: {exc}", file=sys.stderr)

@@ -20,8 +20,6 @@ resume      rank -> encode       req, session, blocks, sent, alloc, round
 abort       rank -> encode       req, session
 status      encode -> rank       req, status, round, sent, total
 hb          encode -> rank       (heartbeat)
-ready       rank -> rank         session (``meet``: ready for the all-reduce)
-wake        rank -> rank         session (sleep on idle: work came, wake up)
 end         rank -> driver       req, session, ok, tokens, sha (handoff) or reason
 encoded     encode -> driver     req (its source blocks are filled)
 kill_point  encode -> driver     req (the heartbeat fault: kill me now)
@@ -85,27 +83,6 @@ class DeployConfig:
     # applies the commands at the top of its next iteration) or 2 (a
     # broadcast of the commands, applied at once, then the all-reduce).
     collectives: int = 1
-    # the language ranks meet over ZMQ before their all-reduce (each tells
-    # every other rank it is ready and sleeps in a ZMQ poll until all are),
-    # so that no rank enters the gloo collective long before another (it did
-    # not measurably lower the gloo threads' CPU: docs/deployed.md)
-    meet: bool = False
-    # sleep on idle: after an iteration in which no rank did anything (the
-    # ranks agree on it through their all-reduce), a rank waits in a ZMQ
-    # poll on its inbox for up to this many ms before its next collective;
-    # a status or command wakes it at once and it wakes the other ranks
-    # (rank 1 also wakes when a prefill is due).  The encode process waits
-    # as long for its next message after a pass of its loop that did
-    # nothing.  0 (the default): the loops that never sleep (a 1 ms poll,
-    # then the collective, always).  Off by default: it stops the idle
-    # loops' CPU, but the protocol's runs were slower with it in every
-    # bench run (docs/deployed.md, "Sleep on idle").
-    idle_wait_ms: float = 0.0
-    # ... once this many iterations in a row did nothing (on every rank; for
-    # the encode process, passes of its loop; about 1 ms each), so that the
-    # short waits between two rounds of a transfer keep the loops as they
-    # were (sleeping there too made the protocol slower: docs/deployed.md)
-    idle_after: int = 50
 
     def params(self) -> core.Params:
         return core.Params("corrected", n_sessions=self.ranks, block_size=self.block_size,
@@ -133,12 +110,6 @@ class DeployConfig:
             raise ValueError(f"handoff_rows must be >= 0, got {self.handoff_rows}")
         if self.collectives not in (1, 2):
             raise ValueError(f"collectives must be 1 or 2, got {self.collectives}")
-        if self.idle_after < 1:
-            raise ValueError(f"idle_after must be >= 1, got {self.idle_after}")
-        if not 0 <= self.idle_wait_ms <= 1000 * self.heartbeat_timeout_s / 4:
-            raise ValueError(f"idle_wait_ms must be between 0 and a quarter of the heartbeat "
-                             f"timeout ({250 * self.heartbeat_timeout_s:g} ms), "
-                             f"got {self.idle_wait_ms}")
         if not 1 <= self.fault_req <= len(self.lengths):
             raise ValueError(f"fault_req {self.fault_req} is not a request (1..{len(self.lengths)})")
         need = -(-max(self.lengths) // self.block_size)

@@ -254,18 +254,9 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
         while True:
             time.sleep(1)
 
-    # sleep on idle (idle_wait_ms > 0): after idle_after passes in a row that
-    # did nothing (no message, no encoding, no room's state changed), wait up
-    # to idle_wait_ms for the next message instead of 1 ms: everything that
-    # moves a room on comes through the inbox
-    idle_ms = cfg.idle_wait_ms
-    idle_run = 0          # passes in a row that did nothing
     while not stop:
         busy = False
-        wait_ms = 1 if idle_run < cfg.idle_after or idle_ms <= 0 else max(1, int(idle_ms))
-        did = False
-        for m in drain(inbox, timeout_ms=wait_ms):
-            did = True
+        for m in drain(inbox, timeout_ms=1):
             t = m["t"]
             if t == "req":
                 waiting.append((m["req"], m["total"]))
@@ -275,18 +266,14 @@ def main(cfg_dict: dict, driver_addr: str, trace_dir: str) -> None:
                 on_ctl(m)
         if waiting and make_room(*waiting[0]):     # one encoding per loop: stay responsive
             waiting.popleft()
-            did = True
         for room in list(rooms.values()):
             if room.tx.phase in ("init", "await"):
-                n, before = room.tx.round, room.tx
+                n = room.tx.round
                 run_round(room)
                 busy = busy or room.tx.round != n
-                did = did or room.tx is not before
             if not room.tx.alive and not room.released:
                 free_src.extend(room.src)
                 room.released = True
-                did = True
-        idle_run = 0 if did else idle_run + 1
         if not busy:
             time.sleep(0)
     beating.set()

@@ -15,23 +15,16 @@ The ranks run one SPMD loop.  Each iteration:
    encode peer is alive", "a new request fits my pool" per new request, and
    the local status per open request.  That is the engine's status
    all-reduce; the heartbeat and the admission ride along, and (by default)
-   rank 1's commands for the next iteration, and "this rank did nothing";
+   rank 1's commands for the next iteration;
 5. heartbeat lost on some rank: ``heartbeat_lost`` for every open request;
    admission: ``receiver_init``; then the poll of every open request on the
    all-reduced status (``receiver_poll``), and prefill's end
-   (``prefill_done``) once its delay has passed;
-6. sleep on idle (``idle_wait_ms`` > 0): if the last ``idle_after``
-   all-reduces in a row said that no rank did anything (no message taken,
-   no command, no status, no change of the core's state, before it on this
-   iteration or after it on the last; the count is the same on every rank)
-   and this rank did nothing after the last either, the rank waits in a ZMQ poll on
-   its inbox (up to ``idle_wait_ms``, or rank 1 until its next prefill is
-   due) instead of going around again at once: a status, a command, or a
-   due prefill ends the wait and the rank tells the other ranks (``wake``)
-   so that all come to the next collective together; a heartbeat does not.
-   A rank that did something after an all-reduce that said "idle" wakes
-   the others instead of sleeping.  The SPMD agreement is the same: every
-   rank still enters every collective, and the commands ride in it.
+   (``prefill_done``) once its delay has passed.
+
+The loop never sleeps: the inbox poll of step 1 waits at most 1 ms.  (Two
+options that made the ranks sleep, a ZMQ meeting before each all-reduce and
+a longer wait once every rank was idle, were measured and removed: neither
+made the protocol faster, docs/deployed.md.)
 
 The core keeps one rank's state (a one-session ``RxState`` with this rank's
 real pool): a rank decides from its own state, its own pool and the combined
@@ -161,29 +154,11 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
 
     zctx, inbox, driver = join_driver(driver_addr, f"language/{s}", mc=mc,
                                       emb=buf.emb.data_ptr(), aux=buf.aux.data_ptr())
-    readies: dict[int, int] = {r: 0 for r in range(1, cfg.ranks + 1) if r != s}
     peers = loads(inbox.recv())
-    while peers["t"] in ("hb", "ready", "wake"):  # the encode process may beat, or a rank be
-        if peers["t"] == "ready":         # ready, before the driver's peers come
-            readies[peers["session"]] += 1
+    while peers["t"] == "hb":        # the encode process may beat before the driver's peers come
         peers = loads(inbox.recv())
     assert peers["t"] == "peers", peers
-    meet_socks = []                  # PUSH to every other rank's inbox (meet, wake)
-    if cfg.meet or cfg.idle_wait_ms > 0:
-        for r, h in peers["ranks"].items():
-            if int(r) != s:
-                sk = zctx.socket(zmq.PUSH)
-                sk.setsockopt(zmq.LINGER, 0)
-                sk.setsockopt(zmq.SNDHWM, 0)
-                sk.connect(h["inbox"])
-                meet_socks.append(sk)
-    ready_msg = dumps({"t": "ready", "session": s})
-    wake_msg = dumps({"t": "wake", "session": s})
-    idle_s = cfg.idle_wait_ms / 1000
-    # what the loop did, written to this rank's log when it ends
-    loop = {"iterations": 0, "slept": 0, "woken_by_work": 0, "woken_by_rank": 0,
-            "woken_for_prefill": 0, "slept_out": 0, "woke_others": 0}
-    met = 0                          # meetings this rank has been to
+    loop = {"iterations": 0}         # what the loop did, written to this rank's log when it ends
     encode = zctx.socket(zmq.PUSH)
     encode.setsockopt(zmq.LINGER, 0)
     encode.setsockopt(zmq.SNDHWM, 0)
@@ -333,8 +308,8 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
         rx = steps[0].state
         carry_out(steps[0].effects)
 
-    def take(m: dict) -> bool:
-        """Take one inbox message; True if it is work (a status or a command)."""
+    def take(m: dict) -> None:
+        """Take one inbox message."""
         nonlocal last_hb
         t = m["t"]
         if t == "status":
@@ -345,76 +320,12 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
             staged.append((CMD_REQ, m["req"]))
         elif t == "stop":
             staged.append((CMD_STOP, 0))
-        elif t == "ready":
-            readies[m["session"]] += 1
-        return t in ("status", "req", "stop")
 
-    def wake_others() -> None:
-        loop["woke_others"] += 1
-        for sk in meet_socks:
-            sk.send(wake_msg)
-
-    def sleep_idle() -> None:
-        """Wait in a ZMQ poll on the inbox until work comes (then wake the
-        other ranks), another rank wakes this one, rank 1's next prefill is
-        due (then wake the others), or ``idle_wait_ms`` has passed."""
-        loop["slept"] += 1
-        now = time.monotonic()
-        until = now + idle_s
-        due = [t for r, t in prefill_until.items() if r not in ending] if s == 1 else []
-        prefill_due = bool(due) and min(due) < until
-        if prefill_due:
-            until = min(due)
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                if prefill_due:
-                    loop["woken_for_prefill"] += 1
-                    wake_others()
-                else:
-                    loop["slept_out"] += 1
-                return
-            if inbox.poll(timeout=max(1, int(left * 1000 + 0.999))):
-                work = woken = False
-                for m in drain(inbox, timeout_ms=0):
-                    work = take(m) or work
-                    woken = woken or m["t"] == "wake"
-                if work:
-                    loop["woken_by_work"] += 1
-                    wake_others()
-                elif woken:
-                    loop["woken_by_rank"] += 1
-                if work or woken:
-                    return
-
-    def meet() -> None:
-        """Tell every other rank this one is ready for the all-reduce, then
-        wait (asleep in a ZMQ poll, taking what else arrives) until every
-        other rank has said so as often: the ranks then enter the collective
-        together.  (A rank that enters a gloo collective early sends its data
-        to the late one, whose gloo thread spins until that one gets there.)"""
-        nonlocal met
-        met += 1
-        for sk in meet_socks:
-            sk.send(ready_msg)
-        give_up = time.monotonic() + cfg.timeout_s
-        while min(readies.values()) < met:
-            for m in drain(inbox, timeout_ms=100):
-                take(m)
-            if time.monotonic() > give_up:
-                raise TimeoutError(f"rank {s}: the other ranks never came to meeting {met}")
-
-    idle_next = False     # all ranks did nothing in the last iterations: sleep first
-    idle_run = 0          # all-reduces in a row that said no rank did anything
-    post_busy = False     # this rank did something after the last all-reduce
     try:
         while True:
             loop["iterations"] += 1
-            if idle_next:
-                sleep_idle()                         # what woke it is taken already
-            pre_busy = post_busy
-            for m in drain(inbox, timeout_ms=0 if idle_next else 1):
-                pre_busy = take(m) or pre_busy
+            for m in drain(inbox, timeout_ms=1):
+                take(m)
             if abort_pending and cfg.fault_req in rx.requests:
                 x = rx.requests[cfg.fault_req]
                 if x.phase == QUEUED and x.sessions[0].info.round >= 1:
@@ -431,7 +342,6 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
             else:                                    # what the last all-reduce carried
                 cmds, carried = carried, []
             prefilled = []
-            pre_busy = pre_busy or bool(cmds) or bool(statuses) or bool(staged)
             for c, r in cmds:
                 if c == CMD_REQ:
                     rx = rx.add_request(r)
@@ -465,18 +375,14 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
                 free -= need
             alive = 0 if time.monotonic() - last_hb > cfg.heartbeat_timeout_s else 1
             local = [rx.requests[r].sessions[0].status for r in open_reqs]
-            if meet_socks:
-                meet()
-            idle = 0 if pre_busy or staged else 1
             if cfg.collectives == 2:
-                combined = group.all_reduce_min([alive, idle] + fits + local)
+                combined = group.all_reduce_min([alive] + fits + local)
             else:
                 carried, combined = group.all_reduce_min_cmds(staged[:CMDS_PER_REDUCE],
-                                                              [alive, idle] + fits + local)
+                                                              [alive] + fits + local)
                 staged = staged[CMDS_PER_REDUCE:]
-            alive_all, idle_all, fits_all = combined[0], combined[1], combined[2:2 + len(fits)]
-            comb = dict(zip(list(open_reqs), combined[2 + len(fits):]))
-            rx_reduced = rx
+            alive_all, fits_all = combined[0], combined[1:1 + len(fits)]
+            comb = dict(zip(list(open_reqs), combined[1 + len(fits):]))
             # After the all-reduce (a barrier: every rank's events of the last
             # iteration are logged before it), first the steps the spec takes
             # on every rank at once (PrefillDone, Heartbeat, PollSuccess,
@@ -510,14 +416,6 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
             for r, c in comb.items():
                 if c not in lockstep:
                     poll(r, c)
-            post_busy = rx is not rx_reduced
-            idle_run = idle_run + 1 if idle_all else 0
-            idle_next = False
-            if idle_s > 0 and idle_run >= cfg.idle_after:
-                if post_busy:
-                    wake_others()                    # the others may be asleep already
-                else:
-                    idle_next = True
         # stopped: let the prefills still running end, then leave
         # (in request order on every rank: no rank logs anything else now)
         if prefill_until:
