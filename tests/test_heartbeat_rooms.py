@@ -65,6 +65,19 @@ def test_core_equals_tlc_with_two_rooms_and_a_heartbeat(tmp_path: Path):
     assert out["states"] > 0
 
 
+def _log_loss(log: synth._Log, lang: str, r: int, b: int) -> None:
+    """The rank's heartbeat checker fails req ``r``, which frees block ``b``."""
+    log.emit(lang, "heartbeat_fail", req=r)
+    log.emit(lang, "poll", req=r, status="Failed", decision="fail")
+    log.emit(lang, "free", rank=1, req=r, blocks=[b])
+    log.emit(lang, "fail", req=r, reason="heartbeat lost")
+
+
+def _both_checkers(path: Path, events: list[dict]):
+    synth.write(path, iter(events))
+    return check_native([str(path)]), check_tlc([str(path)], timeout=300)
+
+
 def _two_rooms_one_loss(order: str = "fifo") -> list[dict]:
     log = synth._Log()
     lang = "language/1"
@@ -76,18 +89,12 @@ def _two_rooms_one_loss(order: str = "fifo") -> list[dict]:
         log.emit(lang, "init_sent", req=r, session=1, blocks=[b], allocated_tokens=1)
         log.emit("encode", "init_recv", req=r, session=1, blocks=[b], allocated_tokens=1)
     for r, b in ((1, 0), (2, 1)):
-        log.emit(lang, "heartbeat_fail", req=r)
-        log.emit(lang, "poll", req=r, status="Failed", decision="fail")
-        log.emit(lang, "free", rank=1, req=r, blocks=[b])
-        log.emit(lang, "fail", req=r, reason="heartbeat lost")
+        _log_loss(log, lang, r, b)
     return log.out
 
 
 def test_two_rooms_failed_by_one_heartbeat_loss_conform(tmp_path: Path):
-    path = tmp_path / "two_rooms.jsonl"
-    synth.write(path, iter(_two_rooms_one_loss()))
-    native = check_native([str(path)])
-    tlc = check_tlc([str(path)], timeout=300)
+    native, tlc = _both_checkers(tmp_path / "two_rooms.jsonl", _two_rooms_one_loss())
     assert native.verdict == "conforms", native.to_json()
     assert tlc.verdict == "conforms", tlc.to_json()
 
@@ -100,10 +107,7 @@ def test_heartbeat_loss_of_a_room_not_yet_open_violates(tmp_path: Path):
     hb2 = next(i for i, e in enumerate(events)
                if e["event"] == "heartbeat_fail" and e["req"] == 2)
     moved = events[:k] + [events[hb2]] + [e for i, e in enumerate(events) if i >= k and i != hb2]
-    path = tmp_path / "early.jsonl"
-    synth.write(path, iter(synth.renumber(moved)))
-    native = check_native([str(path)])
-    tlc = check_tlc([str(path)], timeout=300)
+    native, tlc = _both_checkers(tmp_path / "early.jsonl", synth.renumber(moved))
     assert native.verdict == "violates", native.to_json()
     assert tlc.verdict == "violates", tlc.to_json()
     assert native.prop == tlc.prop == "SpecStep"
@@ -144,18 +148,12 @@ def _success_then_loss(order: str = "fifo") -> list[dict]:
              src_blocks=[0], dst_blocks=[0], partial=False, aux_written=True)
     log.emit("encode", "round_end", req=1, session=1, sent_tokens=1, ok=True)
     log.emit("encode", "status_sent", req=1, session=1, status="Success")
-    log.emit(lang, "heartbeat_fail", req=1)
-    log.emit(lang, "poll", req=1, status="Failed", decision="fail")
-    log.emit(lang, "free", rank=1, req=1, blocks=[0])
-    log.emit(lang, "fail", req=1, reason="heartbeat lost")
+    _log_loss(log, lang, 1, 0)
     return log.out
 
 
 def test_a_success_lost_with_the_sender_then_heartbeat_loss_conforms(tmp_path: Path):
-    path = tmp_path / "lost_success.jsonl"
-    synth.write(path, iter(_success_then_loss()))
-    native = check_native([str(path)])
-    tlc = check_tlc([str(path)], timeout=300)
+    native, tlc = _both_checkers(tmp_path / "lost_success.jsonl", _success_then_loss())
     assert native.verdict == "conforms", native.to_json()
     assert tlc.verdict == "conforms", tlc.to_json()
 
