@@ -35,7 +35,6 @@ decision.  Polls that decide ``wait`` change nothing and are not logged.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from dataclasses import replace
@@ -158,7 +157,6 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
     while peers["t"] == "hb":        # the encode process may beat before the driver's peers come
         peers = loads(inbox.recv())
     assert peers["t"] == "peers", peers
-    loop = {"iterations": 0}         # what the loop did, written to this rank's log when it ends
     encode = zctx.socket(zmq.PUSH)
     encode.setsockopt(zmq.LINGER, 0)
     encode.setsockopt(zmq.SNDHWM, 0)
@@ -323,7 +321,6 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
 
     try:
         while True:
-            loop["iterations"] += 1
             for m in drain(inbox, timeout_ms=1):
                 take(m)
             if abort_pending and cfg.fault_req in rx.requests:
@@ -425,7 +422,6 @@ def main(cfg_dict: dict, session: int, driver_addr: str, trace_dir: str, dist_ad
         assert all(q.phase not in (NEW, QUEUED, ABORTING, PREFILL) for q in rx.requests.values()), \
             "stopped with requests still open"
     finally:
-        print("loop " + dumps(loop).decode(), file=sys.stderr, flush=True)
         close_all()
         group.close()
         zctx.destroy(linger=0)
