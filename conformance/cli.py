@@ -150,7 +150,9 @@ def check_group(files: list[str], args) -> tuple[Verdict, dict]:
             return native, extra
     from . import tlc_trace
 
-    tlc = tlc_trace.check_tlc(files, timeout=args.timeout, bound=args.bound)
+    # TLC reports once a minute; a trace check of minutes shows those reports
+    tlc = tlc_trace.check_tlc(files, timeout=args.timeout, bound=args.bound,
+                              progress=None if args.quiet else sys.stderr)
     if args.checker == "tlc":
         return tlc, extra
     extra["tlc"] = tlc.to_json()

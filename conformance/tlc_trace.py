@@ -39,7 +39,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from resumespec import exitcodes
 from resumespec.reference.protocol.designs import ENGINE_RESUME_ORDER
@@ -949,9 +949,11 @@ def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
 
 
 def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
-              keep: str | None = None, heap: str = "2g") -> Verdict:
+              keep: str | None = None, heap: str = "2g",
+              progress: TextIO | None = None) -> Verdict:
     """Check a trace with TLC.  ``keep``: a folder to leave the generated module in;
-    ``heap``: the JVM's heap (too small: verdict error, exit 7)."""
+    ``heap``: the JVM's heap (too small: verdict error, exit 7); ``progress``: a
+    stream (stderr) to show TLC's progress on, for runs of minutes."""
     t0 = time.perf_counter()
     try:
         events = _load(paths)
@@ -968,7 +970,7 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
         if before:
             # As the streaming checker: a violation before the bad line stands.
             try:
-                v = _run(steps_of(before), paths, timeout, keep, t0, heap)
+                v = _run(steps_of(before), paths, timeout, keep, t0, heap, progress)
             except NotForTlc:
                 return malformed
             if v.verdict == "violates":
@@ -979,7 +981,7 @@ def check_tlc(paths: list[str], timeout: int = 600, bound: int | None = None,
                     file="+".join(paths) if e.line else None, line=e.line)
         v.exit_code = exitcodes.BAD_INPUT
         return v
-    return _run(model, paths, timeout, keep, t0, heap)
+    return _run(model, paths, timeout, keep, t0, heap, progress)
 
 
 def _failure_message(e, folder: Path, keep: str | None) -> str:
@@ -1000,7 +1002,7 @@ def _failure_message(e, folder: Path, keep: str | None) -> str:
 
 
 def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
-         t0: float, heap: str = "2g") -> Verdict:
+         t0: float, heap: str = "2g", progress: TextIO | None = None) -> Verdict:
     from resumespec.spec import tlc
 
     spec_file = SPEC_DIR / f"{SPEC_MODULE}.tla"
@@ -1027,11 +1029,19 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
             settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap=heap)
             result = None
             printed: list[str] = []
-            for cfg_name in ("TraceCheck.cfg", "TraceCheckEnd.cfg"):
+            passes = (("TraceCheck.cfg", "every behaviour that matches the log, safety"),
+                      ("TraceCheckEnd.cfg", "the end of the log"))
+            for n, (cfg_name, what) in enumerate(passes, start=1):
                 run = tlc.ModelRun(module=folder / "TraceCheck.tla", cfg=folder / cfg_name,
                                    label="trace", check_deadlock=False,
                                    library_dirs=(SPEC_DIR,))
-                result = tlc.run_tlc(run, settings, on_line=printed.append)
+                # TLC's depth counts spec steps, logged or not: it ends at or
+                # past the log's length, which the label gives.
+                shown = tlc.ProgressDisplay(
+                    f"{source}: TLC pass {n} of 2 ({what}; the log is "
+                    f"{len(model.steps)} spec steps)", stream=progress,
+                    enabled=progress is not None, announce=False)
+                result = tlc.run_tlc(run, settings, progress=shown, on_line=printed.append)
                 if result.kind != "success":
                     break
         except tlc.TlcFailure as e:

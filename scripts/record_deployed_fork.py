@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["depends_on"] = DEPENDS_ON[name]
             if name in args.tlc:
                 from resumespec.conformance.tlc_trace import check_tlc
-                t = check_tlc(traces, timeout=900)
+                t = check_tlc(traces, timeout=900, progress=sys.stderr)
                 entry["tlc"] = {"verdict": t.verdict, "property": t.prop}
                 row["tlc"] = entry["tlc"]
             _update_expected(Path(args.expected), f"{args.label or short}/{name}", entry)

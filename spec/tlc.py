@@ -512,8 +512,10 @@ class ProgressDisplay:
     SPINNER = "|/-\\"
     quiet_period = 20.0
 
-    def __init__(self, label: str, stream: TextIO | None = None, interval: float = 2.0, enabled: bool = True) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None, interval: float = 2.0, enabled: bool = True,
+                 announce: bool = True) -> None:
         self.label = label
+        self.announce = announce  # outside a terminal: a line when the run starts
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
         self.enabled = enabled
@@ -552,7 +554,7 @@ class ProgressDisplay:
             return
         if self.tty:
             self._draw(force=True)
-        else:
+        elif self.announce:
             print(f"{self.label}: running TLC ...", file=self.stream, flush=True)
 
     def phase_change(self, phase: str) -> None:

@@ -173,6 +173,24 @@ def test_cli_checker_both(capsys):
     assert doc["traces"][0]["tlc"]["verdict"] == "conforms"
 
 
+def test_cli_tlc_shows_progress_unless_quiet(capsys, monkeypatch):
+    """A TLC trace check of minutes prints TLC's reports (once a minute) on
+    stderr, naming the pass and the log's length; --quiet prints none.  The
+    quiet period that keeps short checks silent is set to 0 here so that
+    TLC's first report, a few seconds in, is shown."""
+    from resumespec.spec import tlc as tlc_runner
+    monkeypatch.setattr(tlc_runner.ProgressDisplay, "quiet_period", 0.0)
+    trace = str(CORPUS / "valid_write_error.jsonl")
+    steps = len(steps_of(_load([trace])).steps)
+    assert cli_main(["conform", "--checker", "tlc", trace]) == exitcodes.OK
+    err = capsys.readouterr().err
+    assert "valid_write_error.jsonl: TLC pass 1 of 2" in err
+    assert f"the log is {steps} spec steps" in err
+    assert "distinct states" in err and "depth" in err
+    assert "TLC pass 2 of 2 (the end of the log" in err
+    assert cli_main(["conform", "--quiet", "--checker", "tlc", trace]) == exitcodes.OK
+    assert "TLC pass" not in capsys.readouterr().err
+
 @settings(max_examples=10, deadline=None, derandomize=True)
 @given(base=hs.sampled_from(["ref_once", "ref_corrected", "ref_cached_sent",
                              "valid_two_sessions", "ref_once_no_barrier",
