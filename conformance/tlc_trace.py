@@ -894,6 +894,7 @@ CONSTANTS
   CutAtEnd <- CutData
   UnloggedWrites <- UnloggedData
   AllocChoices <- TraceAllocChoices
+  RepeatableFaults <- TraceRepeatableFaults
 INVARIANTS
   {invariants}
 """

@@ -379,11 +379,20 @@ KnownTotal(r) == IF txRound[r] = 0 THEN 0 ELSE Total[r]
 
 FailedTo(r, d) == StMsg(Failed, txRound[r], txSent[r][d], KnownTotal(r))
 
+(* A write error and an abort happen at most once in a behaviour: that    *)
+(* bounds the models and lets EachFailureHasAFault count faults.  A real   *)
+(* engine's log may show either more than once (one failing transfer call *)
+(* can fail two rooms' writes), so trace validation overrides             *)
+(* RepeatableFaults with the faults a log may repeat                      *)
+(* (TraceResumeProtocol's TraceRepeatableFaults).                         *)
+RepeatableFaults == {}
+FaultAvailable(f) == f \in Faults /\ (f \notin faultsUsed \/ f \in RepeatableFaults)
+
 \* QueuedRounds: the session whose batch is being written (one at a time).
 Writing(r) == {s \in Sess : \E w \in wire[s] : w.r = r}
 
 WriteError(r) ==
-    /\ "write_error" \in Faults \ faultsUsed
+    /\ FaultAvailable("write_error")
     /\ txPhase[r] = "writing"
     /\ wire' = [s \in Sess |-> {w \in wire[s] : w.r # r}]
     /\ txPhase' = [txPhase EXCEPT ![r] = "failed"]

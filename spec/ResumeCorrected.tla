@@ -179,7 +179,7 @@ ReceiverPoll(r) ==
 (* The receiver aborts a request: it sends abort on every session and     *)
 (* keeps the blocks until the sender's Failed arrives (PollFailed).        *)
 Abort(r) ==
-    /\ "abort" \in Faults \ faultsUsed
+    /\ FaultAvailable("abort")
     /\ rxPhase[r] = "queued"
     /\ faultsUsed' = faultsUsed \cup {"abort"}
     /\ rxPhase' = [rxPhase EXCEPT ![r] = "aborting"]

@@ -274,7 +274,7 @@ ReceiverPoll(r) ==
 (* The receiver aborts a request: it fails it locally and frees its       *)
 (* blocks; nothing is sent (the sender may still be writing into them).   *)
 Abort(r) ==
-    /\ "abort" \in Faults \ faultsUsed
+    /\ FaultAvailable("abort")
     /\ rxPhase[r] = "queued"
     /\ faultsUsed' = faultsUsed \cup {"abort"}
     /\ FreeAll(r)

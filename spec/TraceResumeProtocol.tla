@@ -9,7 +9,8 @@
 (* EXTENDS this one and a cfg that binds the constants below:              *)
 (*   Trace <- TraceData, CutAtEnd <- CutData, UnloggedWrites <- ...,       *)
 (*   Total <- TotalData, Faults <- FaultsData,                             *)
-(*   AllocChoices <- TraceAllocChoices                                     *)
+(*   AllocChoices <- TraceAllocChoices,                                    *)
+(*   RepeatableFaults <- TraceRepeatableFaults                             *)
 (* See docs/conformance.md, "TLC trace validation".                        *)
 (***************************************************************************)
 EXTENDS ResumeProtocol, TLC
@@ -263,6 +264,10 @@ Unobserved ==
   /\ \/ \E s \in Sess : \E w \in wire[s] : ~NotLogged(w, s) /\ WriteLand(s, w)
      \/ \E r \in Reqs : QueuedRoundMayStart(r) /\ SenderQueuedRound(r)
   /\ UNCHANGED l
+
+(* A log may show a write error or an abort more than once (ResumeBase's  *)
+(* RepeatableFaults); a heartbeat loss keeps its own rule (Heartbeat).    *)
+TraceRepeatableFaults == {"write_error", "abort"}
 
 \* WritesOnlyIntoOwnedBlocks for the writes the log shows: a log that ends
 \* between the sessions' round_start events of one round shows some of its

@@ -284,3 +284,31 @@ def test_round_starts_that_disagree_on_the_total_agree(tmp_path):
              and e["session"] == 2)
     events[k]["total"] += 1
     assert _both(tmp_path, "total", events) == ("violates", "violates")
+
+
+def test_two_write_errors_in_one_log_conform_for_both(tmp_path):
+    """A model takes each fault once; a real engine's log may fail two
+    rooms' writes (the patched engine's deployed write_error run does).
+    TLC trace validation lets a log repeat a write error (the trace spec's
+    TraceRepeatableFaults), as the native checker does."""
+    lines = (CORPUS / "valid_write_error.jsonl").read_text().splitlines()
+    seq = {}
+    for line in lines:
+        ev = json.loads(line)
+        seq[ev["proc"]] = ev["seq"]
+    second = []
+    for line in lines[2:]:
+        ev = json.loads(line)
+        ev["req"] = 2
+        seq[ev["proc"]] += 1
+        ev["seq"] = seq[ev["proc"]]
+        for key in ("blocks", "dst_blocks"):
+            if key in ev:
+                ev[key] = [1]
+        second.append(json.dumps(ev))
+    path = tmp_path / "two_write_errors.jsonl"
+    path.write_text("\n".join(lines + second) + "\n")
+    native = check_native([str(path)])
+    tlc = check_tlc([str(path)], timeout=120)
+    assert native.verdict == tlc.verdict == "conforms", (native.message, tlc.message)
+    assert sum(1 for line in second if '"write_error"' in line) == 1
