@@ -1,6 +1,6 @@
 """TLC trace validation: time against the pool size, side by side.
 
-    python -m bench tlc_trace [--old-timeout=SECONDS]
+    python -m bench tlc_trace [--old-timeout=SECONDS] [--landing]
 
 The same valid trace (2 requests, 25 events, allocator order "any", block
 size 2, 4-token init allocations) logged with pools of 4, 16 and 64 blocks,
@@ -8,6 +8,10 @@ checked by TLC trace validation as it is, and as it was before block ids
 were renumbered and the trace spec offered the allocator only the logged
 blocks (``--old-timeout``, default 90 s, stops the old way early: reported
 as ">").  The new times should stay flat; the old ones grew with the pool.
+
+``--landing`` adds one corrected-design reference run whose rounds of several
+blocks overlap, checked with the trace spec's writes landing a request's
+group at a time (now) and one write per step (before).
 """
 
 from __future__ import annotations
@@ -74,4 +78,62 @@ def main(argv: list[str]) -> int:
                   f"{v_before:>9} {mark:>1}{before / now:>9.1f}x", flush=True)
     (n0, t0), (n1, t1) = rows[0], rows[-1]
     print(f"   pool x{n1 // n0} -> time x{t1 / t0:.2f} now")
+    if "--landing" in argv:
+        _landing(old_timeout)
     return 0
+
+
+# The trace spec lands a request's writes to a rank together (WritesLand);
+# before, one write per step, in any order (the spec's WriteLand).
+_GROUP = "\\/ \\E s \\in Sess : WritesLand(s)\n"
+_ONE_BY_ONE = "\\/ \\E s \\in Sess : \\E w \\in wire[s] : ~NotLogged(w, s) /\\ WriteLand(s, w)\n"
+
+
+def one_write_per_step_spec(folder: Path) -> Path:
+    """A copy of the spec whose trace spec lands one write per step, as before."""
+    folder.mkdir(parents=True)
+    for f in tt.SPEC_DIR.glob("*.tla"):
+        text = f.read_text()
+        if f.name == "TraceResumeProtocol.tla":
+            if _GROUP not in text:
+                raise RuntimeError("the trace spec's Unobserved changed: update the bench")
+            text = text.replace(_GROUP, _ONE_BY_ONE)
+        (folder / f.name).write_text(text)
+    return folder
+
+
+def _landing_trace(folder: Path) -> str:
+    """A corrected-design reference run whose rounds of several blocks overlap."""
+    from resumespec.reference.scheduler import run
+    from resumespec.reference.world import Config
+    cfg = Config(variant="corrected", tokens=[12, 10, 9, 8], block_size=2, pool=16,
+                 sessions=1, order="fifo", faults=(), seed=3)
+    result = run(cfg)
+    assert result.ok, result.where
+    path = folder / "landing.jsonl"
+    result.world.trace.write_jsonl(str(path))
+    return str(path)
+
+
+def _landing(old_timeout: int) -> None:
+    """The same trace checked with writes landing a group at a time (now) and
+    one at a time (before), side by side."""
+    print("Writes landing: a request's writes to a rank in one step (now) or one "
+          "per step (before)")
+    with tempfile.TemporaryDirectory(prefix="bench-tlc-landing-") as tmp:
+        folder = Path(tmp)
+        path = _landing_trace(folder)
+        events = sum(1 for _ in open(path))
+        now, v_now = _timed(path, 600)
+        old_spec = one_write_per_step_spec(folder / "spec")
+        saved = tt.SPEC_DIR
+        tt.SPEC_DIR = old_spec
+        try:
+            before, v_before = _timed(path, old_timeout)
+        finally:
+            tt.SPEC_DIR = saved
+    mark = ">" if v_before == "timeout" else ""
+    print(f"   {'events':>6} {'now s':>7} {'verdict':>9} {'before s':>9} {'verdict':>9} "
+          f"{'before/now':>10}")
+    print(f"   {events:>6} {now:>7.1f} {v_now:>9} {mark:>1}{before:>8.1f} {v_before:>9} "
+          f"{mark:>1}{before / now:>9.1f}x", flush=True)
