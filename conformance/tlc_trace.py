@@ -443,6 +443,7 @@ class _Grouper:
             self.await_status(st, r, s)
             self._drop_unended_round(r)
             return
+        self._drop_unended_round(r)
         st = self.write_error[r] = Step("WriteError", r, 0, line)
         self.steps.append(st)
         for s2 in range(1, self.nsess + 1):
@@ -678,7 +679,16 @@ class _Grouper:
                 self.cut_at_end = True
                 continue
             k = self.steps.index(st)
-            if any(x.req == st.req for x in self.steps[k + 1:]):
+            if st.action == "SenderEndRound" and all(p.status < 0 for p in st.parts.values()) \
+                    and any(x.req == st.req and x.action == "Heartbeat"
+                            for x in self.steps[k + 1:]):
+                # The encode side died inside the round: some sessions' batches
+                # returned, no status was sent, the room's heartbeat was lost
+                # later.  The round never ends, so those parts begin no step
+                # (their writes landed, which the spec steps freely), as after
+                # a write error (_drop_unended_round).
+                del self.steps[k]
+            elif any(x.req == st.req for x in self.steps[k + 1:]):
                 st.action = "Impossible"
             elif st.action in ("PollResume", "CorrectedResume", "CorrectedCache",
                                "PollSuccess", "PollFailed"):
