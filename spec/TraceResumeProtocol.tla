@@ -25,7 +25,9 @@ CONSTANTS
 
 VARIABLE l          \* the next step of Trace to match
 
-NotLogged(w, s) == \E u \in UnloggedWrites : u[1] = w.r /\ u[2] = s /\ l > u[3]
+\* request r's writes to session s belong to a round the log did not show
+NotLoggedFor(r, s) == \E u \in UnloggedWrites : u[1] = r /\ u[2] = s /\ l > u[3]
+NotLogged(w, s) == NotLoggedFor(w.r, s)
 
 \* The part of a session that logged nothing of the step: the spec chooses.
 Unlogged == [known |-> FALSE, blocks |-> <<>>, sent |-> -1, tokens |-> -1, status |-> -1,
@@ -303,7 +305,7 @@ GroupLand(s, r) ==
 
 WritesLand(s) ==
     \E r \in {w.r : w \in wire[s]} :
-        /\ ~NotLogged([r |-> r], s)
+        /\ ~NotLoggedFor(r, s)
         /\ IF OneWritePerBlock(Group(s, r)) THEN GroupLand(s, r)
            ELSE \E w \in Group(s, r) : WriteLand(s, w)
 
