@@ -25,7 +25,9 @@ Three measurements, each side by side in this run:
    (``round_start`` to ``round_end``), the CPU seconds each process and
    thread spent while the run transferred and Mooncake alone's per mode
    (``bench/cpu_split.py``), and Mooncake alone replaying the run's writes
-   again while the next run's processes are up and idle.  Goal >= 0.9.
+   again while the next run's processes are up and idle, and the CPU
+   ceiling (``cpu_ceiling``): the ratio the run's CPU allows at best on
+   this machine's cores.  Goal >= 0.9.
 2. **Multi-round against single-round latency**: the same requests (same
    bytes), one at a time, once with an init allocation that holds the
    whole embedding (one round) and once with a small one and a resume cap
@@ -56,6 +58,31 @@ from pathlib import Path
 
 GOAL_THROUGHPUT = 0.9
 REPLAYS = 3            # Mooncake-alone replays of each run's writes (the median is compared)
+
+
+def cores() -> int:
+    """The CPUs this process may run on (its affinity mask, else the count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cpu_ceiling(mooncake_s: float, cpu: dict, ncores: int) -> dict:
+    """What the CPU a protocol run used allows on this machine.  ``cpu``: the
+    run's split (``cpu_split.split`` plus ``wall_s``, the window it covers).
+    Spread perfectly over ``ncores`` cores, that CPU still takes
+    ``cpu_s / ncores`` seconds, so a run using it cannot beat Mooncake alone's
+    ``mooncake_s`` by more than ``ceiling`` = mooncake_s / that (capped at
+    1); ``busy`` is the share of the cores' time the run's processes used in
+    the window.  The window brackets the transfer (a few ms of idle loops on
+    either side count too), so the ceiling is a little low, never high, for
+    this run's CPU; a run that needed less CPU could go higher."""
+    cpu_s = sum(g["total"] for p, g in cpu.items() if p != "wall_s")
+    floor_s = cpu_s / ncores
+    return {"cpu_s": round(cpu_s, 4), "cores": ncores,
+            "busy": round(cpu_s / (ncores * cpu["wall_s"]), 3) if cpu["wall_s"] > 0 else None,
+            "ceiling": round(min(1.0, mooncake_s / floor_s), 3) if floor_s > 0 else 1.0}
 
 
 def _events(trace_dir: str) -> list[dict]:
@@ -346,6 +373,7 @@ def bench_throughput(args, out: Path) -> dict:
                 raw = min(med.values())
                 last_writes, last_alone = writes, med
                 writing = _writing_s(evs)
+                cpu_window = {"wall_s": round(t1 - t0, 4), **cpu_proto}
                 runs[v].append({
                     "protocol_s": round(proto, 4), "mooncake_s": round(raw, 4),
                     "ratio": round(raw / proto, 3),
@@ -353,7 +381,8 @@ def bench_throughput(args, out: Path) -> dict:
                     "writing_share": round(writing / proto, 3),
                     "rounds": len(writes), "batches": sum(len(r) for r in writes),
                     "mooncake_replays_s": {m: [round(t, 4) for t in ts] for m, ts in by_mode.items()},
-                    "cpu_protocol": {"wall_s": round(t1 - t0, 4), **cpu_proto},
+                    "cpu_protocol": cpu_window,
+                    "cpu_bound": cpu_ceiling(raw, cpu_window, cores()),
                     "cpu_mooncake": {m: {**c, "wall_s": round(c["wall_s"], 4)}
                                      for m, c in cpu_alone.items()}})
     variants = {}
@@ -372,9 +401,12 @@ def bench_throughput(args, out: Path) -> dict:
             "protocol_GBps_median": round(nbytes / proto_med / 1e9, 3),
             "mooncake_GBps_median": round(nbytes / raw_med / 1e9, 3),
             "cpu_protocol_median": _cpu_medians([r["cpu_protocol"] for r in rs]),
+            "cpu_bound_median": {k: statistics.median(r["cpu_bound"][k] for r in rs)
+                                 for k in ("cpu_s", "busy", "ceiling")},
             "runs": rs}
     return {"requests": len(lengths), "tokens": sum(lengths), "ranks": args.ranks,
             "hidden": args.hidden, "bytes": nbytes, "reps": args.reps, "replays": REPLAYS,
+            "cores": cores(),
             "replay_modes": list(REPLAY_MODES), "goal": GOAL_THROUGHPUT,
             "load": os.getloadavg()[0], "variants": variants,
             "replay_beside_idle_processes": idle_pairs}
@@ -453,6 +485,12 @@ def _report_throughput(r: dict) -> None:
         print(f"   share of the protocol's time the encode process spent inside its writes: "
               f"median {d['writing_share_median']:.3f}")
         print(f"   CPU s while transferring (median of runs): {_cpu_line(d['cpu_protocol_median'])}")
+        b = d["cpu_bound_median"]
+        print(f"   CPU ceiling on this machine ({r['cores']} cores): the run's processes used "
+              f"{b['cpu_s']:.3f} CPU s, {b['busy']:.2f} of the cores' time in the window; spread "
+              f"perfectly that CPU takes {b['cpu_s'] / r['cores']:.3f} s, so a run using it can "
+              f"reach at most ratio {b['ceiling']:.3f} here (medians); measured "
+              f"{d['ratio_median']:.3f} is {d['ratio_median'] / b['ceiling']:.2f} of that")
         for m in r["replay_modes"]:
             print(f"   CPU s of Mooncake alone ({m}), median of runs, {r['replays']} replays: "
                   f"{_cpu_line(_cpu_medians([x['cpu_mooncake'][m] for x in d['runs']]))}")
