@@ -1,6 +1,6 @@
 """TLC trace validation: time against the pool size, side by side.
 
-    python -m bench tlc_trace [--old-timeout=SECONDS] [--landing]
+    python -m bench tlc_trace [--old-timeout=SECONDS] [--landing] [--log] [--no-pools]
 
 The same valid trace (2 requests, 25 events, allocator order "any", block
 size 2, 4-token init allocations) logged with pools of 4, 16 and 64 blocks,
@@ -12,6 +12,15 @@ as ">").  The new times should stay flat; the old ones grew with the pool.
 ``--landing`` adds one corrected-design reference run whose rounds of several
 blocks overlap, checked with the trace spec's writes landing a request's
 group at a time (now) and one write per step (before).
+
+``--no-pools`` leaves the pool table out (to run only the sections asked for).
+
+``--log`` adds two of the patched engine's deployed runs (``kill``: 267
+events; ``pressure``: 1,565 events, 906 spec steps; from
+conformance/corpus/deployed/), checked with the trace spec reading the log
+through ``Log`` (a definition TLC evaluates once) and, as before, through
+the constant ``Trace`` itself (bound to the generated ``TraceData``, which
+TLC evaluates again at every reference).
 """
 
 from __future__ import annotations
@@ -48,9 +57,7 @@ def _old_way():
 
 
 def _timed(path: str, timeout: int) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    v = tt.check_tlc([path], timeout=timeout)
-    return time.perf_counter() - t0, v.verdict if v.verdict != "error" else "timeout"
+    return _timed_paths([path], timeout)
 
 
 def main(argv: list[str]) -> int:
@@ -58,6 +65,16 @@ def main(argv: list[str]) -> int:
     for a in argv:
         if a.startswith("--old-timeout="):
             old_timeout = int(a.split("=", 1)[1])
+    if "--no-pools" not in argv:
+        _pools(old_timeout)
+    if "--landing" in argv:
+        _landing(old_timeout)
+    if "--log" in argv:
+        _log_read_once(old_timeout)
+    return 0
+
+
+def _pools(old_timeout: int) -> None:
     print("TLC trace validation of one 25-event trace, pool of N blocks (2 TLC runs each)")
     print(f"   {'blocks':>6} {'events':>6} {'now s':>7} {'verdict':>9} {'before s':>9} "
           f"{'verdict':>9} {'before/now':>10}")
@@ -78,9 +95,6 @@ def main(argv: list[str]) -> int:
                   f"{v_before:>9} {mark:>1}{before / now:>9.1f}x", flush=True)
     (n0, t0), (n1, t1) = rows[0], rows[-1]
     print(f"   pool x{n1 // n0} -> time x{t1 / t0:.2f} now")
-    if "--landing" in argv:
-        _landing(old_timeout)
-    return 0
 
 
 # The trace spec lands a request's writes to a rank together (WritesLand);
@@ -137,3 +151,55 @@ def _landing(old_timeout: int) -> None:
           f"{'before/now':>10}")
     print(f"   {events:>6} {now:>7.1f} {v_now:>9} {mark:>1}{before:>8.1f} {v_before:>9} "
           f"{mark:>1}{before / now:>9.1f}x", flush=True)
+
+
+# The trace spec reads the log through Log == Trace; before, through Trace.
+_LOG_DEF = "Log == Trace\n"
+LOG_RUNS = tuple(Path(__file__).resolve().parent.parent / "conformance" / "corpus" / "deployed"
+                 / "cca20b094-corrected" / name for name in ("kill", "pressure"))
+
+
+def log_per_reference_spec(folder: Path) -> Path:
+    """A copy of the spec whose trace spec reads the constant Trace at every
+    reference, as before ``Log``."""
+    import re
+    folder.mkdir(parents=True)
+    for f in tt.SPEC_DIR.glob("*.tla"):
+        text = f.read_text()
+        if f.name == "TraceResumeProtocol.tla":
+            if _LOG_DEF not in text:
+                raise RuntimeError("the trace spec's Log changed: update the bench")
+            head, body = text.split(_LOG_DEF, 1)
+            text = head + re.sub(r"\bLog\b", "Trace", body)
+        (folder / f.name).write_text(text)
+    return folder
+
+
+def _log_read_once(old_timeout: int) -> None:
+    """Deployed runs checked with the log read once (now) and at every
+    reference (before), side by side."""
+    print("The log read once (Log, now) or at every reference (Trace, before)")
+    print(f"   {'run':>28} {'events':>6} {'now s':>7} {'verdict':>9} {'before s':>9} "
+          f"{'verdict':>9} {'before/now':>10}")
+    saved = tt.SPEC_DIR
+    with tempfile.TemporaryDirectory(prefix="bench-tlc-log-") as tmp:
+        per_reference = log_per_reference_spec(Path(tmp) / "spec")
+        for run in LOG_RUNS:
+            paths = sorted(str(p) for p in run.glob("*.jsonl"))
+            events = sum(1 for p in paths for _ in open(p))
+            now, v_now = _timed_paths(paths, 600)
+            tt.SPEC_DIR = per_reference
+            try:
+                before, v_before = _timed_paths(paths, old_timeout)
+            finally:
+                tt.SPEC_DIR = saved
+            mark = ">" if v_before == "timeout" else ""
+            print(f"   {run.parent.name + '/' + run.name:>28} {events:>6} {now:>7.1f} {v_now:>9} "
+                  f"{mark:>1}{before:>8.1f} {v_before:>9} {mark:>1}{before / now:>9.1f}x",
+                  flush=True)
+
+
+def _timed_paths(paths: list[str], timeout: int) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    v = tt.check_tlc(paths, timeout=timeout)
+    return time.perf_counter() - t0, v.verdict if v.verdict != "error" else "timeout"

@@ -9,16 +9,16 @@ the log shows, and advances ``l``.  Actions the log cannot show (``WriteLand``)
 step freely without moving ``l``.  TLC then explores every behaviour of the
 spec that matches the log:
 
-* a state with ``l = Len(Trace) + 1`` is reachable: the trace conforms when
-  one such state has every request and room closed (``TraceNotFinished`` is
-  violated); else it is incomplete when in one of them some spec step is still
-  enabled (``TraceEndLive`` is violated), and violates the liveness property
-  the end state fails when in none of them any step is (a dead end: TLC ends
-  without a violation, yet ``Furthest`` printed the end of the trace);
+* a state with ``l = Len(Trace) + 1`` is reachable (``TraceEnd`` prints each
+  kind of such end state): the trace conforms when one of them has every
+  request and room closed; else it is incomplete when in one of them some
+  spec step is still enabled, and violates the liveness property the end
+  state fails when in none of them any step is (a dead end);
 * a reachable state violates one of the spec's safety invariants: violates
   that property (BFS finds the earliest);
 * neither: no behaviour of the spec explains the trace (violates ``SpecStep``;
-  the native checker says at which event).
+  a third run prints the spec state at the furthest step some behaviour
+  reached, and the verdict says which event no step explains).
 
 Grouping events into actions (``steps_of``) follows the logging order of
 docs/trace-format.md.  The spec's receiver steps cover every rank at once (the
@@ -905,6 +905,7 @@ CONSTANTS
   UnloggedWrites <- UnloggedData
   AllocChoices <- TraceAllocChoices
   RepeatableFaults <- TraceRepeatableFaults
+  ShowStateAt = {show_state_at}
 INVARIANTS
   {invariants}
 """
@@ -918,8 +919,9 @@ def comment_safe(text: str) -> str:
 
 
 def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
-           invariants: tuple = SAFETY_INVARIANTS) -> tuple[str, str]:
-    """The trace module and a cfg checking ``invariants``."""
+           invariants: tuple = SAFETY_INVARIANTS, init: str = "TraceInit",
+           show_state_at: int = 0) -> tuple[str, str]:
+    """The trace module and a cfg checking ``invariants`` from ``init``."""
     c = model.constants
     steps = ",\n".join("  " + s.tla(c["NSess"]) for s in model.steps) or ""
     module = TRACE_DATA.format(
@@ -928,23 +930,17 @@ def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
         unlogged_writes=", ".join(f"<<{r}, {s}, {k}>>" for r, s, k in model.unlogged_writes),
         totals=", ".join(str(t) for t in c["Total"]),
         faults=", ".join(f'"{f}"' for f in c["Faults"]))
-    cfg = CFG.format(invariants="\n  ".join(invariants),
+    cfg = CFG.format(invariants="\n  ".join(invariants), show_state_at=show_state_at,
                      **{k: (str(v).upper() if isinstance(v, bool) else v)
                         for k, v in c.items()})
-    return module, cfg
+    return module, cfg.replace("INIT TraceInit\n", f"INIT {init}\n")
 
 
 def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
+    """The verdict of a run that stopped TLC (run 1: a safety violation) or
+    that TLC could not finish."""
     if result.kind == "safety":
         prop = TRACE_FORMS.get(result.property, result.property)
-        if prop == "TraceNotFinished":
-            return Verdict("conforms", checker="tlc", events=model.events, seconds=seconds)
-        if prop == "TraceEndLive":
-            return Verdict("incomplete", checker="tlc", events=model.events, seconds=seconds,
-                           message="the whole trace matches the spec, but requests or rooms "
-                                   "are still open at its end, and the spec can still take "
-                                   "a step there",
-                           expected="every request ends, every block is freed")
         return Verdict("violates", checker="tlc", prop=prop, events=model.events,
                        seconds=seconds,
                        message=f"a behaviour of the spec matching the trace violates {prop}",
@@ -1024,50 +1020,76 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
         return v
     source = comment_safe(", ".join(Path(p).name for p in paths))
     module, safety_cfg = render(model, source=source)
-    _, end_cfg = render(model, source=source,
-                        invariants=("Furthest", "TraceNotFinished", "TraceEndLive"))
-    end_cfg = end_cfg.replace("INIT TraceInit\n", "INIT TraceInitFurthest\n")
-    # Two runs.  1: every behaviour matching the trace, exhaustively, against
+    _, end_cfg = render(model, source=source, invariants=("Furthest", "TraceEnd"),
+                        init="TraceInitEnd")
+    # Runs.  1: every behaviour matching the trace, exhaustively, against
     # the safety invariants (one violating landing order is a violation).
     # 2: is the end of the trace reachable, and are requests closed there?
+    # (prints only; the verdict is read from what it printed)  3: only when
+    # no behaviour reaches the end, the spec state where the log stops.
     with tempfile.TemporaryDirectory(prefix="resumespec-trace-") as tmp:
         folder = Path(keep) if keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "TraceCheck.tla").write_text(module)
         (folder / "TraceCheck.cfg").write_text(safety_cfg)
         (folder / "TraceCheckEnd.cfg").write_text(end_cfg)
-        try:
-            settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap=heap)
-            result = None
+        settings = tlc.prepare_settings(workers=1, timeout_s=timeout, heap=heap)
+
+        def tlc_run(cfg_name: str, label: str) -> tuple[tlc.TlcResult, list[str]]:
+            run = tlc.ModelRun(module=folder / "TraceCheck.tla", cfg=folder / cfg_name,
+                               label="trace", check_deadlock=False,
+                               library_dirs=(SPEC_DIR,))
+            # TLC's depth counts spec steps, logged or not: it ends at or
+            # past the log's length, which the label gives.
+            shown = tlc.ProgressDisplay(
+                f"{source}: TLC {label}; the log is {len(model.steps)} spec steps)",
+                stream=progress, enabled=progress is not None, announce=False)
             printed: list[str] = []
-            passes = (("TraceCheck.cfg", "every behaviour that matches the log, safety"),
-                      ("TraceCheckEnd.cfg", "the end of the log"))
-            for n, (cfg_name, what) in enumerate(passes, start=1):
-                run = tlc.ModelRun(module=folder / "TraceCheck.tla", cfg=folder / cfg_name,
-                                   label="trace", check_deadlock=False,
-                                   library_dirs=(SPEC_DIR,))
-                # TLC's depth counts spec steps, logged or not: it ends at or
-                # past the log's length, which the label gives.
-                shown = tlc.ProgressDisplay(
-                    f"{source}: TLC pass {n} of 2 ({what}; the log is "
-                    f"{len(model.steps)} spec steps)", stream=progress,
-                    enabled=progress is not None, announce=False)
-                result = tlc.run_tlc(run, settings, progress=shown, on_line=printed.append)
-                if result.kind != "success":
-                    break
+            return tlc.run_tlc(run, settings, progress=shown, on_line=printed.append), printed
+
+        try:
+            result, _ = tlc_run("TraceCheck.cfg",
+                                "pass 1 of 2 (every behaviour that matches the log, safety")
+            if result.kind != "success":
+                return _verdict_from_tlc(result, model, time.perf_counter() - t0)
+            result, printed = tlc_run("TraceCheckEnd.cfg", "pass 2 of 2 (the end of the log")
+            if result.kind != "success":
+                return _verdict_from_tlc(result, model, time.perf_counter() - t0)
+            ends = printed_values(printed, "trace-end")
+            cursor = furthest(printed)
+            if not ends and cursor is not None and 1 <= cursor <= len(model.steps):
+                _, show_cfg = render(model, source=source, invariants=("ShowState",),
+                                     init="TraceInitShow", show_state_at=cursor)
+                (folder / "TraceCheckShow.cfg").write_text(show_cfg)
+                shown, shown_lines = tlc_run(
+                    "TraceCheckShow.cfg", "once more, for the state where the log stops "
+                    f"matching (step {cursor}")
+                states = printed_values(shown_lines, "trace-state") \
+                    if shown.kind == "success" else []
+                where = (cursor, states[0][1]) if states else None
+            else:
+                where = None
         except tlc.TlcFailure as e:
             v = Verdict("error", checker="tlc", message=_failure_message(e, folder, keep),
                         seconds=time.perf_counter() - t0)
             v.exit_code = e.exit_code
             return v
-    v = _verdict_from_tlc(result, model, time.perf_counter() - t0)
-    if v.prop == "SpecStep":
-        where = furthest(printed)
-        if where is not None and where[0] == len(model.steps) + 1:
-            # every state was explored, the end was reached, and no end state
-            # has a step (TraceEndLive held everywhere): a dead end
-            return dead_end_verdict(model, where[1], v.seconds, "+".join(paths))
-        explain_mismatch(v, model, where, "+".join(paths))
+    seconds = time.perf_counter() - t0
+    kinds = {kind: state for kind, state in reversed(ends)}   # the first of each kind
+    if "closed" in kinds:
+        return Verdict("conforms", checker="tlc", events=model.events, seconds=seconds)
+    if "live" in kinds:
+        return Verdict("incomplete", checker="tlc", events=model.events, seconds=seconds,
+                       message="the whole trace matches the spec, but requests or rooms "
+                               "are still open at its end, and the spec can still take "
+                               "a step there",
+                       expected="every request ends, every block is freed")
+    if "dead" in kinds:
+        # every state was explored, the end was reached, and no end state
+        # has a step: a dead end
+        return dead_end_verdict(model, kinds["dead"], seconds, "+".join(paths))
+    v = _verdict_from_tlc(result, model, seconds)      # SpecStep
+    explain_mismatch(v, model, where, "+".join(paths))
     return v
 
 
@@ -1113,27 +1135,39 @@ def dead_end_verdict(model: TraceModel, state: dict, seconds: float,
                           "writes_in_flight": 0, "spec_state": state})
 
 
-def furthest(lines: list[str]) -> tuple[int, dict] | None:
-    """The last ``<<"trace-furthest", l, state>>`` TLC printed (``Furthest``):
-    the furthest cursor some behaviour reached, and the spec state there."""
+def printed_values(lines: list[str], tag: str) -> list[tuple]:
+    """The values TLC printed as ``<<tag, ...>>`` (``PrintT``), in order, each
+    without its tag and in JSON form; a value may span several lines."""
     from resumespec.spec.tla_values import TlaValueError, parse_value, to_json
 
-    start = None
-    for i, ln in enumerate(lines):
-        if '"trace-furthest"' in ln:
-            start = i
-    if start is None:
-        return None
+    out: list[tuple] = []
     text: list[str] = []
-    for ln in lines[start:]:
-        if ln.startswith("@!@!@") or (text and '"trace-furthest"' in ln):
-            break
-        text.append(ln)
-    try:
-        _, cursor, state = parse_value(" ".join(t.strip() for t in text))
-    except (TlaValueError, ValueError):
-        return None
-    return int(cursor), to_json(state)
+
+    def flush() -> None:
+        if text:
+            try:
+                value = parse_value(" ".join(t.strip() for t in text))
+                out.append(tuple(to_json(x) for x in value[1:]))
+            except (TlaValueError, ValueError):
+                pass
+            text.clear()
+
+    for ln in lines:
+        if ln.startswith("@!@!@") or '"trace-' in ln:
+            flush()
+        if "".join(ln.split()).startswith(f'<<"{tag}",'):
+            text.append(ln)
+        elif text and not ln.startswith("@!@!@"):
+            text.append(ln)
+    flush()
+    return out
+
+
+def furthest(lines: list[str]) -> int | None:
+    """The last cursor ``Furthest`` printed (``<<"trace-furthest", l>>``): the
+    furthest some behaviour reached (``l - 1`` steps of the log matched)."""
+    cursors = printed_values(lines, "trace-furthest")
+    return int(cursors[-1][0]) if cursors else None
 
 
 def explain_mismatch(v: Verdict, model: TraceModel, where: tuple[int, dict] | None,

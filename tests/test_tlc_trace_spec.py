@@ -81,6 +81,7 @@ CONSTANTS
   Trace <- NoTrace
   CutAtEnd = FALSE
   UnloggedWrites = {}
+  ShowStateAt = 0
 """
 
 
@@ -156,3 +157,33 @@ def test_an_event_no_action_makes_is_named():
     v = check_tlc([str(CORPUS / "status_received_not_sent.jsonl")], timeout=300)
     assert v.prop == "SpecStep" and v.line == 6
     assert "first 2 of 3 steps" in v.message and "no spec action makes this event" in v.message
+
+
+def test_the_steps_read_the_log_through_its_definition():
+    """TLC evaluates the bound constant Trace anew at each reference (the whole
+    log), the definition Log once: after Log's definition no step names Trace."""
+    import re
+    text = (SPEC_DIR / f"{TRACE_MODULE}.tla").read_text()
+    body = text.split("Log == Trace\n", 1)[1]
+    code = "\n".join(re.sub(r"\\\*.*", "", ln) for ln in body.splitlines()
+                     if not ln.lstrip().startswith("(*"))
+    assert not re.search(r"\bTrace\b", code), "a step reads the constant Trace: use Log"
+
+
+def test_what_tlc_printed_is_read_back_across_lines():
+    from resumespec.conformance.tlc_trace import furthest, printed_values
+    lines = ['<<"trace-furthest", 1>>',
+             "@!@!@STARTMSG 2190:0 @!@!@",
+             "Finished computing initial states: 1 distinct state generated.",
+             "@!@!@ENDMSG 2190 @!@!@",
+             '<<"trace-furthest", 2>>',
+             '<< "trace-end",',
+             '   "closed",',
+             '   [ aux |-> <<<<2, 0>>>>,',
+             '     rxPhase |-> <<"done">> ] >>',
+             '<<"trace-furthest", 3>>',
+             "@!@!@STARTMSG 2199:0 @!@!@"]
+    assert printed_values(lines, "trace-end") == [("closed", {"aux": [[2, 0]],
+                                                              "rxPhase": ["done"]})]
+    assert furthest(lines) == 3
+    assert printed_values(lines, "trace-state") == [] and furthest(lines[6:9]) is None
