@@ -63,10 +63,8 @@ MAX_POOL_SLOTS = 1 << 16 # blocks per rank (after renumbering) x block size
 MAGNITUDES = ("tokens", "sent_tokens", "allocated_tokens", "total", "aux_total", "round",
               "block_size", "init_tokens")
 
-# Invariants checked on every trace state, in this order.
-SAFETY_INVARIANTS = ("NoSharedBlock", "NoFreeAndHeld", "NoDoubleFree",
-                     "LoggedWritesOnlyIntoOwnedBlocks", "NoReadDuringWrite",
-                     "HandedDataIsSource", "AtMostOneResumePerRound")
+# (The safety invariants run 1 checks, and their order, are the trace
+# spec's FirstViolated.)
 # The trace module's own forms of spec invariants -> the spec's name.
 TRACE_FORMS = {"LoggedWritesOnlyIntoOwnedBlocks": "WritesOnlyIntoOwnedBlocks"}
 
@@ -159,8 +157,33 @@ class TraceModel:
     block_ids: dict = field(default_factory=dict)  # trace block id -> spec block id
 
 
+class FileLine(int):
+    """A line number that knows its file.  Steps and messages carry plain
+    line numbers, but with one trace per process two events share a number:
+    ``TraceModel.by_line`` (the events a verdict tells of) keys on the file
+    too.  Equal to an int as that int; to another FileLine only in the same
+    file."""
+
+    path: str
+
+    def __new__(cls, line: int, path: str) -> FileLine:
+        obj = super().__new__(cls, line)
+        obj.path = path
+        return obj
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FileLine) and other.path != self.path:
+            return False
+        return int(self) == other
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = int.__hash__
+
+
 def _load(paths: list[str]) -> list[tuple[int, dict]]:
-    out = []
+    out: list[tuple[int, dict]] = []
     next_seq: dict = {}
     try:
         for path, line, ev in merge_files(list(paths)):
@@ -169,7 +192,7 @@ def _load(paths: list[str]) -> list[tuple[int, dict]]:
                 raise MalformedTrace(line, "seq", f"seq {want} for {ev['proc']}", path,
                                      ev["seq"])
             next_seq[ev["proc"]] = want + 1
-            out.append((line, ev))
+            out.append((FileLine(line, path), ev))
             if len(out) > MAX_EVENTS:
                 break
     except MalformedTrace as e:
@@ -908,7 +931,7 @@ CONSTANTS
   ShowStateAt = {show_state_at}
 INVARIANTS
   {invariants}
-"""
+{constraint}"""
 
 
 def comment_safe(text: str) -> str:
@@ -919,9 +942,10 @@ def comment_safe(text: str) -> str:
 
 
 def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
-           invariants: tuple = SAFETY_INVARIANTS, init: str = "TraceInit",
-           show_state_at: int = 0) -> tuple[str, str]:
-    """The trace module and a cfg checking ``invariants`` from ``init``."""
+           invariants: tuple = ("SafetyWatch",), init: str = "TraceInitSafety",
+           constraint: str = "NoViolationYet", show_state_at: int = 0) -> tuple[str, str]:
+    """The trace module and a cfg checking ``invariants`` from ``init`` under
+    ``constraint`` (none if empty); by default, run 1's."""
     c = model.constants
     steps = ",\n".join("  " + s.tla(c["NSess"]) for s in model.steps) or ""
     module = TRACE_DATA.format(
@@ -931,14 +955,45 @@ def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
         totals=", ".join(str(t) for t in c["Total"]),
         faults=", ".join(f'"{f}"' for f in c["Faults"]))
     cfg = CFG.format(invariants="\n  ".join(invariants), show_state_at=show_state_at,
+                     constraint=f"CONSTRAINT {constraint}\n" if constraint else "",
                      **{k: (str(v).upper() if isinstance(v, bool) else v)
                         for k, v in c.items()})
     return module, cfg.replace("INIT TraceInit\n", f"INIT {init}\n")
 
 
+def _event_words(model: TraceModel, step: Step, file: str) -> tuple[str, dict | None]:
+    """``line N (proc event, request r)`` for a step's first event, with the
+    event's file named when the trace is several files; and the event."""
+    ev = model.by_line.get(step.line)
+    path = getattr(step.line, "path", file)
+    where = f"line {int(step.line)}" + (f" of {Path(path).name}" if path != file else "")
+    return where + (f" ({ev['proc']} {ev['event']}, request {step.req})"
+                    if ev else f" (request {step.req})"), ev
+
+
+def violation_verdict(model: TraceModel, name: str, cursor: int, seconds: float,
+                      file: str) -> Verdict:
+    """Run 1 printed the first state BFS found that violates invariant
+    ``name``; its cursor says how much of the log that behaviour matched (the
+    state came with the last step it matched, or with a write landing after
+    it): the event told is that step's first."""
+    prop = TRACE_FORMS.get(name, name)
+    v = Verdict("violates", checker="tlc", prop=prop, events=model.events, seconds=seconds,
+                message=f"a behaviour of the spec matching the trace violates {prop}",
+                expected=f"{prop} holds in every state")
+    if 2 <= cursor <= len(model.steps) + 1:
+        step = model.steps[cursor - 2]
+        what, ev = _event_words(model, step, file)
+        v.message += (f": the first such state BFS finds has matched the log's first "
+                      f"{cursor - 1} of {len(model.steps)} steps, to {what}, {step.action}")
+        v.file, v.line, v.event = getattr(step.line, "path", file), int(step.line), ev
+    return v
+
+
 def _verdict_from_tlc(result, model: TraceModel, seconds: float) -> Verdict:
-    """The verdict of a run that stopped TLC (run 1: a safety violation) or
-    that TLC could not finish."""
+    """The verdict of a run TLC ended without a verdict of ours: a safety
+    violation of a spec invariant (not one run 1 watches), no way to the
+    end of the log (SpecStep), or a failure."""
     if result.kind == "safety":
         prop = TRACE_FORMS.get(result.property, result.property)
         return Verdict("violates", checker="tlc", prop=prop, events=model.events,
@@ -1021,7 +1076,7 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
     source = comment_safe(", ".join(Path(p).name for p in paths))
     module, safety_cfg = render(model, source=source)
     _, end_cfg = render(model, source=source, invariants=("Furthest", "TraceEnd"),
-                        init="TraceInitEnd")
+                        init="TraceInitEnd", constraint="")
     # Runs.  1: every behaviour matching the trace, exhaustively, against
     # the safety invariants (one violating landing order is a violation).
     # 2: is the end of the trace reachable, and are requests closed there?
@@ -1048,10 +1103,15 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
             return tlc.run_tlc(run, settings, progress=shown, on_line=printed.append), printed
 
         try:
-            result, _ = tlc_run("TraceCheck.cfg",
-                                "pass 1 of 2 (every behaviour that matches the log, safety")
+            result, safety_lines = tlc_run(
+                "TraceCheck.cfg", "pass 1 of 2 (every behaviour that matches the log, safety")
             if result.kind != "success":
                 return _verdict_from_tlc(result, model, time.perf_counter() - t0)
+            violated = printed_values(safety_lines, "trace-violation")
+            if violated:
+                name, cursor = violated[0]
+                return violation_verdict(model, name, int(cursor), time.perf_counter() - t0,
+                                         "+".join(paths))
             result, printed = tlc_run("TraceCheckEnd.cfg", "pass 2 of 2 (the end of the log")
             if result.kind != "success":
                 return _verdict_from_tlc(result, model, time.perf_counter() - t0)
@@ -1059,7 +1119,8 @@ def _run(model: TraceModel, paths: list[str], timeout: int, keep: str | None,
             cursor = furthest(printed)
             if not ends and cursor is not None and 1 <= cursor <= len(model.steps):
                 _, show_cfg = render(model, source=source, invariants=("ShowState",),
-                                     init="TraceInitShow", show_state_at=cursor)
+                                     init="TraceInitShow", constraint="",
+                                     show_state_at=cursor)
                 (folder / "TraceCheckShow.cfg").write_text(show_cfg)
                 shown, shown_lines = tlc_run(
                     "TraceCheckShow.cfg", "once more, for the state where the log stops "
@@ -1124,9 +1185,11 @@ def dead_end_verdict(model: TraceModel, state: dict, seconds: float,
                               "blocks_held": blocks_held}
     req, prop = min(failing) if failing else (None, "EveryRequestEnds")
     # the event told: the request's last one (where it stopped for good)
-    line = max((ln for ln, ev in model.by_line.items() if ev.get("req") == req), default=None)
+    # (by_line is in the merged order)
+    line = next((ln for ln, ev in reversed(model.by_line.items()) if ev.get("req") == req), None)
     return Verdict("violates", checker="tlc", prop=prop, events=model.events, seconds=seconds,
-                   file=file, line=line, event=model.by_line.get(line),
+                   file=getattr(line, "path", file), line=None if line is None else int(line),
+                   event=model.by_line.get(line),
                    message=f"the log ends where no spec step is enabled (every continuation "
                            f"stutters forever): {prop} fails for req {req}",
                    expected="a spec state at the end of the log with a step still enabled, "
@@ -1178,18 +1241,16 @@ def explain_mismatch(v: Verdict, model: TraceModel, where: tuple[int, dict] | No
         return
     cursor, state = where
     step = model.steps[cursor - 1]
-    ev = model.by_line.get(step.line)
-    what = f"line {step.line}" + (f" ({ev['proc']} {ev['event']}, request {step.req})"
-                                  if ev else f" (request {step.req})")
+    what, ev = _event_words(model, step, file)
     if cursor == 1:
         matched = "no behaviour of the spec matches even the first logged step"
     else:
         last = model.steps[cursor - 2]
         matched = (f"the spec matches the trace's first {cursor - 1} of {len(model.steps)} "
-                   f"steps (to line {last.line}, {last.action})")
+                   f"steps, to {_event_words(model, last, file)[0]}, {last.action}")
     v.message = f"{matched}; no spec step explains {what}: {_step_words(step)}"
     v.expected = f"a spec step that explains {what}"
-    v.file, v.line, v.event = file, step.line, ev
+    v.file, v.line, v.event = getattr(step.line, "path", file), int(step.line), ev
     # the spec numbers blocks 1..NBlocks: say which trace block each one is
     v.state = {"spec_state": state, "trace_block_of_spec_block": {
         str(spec_id): trace_id for trace_id, spec_id in sorted(model.block_ids.items())}}

@@ -115,7 +115,7 @@ def test_generated_module_extends_the_spec_and_numbers_blocks_from_one():
     assert "Trace <- TraceData" in cfg and "AllocChoices <- TraceAllocChoices" in cfg
     assert '[a |-> "ReceiverInit", r |-> 1, s |-> 0' in module
     assert "p |-> <<[known |-> TRUE, blocks |-> <<1>>, sent |-> 2, tokens |-> 2" in module
-    assert "INVARIANTS" in cfg and "NoReadDuringWrite" in cfg
+    assert "INVARIANTS\n  SafetyWatch" in cfg and "CONSTRAINT NoViolationYet" in cfg
     assert model.constants["BlockSize"] == 2 and model.constants["Total"] == [3]
 
 
