@@ -103,17 +103,25 @@ _GROUP = "\\/ \\E s \\in Sess : WritesLand(s)\n"
 _ONE_BY_ONE = "\\/ \\E s \\in Sess : \\E w \\in wire[s] : ~NotLogged(w, s) /\\ WriteLand(s, w)\n"
 
 
-def one_write_per_step_spec(folder: Path) -> Path:
-    """A copy of the spec whose trace spec lands one write per step, as before."""
+def _spec_copy(folder: Path, change) -> Path:
+    """A copy of the spec in ``folder``, the trace spec's text passed
+    through ``change``."""
     folder.mkdir(parents=True)
     for f in tt.SPEC_DIR.glob("*.tla"):
         text = f.read_text()
         if f.name == "TraceResumeProtocol.tla":
-            if _GROUP not in text:
-                raise RuntimeError("the trace spec's Unobserved changed: update the bench")
-            text = text.replace(_GROUP, _ONE_BY_ONE)
+            text = change(text)
         (folder / f.name).write_text(text)
     return folder
+
+
+def one_write_per_step_spec(folder: Path) -> Path:
+    """A copy of the spec whose trace spec lands one write per step, as before."""
+    def one_by_one(text: str) -> str:
+        if _GROUP not in text:
+            raise RuntimeError("the trace spec's Unobserved changed: update the bench")
+        return text.replace(_GROUP, _ONE_BY_ONE)
+    return _spec_copy(folder, one_by_one)
 
 
 def _landing_trace(folder: Path) -> str:
@@ -129,6 +137,29 @@ def _landing_trace(folder: Path) -> str:
     return str(path)
 
 
+def _now_and_before(paths: list[str], old_spec: Path,
+                    old_timeout: int) -> tuple[float, str, float, str]:
+    """The trace checked with the spec as it is, then with ``old_spec``."""
+    now, v_now = _timed_paths(paths, 600)
+    saved = tt.SPEC_DIR
+    tt.SPEC_DIR = old_spec
+    try:
+        before, v_before = _timed_paths(paths, old_timeout)
+    finally:
+        tt.SPEC_DIR = saved
+    return now, v_now, before, v_before
+
+
+_HEAD = (f"{'events':>6} {'now s':>7} {'verdict':>9} {'before s':>9} {'verdict':>9} "
+         f"{'before/now':>10}")
+
+
+def _row(events: int, now: float, v_now: str, before: float, v_before: str) -> str:
+    mark = ">" if v_before == "timeout" else ""
+    return (f"{events:>6} {now:>7.1f} {v_now:>9} {mark:>1}{before:>8.1f} {v_before:>9} "
+            f"{mark:>1}{before / now:>9.1f}x")
+
+
 def _landing(old_timeout: int) -> None:
     """The same trace checked with writes landing a group at a time (now) and
     one at a time (before), side by side."""
@@ -138,19 +169,9 @@ def _landing(old_timeout: int) -> None:
         folder = Path(tmp)
         path = _landing_trace(folder)
         events = sum(1 for _ in open(path))
-        now, v_now = _timed(path, 600)
-        old_spec = one_write_per_step_spec(folder / "spec")
-        saved = tt.SPEC_DIR
-        tt.SPEC_DIR = old_spec
-        try:
-            before, v_before = _timed(path, old_timeout)
-        finally:
-            tt.SPEC_DIR = saved
-    mark = ">" if v_before == "timeout" else ""
-    print(f"   {'events':>6} {'now s':>7} {'verdict':>9} {'before s':>9} {'verdict':>9} "
-          f"{'before/now':>10}")
-    print(f"   {events:>6} {now:>7.1f} {v_now:>9} {mark:>1}{before:>8.1f} {v_before:>9} "
-          f"{mark:>1}{before / now:>9.1f}x", flush=True)
+        times = _now_and_before([path], one_write_per_step_spec(folder / "spec"), old_timeout)
+    print(f"   {_HEAD}")
+    print(f"   {_row(events, *times)}", flush=True)
 
 
 # The trace spec reads the log through Log == Trace; before, through Trace.
@@ -163,39 +184,27 @@ def log_per_reference_spec(folder: Path) -> Path:
     """A copy of the spec whose trace spec reads the constant Trace at every
     reference, as before ``Log``."""
     import re
-    folder.mkdir(parents=True)
-    for f in tt.SPEC_DIR.glob("*.tla"):
-        text = f.read_text()
-        if f.name == "TraceResumeProtocol.tla":
-            if _LOG_DEF not in text:
-                raise RuntimeError("the trace spec's Log changed: update the bench")
-            head, body = text.split(_LOG_DEF, 1)
-            text = head + re.sub(r"\bLog\b", "Trace", body)
-        (folder / f.name).write_text(text)
-    return folder
+
+    def per_reference(text: str) -> str:
+        if _LOG_DEF not in text:
+            raise RuntimeError("the trace spec's Log changed: update the bench")
+        head, body = text.split(_LOG_DEF, 1)
+        return head + re.sub(r"\bLog\b", "Trace", body)
+    return _spec_copy(folder, per_reference)
 
 
 def _log_read_once(old_timeout: int) -> None:
     """Deployed runs checked with the log read once (now) and at every
     reference (before), side by side."""
     print("The log read once (Log, now) or at every reference (Trace, before)")
-    print(f"   {'run':>28} {'events':>6} {'now s':>7} {'verdict':>9} {'before s':>9} "
-          f"{'verdict':>9} {'before/now':>10}")
-    saved = tt.SPEC_DIR
+    print(f"   {'run':>28} {_HEAD}")
     with tempfile.TemporaryDirectory(prefix="bench-tlc-log-") as tmp:
         per_reference = log_per_reference_spec(Path(tmp) / "spec")
         for run in LOG_RUNS:
             paths = sorted(str(p) for p in run.glob("*.jsonl"))
             events = sum(1 for p in paths for _ in open(p))
-            now, v_now = _timed_paths(paths, 600)
-            tt.SPEC_DIR = per_reference
-            try:
-                before, v_before = _timed_paths(paths, old_timeout)
-            finally:
-                tt.SPEC_DIR = saved
-            mark = ">" if v_before == "timeout" else ""
-            print(f"   {run.parent.name + '/' + run.name:>28} {events:>6} {now:>7.1f} {v_now:>9} "
-                  f"{mark:>1}{before:>8.1f} {v_before:>9} {mark:>1}{before / now:>9.1f}x",
+            times = _now_and_before(paths, per_reference, old_timeout)
+            print(f"   {run.parent.name + '/' + run.name:>28} {_row(events, *times)}",
                   flush=True)
 
 
