@@ -907,7 +907,7 @@ TraceData == <<
 ====
 """
 
-CFG = """INIT TraceInit
+CFG = """INIT {init}
 NEXT TraceNext
 CONSTANTS
   NReq = {NReq}
@@ -954,11 +954,11 @@ def render(model: TraceModel, name: str = "TraceCheck", source: str = "a trace",
         unlogged_writes=", ".join(f"<<{r}, {s}, {k}>>" for r, s, k in model.unlogged_writes),
         totals=", ".join(str(t) for t in c["Total"]),
         faults=", ".join(f'"{f}"' for f in c["Faults"]))
-    cfg = CFG.format(invariants="\n  ".join(invariants), show_state_at=show_state_at,
+    cfg = CFG.format(init=init, invariants="\n  ".join(invariants), show_state_at=show_state_at,
                      constraint=f"CONSTRAINT {constraint}\n" if constraint else "",
                      **{k: (str(v).upper() if isinstance(v, bool) else v)
                         for k, v in c.items()})
-    return module, cfg.replace("INIT TraceInit\n", f"INIT {init}\n")
+    return module, cfg
 
 
 def _event_words(model: TraceModel, step: Step, file: str) -> tuple[str, dict | None]:
@@ -969,6 +969,14 @@ def _event_words(model: TraceModel, step: Step, file: str) -> tuple[str, dict | 
     where = f"line {int(step.line)}" + (f" of {Path(path).name}" if path != file else "")
     return where + (f" ({ev['proc']} {ev['event']}, request {step.req})"
                     if ev else f" (request {step.req})"), ev
+
+
+def _point_at(v: Verdict, model: TraceModel, step: Step, file: str) -> str:
+    """Point ``v`` at a step's first event (its file, line and event); the
+    words for it."""
+    what, ev = _event_words(model, step, file)
+    v.file, v.line, v.event = getattr(step.line, "path", file), int(step.line), ev
+    return what
 
 
 def violation_verdict(model: TraceModel, name: str, cursor: int, seconds: float,
@@ -983,10 +991,9 @@ def violation_verdict(model: TraceModel, name: str, cursor: int, seconds: float,
                 expected=f"{prop} holds in every state")
     if 2 <= cursor <= len(model.steps) + 1:
         step = model.steps[cursor - 2]
-        what, ev = _event_words(model, step, file)
+        what = _point_at(v, model, step, file)
         v.message += (f": the first such state BFS finds has matched the log's first "
                       f"{cursor - 1} of {len(model.steps)} steps, to {what}, {step.action}")
-        v.file, v.line, v.event = getattr(step.line, "path", file), int(step.line), ev
     return v
 
 
@@ -1241,7 +1248,7 @@ def explain_mismatch(v: Verdict, model: TraceModel, where: tuple[int, dict] | No
         return
     cursor, state = where
     step = model.steps[cursor - 1]
-    what, ev = _event_words(model, step, file)
+    what = _point_at(v, model, step, file)
     if cursor == 1:
         matched = "no behaviour of the spec matches even the first logged step"
     else:
@@ -1250,7 +1257,6 @@ def explain_mismatch(v: Verdict, model: TraceModel, where: tuple[int, dict] | No
                    f"steps, to {_event_words(model, last, file)[0]}, {last.action}")
     v.message = f"{matched}; no spec step explains {what}: {_step_words(step)}"
     v.expected = f"a spec step that explains {what}"
-    v.file, v.line, v.event = getattr(step.line, "path", file), int(step.line), ev
     # the spec numbers blocks 1..NBlocks: say which trace block each one is
     v.state = {"spec_state": state, "trace_block_of_spec_block": {
         str(spec_id): trace_id for trace_id, spec_id in sorted(model.block_ids.items())}}
